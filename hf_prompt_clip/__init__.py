@@ -1,0 +1,34 @@
+"""hf-prompt-clip: prompt learning for CLIP as transformers models.
+
+Importing the package registers every method with `AutoConfig`, `AutoModel`,
+`AutoModelForImageClassification` and `AutoModelForZeroShotImageClassification`.
+"""
+
+from .core import (
+    METHODS,
+    AdapterLoadError,
+    PromptCLIPConfig,
+    PromptCLIPOutput,
+    PromptCLIPPreTrainedModel,
+    TrainingStage,
+    get_method,
+    register_method,
+)
+from .methods import CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "AdapterLoadError",
+    "CoOpConfig",
+    "CoOpModel",
+    "PromptCLIPConfig",
+    "PromptCLIPOutput",
+    "PromptCLIPPreTrainedModel",
+    "TrainingStage",
+    "ZeroShotCLIPConfig",
+    "ZeroShotCLIPModel",
+    "get_method",
+    "register_method",
+]

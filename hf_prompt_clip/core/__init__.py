@@ -1,0 +1,16 @@
+from .configuration import PromptCLIPConfig, validate_class_names
+from .modeling import AdapterLoadError, PromptCLIPPreTrainedModel, TrainingStage
+from .outputs import PromptCLIPOutput
+from .registry import METHODS, get_method, register_method
+
+__all__ = [
+    "METHODS",
+    "AdapterLoadError",
+    "PromptCLIPConfig",
+    "PromptCLIPOutput",
+    "PromptCLIPPreTrainedModel",
+    "TrainingStage",
+    "get_method",
+    "register_method",
+    "validate_class_names",
+]

@@ -1,0 +1,627 @@
+"""`PromptCLIPPreTrainedModel`: a frozen `CLIPModel` plus a small trainable adapter.
+
+What every method inherits:
+
+- the frozen CLIP (`self.clip`), its tokenizer and image processor;
+- the class list (`set_class_names`, `using_class_names`) kept in step with `config.id2label`;
+- `forward(pixel_values, labels=None, input_ids=None)` returning a `PromptCLIPOutput`, usable by
+  the `image-classification` and `zero-shot-image-classification` pipelines;
+- adapter-only saving (`save_pretrained` writes the adapter tensors, config, tokenizer and image
+  processor, never CLIP's weights) and loading (`from_pretrained` loads the base CLIP by Hub id +
+  revision or local path, builds the wrapper and loads the adapter, loudly refusing mismatches);
+- training stages that name their trainable parameters.
+
+A method subclass implements `_build_class_prompts(class_names)` and either
+`class_text_features()` (prompts that do not depend on the image) or `classify(pixel_values)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from transformers import (
+    AutoImageProcessor,
+    AutoTokenizer,
+    CLIPModel,
+    PreTrainedModel,
+)
+from transformers.utils import SAFE_WEIGHTS_NAME
+from transformers.utils.hub import cached_file
+
+from .configuration import PromptCLIPConfig, validate_class_names
+from .outputs import PromptCLIPOutput
+
+
+class AdapterLoadError(OSError):
+    """An adapter folder or file cannot be used with the requested base model."""
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """One stage of training: its name and the parameter-name prefixes it trains."""
+
+    name: str
+    trainable: tuple[str, ...]
+
+
+# from_pretrained keywords that transformers' Auto classes and pipelines pass along and that
+# have no meaning for an adapter wrapper.
+_IGNORED_LOADING_KWARGS = frozenset(
+    {
+        "trust_remote_code",
+        "adapter_kwargs",
+        "use_safetensors",
+        "low_cpu_mem_usage",
+        "code_revision",
+        "proxies",
+        "use_fast",
+        "weights_only",
+        "output_loading_info",
+    }
+)
+
+_CLIP_SHAPE_KEYS = (
+    ("text_config", "hidden_size"),
+    ("text_config", "vocab_size"),
+    ("text_config", "max_position_embeddings"),
+    ("vision_config", "hidden_size"),
+    (None, "projection_dim"),
+)
+
+
+def _clip_dimension(config: dict, section: str | None, key: str) -> Any:
+    source = config if section is None else config.get(section) or {}
+    return source.get(key)
+
+
+class PromptCLIPPreTrainedModel(PreTrainedModel):
+    """Base class of every prompt learner: a frozen CLIP and a trainable adapter around it.
+
+    Args:
+        config: the method's config (a `PromptCLIPConfig` subclass).
+        clip_model: the base `CLIPModel`. If omitted, one is built from `config.clip_config` with
+            random weights (as `AutoModel.from_config` does); `from_pretrained` passes the loaded one.
+        tokenizer: the base model's tokenizer, needed to turn class names into prompts.
+        image_processor: the base model's image processor, saved with the adapter for pipelines.
+    """
+
+    config_class = PromptCLIPConfig
+    base_model_prefix = "prompt_clip"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    # CLIP submodules that a method trains; their weights are saved with the adapter.
+    adapter_clip_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        config: PromptCLIPConfig,
+        clip_model: CLIPModel | None = None,
+        tokenizer: Any = None,
+        image_processor: Any = None,
+    ):
+        super().__init__(config)
+        if clip_model is None:
+            clip_model = CLIPModel(config.build_clip_config())
+        elif config.clip_config is None:
+            config.clip_config = clip_model.config.to_dict()
+        else:
+            check_base_compatibility(config, clip_model.config.to_dict(), "the given clip_model")
+        self.clip = clip_model
+        self.clip.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self._class_version = 0
+        self._prompts_built_for = -1
+        self._text_cache: dict[str, tuple[Any, torch.Tensor]] = {}
+
+    def init_weights(self):
+        # The frozen CLIP arrives initialised (or loaded); methods initialise their own tensors in
+        # __init__. transformers' default would re-initialise CLIP here.
+        pass
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_clip(
+        cls,
+        clip_model: str | os.PathLike | CLIPModel,
+        class_names: list[str] | None = None,
+        *,
+        revision: str | None = None,
+        tokenizer: Any = None,
+        image_processor: Any = None,
+        dtype: torch.dtype | str | None = None,
+        base_model_name_or_path: str | None = None,
+        **method_kwargs,
+    ):
+        """Build a new (untrained) prompt learner around a CLIP model.
+
+        Args:
+            clip_model: Hub id (e.g. `"openai/clip-vit-base-patch16"`), local folder, or a loaded
+                `CLIPModel` (then pass `tokenizer` and `image_processor`, or they are loaded from
+                its `name_or_path`).
+            class_names: names of the classes in label order.
+            revision: branch, tag or commit of the base model on the Hub (recorded in the config).
+            base_model_name_or_path: what the config records as the base (defaults to `clip_model`
+                when it is an id or path, else the model's `name_or_path`).
+            **method_kwargs: fields of the method's config (e.g. `n_ctx=16` for CoOp).
+
+        Example:
+            ```python
+            from hf_prompt_clip import CoOpModel
+            model = CoOpModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"], n_ctx=4,
+                                        ctx_init="a photo of a")
+            ```
+        """
+        if isinstance(clip_model, (str, os.PathLike)):
+            source = os.fspath(clip_model)
+            clip_model = CLIPModel.from_pretrained(
+                source, revision=revision, dtype=_resolve_dtype(dtype)
+            )
+        else:
+            source = clip_model.config._name_or_path or None
+        if tokenizer is None or image_processor is None:
+            if not source:
+                raise ValueError(
+                    "Pass tokenizer= and image_processor= with a CLIPModel object that was not "
+                    "loaded with from_pretrained (its name_or_path is unknown)."
+                )
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, revision=revision)
+            image_processor = image_processor or AutoImageProcessor.from_pretrained(
+                source, revision=revision
+            )
+        config = cls.config_class(
+            base_model_name_or_path=base_model_name_or_path or source,
+            base_model_revision=revision,
+            clip_config=clip_model.config.to_dict(),
+            class_names=class_names,
+            **method_kwargs,
+        )
+        return cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
+
+    # ------------------------------------------------------------------ class list
+
+    @property
+    def class_names(self) -> list[str]:
+        if not self.config.class_names:
+            raise ValueError(
+                f"{type(self).__name__} has no classes yet: call set_class_names([...]) first."
+            )
+        return list(self.config.class_names)
+
+    def set_class_names(self, class_names: list[str]) -> None:
+        """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter."""
+        names = validate_class_names(class_names)
+        self._check_class_names(names)
+        self.config.set_class_names(names)
+        self._class_version += 1
+        self._text_cache.clear()
+
+    @contextlib.contextmanager
+    def using_class_names(self, class_names: list[str]) -> Iterator[None]:
+        """Temporarily classify among `class_names` (e.g. new classes), then restore the old list."""
+        previous = self.config.class_names
+        self.set_class_names(class_names)
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.config.class_names = None
+                self._class_version += 1
+                self._text_cache.clear()
+            else:
+                self.set_class_names(previous)
+
+    def _check_class_names(self, class_names: list[str]) -> None:
+        """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
+
+    def _ensure_class_prompts(self) -> None:
+        if self._prompts_built_for != self._class_version:
+            if self.tokenizer is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs the base model's tokenizer to turn class names into "
+                    "prompts: set model.tokenizer = AutoTokenizer.from_pretrained(<base model>) or "
+                    "build the model with from_clip()/from_pretrained()."
+                )
+            self._build_class_prompts([_prompt_text(n) for n in self.class_names])
+            self._prompts_built_for = self._class_version
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        """Hook: rebuild the frozen token parts of the class prompts (texts are in prompt form)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ features and logits
+
+    @property
+    def text_device(self) -> torch.device:
+        return self.clip.text_projection.weight.device
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Projected image features `(B, E)`; the frozen image tower runs without autograd."""
+        vision_trainable = any(m.startswith("vision") for m in self.adapter_clip_modules)
+        vision_dtype = self.clip.visual_projection.weight.dtype
+        with torch.set_grad_enabled(vision_trainable and torch.is_grad_enabled()):
+            features = self.clip.get_image_features(pixel_values=pixel_values.to(vision_dtype))
+        return features.pooler_output
+
+    def similarity_logits(
+        self, image_features: torch.Tensor, text_features: torch.Tensor
+    ) -> torch.Tensor:
+        """`logit_scale * normalize(image) @ normalize(text).T`: `(B, E) x (K, E) -> (B, K)`."""
+        image_features = F.normalize(image_features.float(), dim=-1)
+        text_features = F.normalize(text_features.float(), dim=-1)
+        return self.clip.logit_scale.exp().float() * image_features @ text_features.T
+
+    def cached_text(self, name: str, key: Any, compute) -> torch.Tensor:
+        """`compute()` cached under `name` while `key` is unchanged and no gradient is recorded."""
+        if torch.is_grad_enabled():
+            self._text_cache.pop(name, None)
+            return compute()
+        hit = self._text_cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        self._text_cache[name] = (key, value)
+        return value
+
+    def class_text_features(self) -> torch.Tensor:
+        """Text features `(K, E)` of the current classes (methods whose prompts ignore the image)."""
+        raise NotImplementedError
+
+    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Class logits `(B, K)` for a batch of images `(B, 3, H, W)`."""
+        return self.similarity_logits(self.encode_images(pixel_values), self.class_text_features())
+
+    def zero_shot_logits(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits `(B, N)` against N texts given as token ids (the zero-shot pipeline's input).
+
+        Learned prompts treat each text as a class name: the pipeline's `candidate_labels` with
+        `hypothesis_template="{}"` classify exactly as `set_class_names(candidate_labels)` does.
+        """
+        if self.tokenizer is None:
+            raise ValueError("Classifying free texts needs the tokenizer: set model.tokenizer first.")
+        texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+        texts = [text.strip() for text in texts]
+        with self.using_class_names(texts):
+            return self.classify(pixel_values)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> PromptCLIPOutput:
+        """Classify images among the model's classes, or among texts given as `input_ids`.
+
+        Args:
+            pixel_values: `(B, 3, H, W)` images prepared by the base model's image processor.
+            labels: `(B,)` class indices; when given, `loss` is the cross-entropy.
+            input_ids: `(N, L)` token ids of candidate texts (zero-shot pipeline); the logits are
+                then over those N texts instead of the model's classes.
+
+        Returns:
+            `PromptCLIPOutput` with `logits` and `logits_per_image` `(B, K)`.
+        """
+        if pixel_values is None:
+            raise ValueError("forward() needs pixel_values: images prepared by the image processor.")
+        if input_ids is not None:
+            logits = self.zero_shot_logits(pixel_values, input_ids, attention_mask)
+        else:
+            logits = self.classify(pixel_values)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            num_classes = logits.shape[-1]
+            if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+                raise ValueError(
+                    f"labels must be class indices in [0, {num_classes}), got values from "
+                    f"{int(labels.min())} to {int(labels.max())}. Check that the dataset's labels "
+                    "follow model.config.class_names."
+                )
+            loss = F.cross_entropy(logits, labels)
+        output = PromptCLIPOutput(
+            loss=loss, logits=logits, logits_per_image=logits, logits_per_text=logits.T
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ------------------------------------------------------------------ training stages
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors that make up the adapter: everything persistent outside the frozen CLIP."""
+        kept = tuple(f"clip.{name}." for name in self.adapter_clip_modules)
+        return {
+            key: value
+            for key, value in self.state_dict().items()
+            if not key.startswith("clip.") or key.startswith(kept)
+        }
+
+    def training_stages(self) -> list[TrainingStage]:
+        """The stages of training, in order; one stage training the whole adapter by default."""
+        return [TrainingStage("prompt", tuple(self.adapter_state_dict()))]
+
+    def set_training_stage(self, stage: TrainingStage | str) -> list[str]:
+        """Make exactly the parameters of `stage` trainable; returns their names."""
+        if isinstance(stage, str):
+            stages = {s.name: s for s in self.training_stages()}
+            if stage not in stages:
+                raise ValueError(f"Unknown training stage {stage!r}; this model has {list(stages)}.")
+            stage = stages[stage]
+        names = []
+        for name, parameter in self.named_parameters():
+            trainable = name.startswith(stage.trainable)
+            parameter.requires_grad_(trainable)
+            if trainable:
+                names.append(name)
+        return names
+
+    # ------------------------------------------------------------------ saving
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save the adapter folder: config, adapter safetensors, tokenizer and image processor.
+
+        Only the adapter tensors are written (see `adapter_state_dict`) unless an explicit
+        `state_dict` is passed. The folder loads back with `AutoModel.from_pretrained(folder)`
+        and works with the image pipelines.
+        """
+        if state_dict is None:
+            state_dict = self.adapter_state_dict()
+        state_dict = {key: value.detach().contiguous() for key, value in state_dict.items()}
+        repo_id = kwargs.pop("repo_id", None)
+        commit_message = kwargs.pop("commit_message", None)
+        private = kwargs.pop("private", None)
+        token = kwargs.get("token")
+        super().save_pretrained(
+            save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs
+        )
+        if not is_main_process:
+            return
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+        if self.image_processor is not None:
+            self.image_processor.save_pretrained(save_directory)
+        if push_to_hub:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=token)
+            repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=save_directory,
+                commit_message=commit_message or f"Upload {type(self).__name__} adapter",
+            )
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        config: PromptCLIPConfig | None = None,
+        base_model: str | os.PathLike | CLIPModel | None = None,
+        base_model_revision: str | None = None,
+        dtype: torch.dtype | str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        subfolder: str = "",
+        device_map: str | torch.device | None = None,
+        attn_implementation: str | None = None,
+        **kwargs,
+    ):
+        """Load an adapter and the frozen base CLIP it points at.
+
+        Args:
+            pretrained_model_name_or_path: Hub id or local folder of the adapter.
+            base_model: override the base recorded in the config (a Hub id, a local folder, or a
+                loaded `CLIPModel`), e.g. a local copy of `openai/clip-vit-base-patch16`.
+            base_model_revision: override the recorded base revision.
+            dtype: dtype of the frozen CLIP (default float32; `"auto"` keeps the checkpoint's).
+                Adapter tensors stay float32.
+            revision, subfolder, cache_dir, token, local_files_only, force_download: for the
+                adapter repository; cache and token also apply to the base model.
+        """
+        if model_args:
+            raise TypeError(f"{cls.__name__}.from_pretrained takes no extra positional arguments.")
+        if "torch_dtype" in kwargs:
+            dtype = dtype or kwargs.pop("torch_dtype")
+        unknown = {
+            k: v
+            for k, v in kwargs.items()
+            if not k.startswith("_") and k not in _IGNORED_LOADING_KWARGS
+        }
+        path = os.fspath(pretrained_model_name_or_path)
+        hub_kwargs = {
+            "cache_dir": cache_dir,
+            "force_download": force_download,
+            "local_files_only": local_files_only,
+            "token": token,
+            "revision": revision,
+            "subfolder": subfolder,
+        }
+        if config is None:
+            config = cls.config_class.from_pretrained(path, **hub_kwargs)
+        elif not isinstance(config, cls.config_class):
+            raise TypeError(
+                f"{cls.__name__} needs a {cls.config_class.__name__}, got {type(config).__name__}."
+            )
+        config = copy.deepcopy(config)
+        for key, value in unknown.items():
+            if not hasattr(config, key):
+                raise TypeError(f"{cls.__name__}.from_pretrained got an unexpected argument {key!r}.")
+            setattr(config, key, value)
+
+        clip_model = _load_base_clip(
+            config,
+            base_model,
+            base_model_revision,
+            dtype=_resolve_dtype(dtype),
+            attn_implementation=attn_implementation,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        base_source = clip_model.config._name_or_path or config.base_model_name_or_path
+        tokenizer = _load_component(AutoTokenizer, "tokenizer_config.json", path, base_source, hub_kwargs)
+        image_processor = _load_component(
+            AutoImageProcessor, "preprocessor_config.json", path, base_source, hub_kwargs
+        )
+        model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
+        model.load_adapter(_adapter_file(path, hub_kwargs))
+        if device_map is not None and device_map != "auto" and not isinstance(device_map, dict):
+            model.to(device_map)
+        elif device_map == "auto" and torch.cuda.is_available():
+            model.to("cuda")
+        return model.eval()
+
+    def load_adapter(self, weights_file: str | os.PathLike) -> None:
+        """Load adapter tensors from a safetensors file, refusing missing, extra or misshapen ones."""
+        try:
+            state_dict = load_file(os.fspath(weights_file))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise AdapterLoadError(
+                f"The adapter file {weights_file} is corrupt or not a safetensors file ({error}). "
+                "Save it again with model.save_pretrained(folder) or download it again "
+                "(force_download=True)."
+            ) from error
+        self.load_adapter_state_dict(state_dict, source=os.fspath(weights_file))
+
+    def load_adapter_state_dict(self, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+        expected = self.adapter_state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        if missing or unexpected:
+            raise AdapterLoadError(
+                f"The adapter in {source} does not fit {type(self).__name__}: "
+                f"missing tensors {missing or 'none'}, unexpected tensors {unexpected or 'none'}. "
+                "Was it saved by a different method or configuration?"
+            )
+        for key, tensor in state_dict.items():
+            if tuple(tensor.shape) != tuple(expected[key].shape):
+                raise AdapterLoadError(
+                    f"Adapter tensor {key!r} in {source} has shape {tuple(tensor.shape)}, but this model "
+                    f"expects {tuple(expected[key].shape)}. The adapter was trained for a different base "
+                    "model or class list; load it on the base model recorded in its config."
+                )
+        self.load_state_dict(state_dict, strict=False)
+        self._text_cache.clear()
+
+
+def check_base_compatibility(config: PromptCLIPConfig, base_clip_config: dict, base_name: str) -> None:
+    """Refuse a base CLIP whose dimensions differ from those the adapter was built for."""
+    if config.clip_config is None:
+        return
+    mismatches = []
+    for section, key in _CLIP_SHAPE_KEYS:
+        want = _clip_dimension(config.clip_config, section, key)
+        have = _clip_dimension(base_clip_config, section, key)
+        if want is not None and have is not None and want != have:
+            label = f"{section}.{key}" if section else key
+            mismatches.append(f"{label}: adapter {want}, base {have}")
+    if mismatches:
+        raise AdapterLoadError(
+            f"The adapter was built for a CLIP of other dimensions than {base_name} ("
+            + "; ".join(mismatches)
+            + f"). Load it on its own base model ({config.base_model_name_or_path!r})."
+        )
+
+
+def _prompt_text(class_name: str) -> str:
+    return class_name.replace("_", " ")
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str) and dtype != "auto":
+        return getattr(torch, dtype)
+    return dtype
+
+
+def _load_base_clip(
+    config: PromptCLIPConfig,
+    base_model: str | os.PathLike | CLIPModel | None,
+    base_model_revision: str | None,
+    **loading_kwargs,
+) -> CLIPModel:
+    if isinstance(base_model, CLIPModel):
+        check_base_compatibility(config, base_model.config.to_dict(), "the given base_model")
+        return base_model
+    if base_model is not None:
+        source, revision = os.fspath(base_model), base_model_revision
+    else:
+        source = config.base_model_name_or_path
+        revision = base_model_revision or config.base_model_revision
+    if not source:
+        raise AdapterLoadError(
+            "The adapter's config names no base model (base_model_name_or_path is empty); pass "
+            "base_model='openai/clip-vit-base-patch16' (or the base it was trained on)."
+        )
+    loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
+    try:
+        clip_model = CLIPModel.from_pretrained(source, revision=revision, **loading_kwargs)
+    except OSError as error:
+        raise AdapterLoadError(
+            f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): {error}. "
+            "Check the id and your network/cache, or pass base_model= a local copy."
+        ) from error
+    check_base_compatibility(config, clip_model.config.to_dict(), repr(source))
+    return clip_model
+
+
+def _file_in(path: str, filename: str, hub_kwargs: dict) -> str | None:
+    return cached_file(
+        path,
+        filename,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+
+
+def _load_component(auto_class, marker_file: str, path: str, base_source: str, hub_kwargs: dict):
+    """Load a tokenizer/image processor from the adapter folder, else from the base model."""
+    if _file_in(path, marker_file, hub_kwargs):
+        return auto_class.from_pretrained(path, **{k: v for k, v in hub_kwargs.items() if v is not None})
+    return auto_class.from_pretrained(base_source)
+
+
+def _adapter_file(path: str, hub_kwargs: dict) -> str:
+    resolved = _file_in(path, SAFE_WEIGHTS_NAME, hub_kwargs)
+    if resolved is None:
+        raise AdapterLoadError(
+            f"No adapter weights file {SAFE_WEIGHTS_NAME!r} in {path!r}"
+            + (f" (subfolder {hub_kwargs['subfolder']!r})" if hub_kwargs.get("subfolder") else "")
+            + ". Save the adapter with model.save_pretrained(folder), or check the repository id."
+        )
+    return resolved

@@ -1,0 +1,206 @@
+"""The prompt text path: token layouts with slots for learned vectors, and the frozen text encoder.
+
+`CLIPTextModel.forward` only takes token ids, so prompt learners run the text tower themselves:
+token embeddings (with learned context vectors spliced in) + positions -> causal encoder ->
+final LayerNorm at the end-of-text position -> text projection.
+
+`encode_text_embeddings` is the straightforward reference path built from transformers' own
+modules (all positions, one encoder call). Faster paths must reproduce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import CLIPModel, PreTrainedTokenizerBase
+from transformers.masking_utils import create_causal_mask
+
+ClassTokenPosition = Literal["end", "middle", "front"]
+CLASS_TOKEN_POSITIONS: tuple[str, ...] = ("end", "middle", "front")
+
+
+def prompt_class_name(name: str) -> str:
+    """The text a class name contributes to a prompt (CoOp convention: underscores become spaces)."""
+    return name.replace("_", " ")
+
+
+def fill_template(template: str, class_name: str) -> str:
+    """`template.format(name)` with the prompt form of the class name, with a clear error on bad templates."""
+    if template.count("{}") != 1:
+        raise ValueError(
+            f"Template {template!r} must contain exactly one '{{}}' where the class name goes, "
+            f"e.g. 'a photo of a {{}}.'."
+        )
+    return template.replace("{}", prompt_class_name(class_name))
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass
+class PromptLayout:
+    """K tokenised prompts in which some positions hold learned context vectors.
+
+    Attributes:
+        input_ids: `(K, L)` token ids; positions of context slots hold a placeholder id.
+        context_index: `(K, L)` index of the context vector at each position, `-1` for frozen tokens.
+        eos_positions: `(K,)` position of the end-of-text token, whose final state is the text feature.
+    """
+
+    input_ids: torch.Tensor
+    context_index: torch.Tensor
+    eos_positions: torch.Tensor
+
+    @property
+    def num_prompts(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> PromptLayout:
+        return PromptLayout(
+            self.input_ids.to(device), self.context_index.to(device), self.eos_positions.to(device)
+        )
+
+
+def _check_length(length: int, max_length: int, what: str, detail: str) -> None:
+    if length > max_length:
+        raise ValueError(
+            f"The prompt for {what} needs {length} token positions ({detail}), but the text encoder "
+            f"has only {max_length}. Shorten the text or use fewer context tokens (n_ctx)."
+        )
+
+
+def build_prompt_layout(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    n_ctx: int,
+    position: ClassTokenPosition = "end",
+    suffix: str = ".",
+    max_length: int = 77,
+    placeholder_id: int | None = None,
+    context_ids: list[int] | None = None,
+) -> PromptLayout:
+    """Token layouts for `[SOS] [context] text suffix [EOS]` prompts (CoOp's prompt structure).
+
+    `texts` are the class names (already in prompt form). With `position="end"` a prompt reads
+    `[SOS] v_1..v_M name suffix [EOS]`; `"middle"` puts the name after the first `M // 2` context
+    vectors; `"front"` puts it before all of them. The name and suffix are tokenised together
+    (`"name."`), exactly as in a hand-written template.
+
+    Args:
+        context_ids: token ids to show at the context slots (e.g. those of `ctx_init`); only used
+            for readability of `input_ids`, never for the result.
+    """
+    if position not in CLASS_TOKEN_POSITIONS:
+        raise ValueError(
+            f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got {position!r}."
+        )
+    if n_ctx < 0:
+        raise ValueError(f"n_ctx must be >= 0, got {n_ctx}.")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    placeholder = pad if placeholder_id is None else placeholder_id
+    slot_ids = list(context_ids) if context_ids is not None else [placeholder] * n_ctx
+
+    input_ids = torch.full((len(texts), max_length), pad, dtype=torch.long)
+    context_index = torch.full((len(texts), max_length), -1, dtype=torch.long)
+    eos_positions = torch.empty(len(texts), dtype=torch.long)
+    for row, text in enumerate(texts):
+        body = _token_ids(tokenizer, f"{text}{suffix}")
+        name_len = len(_token_ids(tokenizer, text)) if position != "end" else 0
+        name_len = min(name_len, len(body))
+        # (token id, context slot or -1) in reading order
+        context = [(slot_ids[j], j) for j in range(n_ctx)]
+        words = [(token, -1) for token in body]
+        if position == "end":
+            sequence = context + words
+        elif position == "middle":
+            half = n_ctx // 2
+            sequence = context[:half] + words[:name_len] + context[half:] + words[name_len:]
+        else:
+            sequence = words[:name_len] + context + words[name_len:]
+        sequence = [(bos, -1), *sequence, (eos, -1)]
+        _check_length(
+            len(sequence),
+            max_length,
+            repr(text),
+            f"start + {n_ctx} context + {len(body)} text tokens + end",
+        )
+        ids, slots = zip(*sequence)
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        context_index[row, : len(slots)] = torch.tensor(slots)
+        eos_positions[row] = len(ids) - 1
+    return PromptLayout(input_ids, context_index, eos_positions)
+
+
+def tokenize_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int = 77
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `(N, max_length)` of plain texts (with start/end tokens) and their end-of-text positions."""
+    layout = build_prompt_layout(tokenizer, texts, n_ctx=0, suffix="", max_length=max_length)
+    return layout.input_ids, layout.eos_positions
+
+
+def eos_positions_from_ids(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Position of the first end-of-text token in each row, as transformers' CLIP reads it."""
+    is_eos = input_ids == eos_token_id
+    if not bool(is_eos.any(dim=-1).all()):
+        raise ValueError(
+            f"Every text must contain the end-of-text token (id {eos_token_id}); tokenise with the "
+            "base model's tokenizer and add_special_tokens=True."
+        )
+    return is_eos.int().argmax(dim=-1)
+
+
+def assemble_prompt_embeddings(
+    token_embeds: torch.Tensor,
+    context_index: torch.Tensor,
+    context: torch.Tensor,
+    class_specific: bool = False,
+) -> torch.Tensor:
+    """Splice learned context vectors into frozen token embeddings.
+
+    Args:
+        token_embeds: `(K, L, D)` embeddings of the layout's token ids.
+        context_index: `(K, L)` context slot per position, `-1` where the token is frozen.
+        context: `(M, D)` shared by all prompts, `(K, M, D)` with `class_specific=True`, or
+            `(*lead, M, D)` (e.g. one context per image) shared by all K prompts.
+
+    Returns:
+        `(K, L, D)`, or `(*lead, K, L, D)` for a context with leading dimensions.
+    """
+    is_context = (context_index >= 0).unsqueeze(-1)
+    slots = context_index.clamp(min=0)
+    if class_specific:
+        gathered = context.gather(1, slots.unsqueeze(-1).expand(-1, -1, context.shape[-1]))
+    else:
+        gathered = context[..., slots, :]
+    return torch.where(is_context, gathered.to(token_embeds.dtype), token_embeds)
+
+
+def encode_text_embeddings(
+    clip: CLIPModel, token_embeds: torch.Tensor, eos_positions: torch.Tensor
+) -> torch.Tensor:
+    """Text features `(N, E)` of prompts given as token embeddings `(N, L, D)` (reference path).
+
+    Uses transformers' own CLIP text modules over all `L` positions with a causal mask, then
+    reads the final state at `eos_positions` (`(N,)`), applies the final LayerNorm and the
+    text projection. Equals `CLIPModel.get_text_features` when the embeddings are plain tokens.
+    """
+    text_model = clip.text_model
+    dtype = text_model.embeddings.token_embedding.weight.dtype
+    hidden = text_model.embeddings(inputs_embeds=token_embeds.to(dtype))
+    mask = create_causal_mask(
+        config=text_model.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
+    )
+    hidden = text_model.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    pooled = text_model.final_layer_norm(hidden[rows, eos_positions.to(hidden.device)])
+    return clip.text_projection(pooled)
+
+
+def embed_tokens(clip: CLIPModel, input_ids: torch.Tensor) -> torch.Tensor:
+    """Frozen token embeddings `(..., L, D)` of `input_ids` `(..., L)`."""
+    return clip.text_model.embeddings.token_embedding(input_ids)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ...core.configuration import PromptCLIPConfig
+from ...core.text import CLASS_TOKEN_POSITIONS
+
+
+@strict
+class CoOpConfig(PromptCLIPConfig):
+    r"""CoOp (Zhou et al., IJCV 2022): learned context vectors in front of the class name.
+
+    Args:
+        n_ctx (`int`, *optional*, defaults to 16):
+            Number of learned context vectors M. Ignored when `ctx_init` is given: M is then the
+            number of BPE tokens of `ctx_init`.
+        ctx_init (`str`, *optional*):
+            Words whose token embeddings initialise the context, e.g. `"a photo of a"`. Random
+            N(0, `ctx_init_std`^2) initialisation when empty.
+        class_specific_context (`bool`, *optional*, defaults to `False`):
+            One context per class (`K x M x D`, CoOp's CSC) instead of one shared `M x D` context.
+            Unlike the reference code, `ctx_init` also initialises class-specific contexts.
+        class_token_position (`str`, *optional*, defaults to `"end"`):
+            Where the class name goes: `"end"` (after the context), `"middle"` (after the first
+            M // 2 vectors) or `"front"` (before the context).
+        ctx_init_std (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the random context initialisation.
+    """
+
+    model_type = "prompt_clip_coop"
+
+    n_ctx: int = 16
+    ctx_init: str | None = None
+    class_specific_context: bool = False
+    class_token_position: str = "end"
+    ctx_init_std: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        if self.class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(
+                f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, "
+                f"got {self.class_token_position!r}."
+            )
+        if self.n_ctx < 1 and not self.ctx_init:
+            raise ValueError(f"n_ctx must be at least 1, got {self.n_ctx}.")
+        if self.class_specific_context and not self.class_names:
+            raise ValueError(
+                "class_specific_context=True learns one context per class, so class_names must be given."
+            )
+        super().__post_init__(**kwargs)

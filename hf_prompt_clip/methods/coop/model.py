@@ -1,0 +1,95 @@
+"""CoOp: a learned context shared by (or specific to) the classes, the rest of CLIP frozen."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...core.modeling import PromptCLIPPreTrainedModel
+from ...core.text import (
+    assemble_prompt_embeddings,
+    build_prompt_layout,
+    embed_tokens,
+    encode_text_embeddings,
+)
+from .config import CoOpConfig
+
+
+class CoOpModel(PromptCLIPPreTrainedModel):
+    """Context Optimization: prompts `[SOS] v_1 .. v_M name . [EOS]` with learned `v_m`.
+
+    Trainable: `context` only, `(M, D)` or `(K, M, D)` with class-specific context. Changing
+    the class list (base -> new classes, another dataset) rebuilds only the frozen token parts.
+
+    Example:
+        ```python
+        from hf_prompt_clip import CoOpModel
+        model = CoOpModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"], n_ctx=16)
+        loss = model(pixel_values, labels=labels).loss
+        model.set_class_names(["fox", "owl"])        # same context, new classes
+        ```
+    """
+
+    config_class = CoOpConfig
+
+    def __init__(self, config: CoOpConfig, clip_model=None, tokenizer=None, image_processor=None):
+        super().__init__(config, clip_model, tokenizer, image_processor)
+        width = self.clip.config.text_config.hidden_size
+        init_ids = None
+        if config.ctx_init and tokenizer is not None:
+            init_ids = tokenizer(config.ctx_init, add_special_tokens=False)["input_ids"]
+            if not init_ids:
+                raise ValueError(f"ctx_init={config.ctx_init!r} contains no tokens.")
+            config.n_ctx = len(init_ids)
+        self._context_ids = init_ids
+        num_contexts = len(config.class_names) if config.class_specific_context else None
+        shape = (config.n_ctx, width) if num_contexts is None else (num_contexts, config.n_ctx, width)
+        self.context = nn.Parameter(torch.empty(shape, dtype=torch.float32))
+        if init_ids is not None:
+            with torch.no_grad():
+                ids = torch.tensor(init_ids, device=self.text_device)
+                words = embed_tokens(self.clip, ids).float().cpu()
+            self.context.data.copy_(words.expand(shape))
+        else:
+            nn.init.normal_(self.context, std=config.ctx_init_std)
+
+    def _check_class_names(self, class_names: list[str]) -> None:
+        if self.config.class_specific_context and len(class_names) != self.context.shape[0]:
+            raise ValueError(
+                f"This CoOp model learned one context per class for {self.context.shape[0]} classes "
+                f"(class_specific_context=True); it cannot classify a list of {len(class_names)} other "
+                "classes. Use a unified context (class_specific_context=False) to transfer to new classes."
+            )
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        layout = build_prompt_layout(
+            self.tokenizer,
+            texts,
+            n_ctx=self.config.n_ctx,
+            position=self.config.class_token_position,
+            max_length=self.clip.config.text_config.max_position_embeddings,
+            context_ids=self._context_ids,
+        )
+        device = self.text_device
+        self.register_buffer("prompt_input_ids", layout.input_ids.to(device), persistent=False)
+        self.register_buffer("prompt_context_index", layout.context_index.to(device), persistent=False)
+        self.register_buffer("prompt_eos_positions", layout.eos_positions.to(device), persistent=False)
+
+    def prompt_embeddings(self) -> torch.Tensor:
+        """Token embeddings `(K, L, D)` of the class prompts with the learned context spliced in."""
+        self._ensure_class_prompts()
+        with torch.no_grad():
+            token_embeds = embed_tokens(self.clip, self.prompt_input_ids)
+        return assemble_prompt_embeddings(
+            token_embeds,
+            self.prompt_context_index,
+            self.context,
+            class_specific=self.config.class_specific_context,
+        )
+
+    def _compute_class_text_features(self) -> torch.Tensor:
+        return encode_text_embeddings(self.clip, self.prompt_embeddings(), self.prompt_eos_positions)
+
+    def class_text_features(self) -> torch.Tensor:
+        key = (self._class_version, self.context._version, self.context.data_ptr())
+        return self.cached_text("class_text_features", key, self._compute_class_text_features)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ...core.configuration import PromptCLIPConfig
+from ...core.text import fill_template
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+
+@strict
+class ZeroShotCLIPConfig(PromptCLIPConfig):
+    r"""Zero-shot CLIP with hand-written prompt templates.
+
+    Args:
+        templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
+            Templates with one `{}` for the class name. With several, the text features of every
+            template are L2-normalised, averaged and re-normalised (CLIP's prompt ensemble).
+    """
+
+    model_type = "prompt_clip_zeroshot"
+
+    templates: list[str] | None = None
+
+    def __post_init__(self, **kwargs):
+        self.templates = list(self.templates) if self.templates else [DEFAULT_TEMPLATE]
+        for template in self.templates:
+            fill_template(template, "x")
+        super().__post_init__(**kwargs)

@@ -1,0 +1,67 @@
+"""Zero-shot CLIP: class text features from templates, computed once and cached."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...core.modeling import PromptCLIPPreTrainedModel
+from ...core.text import embed_tokens, encode_text_embeddings, fill_template, tokenize_texts
+from .config import ZeroShotCLIPConfig
+
+TEXT_BATCH = 256
+
+
+class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
+    """CLIP classifying by cosine similarity to `template.format(class name)` text features.
+
+    Nothing is trained; the adapter file is empty. It gives the baseline every prompt learner is
+    compared to, and the same interface (Auto classes, pipelines, save/load) as the learners.
+
+    Example:
+        ```python
+        from hf_prompt_clip import ZeroShotCLIPModel
+        model = ZeroShotCLIPModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"],
+                                            templates=["a photo of a {}.", "art of the {}."])
+        logits = model(pixel_values).logits          # (B, 2)
+        ```
+    """
+
+    config_class = ZeroShotCLIPConfig
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        # tokenisation happens in class_text_features, which is cached per class list
+        self._prompt_texts = texts
+
+    @torch.no_grad()
+    def _compute_class_text_features(self) -> torch.Tensor:
+        self._ensure_class_prompts()
+        names = self._prompt_texts
+        templates = self.config.templates
+        max_length = self.clip.config.text_config.max_position_embeddings
+        prompts = [fill_template(t, name) for name in names for t in templates]
+        features = []
+        for start in range(0, len(prompts), TEXT_BATCH):
+            chunk = prompts[start : start + TEXT_BATCH]
+            input_ids, eos_positions = tokenize_texts(self.tokenizer, chunk, max_length)
+            input_ids = input_ids.to(self.text_device)
+            embeds = embed_tokens(self.clip, input_ids)
+            features.append(encode_text_embeddings(self.clip, embeds, eos_positions))
+        features = F.normalize(torch.cat(features).float(), dim=-1)
+        features = features.view(len(names), len(templates), -1).mean(dim=1)
+        return F.normalize(features, dim=-1)
+
+    def class_text_features(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.cached_text(
+                "class_text_features", self._class_version, self._compute_class_text_features
+            )
+
+    def zero_shot_logits(self, pixel_values, input_ids, attention_mask=None):
+        """Plain CLIP on the given token ids (the pipeline's `hypothesis_template` is the template)."""
+        with torch.no_grad():
+            text_features = self.clip.get_text_features(
+                input_ids=input_ids.to(self.text_device),
+                attention_mask=None if attention_mask is None else attention_mask.to(self.text_device),
+            ).pooler_output
+        return self.similarity_logits(self.encode_images(pixel_values), text_features)

@@ -1,0 +1,108 @@
+"""Tiny, randomly initialised CLIP components for tests and examples that must run offline.
+
+Everything here is built in memory in well under a second: a `CLIPModel` a few hundred
+kilobytes large, a byte-level `CLIPTokenizer` with a character vocabulary (every string
+tokenises, one token per character), and a `CLIPImageProcessor` for 32 x 32 images.
+`save_tiny_clip(folder)` writes them like a Hub repository, so `from_pretrained(folder)`
+stands in for `from_pretrained("openai/clip-vit-base-patch16")`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+START_TOKEN = "<|startoftext|>"
+END_TOKEN = "<|endoftext|>"
+
+
+@lru_cache(maxsize=1)
+def _byte_characters() -> tuple[str, ...]:
+    """The 256 printable characters that byte-level BPE uses for the bytes 0..255 (GPT-2 mapping)."""
+    printable = list(range(ord("!"), ord("~") + 1))
+    printable += list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    order = sorted(range(256), key=lambda i: printable[i])
+    return tuple(chr(codes[i]) for i in order)
+
+
+def tiny_clip_tokenizer() -> CLIPTokenizer:
+    """A byte-level CLIP tokenizer whose vocabulary holds single characters only (no merges)."""
+    vocab: dict[str, int] = {}
+    for char in _byte_characters():
+        vocab[char] = len(vocab)
+    for char in _byte_characters():
+        vocab[char + "</w>"] = len(vocab)
+    vocab[START_TOKEN] = len(vocab)
+    vocab[END_TOKEN] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def tiny_clip_config(
+    tokenizer: CLIPTokenizer | None = None,
+    text_width: int = 32,
+    vision_width: int = 32,
+    projection_dim: int = 16,
+    layers: int = 2,
+    image_size: int = 32,
+    patch_size: int = 8,
+) -> CLIPConfig:
+    """A `CLIPConfig` with CLIP's structure (77 text positions, quick-GELU, causal text) at toy width."""
+    tokenizer = tokenizer or tiny_clip_tokenizer()
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": text_width,
+        "intermediate_size": 2 * text_width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "projection_dim": projection_dim,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision_config = {
+        "hidden_size": vision_width,
+        "intermediate_size": 2 * vision_width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "projection_dim": projection_dim,
+    }
+    return CLIPConfig(
+        text_config=text_config, vision_config=vision_config, projection_dim=projection_dim
+    )
+
+
+def tiny_clip_image_processor(image_size: int = 32) -> CLIPImageProcessor:
+    return CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+
+
+def tiny_clip(seed: int = 0, **config_kwargs) -> tuple[CLIPModel, CLIPTokenizer, CLIPImageProcessor]:
+    """A randomly initialised tiny `CLIPModel` with its tokenizer and image processor."""
+    tokenizer = tiny_clip_tokenizer()
+    config = tiny_clip_config(tokenizer, **config_kwargs)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    return model, tokenizer, tiny_clip_image_processor(config.vision_config.image_size)
+
+
+def save_tiny_clip(folder: str | os.PathLike, seed: int = 0, **config_kwargs) -> str:
+    """Write a tiny CLIP (weights, config, tokenizer, image processor) to `folder`, laid out like a Hub repo."""
+    model, tokenizer, image_processor = tiny_clip(seed, **config_kwargs)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    image_processor.save_pretrained(folder)
+    return os.fspath(folder)
