@@ -9,10 +9,13 @@ stands in for `from_pretrained("openai/clip-vit-base-patch16")`.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 
+import numpy as np
 import torch
+from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 START_TOKEN = "<|startoftext|>"
@@ -79,8 +82,12 @@ def tiny_clip_config(
         "patch_size": patch_size,
         "projection_dim": projection_dim,
     }
+    # logit scale 100, as in OpenAI's trained CLIP (the untrained default is 1 / 0.07)
     return CLIPConfig(
-        text_config=text_config, vision_config=vision_config, projection_dim=projection_dim
+        text_config=text_config,
+        vision_config=vision_config,
+        projection_dim=projection_dim,
+        logit_scale_init_value=math.log(100.0),
     )
 
 
@@ -106,3 +113,36 @@ def save_tiny_clip(folder: str | os.PathLike, seed: int = 0, **config_kwargs) ->
     tokenizer.save_pretrained(folder)
     image_processor.save_pretrained(folder)
     return os.fspath(folder)
+
+
+PATTERN_CLASSES = ("red", "blue", "checkerboard", "stripes")
+
+
+def pattern_image(name: str, rng: np.random.Generator | None = None, size: int = 32) -> Image.Image:
+    """A generated image of one of `PATTERN_CLASSES`; with `rng`, shade and noise vary per image."""
+    if name == "red":
+        pixels = np.broadcast_to(np.array([1.0, 0.0, 0.0]), (size, size, 3))
+    elif name == "blue":
+        pixels = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (size, size, 3))
+    elif name == "checkerboard":
+        pixels = np.repeat((np.indices((size, size)).sum(0) // 4 % 2)[..., None], 3, axis=-1)
+    elif name == "stripes":
+        band = np.arange(size)[None, :].repeat(size, 0) // 4 % 2
+        pixels = np.stack([band, band * 0, band], -1)
+    else:
+        raise ValueError(f"Unknown pattern {name!r}; choose from {PATTERN_CLASSES}.")
+    pixels = pixels.astype(np.float64)
+    if rng is not None:
+        pixels = pixels * rng.uniform(0.7, 1.0) + rng.normal(0.0, 0.08, pixels.shape)
+    return Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+
+
+def pattern_dataset(per_class: int, seed: int = 0) -> tuple[list[Image.Image], list[int]]:
+    """`per_class` varied images of every pattern class, with their labels."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label, name in enumerate(PATTERN_CLASSES):
+        for _ in range(per_class):
+            images.append(pattern_image(name, rng))
+            labels.append(label)
+    return images, labels

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import (
     AutoImageProcessor,
     AutoTokenizer,
@@ -144,6 +144,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         image_processor: Any = None,
         dtype: torch.dtype | str | None = None,
         base_model_name_or_path: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        token: str | bool | None = None,
         **method_kwargs,
     ):
         """Build a new (untrained) prompt learner around a CLIP model.
@@ -154,6 +156,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 its `name_or_path`).
             class_names: names of the classes in label order.
             revision: branch, tag or commit of the base model on the Hub (recorded in the config).
+            cache_dir, token: passed to the Hub when loading the base model by id.
             base_model_name_or_path: what the config records as the base (defaults to `clip_model`
                 when it is an id or path, else the model's `name_or_path`).
             **method_kwargs: fields of the method's config (e.g. `n_ctx=16` for CoOp).
@@ -165,11 +168,10 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                                         ctx_init="a photo of a")
             ```
         """
+        hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "token": token}
         if isinstance(clip_model, (str, os.PathLike)):
             source = os.fspath(clip_model)
-            clip_model = CLIPModel.from_pretrained(
-                source, revision=revision, dtype=_resolve_dtype(dtype)
-            )
+            clip_model = CLIPModel.from_pretrained(source, dtype=_resolve_dtype(dtype), **hub_kwargs)
         else:
             source = clip_model.config._name_or_path or None
         if tokenizer is None or image_processor is None:
@@ -178,10 +180,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                     "Pass tokenizer= and image_processor= with a CLIPModel object that was not "
                     "loaded with from_pretrained (its name_or_path is unknown)."
                 )
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, revision=revision)
-            image_processor = image_processor or AutoImageProcessor.from_pretrained(
-                source, revision=revision
-            )
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, **hub_kwargs)
+            image_processor = image_processor or AutoImageProcessor.from_pretrained(source, **hub_kwargs)
         config = cls.config_class(
             base_model_name_or_path=base_model_name_or_path or source,
             base_model_revision=revision,
@@ -189,25 +189,35 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             class_names=class_names,
             **method_kwargs,
         )
-        return cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
+        model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
+        if config.class_names:
+            model._ensure_class_prompts()  # fail now on names that do not fit the text encoder
+        return model
 
     # ------------------------------------------------------------------ class list
 
     @property
     def class_names(self) -> list[str]:
         if not self.config.class_names:
-            raise ValueError(
-                f"{type(self).__name__} has no classes yet: call set_class_names([...]) first."
-            )
+            raise ValueError(f"{type(self).__name__} has no classes yet: call set_class_names([...]) first.")
         return list(self.config.class_names)
 
     def set_class_names(self, class_names: list[str]) -> None:
         """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter."""
         names = validate_class_names(class_names)
         self._check_class_names(names)
+        previous = self.config.class_names
         self.config.set_class_names(names)
         self._class_version += 1
         self._text_cache.clear()
+        if self.tokenizer is not None:
+            try:
+                self._ensure_class_prompts()
+            except ValueError:
+                if previous is not None:
+                    self.config.set_class_names(previous)
+                self._class_version += 1
+                raise
 
     @contextlib.contextmanager
     def using_class_names(self, class_names: list[str]) -> Iterator[None]:
@@ -256,9 +266,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             features = self.clip.get_image_features(pixel_values=pixel_values.to(vision_dtype))
         return features.pooler_output
 
-    def similarity_logits(
-        self, image_features: torch.Tensor, text_features: torch.Tensor
-    ) -> torch.Tensor:
+    def similarity_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """`logit_scale * normalize(image) @ normalize(text).T`: `(B, E) x (K, E) -> (B, K)`."""
         image_features = F.normalize(image_features.float(), dim=-1)
         text_features = F.normalize(text_features.float(), dim=-1)
@@ -339,9 +347,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                     "follow model.config.class_names."
                 )
             loss = F.cross_entropy(logits, labels)
-        output = PromptCLIPOutput(
-            loss=loss, logits=logits, logits_per_image=logits, logits_per_text=logits.T
-        )
+        output = PromptCLIPOutput(loss=loss, logits=logits, logits_per_image=logits, logits_per_text=logits.T)
         return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------ training stages
@@ -397,11 +403,14 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         commit_message = kwargs.pop("commit_message", None)
         private = kwargs.pop("private", None)
         token = kwargs.get("token")
+        empty_adapter = not state_dict  # check now: transformers consumes the dict while writing
         super().save_pretrained(
             save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs
         )
         if not is_main_process:
             return
+        if empty_adapter:  # transformers writes no weights file for an empty state dict
+            save_file({}, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
         if self.image_processor is not None:
@@ -456,9 +465,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         if "torch_dtype" in kwargs:
             dtype = dtype or kwargs.pop("torch_dtype")
         unknown = {
-            k: v
-            for k, v in kwargs.items()
-            if not k.startswith("_") and k not in _IGNORED_LOADING_KWARGS
+            k: v for k, v in kwargs.items() if not k.startswith("_") and k not in _IGNORED_LOADING_KWARGS
         }
         path = os.fspath(pretrained_model_name_or_path)
         hub_kwargs = {
@@ -516,7 +523,9 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             ) from error
         self.load_adapter_state_dict(state_dict, source=os.fspath(weights_file))
 
-    def load_adapter_state_dict(self, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+    def load_adapter_state_dict(
+        self, state_dict: dict[str, torch.Tensor], source: str = "state dict"
+    ) -> None:
         expected = self.adapter_state_dict()
         missing = sorted(set(expected) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(expected))

@@ -86,17 +86,17 @@ def build_prompt_layout(
 
     `texts` are the class names (already in prompt form). With `position="end"` a prompt reads
     `[SOS] v_1..v_M name suffix [EOS]`; `"middle"` puts the name after the first `M // 2` context
-    vectors; `"front"` puts it before all of them. The name and suffix are tokenised together
-    (`"name."`), exactly as in a hand-written template.
+    vectors; `"front"` puts it before all of them. Tokens are those of the equivalent hand-written
+    template: at the end the name and suffix are tokenised together (`"name."`); in the middle or
+    front, where context follows the name, they are tokenised apart. (The reference code splits the
+    joint tokenisation instead, which differs for names ending in punctuation.)
 
     Args:
         context_ids: token ids to show at the context slots (e.g. those of `ctx_init`); only used
             for readability of `input_ids`, never for the result.
     """
     if position not in CLASS_TOKEN_POSITIONS:
-        raise ValueError(
-            f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got {position!r}."
-        )
+        raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got {position!r}.")
     if n_ctx < 0:
         raise ValueError(f"n_ctx must be >= 0, got {n_ctx}.")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -108,19 +108,17 @@ def build_prompt_layout(
     context_index = torch.full((len(texts), max_length), -1, dtype=torch.long)
     eos_positions = torch.empty(len(texts), dtype=torch.long)
     for row, text in enumerate(texts):
-        body = _token_ids(tokenizer, f"{text}{suffix}")
-        name_len = len(_token_ids(tokenizer, text)) if position != "end" else 0
-        name_len = min(name_len, len(body))
         # (token id, context slot or -1) in reading order
         context = [(slot_ids[j], j) for j in range(n_ctx)]
-        words = [(token, -1) for token in body]
         if position == "end":
-            sequence = context + words
-        elif position == "middle":
-            half = n_ctx // 2
-            sequence = context[:half] + words[:name_len] + context[half:] + words[name_len:]
+            body = _token_ids(tokenizer, f"{text}{suffix}")
+            sequence = context + [(token, -1) for token in body]
         else:
-            sequence = words[:name_len] + context + words[name_len:]
+            name = [(token, -1) for token in _token_ids(tokenizer, text)]
+            tail = [(token, -1) for token in _token_ids(tokenizer, suffix)] if suffix else []
+            body = name + tail
+            half = n_ctx // 2 if position == "middle" else 0
+            sequence = context[:half] + name + context[half:] + tail
         sequence = [(bos, -1), *sequence, (eos, -1)]
         _check_length(
             len(sequence),

@@ -1,0 +1,68 @@
+"""Shared fixtures: everything is built here, offline, in well under a second per model."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+import hf_prompt_clip  # noqa: F401  (registers the Auto classes)
+from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_image, save_tiny_clip, tiny_clip
+
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def clip_parts():
+    """(CLIPModel, tokenizer, image processor): a fresh random tiny CLIP."""
+    return tiny_clip(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_folder(tmp_path_factory) -> str:
+    """A tiny CLIP saved like a Hub repository (weights, config, tokenizer, image processor)."""
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tiny_clip_folder, tmp_path_factory) -> tuple[str, str, str]:
+    """An offline Hub cache holding the tiny CLIP as repo `test-org/tiny-clip` at a fixed commit.
+
+    Returns (cache_dir, repo_id, commit): `from_pretrained(repo_id, revision=commit,
+    cache_dir=cache_dir)` resolves through huggingface_hub's real cache logic with no network.
+    """
+    cache = tmp_path_factory.mktemp("hub-cache")
+    repo_id = "test-org/tiny-clip"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(tiny_clip_folder, repo / "snapshots" / FAKE_COMMIT)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    return str(cache), repo_id, FAKE_COMMIT
+
+
+PATTERN_NAMES = list(PATTERN_CLASSES)
+
+
+def pattern_images() -> list[Image.Image]:
+    """One clean generated image per pattern class; a random tiny CLIP embeds them in different directions."""
+    return [pattern_image(name) for name in PATTERN_NAMES]
+
+
+def fit_to_patterns(model, steps: int = 100) -> None:
+    """Make `model` certain of the pattern classes by fitting its adapter to the images."""
+    pixel_values = model.image_processor(pattern_images(), return_tensors="pt").pixel_values
+    labels = torch.arange(len(PATTERN_NAMES))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    model.train()
+    for _ in range(steps):
+        loss = model(pixel_values, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()

@@ -1,0 +1,106 @@
+"""Adapter-only saving and loading through the Auto classes, with the base by path or Hub id."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForZeroShotImageClassification,
+)
+
+from hf_prompt_clip import AdapterLoadError, CoOpModel, ZeroShotCLIPModel
+
+
+def pixels(batch=3):
+    return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def trained_coop(tiny_clip_folder):
+    torch.manual_seed(0)
+    model = CoOpModel.from_clip(tiny_clip_folder, ["red star", "blue circle", "green ring"], n_ctx=4)
+    with torch.no_grad():
+        model.context.add_(torch.randn_like(model.context))  # anything but the initial values
+    return model
+
+
+def test_saved_file_holds_exactly_the_adapter(trained_coop, tmp_path):
+    trained_coop.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    assert set(tensors) == {"context"}
+    assert torch.equal(tensors["context"], trained_coop.context.detach())
+    context_bytes = trained_coop.context.numel() * 4
+    assert os.path.getsize(tmp_path / "model.safetensors") < context_bytes + 1024
+    files = set(os.listdir(tmp_path))
+    assert {"config.json", "tokenizer_config.json", "preprocessor_config.json"} <= files
+    assert "adapter_config.json" not in files  # would reroute AutoModel into PEFT
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "prompt_clip_coop"
+    assert config["class_names"] == ["red star", "blue circle", "green ring"]
+
+
+@pytest.mark.parametrize(
+    "auto_class", [AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification]
+)
+def test_auto_classes_reproduce_logits_with_base_from_local_folder(trained_coop, tmp_path, auto_class):
+    with torch.no_grad():
+        expected = trained_coop.eval()(pixels()).logits
+    trained_coop.save_pretrained(tmp_path)
+    loaded = auto_class.from_pretrained(tmp_path)
+    assert isinstance(loaded, CoOpModel)
+    assert loaded.config.id2label == trained_coop.config.id2label
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels()).logits, expected)
+
+
+def test_base_loads_by_hub_id_and_revision_from_the_offline_cache(hub_cache, tmp_path):
+    cache_dir, repo_id, commit = hub_cache
+    model = CoOpModel.from_clip(repo_id, ["cat", "dog"], revision=commit, cache_dir=cache_dir, n_ctx=4)
+    assert model.config.base_model_name_or_path == repo_id
+    assert model.config.base_model_revision == commit
+    with torch.no_grad():
+        model.context.add_(1.0)
+        expected = model(pixels()).logits
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, cache_dir=cache_dir)
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels()).logits, expected)
+    assert loaded.clip.name_or_path == repo_id
+    # the recorded revision is honoured: another one is not in the cache and cannot be loaded
+    with pytest.raises(AdapterLoadError, match=r"revision f{40}"):
+        AutoModel.from_pretrained(tmp_path, cache_dir=cache_dir, base_model_revision="f" * 40)
+
+
+def test_zero_shot_model_round_trips_with_an_empty_adapter(tiny_clip_folder, tmp_path):
+    model = ZeroShotCLIPModel.from_clip(
+        tiny_clip_folder, ["cat", "dog"], templates=["a photo of a {}.", "art of the {}."]
+    )
+    with torch.no_grad():
+        expected = model(pixels()).logits
+    model.save_pretrained(tmp_path)
+    assert load_file(tmp_path / "model.safetensors") == {}
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert isinstance(loaded, ZeroShotCLIPModel)
+    assert loaded.config.templates == ["a photo of a {}.", "art of the {}."]
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels()).logits, expected)
+
+
+def test_config_registers_with_auto_config(trained_coop, tmp_path):
+    trained_coop.save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert type(config).__name__ == "CoOpConfig"
+    assert config.n_ctx == 4 and config.clip_config["text_config"]["hidden_size"] == 32
+
+
+def test_loading_in_half_precision_keeps_the_adapter_in_float32(trained_coop, tmp_path):
+    trained_coop.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert loaded.clip.dtype == torch.bfloat16
+    assert loaded.context.dtype == torch.float32
+    assert torch.equal(loaded.context, trained_coop.context.detach())
