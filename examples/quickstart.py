@@ -41,7 +41,9 @@ def accuracy(model, pixel_values: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output-dir", default="outputs/quickstart")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -90,10 +92,14 @@ def main() -> None:
     classifier = pipeline("image-classification", model=str(adapter_dir))
     zero_shot_pipe = pipeline("zero-shot-image-classification", model=str(adapter_dir))
     results["image_classification_pipeline"] = classifier(image)[0]
-    results["zero_shot_pipeline"] = zero_shot_pipe(image, candidate_labels=class_names, hypothesis_template="{}")[0]
+    results["zero_shot_pipeline"] = zero_shot_pipe(
+        image, candidate_labels=class_names, hypothesis_template="{}"
+    )[0]
     (output / "results.json").write_text(json.dumps(results, indent=2))
 
-    print(f"\nzero-shot CLIP accuracy : {results['zero_shot_accuracy']:.1%}  (chance {1 / len(class_names):.0%})")
+    print(
+        f"\nzero-shot CLIP accuracy : {results['zero_shot_accuracy']:.1%}  (chance {1 / len(class_names):.0%})"
+    )
     print(f"CoOp accuracy           : {results['coop_accuracy']:.1%}")
     print(f"reloaded adapter        : {results['reloaded_accuracy']:.1%} ({results['adapter_bytes']} bytes)")
     print(f"pipeline on a stripes image: {results['image_classification_pipeline']}")
