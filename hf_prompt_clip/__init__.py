@@ -14,13 +14,15 @@ from .core import (
     get_method,
     register_method,
 )
-from .methods import CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
+from .methods import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
     "AdapterLoadError",
+    "CoCoOpConfig",
+    "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
     "PromptCLIPConfig",

@@ -58,6 +58,12 @@ class PromptCLIPConfig(PreTrainedConfig):
             network access and so adapters can be checked against the base they are loaded on.
         class_names (`list[str]`, *optional*):
             Names of the classes, in label order. `id2label` and `label2id` are derived from them.
+        fast (`bool`, *optional*, defaults to `True`):
+            Use the exact fast text engine (EOS truncation, shared-prefix cache, batched chunks).
+            `False` runs the straightforward reference path; both give the same results.
+        text_chunk_tokens (`int`, *optional*, defaults to 32768):
+            Most token positions per text-encoder call in the fast engine; lower it to reduce
+            peak memory, raise it for fewer, larger calls.
     """
 
     model_type = "prompt_clip"
@@ -66,8 +72,12 @@ class PromptCLIPConfig(PreTrainedConfig):
     base_model_revision: str | None = None
     clip_config: dict | None = None
     class_names: list[str] | None = None
+    fast: bool = True
+    text_chunk_tokens: int = 32768
 
     def __post_init__(self, **kwargs):
+        if self.text_chunk_tokens < 1:
+            raise ValueError(f"text_chunk_tokens must be positive, got {self.text_chunk_tokens}.")
         if isinstance(self.clip_config, CLIPConfig):
             self.clip_config = self.clip_config.to_dict()
         elif self.clip_config is not None:

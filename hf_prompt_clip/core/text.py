@@ -58,6 +58,17 @@ class PromptLayout:
     def num_prompts(self) -> int:
         return self.input_ids.shape[0]
 
+    @property
+    def shared_prefix_length(self) -> int:
+        """Number of leading positions identical in every prompt (tokens and context slots),
+        never including an end-of-text position: the part a shared-prefix cache encodes once."""
+        same = (self.input_ids == self.input_ids[:1]).all(0) & (
+            self.context_index == self.context_index[:1]
+        ).all(0)
+        differing = (~same).nonzero()
+        length = int(differing[0]) if len(differing) else self.input_ids.shape[1]
+        return min(length, int(self.eos_positions.min()))
+
     def to(self, device: torch.device | str) -> PromptLayout:
         return PromptLayout(
             self.input_ids.to(device), self.context_index.to(device), self.eos_positions.to(device)

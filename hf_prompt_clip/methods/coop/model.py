@@ -6,12 +6,8 @@ import torch
 from torch import nn
 
 from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.text import (
-    assemble_prompt_embeddings,
-    build_prompt_layout,
-    embed_tokens,
-    encode_text_embeddings,
-)
+from ...core.text import PromptLayout, build_prompt_layout, embed_tokens
+from ...core.text_engine import encode_context_prompts
 from .config import CoOpConfig
 
 
@@ -75,21 +71,30 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         self.register_buffer("prompt_context_index", layout.context_index.to(device), persistent=False)
         self.register_buffer("prompt_eos_positions", layout.eos_positions.to(device), persistent=False)
 
-    def prompt_embeddings(self) -> torch.Tensor:
-        """Token embeddings `(K, L, D)` of the class prompts with the learned context spliced in."""
+    @property
+    def prompt_layout(self) -> PromptLayout:
+        """Token ids, context slots and EOS positions of the current class prompts."""
         self._ensure_class_prompts()
-        with torch.no_grad():
-            token_embeds = embed_tokens(self.clip, self.prompt_input_ids)
-        return assemble_prompt_embeddings(
-            token_embeds,
-            self.prompt_context_index,
-            self.context,
+        return PromptLayout(self.prompt_input_ids, self.prompt_context_index, self.prompt_eos_positions)
+
+    def encode_prompts(self, context: torch.Tensor) -> torch.Tensor:
+        """Text features of the class prompts with `context` spliced in.
+
+        `(M, D)` or class-specific `(K, M, D)` -> `(K, E)`; one context per image `(B, M, D)`
+        -> `(B, K, E)`.
+        """
+        return encode_context_prompts(
+            self.clip,
+            self.prompt_layout,
+            context,
             class_specific=self.config.class_specific_context,
+            fast=self.config.fast,
+            chunk_tokens=self.config.text_chunk_tokens,
         )
 
     def _compute_class_text_features(self) -> torch.Tensor:
-        return encode_text_embeddings(self.clip, self.prompt_embeddings(), self.prompt_eos_positions)
+        return self.encode_prompts(self.context)
 
     def class_text_features(self) -> torch.Tensor:
-        key = (self._class_version, self.context._version, self.context.data_ptr())
+        key = (self._class_version, self.config.fast, self.context._version, self.context.data_ptr())
         return self.cached_text("class_text_features", key, self._compute_class_text_features)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ...core.modeling import PromptCLIPPreTrainedModel
 from ...core.text import embed_tokens, encode_text_embeddings, fill_template, tokenize_texts
+from ...core.text_engine import encode_truncated
 from .config import ZeroShotCLIPConfig
 
 TEXT_BATCH = 256
@@ -46,7 +47,12 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
             input_ids, eos_positions = tokenize_texts(self.tokenizer, chunk, max_length)
             input_ids = input_ids.to(self.text_device)
             embeds = embed_tokens(self.clip, input_ids)
-            features.append(encode_text_embeddings(self.clip, embeds, eos_positions))
+            if self.config.fast:
+                features.append(
+                    encode_truncated(self.clip, embeds, eos_positions, self.config.text_chunk_tokens)
+                )
+            else:
+                features.append(encode_text_embeddings(self.clip, embeds, eos_positions))
         features = F.normalize(torch.cat(features).float(), dim=-1)
         features = features.view(len(names), len(templates), -1).mean(dim=1)
         return F.normalize(features, dim=-1)
@@ -54,7 +60,9 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
     def class_text_features(self) -> torch.Tensor:
         with torch.no_grad():
             return self.cached_text(
-                "class_text_features", self._class_version, self._compute_class_text_features
+                "class_text_features",
+                (self._class_version, self.config.fast),
+                self._compute_class_text_features,
             )
 
     def zero_shot_logits(self, pixel_values, input_ids, attention_mask=None):

@@ -1,0 +1,7 @@
+from ...core.registry import register_method
+from .config import CoCoOpConfig
+from .model import CoCoOpModel
+
+register_method("cocoop", CoCoOpConfig, CoCoOpModel)
+
+__all__ = ["CoCoOpConfig", "CoCoOpModel"]

@@ -1,0 +1,64 @@
+"""CoCoOp: the context of every prompt shifted by a bias that a small Meta-Net reads off the image."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..coop.model import CoOpModel
+from .config import CoCoOpConfig
+
+
+class CoCoOpModel(CoOpModel):
+    """Conditional Context Optimization.
+
+    For image x: `pi = meta_net(normalize(image_feature(x)))`, context `v_m(x) = v_m + pi`, and
+    prompt `[SOS] v_1(x) .. v_M(x) name_k . [EOS]` for every class k, so a batch needs B x K
+    text sequences with gradients. The fast engine encodes each image's `[SOS] + context` once
+    and all class suffixes against it in a few batched calls (exact; `config.fast=False` runs
+    the reference per-image loop over all 77 positions).
+
+    Trainable: `context` `(M, D)` and `meta_net` (35,360 numbers with M = 4 on ViT-B/16).
+
+    Example:
+        ```python
+        from hf_prompt_clip import CoCoOpModel
+        model = CoCoOpModel.from_clip("openai/clip-vit-base-patch16", base_class_names)
+        loss = model(pixel_values, labels=labels).loss     # any batch size
+        ```
+    """
+
+    config_class = CoCoOpConfig
+
+    def __init__(self, config: CoCoOpConfig, clip_model=None, tokenizer=None, image_processor=None):
+        super().__init__(config, clip_model, tokenizer, image_processor)
+        embed_dim = self.clip.config.projection_dim
+        width = self.clip.config.text_config.hidden_size
+        hidden = max(1, embed_dim // config.meta_net_reduction)
+        self.meta_net = nn.Sequential(
+            OrderedDict(
+                linear1=nn.Linear(embed_dim, hidden),
+                relu=nn.ReLU(inplace=True),
+                linear2=nn.Linear(hidden, width),
+            )
+        ).to(device=self.text_device)
+
+    def image_conditioned_contexts(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Per-image contexts `(B, M, D)` from normalised image features `(B, E)`."""
+        return self.context.unsqueeze(0) + self.meta_net(image_features).unsqueeze(1)
+
+    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        image_features = F.normalize(self.encode_images(pixel_values).float(), dim=-1)
+        text_features = self.encode_prompts(self.image_conditioned_contexts(image_features))  # (B, K, E)
+        text_features = F.normalize(text_features.float(), dim=-1)
+        scale = self.clip.logit_scale.exp().float()
+        return scale * torch.einsum("be,bke->bk", image_features, text_features)
+
+    def class_text_features(self) -> torch.Tensor:
+        raise NotImplementedError(
+            "CoCoOp's class text features depend on the image: use classify(pixel_values) or "
+            "encode_prompts(image_conditioned_contexts(features))."
+        )

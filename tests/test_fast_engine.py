@@ -1,0 +1,126 @@
+"""The fast text engine gives the same logits and gradients as the straightforward path."""
+
+import pytest
+import torch
+
+from hf_prompt_clip import (
+    CoCoOpConfig,
+    CoCoOpModel,
+    CoOpConfig,
+    CoOpModel,
+    ZeroShotCLIPConfig,
+    ZeroShotCLIPModel,
+)
+from hf_prompt_clip.core.text import build_prompt_layout
+from hf_prompt_clip.core.text_engine import encode_context_prompts
+
+# token lengths from 1 to 60 with the tiny one-token-per-character tokenizer
+RAGGED_NAMES = [
+    "x",
+    "red star",
+    "a very long class name with many words, brackets (like these) and more",
+    "blue_circle",
+    "yellow crescent moon",
+    "ring",
+    "an orange hexagon on stripes",
+]
+
+
+def pixels(batch, seed=0):
+    return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def logits_and_grads(model, pixel_values, labels, fast, chunk_tokens=32768):
+    model.config.fast = fast
+    model.config.text_chunk_tokens = chunk_tokens
+    model.zero_grad()
+    output = model(pixel_values, labels=labels)
+    output.loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+    return output.logits.detach(), grads
+
+
+def assert_same(model, pixel_values, labels, chunk_tokens):
+    reference_logits, reference_grads = logits_and_grads(model, pixel_values, labels, fast=False)
+    logits, grads = logits_and_grads(model, pixel_values, labels, fast=True, chunk_tokens=chunk_tokens)
+    torch.testing.assert_close(logits, reference_logits, atol=1e-4, rtol=0)
+    assert grads.keys() == reference_grads.keys()
+    for name in grads:
+        # gradients reach ~100 (logit scale 100): compare relative to their norm
+        error = (grads[name] - reference_grads[name]).norm() / reference_grads[name].norm()
+        assert error < 1e-5, f"gradient of {name} differs by {error:.2e} (relative norm)"
+
+
+@pytest.mark.parametrize("position", ["end", "middle", "front"])
+@pytest.mark.parametrize("class_specific", [False, True])
+@pytest.mark.parametrize("chunk_tokens", [32768, 45])
+def test_coop_fast_equals_straightforward(clip_parts, position, class_specific, chunk_tokens):
+    clip, tokenizer, processor = clip_parts
+    config = CoOpConfig(
+        clip_config=clip.config.to_dict(),
+        class_names=RAGGED_NAMES,
+        n_ctx=4,
+        class_token_position=position,
+        class_specific_context=class_specific,
+    )
+    torch.manual_seed(0)
+    model = CoOpModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+    labels = torch.tensor([0, 2, 6, 3])
+    assert_same(model, pixels(4), labels, chunk_tokens)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+@pytest.mark.parametrize("position", ["end", "middle"])
+@pytest.mark.parametrize("chunk_tokens", [32768, 100, 37])  # 37 and 100 split the batch unevenly
+def test_cocoop_fast_equals_per_image_loop(clip_parts, batch, position, chunk_tokens):
+    clip, tokenizer, processor = clip_parts
+    config = CoCoOpConfig(
+        clip_config=clip.config.to_dict(),
+        class_names=RAGGED_NAMES,
+        n_ctx=4,
+        ctx_init=None,
+        class_token_position=position,
+    )
+    torch.manual_seed(1)
+    model = CoCoOpModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+    labels = torch.arange(batch) % len(RAGGED_NAMES)
+    assert_same(model, pixels(batch, seed=batch), labels, chunk_tokens)
+
+
+def test_shared_prefix_cache_is_used_for_class_name_at_end(clip_parts):
+    _, tokenizer, _ = clip_parts
+    end = build_prompt_layout(tokenizer, RAGGED_NAMES, n_ctx=16, position="end")
+    middle = build_prompt_layout(tokenizer, RAGGED_NAMES, n_ctx=16, position="middle")
+    front = build_prompt_layout(tokenizer, RAGGED_NAMES, n_ctx=16, position="front")
+    assert end.shared_prefix_length == 17  # [SOS] + 16 context vectors
+    assert middle.shared_prefix_length == 9
+    assert front.shared_prefix_length == 1
+    single = build_prompt_layout(tokenizer, ["red star"], n_ctx=4, position="end")
+    assert single.shared_prefix_length == int(single.eos_positions[0])  # everything but the EOS
+
+
+def test_per_prompt_set_contexts_match_one_call_per_context(clip_parts):
+    """A `(B, M, D)` context (one per image or prompt set) equals B separate calls."""
+    clip, tokenizer, _ = clip_parts
+    layout = build_prompt_layout(tokenizer, RAGGED_NAMES, n_ctx=3, position="end")
+    contexts = torch.randn(4, 3, clip.config.text_config.hidden_size)
+    together = encode_context_prompts(clip, layout, contexts, chunk_tokens=50)
+    for b in range(4):
+        alone = encode_context_prompts(clip, layout, contexts[b], fast=False)
+        torch.testing.assert_close(together[b], alone, atol=1e-5, rtol=0)
+
+
+def test_zero_shot_fast_equals_straightforward(clip_parts):
+    clip, tokenizer, processor = clip_parts
+    config = ZeroShotCLIPConfig(
+        clip_config=clip.config.to_dict(),
+        class_names=RAGGED_NAMES,
+        templates=["a photo of a {}.", "{} texture.", "itap of a {}."],
+        text_chunk_tokens=64,
+    )
+    model = ZeroShotCLIPModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+    with torch.no_grad():
+        fast = model.class_text_features()
+        model.config.fast = False
+        reference = model.class_text_features()
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
