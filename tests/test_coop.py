@@ -161,3 +161,19 @@ def test_token_embedding_helper_matches_the_table(clip_parts):
     clip, _, _ = clip_parts
     ids = torch.tensor([[1, 2, 3]])
     assert torch.equal(embed_tokens(clip, ids), clip.text_model.embeddings.token_embedding.weight[ids])
+
+
+def test_prompt_names_let_distinct_labels_share_a_prompt(clip_parts):
+    """OpenAI's ImageNet names call two classes "missile": labels differ, prompts are the same."""
+    labels = ["missile", "missile (n04008634)", "red star"]
+    prompts = ["missile", "missile", "red star"]
+    coop = make_coop(clip_parts, names=labels, n_ctx=4)
+    coop.set_class_names(labels, prompt_names=prompts)
+    assert coop.config.id2label[1] == "missile (n04008634)"
+    features = coop.class_text_features()
+    torch.testing.assert_close(features[0], features[1])
+    reference = make_coop(clip_parts, names=["missile", "red star"], n_ctx=4)
+    reference.context.data.copy_(coop.context.data)
+    torch.testing.assert_close(features[[0, 2]], reference.class_text_features(), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="prompt_names has 2 entries but there are 3 classes"):
+        coop.set_class_names(labels, prompt_names=prompts[:2])

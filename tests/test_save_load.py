@@ -104,3 +104,14 @@ def test_loading_in_half_precision_keeps_the_adapter_in_float32(trained_coop, tm
     assert loaded.clip.dtype == torch.bfloat16
     assert loaded.context.dtype == torch.float32
     assert torch.equal(loaded.context, trained_coop.context.detach())
+
+
+def test_adapter_without_processor_files_takes_them_from_the_base(hub_cache, tmp_path):
+    cache_dir, repo_id, commit = hub_cache
+    model = CoOpModel.from_clip(repo_id, ["cat", "dog"], revision=commit, cache_dir=cache_dir, n_ctx=2)
+    model.save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        (tmp_path / name).unlink()
+    loaded = AutoModel.from_pretrained(tmp_path, cache_dir=cache_dir)
+    assert loaded.tokenizer("a cat").input_ids == model.tokenizer("a cat").input_ids
+    assert loaded.image_processor.crop_size == model.image_processor.crop_size

@@ -9,25 +9,39 @@ from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, PreTrainedConfig
 
 
+def _validate_name_list(names: Any, field: str) -> list[str]:
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise ValueError(f"{field} must be a list of strings, got {type(names).__name__}: {names!r}.")
+    names = list(names)
+    if not names:
+        raise ValueError(
+            f"{field} is empty: a classifier needs at least one class. "
+            f"Pass the names of the classes to recognise, e.g. {field}=['cat', 'dog']."
+        )
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{field}[{index}] must be a non-empty string, got {name!r}.")
+    return names
+
+
+def validate_prompt_names(prompt_names: Any, class_names: list[str]) -> list[str]:
+    """Check prompt texts given per class (they may repeat, unlike label names)."""
+    names = _validate_name_list(prompt_names, "prompt_names")
+    if len(names) != len(class_names):
+        raise ValueError(
+            f"prompt_names has {len(names)} entries but there are {len(class_names)} classes; "
+            "give one prompt text per class, in label order."
+        )
+    return names
+
+
 def validate_class_names(class_names: Any) -> list[str]:
     """Check a class list and return it as a list of strings.
 
     Raises:
         ValueError: on an empty list, a non-string or blank name, or duplicated names.
     """
-    if isinstance(class_names, str) or not hasattr(class_names, "__iter__"):
-        raise ValueError(
-            f"class_names must be a list of strings, got {type(class_names).__name__}: {class_names!r}."
-        )
-    names = list(class_names)
-    if not names:
-        raise ValueError(
-            "class_names is empty: a classifier needs at least one class. "
-            "Pass the names of the classes to recognise, e.g. class_names=['cat', 'dog']."
-        )
-    for index, name in enumerate(names):
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"class_names[{index}] must be a non-empty string, got {name!r}.")
+    names = _validate_name_list(class_names, "class_names")
     seen: dict[str, int] = {}
     duplicates = []
     for index, name in enumerate(names):
@@ -38,7 +52,9 @@ def validate_class_names(class_names: Any) -> list[str]:
         raise ValueError(
             "class_names must be unique, but these names repeat: "
             + ", ".join(duplicates)
-            + ". Merge or rename the duplicated classes."
+            + ". Merge or rename the duplicated classes (labels must be unique; if two classes "
+            "really share a prompt text, as two pairs of OpenAI's ImageNet names do, give unique "
+            "labels and the shared texts as prompt_names)."
         )
     return names
 
@@ -57,7 +73,12 @@ class PromptCLIPConfig(PreTrainedConfig):
             The full `CLIPConfig` of the base model as a dict, so the architecture can be built without
             network access and so adapters can be checked against the base they are loaded on.
         class_names (`list[str]`, *optional*):
-            Names of the classes, in label order. `id2label` and `label2id` are derived from them.
+            Names of the classes, in label order, unique. `id2label` and `label2id` are derived
+            from them, and prompts use them unless `prompt_names` is given.
+        prompt_names (`list[str]`, *optional*):
+            The text each class contributes to its prompts, when it differs from its label (one
+            per class; may repeat). OpenAI's ImageNet names, for example, call two different
+            classes "missile": their labels must differ, their prompts need not.
         fast (`bool`, *optional*, defaults to `True`):
             Use the exact fast text engine (EOS truncation, shared-prefix cache, batched chunks).
             `False` runs the straightforward reference path; both give the same results.
@@ -72,6 +93,7 @@ class PromptCLIPConfig(PreTrainedConfig):
     base_model_revision: str | None = None
     clip_config: dict | None = None
     class_names: list[str] | None = None
+    prompt_names: list[str] | None = None
     fast: bool = True
     text_chunk_tokens: int = 32768
 
@@ -83,17 +105,23 @@ class PromptCLIPConfig(PreTrainedConfig):
         elif self.clip_config is not None:
             self.clip_config = copy.deepcopy(dict(self.clip_config))
         if self.class_names is not None:
-            self.class_names = validate_class_names(self.class_names)
-            self.id2label = dict(enumerate(self.class_names))
-            self.label2id = {name: index for index, name in enumerate(self.class_names)}
+            self.set_class_names(self.class_names, self.prompt_names)
             kwargs.pop("num_labels", None)
+        elif self.prompt_names is not None:
+            raise ValueError("prompt_names needs class_names: give the labels of the classes too.")
         super().__post_init__(**kwargs)
 
-    def set_class_names(self, class_names: list[str]) -> None:
-        """Replace the class list and keep `id2label`/`label2id` in step with it."""
+    def set_class_names(self, class_names: list[str], prompt_names: list[str] | None = None) -> None:
+        """Replace the class list (and prompt texts) and keep `id2label`/`label2id` in step."""
         self.class_names = validate_class_names(class_names)
+        self.prompt_names = None if prompt_names is None else validate_prompt_names(prompt_names, class_names)
         self.id2label = dict(enumerate(self.class_names))
         self.label2id = {name: index for index, name in enumerate(self.class_names)}
+
+    @property
+    def class_prompt_names(self) -> list[str] | None:
+        """The text of each class in prompts: `prompt_names` if given, else the labels."""
+        return self.prompt_names if self.prompt_names is not None else self.class_names
 
     def build_clip_config(self) -> CLIPConfig:
         """A fresh `CLIPConfig` object from the stored dict (never shared with a live model)."""

@@ -12,7 +12,9 @@ What every method inherits:
 - training stages that name their trainable parameters.
 
 A method subclass implements `_build_class_prompts(class_names)` and either
-`class_text_features()` (prompts that do not depend on the image) or `classify(pixel_values)`.
+`class_text_features()` (prompts that do not depend on the image) or
+`logits_from_image_features(features)`; methods with several image-tower passes override
+`classify(pixel_values)`.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         clip_model: str | os.PathLike | CLIPModel,
         class_names: list[str] | None = None,
         *,
+        prompt_names: list[str] | None = None,
         revision: str | None = None,
         tokenizer: Any = None,
         image_processor: Any = None,
@@ -154,7 +157,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             clip_model: Hub id (e.g. `"openai/clip-vit-base-patch16"`), local folder, or a loaded
                 `CLIPModel` (then pass `tokenizer` and `image_processor`, or they are loaded from
                 its `name_or_path`).
-            class_names: names of the classes in label order.
+            class_names: names of the classes in label order (unique).
+            prompt_names: the text of each class in prompts, if it differs from its label.
             revision: branch, tag or commit of the base model on the Hub (recorded in the config).
             cache_dir, token: passed to the Hub when loading the base model by id.
             base_model_name_or_path: what the config records as the base (defaults to `clip_model`
@@ -187,6 +191,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             base_model_revision=revision,
             clip_config=clip_model.config.to_dict(),
             class_names=class_names,
+            prompt_names=prompt_names,
             **method_kwargs,
         )
         model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
@@ -202,37 +207,44 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             raise ValueError(f"{type(self).__name__} has no classes yet: call set_class_names([...]) first.")
         return list(self.config.class_names)
 
-    def set_class_names(self, class_names: list[str]) -> None:
-        """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter."""
+    def set_class_names(self, class_names: list[str], prompt_names: list[str] | None = None) -> None:
+        """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter.
+
+        Args:
+            class_names: unique labels, in label order.
+            prompt_names: the text of each class in prompts, if it differs from its label.
+        """
         names = validate_class_names(class_names)
         self._check_class_names(names)
-        previous = self.config.class_names
-        self.config.set_class_names(names)
+        previous = (self.config.class_names, self.config.prompt_names)
+        self.config.set_class_names(names, prompt_names)
         self._class_version += 1
         self._text_cache.clear()
         if self.tokenizer is not None:
             try:
                 self._ensure_class_prompts()
             except ValueError:
-                if previous is not None:
-                    self.config.set_class_names(previous)
+                if previous[0] is not None:
+                    self.config.set_class_names(*previous)
                 self._class_version += 1
                 raise
 
     @contextlib.contextmanager
-    def using_class_names(self, class_names: list[str]) -> Iterator[None]:
+    def using_class_names(
+        self, class_names: list[str], prompt_names: list[str] | None = None
+    ) -> Iterator[None]:
         """Temporarily classify among `class_names` (e.g. new classes), then restore the old list."""
-        previous = self.config.class_names
-        self.set_class_names(class_names)
+        previous = (self.config.class_names, self.config.prompt_names)
+        self.set_class_names(class_names, prompt_names)
         try:
             yield
         finally:
-            if previous is None:
-                self.config.class_names = None
+            if previous[0] is None:
+                self.config.class_names = self.config.prompt_names = None
                 self._class_version += 1
                 self._text_cache.clear()
             else:
-                self.set_class_names(previous)
+                self.set_class_names(*previous)
 
     def _check_class_names(self, class_names: list[str]) -> None:
         """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
@@ -245,7 +257,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                     "prompts: set model.tokenizer = AutoTokenizer.from_pretrained(<base model>) or "
                     "build the model with from_clip()/from_pretrained()."
                 )
-            self._build_class_prompts([_prompt_text(n) for n in self.class_names])
+            self._build_class_prompts([_prompt_text(n) for n in self.config.class_prompt_names])
             self._prompts_built_for = self._class_version
 
     def _build_class_prompts(self, texts: list[str]) -> None:
@@ -290,7 +302,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Class logits `(B, K)` for a batch of images `(B, 3, H, W)`."""
-        return self.similarity_logits(self.encode_images(pixel_values), self.class_text_features())
+        return self.logits_from_image_features(self.encode_images(pixel_values))
+
+    def logits_from_image_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Class logits `(B, K)` from projected image features `(B, E)` (e.g. cached ones)."""
+        return self.similarity_logits(image_features, self.class_text_features())
 
     def zero_shot_logits(
         self,
@@ -498,10 +514,16 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             token=token,
             local_files_only=local_files_only,
         )
-        base_source = clip_model.config._name_or_path or config.base_model_name_or_path
-        tokenizer = _load_component(AutoTokenizer, "tokenizer_config.json", path, base_source, hub_kwargs)
+        base = {
+            "source": clip_model.config._name_or_path or config.base_model_name_or_path,
+            "revision": base_model_revision or (None if base_model else config.base_model_revision),
+            "cache_dir": cache_dir,
+            "token": token,
+            "local_files_only": local_files_only,
+        }
+        tokenizer = _load_component(AutoTokenizer, "tokenizer_config.json", path, hub_kwargs, base)
         image_processor = _load_component(
-            AutoImageProcessor, "preprocessor_config.json", path, base_source, hub_kwargs
+            AutoImageProcessor, "preprocessor_config.json", path, hub_kwargs, base
         )
         model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
         model.load_adapter(_adapter_file(path, hub_kwargs))
@@ -618,11 +640,12 @@ def _file_in(path: str, filename: str, hub_kwargs: dict) -> str | None:
     )
 
 
-def _load_component(auto_class, marker_file: str, path: str, base_source: str, hub_kwargs: dict):
+def _load_component(auto_class, marker_file: str, path: str, hub_kwargs: dict, base: dict):
     """Load a tokenizer/image processor from the adapter folder, else from the base model."""
     if _file_in(path, marker_file, hub_kwargs):
         return auto_class.from_pretrained(path, **{k: v for k, v in hub_kwargs.items() if v is not None})
-    return auto_class.from_pretrained(base_source)
+    base_kwargs = {k: v for k, v in base.items() if k != "source" and v}
+    return auto_class.from_pretrained(base["source"], **base_kwargs)
 
 
 def _adapter_file(path: str, hub_kwargs: dict) -> str:

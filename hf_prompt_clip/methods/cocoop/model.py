@@ -50,8 +50,8 @@ class CoCoOpModel(CoOpModel):
         """Per-image contexts `(B, M, D)` from normalised image features `(B, E)`."""
         return self.context.unsqueeze(0) + self.meta_net(image_features).unsqueeze(1)
 
-    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        image_features = F.normalize(self.encode_images(pixel_values).float(), dim=-1)
+    def logits_from_image_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        image_features = F.normalize(image_features.float(), dim=-1)
         text_features = self.encode_prompts(self.image_conditioned_contexts(image_features))  # (B, K, E)
         text_features = F.normalize(text_features.float(), dim=-1)
         scale = self.clip.logit_scale.exp().float()
