@@ -1,0 +1,112 @@
+"""Benchmark data for prompt learning: registry, sources, few-shot sampling, base/new subsets, transforms.
+
+    from hf_prompt_clip.data import load_benchmark, sample_few_shot, select_classes
+    train = load_benchmark("eurosat", "train")                      # Hub source of the registry
+    train16, record = sample_few_shot(train, shots=16, seed=1, benchmark="eurosat")
+    base_train = select_classes(train16, "base")                    # after sampling, as the protocol says
+
+See docs/data.md.
+"""
+
+from .classnames import (
+    clean_caltech101,
+    clean_eurosat,
+    clean_oxford_pets,
+    clean_stanford_cars,
+    clean_sun397,
+    clean_ucf101,
+    imagenet_class_names,
+    imagenet_prompt_names,
+    imagenet_subset_class_names,
+    imagenet_subset_prompt_names,
+    oxford_flowers_class_names,
+    oxford_pets_class_names,
+    strip_list_prefix,
+)
+from .errors import (
+    ColumnNotFoundError,
+    LabelError,
+    SelectionMismatchError,
+    SplitNotFoundError,
+    UnknownBenchmarkError,
+    UnreadableImageError,
+)
+from .fewshot import (
+    FewShotSelection,
+    apply_selection,
+    few_shot_indices,
+    sample_few_shot,
+    select_classes,
+    validation_shots,
+)
+from .loading import load_benchmark
+from .registry import (
+    BENCHMARKS,
+    IMAGENET_SELECT_TEMPLATES,
+    BenchmarkSpec,
+    base_new_counts,
+    get_benchmark,
+    list_benchmarks,
+    register_benchmark,
+)
+from .sources import CoOpSplitSource, HubSource, ImageFolderSource, RawSplit, Source, to_benchmark_format
+from .summary import summarize
+from .transforms import (
+    ImageSettings,
+    collate_fn,
+    eval_transform,
+    load_rgb,
+    to_rgb,
+    train_transform,
+    with_image_transform,
+)
+
+__all__ = [
+    "BENCHMARKS",
+    "IMAGENET_SELECT_TEMPLATES",
+    "BenchmarkSpec",
+    "CoOpSplitSource",
+    "ColumnNotFoundError",
+    "FewShotSelection",
+    "HubSource",
+    "ImageFolderSource",
+    "ImageSettings",
+    "LabelError",
+    "RawSplit",
+    "SelectionMismatchError",
+    "Source",
+    "SplitNotFoundError",
+    "UnknownBenchmarkError",
+    "UnreadableImageError",
+    "apply_selection",
+    "base_new_counts",
+    "clean_caltech101",
+    "clean_eurosat",
+    "clean_oxford_pets",
+    "clean_stanford_cars",
+    "clean_sun397",
+    "clean_ucf101",
+    "collate_fn",
+    "eval_transform",
+    "few_shot_indices",
+    "get_benchmark",
+    "imagenet_class_names",
+    "imagenet_prompt_names",
+    "imagenet_subset_class_names",
+    "imagenet_subset_prompt_names",
+    "list_benchmarks",
+    "load_benchmark",
+    "load_rgb",
+    "oxford_flowers_class_names",
+    "oxford_pets_class_names",
+    "register_benchmark",
+    "sample_few_shot",
+    "select_classes",
+    "strip_list_prefix",
+    "summarize",
+    "to_benchmark_format",
+    "to_rgb",
+    "train_transform",
+    "validation_shots",
+    "with_image_transform",
+]

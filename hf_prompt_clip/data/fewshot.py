@@ -1,0 +1,159 @@
+"""Few-shot sampling with a replayable record, and the base/new class subsets of the CoCoOp protocol.
+
+Sampling (protocols.md): for each class, in order of first appearance, draw `shots` examples
+without replacement with `numpy.random.default_rng(seed)` (one generator for the whole draw);
+a class with fewer examples keeps them all. Draw on the full class list, before `select_classes`,
+so that all/base/new runs of one seed share their images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+from datasets import ClassLabel, Dataset
+
+from .errors import SelectionMismatchError
+from .registry import base_new_counts
+
+Subset = Literal["all", "base", "new"]
+SUBSETS: tuple[str, ...] = ("all", "base", "new")
+ID_COLUMN = "example_id"
+SAMPLER = "numpy.random.default_rng(seed).choice per class, classes in order of first appearance"
+
+
+@dataclass
+class FewShotSelection:
+    """The record of one few-shot draw: enough to rebuild the same training set anywhere.
+
+    Attributes:
+        benchmark: registry key of the data (or `None` for unregistered data).
+        split: the split drawn from (`"train"` or `"val"`).
+        seed / shots: the draw's parameters.
+        id_column: `"example_id"` when examples are identified by a stable id (file names, Hub ids),
+            `None` when `ids` are row indices of the split.
+        ids: the chosen examples, grouped by class in order of first appearance.
+        sampler: how the draw was made (documentation for readers of the record).
+    """
+
+    benchmark: str | None
+    split: str
+    seed: int
+    shots: int
+    id_column: str | None
+    ids: list[str | int]
+    sampler: str = field(default=SAMPLER)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FewShotSelection:
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the record as JSON (e.g. next to a trained adapter)."""
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FewShotSelection:
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+
+def validation_shots(shots: int) -> int:
+    """Validation examples per class for a `shots`-shot run: min(shots, 4)."""
+    return min(shots, 4)
+
+
+def few_shot_indices(labels: Sequence[int] | np.ndarray, shots: int, seed: int) -> list[int]:
+    """Row indices of a `shots`-per-class draw from `labels` (see the module docstring), sorted within a class."""
+    if not isinstance(shots, int) or shots < 1:
+        raise ValueError(f"shots must be a positive integer, got {shots!r}.")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    _, first_rows, counts = np.unique(labels, return_index=True, return_counts=True)
+    rows_of_class = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+    for k in np.argsort(first_rows):
+        rows = rows_of_class[k]
+        if rows.size > shots:
+            rows = np.sort(rng.choice(rows, size=shots, replace=False))
+        chosen.extend(rows.tolist())
+    return chosen
+
+
+def _labels(dataset: Dataset) -> np.ndarray:
+    return dataset.with_format("arrow")["label"].to_numpy()
+
+
+def sample_few_shot(
+    dataset: Dataset, shots: int, seed: int, benchmark: str | None = None, split: str = "train"
+) -> tuple[Dataset, FewShotSelection]:
+    """`shots` examples per class of `dataset` and the record that reproduces the draw.
+
+    Examples are identified by the `example_id` column when the dataset has one, else by row index.
+
+    Example:
+        >>> train = load_benchmark("eurosat", "train")
+        >>> train16, record = sample_few_shot(train, shots=16, seed=1, benchmark="eurosat")
+        >>> record.save("fewshot.json")
+    """
+    rows = few_shot_indices(_labels(dataset), shots, seed)
+    id_column = ID_COLUMN if ID_COLUMN in dataset.column_names else None
+    selected = dataset.select(rows)
+    ids: list[str | int] = [str(i) for i in selected[ID_COLUMN]] if id_column else list(rows)
+    return selected, FewShotSelection(benchmark, split, seed, shots, id_column, ids)
+
+
+def apply_selection(dataset: Dataset, selection: FewShotSelection) -> Dataset:
+    """The examples of `selection` from `dataset`, in the record's order; fails if any is missing."""
+    if selection.id_column is None:
+        bad = [i for i in selection.ids if not 0 <= int(i) < len(dataset)]
+        if bad:
+            raise SelectionMismatchError(
+                f"The selection lists row indices {bad[:5]} but the dataset has {len(dataset)} rows; "
+                "apply it to the same split of the same dataset version."
+            )
+        return dataset.select([int(i) for i in selection.ids])
+    if selection.id_column not in dataset.column_names:
+        raise SelectionMismatchError(
+            f"The selection identifies examples by {selection.id_column!r}, which the dataset lacks "
+            f"(columns: {dataset.column_names}); load the data with the same source as the record."
+        )
+    position: dict[str, int] = {}
+    for row, example_id in enumerate(dataset[selection.id_column]):
+        position.setdefault(str(example_id), row)
+    missing = [i for i in selection.ids if str(i) not in position]
+    if missing:
+        raise SelectionMismatchError(
+            f"{len(missing)} of the {len(selection.ids)} selected examples are not in the dataset, "
+            f"e.g. {missing[:3]}; was the record made on another split or source?"
+        )
+    return dataset.select([position[str(i)] for i in selection.ids])
+
+
+def select_classes(dataset: Dataset, subset: Subset) -> Dataset:
+    """The `"all"`, `"base"` or `"new"` classes of `dataset`, relabelled 0..k-1 in label order.
+
+    Base = the first ceil(K / 2) label ids, new = the rest (CoCoOp); the `ClassLabel` keeps the
+    subset's names.
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}.")
+    if subset == "all":
+        return dataset
+    names = dataset.features["label"].names
+    base, _ = base_new_counts(len(names))
+    start, stop = (0, base) if subset == "base" else (base, len(names))
+    labels = _labels(dataset)
+    inside = (labels >= start) & (labels < stop)
+    relabelled = np.where(inside, labels - start, -1)
+    feature = ClassLabel(names=names[start:stop])
+    dataset = dataset.remove_columns("label").add_column("label", relabelled, feature=feature)
+    return dataset.select(np.flatnonzero(inside))

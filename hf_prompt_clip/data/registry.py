@@ -1,0 +1,335 @@
+"""The benchmark registry: one `BenchmarkSpec` per dataset, looked up by key (like timm's model registry).
+
+A spec is data: where the images live on the Hub and which columns hold what, how raw class
+names become prompt names, the zero-shot and ensemble templates, and the super-category word
+of fine-grained sets. Adding a dataset is one `register_benchmark(BenchmarkSpec(...))` call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .classnames import (
+    clean_caltech101,
+    clean_eurosat,
+    clean_oxford_pets,
+    clean_stanford_cars,
+    clean_sun397,
+    clean_ucf101,
+    identity,
+    imagenet_class_names,
+    imagenet_prompt_names,
+    imagenet_subset_class_names,
+    imagenet_subset_prompt_names,
+    imagenet_subset_wnids,
+    imagenet_wnids,
+    oxford_flowers_class_names,
+    oxford_pets_class_names,
+    strip_list_prefix,
+)
+from .errors import UnknownBenchmarkError
+from .sources import HubSource
+
+IMAGENET_TEMPLATE = "a photo of a {}."
+
+#: The 7 templates CLIP selected on ImageNet; the ensemble of every benchmark starts with them.
+IMAGENET_SELECT_TEMPLATES: tuple[str, ...] = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Everything the package knows about one benchmark.
+
+    Attributes:
+        key: registry key, lower case with underscores (`"oxford_pets"`).
+        template: the zero-shot template of the papers, with one `{}` for the class name.
+        num_classes: the number of classes in the papers' protocol (shown by summaries; the loaded
+            class list comes from `class_names` or from the source).
+        hub: where the data lives on the Hub (`None`: local sources only, e.g. NABirds).
+        clean_name: raw class name -> prompt name, or `None` to drop the class (see `classnames.py`).
+        sort_raw_names: order classes by their raw names in ASCII order (Caltech101 folders) instead
+            of the source's label order.
+        class_names: the fixed, cleaned class list in label order when the package ships one
+            (ImageNet and variants, Flowers, Pets); source labels are mapped onto it.
+        class_keys: raw keys aligned with `class_names` that sources may use instead of names
+            (ImageNet WordNet ids: folder names, ImageNet-R's `wnid` column).
+        prompt_names: prompt texts aligned with `class_names` where they differ from the labels
+            (ImageNet: OpenAI's names, two of which repeat; labels must be unique).
+        super_category: the category word of fine-grained sets (`"bird"`, `"dog"`), else `None`.
+        imagenet_family: ImageNet or one of its variants (selects the ensemble templates).
+        base_new: whether the base-to-new protocol is defined for the benchmark.
+        description: a one-line human description.
+    """
+
+    key: str
+    template: str = IMAGENET_TEMPLATE
+    num_classes: int | None = None
+    hub: HubSource | None = None
+    clean_name: Callable[[str], str | None] = identity
+    sort_raw_names: bool = False
+    class_names: tuple[str, ...] | None = None
+    class_keys: tuple[str, ...] | None = None
+    prompt_names: tuple[str, ...] | None = None
+    super_category: str | None = None
+    imagenet_family: bool = False
+    base_new: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.template.count("{}") != 1:
+            raise ValueError(f"Benchmark {self.key!r}: template {self.template!r} needs exactly one '{{}}'.")
+        if self.class_keys is not None and (
+            self.class_names is None or len(self.class_keys) != len(self.class_names)
+        ):
+            raise ValueError(f"Benchmark {self.key!r}: class_keys must align with class_names.")
+        if self.prompt_names is not None and (
+            self.class_names is None or len(self.prompt_names) != len(self.class_names)
+        ):
+            raise ValueError(f"Benchmark {self.key!r}: prompt_names must align with class_names.")
+
+    def prompt_names_for(self, labels: list[str] | tuple[str, ...]) -> list[str]:
+        """The prompt text of each label (labels of this benchmark or of a base/new subset)."""
+        if self.prompt_names is None:
+            return list(labels)
+        text_of = dict(zip(self.class_names, self.prompt_names))
+        return [text_of.get(label, label) for label in labels]
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """The single zero-shot template, as a tuple (what `ZeroShotCLIPConfig(templates=...)` takes)."""
+        return (self.template,)
+
+    @property
+    def ensemble_templates(self) -> tuple[str, ...]:
+        """ImageNet-select 7 for the ImageNet family; those 7 plus the benchmark's own template otherwise."""
+        if self.imagenet_family:
+            return IMAGENET_SELECT_TEMPLATES
+        return (*IMAGENET_SELECT_TEMPLATES, self.template)
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {}
+
+
+def normalize_key(key: str) -> str:
+    """Registry form of a key: lower case, `-` and spaces as `_` (`"ImageNet-V2"` -> `"imagenet_v2"`)."""
+    return key.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def register_benchmark(spec: BenchmarkSpec, overwrite: bool = False) -> BenchmarkSpec:
+    """Add `spec` to the registry under `spec.key`; refuses to replace an entry unless `overwrite`."""
+    key = normalize_key(spec.key)
+    if key != spec.key:
+        raise ValueError(f"Benchmark keys are lower case with underscores: use {key!r}, not {spec.key!r}.")
+    if key in BENCHMARKS and not overwrite:
+        raise ValueError(f"Benchmark {key!r} is already registered; pass overwrite=True to replace it.")
+    BENCHMARKS[key] = spec
+    return spec
+
+
+def get_benchmark(key: str | BenchmarkSpec) -> BenchmarkSpec:
+    """The spec registered under `key` (a spec passes through); unknown keys suggest the closest ones."""
+    if isinstance(key, BenchmarkSpec):
+        return key
+    normalized = normalize_key(key)
+    if normalized in BENCHMARKS:
+        return BENCHMARKS[normalized]
+    close = difflib.get_close_matches(normalized, list(BENCHMARKS), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(k) for k in close)}?" if close else ""
+    raise UnknownBenchmarkError(
+        f"Unknown benchmark {key!r}.{hint} Registered: {', '.join(sorted(BENCHMARKS))}. "
+        "Add your own with hf_prompt_clip.data.register_benchmark(BenchmarkSpec(...))."
+    )
+
+
+def list_benchmarks() -> list[str]:
+    """The registered keys, in registration order."""
+    return list(BENCHMARKS)
+
+
+def base_new_counts(num_classes: int) -> tuple[int, int]:
+    """(base, new) class counts of the base-to-new protocol: base = ceil(K / 2), new = the rest."""
+    base = math.ceil(num_classes / 2)
+    return base, num_classes - base
+
+
+_WDS = {"image_column": ("webp", "jpg", "png"), "label_column": "cls", "id_column": "__key__"}
+_WDS_TEST = {"label_mode": "index", "streaming": True, **_WDS}
+
+for _spec in (
+    BenchmarkSpec(
+        "imagenet",
+        num_classes=1000,
+        hub=HubSource(
+            "ILSVRC/imagenet-1k", splits={"test": "validation", "val": "validation"}, label_mode="index"
+        ),
+        class_names=imagenet_class_names(),
+        class_keys=imagenet_wnids(),
+        prompt_names=imagenet_prompt_names(),
+        imagenet_family=True,
+        description="ImageNet-1k (gated on the Hub); val = test = the official validation set.",
+    ),
+    BenchmarkSpec(
+        "caltech101",
+        num_classes=100,
+        hub=HubSource("mteb/Caltech101"),
+        clean_name=clean_caltech101,
+        sort_raw_names=True,
+        description="Caltech101 without BACKGROUND_Google and Faces_easy.",
+    ),
+    BenchmarkSpec(
+        "oxford_pets",
+        "a photo of a {}, a type of pet.",
+        num_classes=37,
+        hub=HubSource("timm/oxford-iiit-pet", id_column="image_id"),
+        clean_name=clean_oxford_pets,
+        class_names=oxford_pets_class_names(),
+        super_category="pet",
+        description="Oxford-IIIT Pets, 37 cat and dog breeds.",
+    ),
+    BenchmarkSpec(
+        "stanford_cars",
+        num_classes=196,
+        hub=HubSource("tanganke/stanford_cars"),
+        clean_name=clean_stanford_cars,
+        super_category="car",
+        description="Stanford Cars, 196 make/model/year classes.",
+    ),
+    BenchmarkSpec(
+        "oxford_flowers",
+        "a photo of a {}, a type of flower.",
+        num_classes=102,
+        hub=HubSource("dpdl-benchmark/oxford_flowers102", splits={"val": "validation"}, label_mode="index"),
+        class_names=oxford_flowers_class_names(),
+        super_category="flower",
+        description="Oxford Flowers-102.",
+    ),
+    BenchmarkSpec(
+        "food101",
+        "a photo of {}, a type of food.",
+        num_classes=101,
+        hub=HubSource("ethz/food101", splits={"test": "validation"}),
+        super_category="food",
+        description="Food-101; the Hub's validation split is the official test set.",
+    ),
+    BenchmarkSpec(
+        "fgvc_aircraft",
+        "a photo of a {}, a type of aircraft.",
+        num_classes=100,
+        hub=HubSource("mteb/FGVCAircraft", label_column="variant"),
+        super_category="aircraft",
+        description="FGVC-Aircraft, 100 variants.",
+    ),
+    BenchmarkSpec(
+        "sun397",
+        num_classes=397,
+        hub=HubSource("tanganke/sun397"),
+        clean_name=clean_sun397,
+        description="SUN397 scenes.",
+    ),
+    BenchmarkSpec(
+        "dtd",
+        "{} texture.",
+        num_classes=47,
+        hub=HubSource("tanganke/dtd"),
+        description="Describable Textures Dataset.",
+    ),
+    BenchmarkSpec(
+        "eurosat",
+        "a centered satellite photo of {}.",
+        num_classes=10,
+        hub=HubSource("tanganke/eurosat"),
+        clean_name=clean_eurosat,
+        description="EuroSAT RGB land-use tiles.",
+    ),
+    BenchmarkSpec(
+        "ucf101",
+        "a photo of a person doing {}.",
+        num_classes=101,
+        hub=HubSource("mteb/ucf101"),
+        clean_name=clean_ucf101,
+        description="UCF101 actions (middle frames).",
+    ),
+    BenchmarkSpec(
+        "imagenet_v2",
+        num_classes=1000,
+        hub=HubSource("clip-benchmark/wds_imagenetv2", **_WDS_TEST),
+        class_names=imagenet_class_names(),
+        class_keys=imagenet_wnids(),
+        prompt_names=imagenet_prompt_names(),
+        imagenet_family=True,
+        base_new=False,
+        description="ImageNet-V2 matched-frequency (test only).",
+    ),
+    BenchmarkSpec(
+        "imagenet_sketch",
+        num_classes=1000,
+        hub=HubSource("clip-benchmark/wds_imagenet_sketch", **_WDS_TEST),
+        class_names=imagenet_class_names(),
+        class_keys=imagenet_wnids(),
+        prompt_names=imagenet_prompt_names(),
+        imagenet_family=True,
+        base_new=False,
+        description="ImageNet-Sketch (test only).",
+    ),
+    BenchmarkSpec(
+        "imagenet_a",
+        num_classes=200,
+        hub=HubSource("clip-benchmark/wds_imagenet-a", **_WDS_TEST),
+        class_names=imagenet_subset_class_names("a"),
+        class_keys=imagenet_subset_wnids("a"),
+        prompt_names=imagenet_subset_prompt_names("a"),
+        imagenet_family=True,
+        base_new=False,
+        description="ImageNet-A, 200 classes (test only).",
+    ),
+    BenchmarkSpec(
+        "imagenet_r",
+        num_classes=200,
+        hub=HubSource("axiong/imagenet-r", label_column="wnid"),
+        class_names=imagenet_subset_class_names("r"),
+        class_keys=imagenet_subset_wnids("r"),
+        prompt_names=imagenet_subset_prompt_names("r"),
+        imagenet_family=True,
+        base_new=False,
+        description="ImageNet-R, 200 classes (test only).",
+    ),
+    BenchmarkSpec(
+        "cub200",
+        "a photo of a {}, a type of bird.",
+        num_classes=200,
+        hub=HubSource("Donghyun99/CUB-200-2011"),
+        clean_name=strip_list_prefix,
+        super_category="bird",
+        description="Caltech-UCSD Birds-200-2011.",
+    ),
+    BenchmarkSpec(
+        "stanford_dogs",
+        "a photo of a {}, a type of dog.",
+        num_classes=120,
+        hub=HubSource("Donghyun99/Stanford-Dogs"),
+        clean_name=strip_list_prefix,
+        super_category="dog",
+        description="Stanford Dogs, 120 breeds.",
+    ),
+    BenchmarkSpec(
+        "nabirds",
+        "a photo of a {}, a type of bird.",
+        num_classes=555,
+        hub=None,
+        super_category="bird",
+        base_new=False,
+        description="NABirds; no usable Hub copy: load a local imagefolder.",
+    ),
+):
+    register_benchmark(_spec)

@@ -1,0 +1,389 @@
+"""Where a benchmark's images come from, behind one interface.
+
+A source reads one split and returns a `datasets.Dataset` (an `IterableDataset` when streaming)
+with the columns
+
+- `image`: a `datasets.Image` feature,
+- `label`: `ClassLabel(names=<cleaned class names>)`, ids in the benchmark's label order,
+- `example_id` (when the source has one): a stable identifier such as the image's relative path,
+  used by few-shot selection records.
+
+Three sources exist: `HubSource` (`load_dataset` on a Hub id, or on a local folder laid out like
+a Hub repository), `ImageFolderSource` (a local `imagefolder` tree, one folder per class) and
+`CoOpSplitSource` (the CoOp authors' `split_zhou_<Dataset>.json` files over the original images,
+for exact reproduction). Each reads raw columns; `to_benchmark_format` then maps raw labels onto
+the benchmark's class list with the benchmark's class-name rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, Features, Image, IterableDataset, Value, load_dataset
+
+from .classnames import identity
+from .errors import ColumnNotFoundError, LabelError, SplitNotFoundError
+
+if TYPE_CHECKING:
+    from .registry import BenchmarkSpec
+
+LabelMode = Literal["name", "index"]
+AnyDataset = Dataset | IterableDataset
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """One split as a source read it, before class-name mapping.
+
+    Attributes:
+        dataset: the data with its original columns.
+        image_column / label_column / id_column: which columns hold the image, the label and a
+            stable example id (`None`: row indices identify examples).
+        label_mode: `"name"` maps raw class names (or keys such as WordNet ids) onto the class list;
+            `"index"` takes integer labels as the benchmark's label ids as they are.
+        origin: a human description for error messages (`"Hub dataset 'tanganke/dtd' split 'test'"`).
+    """
+
+    dataset: AnyDataset
+    image_column: str
+    label_column: str
+    id_column: str | None
+    label_mode: LabelMode
+    origin: str
+
+
+class Source(ABC):
+    """A place a benchmark's splits can be read from."""
+
+    @abstractmethod
+    def read(self, split: str) -> RawSplit:
+        """Read protocol split `split` (`"train"`, `"val"` or `"test"`) with its original columns."""
+
+    def load(self, split: str, spec: BenchmarkSpec | None = None) -> AnyDataset:
+        """Split `split` with columns `image`, `label` (cleaned `ClassLabel`) and, if known, `example_id`.
+
+        Without `spec`, class names are taken as the source gives them.
+        """
+        return to_benchmark_format(self.read(split), spec)
+
+
+@dataclass(frozen=True)
+class HubSource(Source):
+    """A dataset on the Hub (or a local folder laid out like a Hub repository), read with `load_dataset`.
+
+    Attributes:
+        repo_id: Hub id (`"tanganke/dtd"`) or a local path to a repository folder.
+        revision: branch, tag or commit to pin (`None`: the default branch).
+        name: configuration name, if the repository has several.
+        splits: protocol split -> repository split (`{"test": "validation"}`); others keep their name.
+        image_column: the image column, or candidates of which the first present is used.
+        label_column: the label column (`ClassLabel`, integer or string).
+        id_column: a stable per-example id column, if any.
+        label_mode: see `RawSplit.label_mode`.
+        streaming: iterate without downloading everything (large test-only sets).
+        cache_dir: the `datasets` cache folder (`None`: the default).
+    """
+
+    repo_id: str
+    revision: str | None = None
+    name: str | None = None
+    splits: Mapping[str, str] = field(default_factory=dict)
+    image_column: str | tuple[str, ...] = "image"
+    label_column: str = "label"
+    id_column: str | None = None
+    label_mode: LabelMode = "name"
+    streaming: bool = False
+    cache_dir: str | None = None
+
+    def read(self, split: str) -> RawSplit:
+        hub_split = self.splits.get(split, split)
+        origin = f"Hub dataset {self.repo_id!r} split {hub_split!r}"
+        try:
+            dataset = load_dataset(
+                self.repo_id,
+                self.name,
+                split=hub_split,
+                revision=self.revision,
+                streaming=self.streaming,
+                cache_dir=self.cache_dir,
+            )
+        except ValueError as err:
+            if "Unknown split" not in str(err):
+                raise
+            raise SplitNotFoundError(
+                f"{origin} does not exist (protocol split {split!r}): {err} Map protocol splits to the "
+                "repository's with HubSource(splits={'test': '<repository split>'})."
+            ) from err
+        columns = dataset.column_names
+        candidates = (self.image_column,) if isinstance(self.image_column, str) else self.image_column
+        image_column = next((c for c in candidates if columns is None or c in columns), candidates[0])
+        return RawSplit(dataset, image_column, self.label_column, self.id_column, self.label_mode, origin)
+
+
+@dataclass(frozen=True)
+class ImageFolderSource(Source):
+    """A local `imagefolder` tree: `root/<split>/<class>/<image>` (or `root/<class>/<image>`: train only).
+
+    Class folders are read in ASCII order; `example_id` is each file's path relative to `root`.
+
+    Attributes:
+        root: the top folder.
+        splits: protocol split -> `imagefolder` split; `datasets` names a `val/` folder `"validation"`.
+        cache_dir: the `datasets` cache folder (`None`: the default).
+    """
+
+    root: str | os.PathLike
+    splits: Mapping[str, str] = field(default_factory=lambda: {"val": "validation"})
+    cache_dir: str | None = None
+
+    def read(self, split: str) -> RawSplit:
+        root = os.path.abspath(self.root)
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"Image folder {root!r} does not exist.")
+        folder_split = self.splits.get(split, split)
+        origin = f"image folder {root!r} split {folder_split!r}"
+        try:
+            dataset = load_dataset("imagefolder", data_dir=root, split=folder_split, cache_dir=self.cache_dir)
+        except ValueError as err:
+            if "Unknown split" not in str(err):
+                raise
+            raise SplitNotFoundError(
+                f"{origin} does not exist: {err} Put the split's class folders in {root}/{folder_split}/."
+            ) from err
+        paths = dataset.cast_column("image", Image(decode=False)).with_format("arrow")["image"]
+        ids = [os.path.relpath(path, root) for path in pc.struct_field(paths, "path").to_pylist()]
+        dataset = dataset.add_column("example_id", ids, feature=Value("string"))
+        return RawSplit(dataset, "image", "label", "example_id", "name", origin)
+
+
+@dataclass(frozen=True)
+class CoOpSplitSource(Source):
+    """The CoOp authors' split file over the original image folder (exact reproduction of the papers).
+
+    `split_file` (`split_zhou_<Dataset>.json`) holds `"train"`, `"val"` and `"test"` lists of
+    `[relative_image_path, label, classname]`; paths are relative to `image_root`. Labels are taken
+    as the benchmark's ids; class names pass through the benchmark's rule.
+    """
+
+    split_file: str | os.PathLike
+    image_root: str | os.PathLike
+
+    @cached_property
+    def _content(self) -> dict:
+        with open(self.split_file, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def class_names(self) -> list[str]:
+        """The raw class name of each label id, over all splits of the file."""
+        name_of: dict[int, str] = {}
+        for split, rows in self._content.items():
+            for path, label, name in rows:
+                if name_of.setdefault(int(label), name) != name:
+                    raise LabelError(
+                        f"Split file {os.fspath(self.split_file)!r} gives label {label} two names: "
+                        f"{name_of[int(label)]!r} and {name!r} (at {split!r} entry {path!r})."
+                    )
+        missing = sorted(set(range(max(name_of, default=-1) + 1)) - set(name_of))
+        if missing or min(name_of, default=0) < 0:
+            raise LabelError(
+                f"Split file {os.fspath(self.split_file)!r} must use label ids 0..K-1 without gaps; "
+                f"ids {missing[:10]} have no example and the smallest id is {min(name_of)}."
+            )
+        return [name_of[i] for i in range(len(name_of))]
+
+    def read(self, split: str) -> RawSplit:
+        origin = f"split file {os.fspath(self.split_file)!r} split {split!r}"
+        if split not in self._content:
+            raise SplitNotFoundError(f"{origin} does not exist; the file has {sorted(self._content)}.")
+        rows = self._content[split]
+        root = os.path.abspath(self.image_root)
+        paths = [os.path.join(root, path) for path, _, _ in rows]
+        missing = [path for path in paths if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} image(s) of {origin} are missing under {root!r}, e.g. {missing[:3]}. "
+                "image_root must be the folder the split file's paths are relative to."
+            )
+        features = Features(
+            image=Image(), label=ClassLabel(names=self.class_names()), example_id=Value("string")
+        )
+        data = {"image": paths, "label": [int(r[1]) for r in rows], "example_id": [r[0] for r in rows]}
+        return RawSplit(
+            Dataset.from_dict(data, features=features), "image", "label", "example_id", "index", origin
+        )
+
+
+def _require_column(raw: RawSplit, column: str, role: str) -> None:
+    columns = raw.dataset.column_names
+    if columns is not None and column not in columns:
+        raise ColumnNotFoundError(
+            f"{raw.origin} has no {role} column {column!r}; its columns are {columns}. "
+            f"Name the right column (HubSource(..., {role}_column='<name>')); an image folder needs one "
+            "sub-folder per class."
+        )
+
+
+def resolve_classes(
+    raw_names: Sequence[str], spec: BenchmarkSpec | None, label_mode: LabelMode, origin: str
+) -> tuple[tuple[str, ...], list[int]]:
+    """The benchmark's class names and, for every raw class id, its benchmark id (`-1`: dropped).
+
+    `"index"` mode keeps raw ids (onto the shipped list when the benchmark has one); `"name"` mode
+    matches raw names (or `spec.class_keys`) against the shipped list, or else builds the list from
+    the cleaned raw names in source order (ASCII order of raw names with `spec.sort_raw_names`).
+    """
+    clean = spec.clean_name if spec is not None else identity
+    shipped = spec.class_names if spec is not None else None
+    if label_mode == "index" and shipped is not None:
+        if len(raw_names) > len(shipped):
+            raise LabelError(
+                f"{origin} has {len(raw_names)} classes but {spec.key!r} has {len(shipped)}; "
+                "label ids beyond the class list cannot be mapped."
+            )
+        return shipped, list(range(len(raw_names)))
+    if label_mode == "name" and shipped is not None:
+        return shipped, _match_shipped(raw_names, spec, origin)
+    order = range(len(raw_names))
+    if label_mode == "name" and spec is not None and spec.sort_raw_names:
+        order = sorted(order, key=raw_names.__getitem__)
+    names: list[str] = []
+    mapping = [-1] * len(raw_names)
+    for raw_id in order:
+        cleaned = clean(raw_names[raw_id])
+        if cleaned is None:
+            continue
+        if cleaned not in names:
+            names.append(cleaned)
+        mapping[raw_id] = names.index(cleaned)
+    return tuple(names), mapping
+
+
+def _match_shipped(raw_names: Sequence[str], spec: BenchmarkSpec, origin: str) -> list[int]:
+    by_key = {key: i for i, key in enumerate(spec.class_keys or ())}
+    by_name = {name: i for i, name in enumerate(spec.class_names or ())}
+    mapping, unknown = [], []
+    for raw in raw_names:
+        cleaned = raw if raw in by_key else spec.clean_name(raw)
+        index = by_key.get(raw, by_name.get(cleaned, -1) if cleaned is not None else -1)
+        if index < 0 and cleaned is not None:
+            unknown.append(raw)
+        mapping.append(index)
+    if unknown:
+        close = difflib.get_close_matches(spec.clean_name(unknown[0]) or "", list(by_name), n=3)
+        raise LabelError(
+            f"{origin}: {len(unknown)} class name(s) are not among the {len(by_name)} classes of "
+            f"{spec.key!r}, e.g. {unknown[:5]} (closest known names to the first: {close}). Rename the "
+            "classes, or use label_mode='index' if the integer labels already follow the benchmark's order."
+        )
+    return mapping
+
+
+def _check_ids(raw_ids: np.ndarray, num_raw: int, origin: str, names: Sequence[str]) -> None:
+    bad = raw_ids[(raw_ids < 0) | (raw_ids >= num_raw)]
+    if bad.size:
+        raise LabelError(
+            f"{origin} has label ids outside the class list: {sorted(set(bad.tolist()))[:10]} "
+            f"({bad.size} rows), but only ids 0..{num_raw - 1} exist ({num_raw} classes, e.g. "
+            f"{list(names[:3])}). Fix the labels or give the full class list."
+        )
+
+
+def to_benchmark_format(raw: RawSplit, spec: BenchmarkSpec | None = None) -> AnyDataset:
+    """Select, rename and relabel `raw` into the columns `image`, `label` (cleaned `ClassLabel`), `example_id`."""
+    _require_column(raw, raw.image_column, "image")
+    _require_column(raw, raw.label_column, "label")
+    if raw.id_column is not None:
+        _require_column(raw, raw.id_column, "id")
+    dataset = raw.dataset
+    columns = [raw.image_column, raw.label_column] + ([raw.id_column] if raw.id_column else [])
+    dataset = dataset.select_columns(columns)
+    renames = {raw.image_column: "image", raw.label_column: "raw_label"}
+    if raw.id_column:
+        renames[raw.id_column] = "example_id"
+    dataset = dataset.rename_columns({old: new for old, new in renames.items() if old != new})
+    if isinstance(dataset, IterableDataset):
+        return _relabel_stream(dataset, raw, spec)
+    return _relabel(dataset, raw, spec)
+
+
+def _raw_label_names(feature: object) -> list[str] | None:
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dataset:
+    values = dataset.with_format("arrow")["raw_label"]
+    feature = dataset.features["raw_label"]
+    label_mode = raw.label_mode
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        strings = values.to_pylist()
+        raw_names = sorted(set(strings))
+        position = {name: i for i, name in enumerate(raw_names)}
+        raw_ids = np.array([position[v] for v in strings], dtype=np.int64)
+        label_mode = "name"
+    else:
+        raw_ids = values.to_numpy().astype(np.int64)
+        raw_names = _raw_label_names(feature)
+        if raw_names is None:  # plain integers: they are the benchmark's ids
+            label_mode = "index"
+            shipped = spec.class_names if spec is not None else None
+            count = len(shipped) if shipped is not None else int(raw_ids.max(initial=-1)) + 1
+            raw_names = list(shipped) if shipped is not None else [str(i) for i in range(count)]
+    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin)
+    _check_ids(raw_ids, len(mapping), raw.origin, names)
+    labels = np.asarray(mapping, dtype=np.int64)[raw_ids]
+    dataset = dataset.remove_columns("raw_label").add_column(
+        "label", labels, feature=ClassLabel(names=list(names))
+    )
+    if not isinstance(dataset.features["image"], Image):
+        dataset = dataset.cast_column("image", Image())
+    kept = np.flatnonzero(labels >= 0)
+    return dataset if kept.size == len(labels) else dataset.select(kept)
+
+
+def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec | None) -> IterableDataset:
+    feature = dataset.features["raw_label"] if dataset.features else None
+    raw_names = _raw_label_names(feature)
+    label_mode = raw.label_mode
+    if raw_names is None:  # integers or strings: both need the benchmark's fixed class list
+        if spec is None or spec.class_names is None:
+            raise LabelError(
+                f"{raw.origin} is streamed without class names; streaming needs a benchmark with a "
+                "shipped class list (ImageNet and variants) or a ClassLabel column."
+            )
+        if isinstance(feature, Value) and feature.dtype == "string":  # keys (WordNet ids) or names
+            raw_names, label_mode = list(dict.fromkeys([*(spec.class_keys or ()), *spec.class_names])), "name"
+        else:
+            raw_names, label_mode = list(spec.class_names), "index"
+    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin)
+    by_name = {name: mapping[i] for i, name in enumerate(raw_names)}
+
+    def relabel(example: dict) -> dict:
+        value = example["raw_label"]
+        if isinstance(value, str):
+            if value not in by_name:
+                raise LabelError(
+                    f"{raw.origin}: label {value!r} is not one of the benchmark's classes or keys."
+                )
+            return {"label": by_name[value]}
+        if not 0 <= value < len(mapping):
+            _check_ids(np.array([value]), len(mapping), raw.origin, names)
+        return {"label": mapping[value]}
+
+    features = Features(image=Image(), label=ClassLabel(names=list(names)))
+    if raw.id_column:
+        features["example_id"] = Value("string")
+    dataset = dataset.map(relabel, remove_columns=["raw_label"])
+    if min(mapping, default=0) < 0:
+        dataset = dataset.filter(lambda example: example["label"] >= 0)
+    return dataset.cast(features)

@@ -1,0 +1,131 @@
+"""A readable summary of what a run trains and tests on: classes, counts per split, few-shot picks.
+
+python -m hf_prompt_clip.data.summary eurosat --image-folder /data/eurosat --shots 16 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+from datasets import Dataset
+
+from .errors import SplitNotFoundError
+from .fewshot import SUBSETS, FewShotSelection, Subset, sample_few_shot, select_classes
+from .loading import load_benchmark
+from .registry import BenchmarkSpec, base_new_counts, get_benchmark
+from .sources import SPLITS, CoOpSplitSource, ImageFolderSource, Source
+
+
+def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10) -> str:
+    """Rows, classes and images per class of a loaded split, with the first `max_classes` class names."""
+    names = dataset.features["label"].names
+    counts = np.bincount(dataset.with_format("arrow")["label"].to_numpy(), minlength=len(names))
+    present = int((counts > 0).sum())
+    lines = [
+        f"{title}: {len(dataset)} images, {len(names)} classes ({present} with images; "
+        f"per class min {counts.min() if counts.size else 0}, max {counts.max(initial=0)})"
+    ]
+    shown = ", ".join(f"{name} ({count})" for name, count in zip(names[:max_classes], counts))
+    more = f", ... {len(names) - max_classes} more" if len(names) > max_classes else ""
+    lines.append(f"  classes: {shown}{more}")
+    return "\n".join(lines)
+
+
+def describe_benchmark(spec: BenchmarkSpec) -> str:
+    """The registry facts of a benchmark: templates, protocol class counts, source."""
+    source = spec.hub.repo_id if spec.hub is not None else "local only (imagefolder / split file)"
+    base_new = (
+        "{} / {}".format(*base_new_counts(spec.num_classes)) if spec.base_new and spec.num_classes else "-"
+    )
+    return "\n".join(
+        [
+            f"Benchmark {spec.key!r}" + (f": {spec.description}" if spec.description else ""),
+            f"  Hub source: {source}",
+            f"  protocol classes: {spec.num_classes or '?'} (base / new: {base_new}); "
+            f"super-category: {spec.super_category or '-'}",
+            f"  zero-shot template: {spec.template!r}; ensemble: {len(spec.ensemble_templates)} templates",
+        ]
+    )
+
+
+def describe_selection(selection: FewShotSelection, max_ids: int = 5) -> str:
+    """One line for a few-shot record: parameters, size and the first chosen ids."""
+    ids = ", ".join(str(i) for i in selection.ids[:max_ids])
+    kind = selection.id_column or "row index"
+    return (
+        f"few-shot {selection.split}: {selection.shots} shots, seed {selection.seed}: "
+        f"{len(selection.ids)} images by {kind}: {ids}{', ...' if len(selection.ids) > max_ids else ''}"
+    )
+
+
+def summarize(
+    benchmark: str | BenchmarkSpec,
+    *,
+    source: Source | None = None,
+    splits: Sequence[str] = SPLITS,
+    shots: int | None = None,
+    seed: int = 1,
+    subset: Subset = "all",
+    max_classes: int = 10,
+    print_summary: bool = True,
+) -> str:
+    """Load each split of `benchmark` and describe it; with `shots`, also the few-shot draw of `seed`.
+
+    The few-shot draw is made on all classes and then restricted to `subset`, as in training.
+    Returns the text (and prints it unless `print_summary=False`).
+    """
+    spec = get_benchmark(benchmark)
+    streaming = False if source is None else None  # summaries count every image
+    parts = [describe_benchmark(spec)]
+    for split in splits:
+        try:
+            full = load_benchmark(spec, split, source=source, streaming=streaming)
+        except SplitNotFoundError as err:
+            parts.append(f"{split}: not available ({err})")
+            continue
+        parts.append(describe_dataset(select_classes(full, subset), f"{split} [{subset}]", max_classes))
+        if shots is not None and split == "train":
+            few, record = sample_few_shot(full, shots, seed, benchmark=spec.key, split=split)
+            parts.append(
+                describe_dataset(select_classes(few, subset), f"{shots}-shot {split} [{subset}]", max_classes)
+            )
+            parts.append(describe_selection(record))
+    text = "\n".join(parts)
+    if print_summary:
+        print(text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m hf_prompt_clip.data.summary KEY [--image-folder ROOT | --split-file F --image-root R] ...`"""
+    parser = argparse.ArgumentParser(description="Summarise a benchmark's data as the package loads it.")
+    parser.add_argument("benchmark", help="registry key, e.g. eurosat")
+    parser.add_argument("--image-folder", help="read a local imagefolder tree instead of the Hub")
+    parser.add_argument("--split-file", help="a CoOp split_zhou_*.json file (needs --image-root)")
+    parser.add_argument("--image-root", help="folder the split file's paths are relative to")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS))
+    parser.add_argument("--shots", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--subset", choices=SUBSETS, default="all")
+    args = parser.parse_args(argv)
+    source: Source | None = None
+    if args.split_file:
+        if not args.image_root:
+            parser.error("--split-file needs --image-root")
+        source = CoOpSplitSource(args.split_file, args.image_root)
+    elif args.image_folder:
+        source = ImageFolderSource(args.image_folder)
+    summarize(
+        args.benchmark,
+        source=source,
+        splits=args.splits,
+        shots=args.shots,
+        seed=args.seed,
+        subset=args.subset,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Sources: a Hub-layout parquet repository, imagefolder trees and CoOp split files, all built from generated images."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+from datasets import ClassLabel, Dataset, Features, Value
+from datasets import Image as ImageFeature
+from PIL import Image
+
+from hf_prompt_clip.data import (
+    BenchmarkSpec,
+    ColumnNotFoundError,
+    CoOpSplitSource,
+    HubSource,
+    ImageFolderSource,
+    LabelError,
+    SplitNotFoundError,
+    UnreadableImageError,
+    collate_fn,
+    eval_transform,
+    get_benchmark,
+    imagenet_subset_class_names,
+    load_benchmark,
+    with_image_transform,
+)
+from hf_prompt_clip.testing import tiny_clip_image_processor
+
+EUROSAT_RAW = ["AnnualCrop", "Forest", "SeaLake"]
+
+
+def solid(value: int) -> Image.Image:
+    return Image.fromarray(np.full((16, 16, 3), value % 256, dtype=np.uint8))
+
+
+def write_hub_repo(root, splits: dict[str, tuple[dict, Features]]) -> str:
+    """A folder laid out like a Hub dataset repository: data/<split>-00000-of-00001.parquet."""
+    os.makedirs(root / "data", exist_ok=True)
+    for split, (columns, features) in splits.items():
+        Dataset.from_dict(columns, features=features).to_parquet(
+            root / "data" / f"{split}-00000-of-00001.parquet"
+        )
+    return str(root)
+
+
+def eurosat_columns(labels: list[int]) -> tuple[dict, Features]:
+    columns = {"image": [solid(40 * i) for i in range(len(labels))], "label": labels}
+    return columns, Features(image=ImageFeature(), label=ClassLabel(names=EUROSAT_RAW))
+
+
+def write_tree(root, files: dict[str, list[str]]) -> str:
+    """An image folder: {"train/Faces": ["a.png", ...]} -> root/train/Faces/a.png (solid-colour PNGs)."""
+    for folder, names in files.items():
+        os.makedirs(root / folder, exist_ok=True)
+        for i, name in enumerate(names):
+            solid(30 * i).save(root / folder / name)
+    return str(root)
+
+
+def hub_like(key: str, repo: str, tmp_path, **changes) -> HubSource:
+    """The registry's Hub source of `key`, pointed at a local repository folder."""
+    return dataclasses.replace(
+        get_benchmark(key).hub, repo_id=repo, cache_dir=str(tmp_path / "cache"), **changes
+    )
+
+
+def test_hub_source_loads_a_repository_with_load_dataset_and_cleans_names(tmp_path):
+    repo = write_hub_repo(
+        tmp_path / "repo", {"train": eurosat_columns([0, 1, 2, 2]), "test": eurosat_columns([2, 0])}
+    )
+    train = load_benchmark("eurosat", "train", source=hub_like("eurosat", repo, tmp_path))
+    assert train.features["label"] == ClassLabel(names=["Annual Crop Land", "Forest", "Sea or Lake"])
+    assert train["label"][:] == [0, 1, 2, 2]
+    assert isinstance(train[0]["image"], Image.Image)
+    test = load_benchmark("eurosat", "test", source=hub_like("eurosat", repo, tmp_path))
+    assert len(test) == 2
+
+
+def test_hub_source_maps_protocol_splits_and_reports_missing_ones(tmp_path):
+    repo = write_hub_repo(
+        tmp_path / "repo", {"train": eurosat_columns([0]), "validation": eurosat_columns([1, 2])}
+    )
+    source = hub_like("eurosat", repo, tmp_path, splits={"test": "validation"})
+    assert load_benchmark("eurosat", "test", source=source)["label"][:] == [1, 2]
+    with pytest.raises(SplitNotFoundError, match="'val'"):
+        load_benchmark("eurosat", "val", source=source)
+
+
+def test_hub_source_keeps_the_id_column_and_maps_names_onto_the_shipped_list(tmp_path):
+    names = ["Abyssinian", "Yorkshire Terrier"]
+    columns = {
+        "image": [solid(0), solid(9)],
+        "label": [1, 0],
+        "image_id": ["yorkshire_terrier_1", "Abyssinian_3"],
+    }
+    features = Features(image=ImageFeature(), label=ClassLabel(names=names), image_id=Value("string"))
+    repo = write_hub_repo(tmp_path / "repo", {"test": (columns, features)})
+    test = load_benchmark("oxford_pets", "test", source=hub_like("oxford_pets", repo, tmp_path))
+    assert len(test.features["label"].names) == 37
+    assert test["label"][:] == [36, 0]
+    assert test["example_id"][:] == ["yorkshire_terrier_1", "Abyssinian_3"]
+
+
+def test_streaming_webdataset_layout_with_integer_labels_uses_the_subset_names(tmp_path):
+    columns = {"jpg": [solid(0), solid(50)], "cls": [0, 199], "__key__": ["s0", "s1"]}
+    features = Features(jpg=ImageFeature(), cls=Value("int64"), __key__=Value("string"))
+    repo = write_hub_repo(tmp_path / "repo", {"test": (columns, features)})
+    test = load_benchmark("imagenet_a", "test", source=hub_like("imagenet_a", repo, tmp_path))
+    rows = list(test)
+    names = imagenet_subset_class_names("a")
+    assert test.features["label"].names == list(names)
+    assert [(r["label"], r["example_id"]) for r in rows] == [(0, "s0"), (199, "s1")]
+    assert isinstance(rows[0]["image"], Image.Image)
+    batch = collate_fn(list(with_image_transform(test, eval_transform(tiny_clip_image_processor()))))
+    assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["labels"].tolist() == [0, 199]
+
+
+def test_string_wordnet_label_column_maps_through_class_keys(tmp_path):
+    spec = get_benchmark("imagenet_r")
+    columns = {"image": [solid(0), solid(1)], "wnid": [spec.class_keys[5], spec.class_keys[0]]}
+    repo = write_hub_repo(
+        tmp_path / "repo", {"test": (columns, Features(image=ImageFeature(), wnid=Value("string")))}
+    )
+    test = load_benchmark("imagenet_r", "test", source=hub_like("imagenet_r", repo, tmp_path))
+    assert test["label"][:] == [5, 0]
+    assert len(test.features["label"].names) == 200
+
+
+def test_missing_label_column_names_the_columns_found(tmp_path):
+    repo = write_hub_repo(tmp_path / "repo", {"test": eurosat_columns([0])})
+    source = hub_like("fgvc_aircraft", repo, tmp_path)
+    with pytest.raises(ColumnNotFoundError, match=r"no label column 'variant'.*\['image', 'label'\]"):
+        load_benchmark("fgvc_aircraft", "test", source=source)
+
+
+def test_label_ids_outside_the_class_list_are_refused(tmp_path):
+    spec = BenchmarkSpec("three", class_names=("a", "b", "c"))
+    columns = {"image": [solid(0), solid(1)], "label": [1, 7]}
+    repo = write_hub_repo(
+        tmp_path / "repo", {"test": (columns, Features(image=ImageFeature(), label=Value("int64")))}
+    )
+    with pytest.raises(LabelError, match=r"outside the class list: \[7\].*0\.\.2"):
+        load_benchmark(spec, "test", source=HubSource(repo, cache_dir=str(tmp_path / "cache")))
+
+
+def test_unknown_class_names_are_refused_with_the_closest_known_names(tmp_path):
+    columns = {"image": [solid(0)], "label": [0]}
+    features = Features(image=ImageFeature(), label=ClassLabel(names=["Abyssinan"]))
+    repo = write_hub_repo(tmp_path / "repo", {"test": (columns, features)})
+    with pytest.raises(LabelError, match=r"not among the 37 classes.*abyssinian"):
+        load_benchmark("oxford_pets", "test", source=hub_like("oxford_pets", repo, tmp_path, id_column=None))
+
+
+def test_imagefolder_tree_follows_caltech_rules_and_records_file_names(tmp_path):
+    tree = {
+        "train/Faces": ["f0.png", "f1.png"],
+        "train/BACKGROUND_Google": ["b0.png"],
+        "train/accordion": ["a0.png"],
+        "train/airplanes": ["p0.png"],
+        "test/Faces": ["f2.png"],
+        "test/BACKGROUND_Google": ["b1.png"],
+        "test/accordion": ["a1.png"],
+        "test/airplanes": ["p1.png"],
+    }
+    source = ImageFolderSource(write_tree(tmp_path / "caltech", tree), cache_dir=str(tmp_path / "cache"))
+    train = load_benchmark("caltech101", "train", source=source)
+    assert train.features["label"].names == ["face", "accordion", "airplane"]
+    assert sorted(zip(train["example_id"][:], train["label"][:])) == [
+        ("train/Faces/f0.png", 0),
+        ("train/Faces/f1.png", 0),
+        ("train/accordion/a0.png", 1),
+        ("train/airplanes/p0.png", 2),
+    ]
+    with pytest.raises(SplitNotFoundError, match="'validation'"):
+        load_benchmark("caltech101", "val", source=source)
+
+
+def test_unreadable_image_error_names_the_file(tmp_path):
+    root = write_tree(tmp_path / "data", {"train/cat": ["ok.png"], "train/dog": []})
+    (tmp_path / "data" / "train" / "dog" / "broken.png").write_bytes(b"not an image")
+    train = load_benchmark("dtd", "train", source=ImageFolderSource(root, cache_dir=str(tmp_path / "cache")))
+    transformed = with_image_transform(train, eval_transform(tiny_clip_image_processor()))
+    broken = train["example_id"][:].index(os.path.join("train", "dog", "broken.png"))
+    assert transformed[1 - broken]["pixel_values"].shape == (3, 32, 32)
+    with pytest.raises(UnreadableImageError, match=r"broken\.png"):
+        transformed[broken]
+
+
+def write_split_file(tmp_path, names_by_label: list[str]) -> tuple[str, str]:
+    files = {f"images/{name}": [f"{name}_{i}.png" for i in range(3)] for name in names_by_label}
+    root = write_tree(tmp_path / "root", files)
+    entries = [
+        [f"images/{name}/{name}_{i}.png", label, name]
+        for label, name in enumerate(names_by_label)
+        for i in range(3)
+    ]
+    content = {"train": entries[0::3] + entries[1::3], "val": entries[2::3][:1], "test": entries[2::3]}
+    split_file = tmp_path / "split_zhou_EuroSAT.json"
+    split_file.write_text(json.dumps(content))
+    return str(split_file), root
+
+
+def test_coop_split_file_keeps_labels_and_cleans_names(tmp_path):
+    split_file, root = write_split_file(tmp_path, ["SeaLake", "AnnualCrop", "Forest"])
+    source = CoOpSplitSource(split_file, root)
+    train = load_benchmark("eurosat", "train", source=source)
+    assert train.features["label"].names == ["Sea or Lake", "Annual Crop Land", "Forest"]
+    assert train["label"][:] == [0, 1, 2, 0, 1, 2]
+    assert train["example_id"][0] == "images/SeaLake/SeaLake_0.png"
+    assert train[0]["image"].size == (16, 16)
+    assert len(load_benchmark("eurosat", "val", source=source)) == 1
+    with pytest.raises(SplitNotFoundError, match="validation"):
+        load_benchmark("eurosat", "validation", source=source)
+
+
+def test_coop_split_file_with_a_missing_image_says_which(tmp_path):
+    split_file, root = write_split_file(tmp_path, ["River"])
+    os.remove(os.path.join(root, "images", "River", "River_2.png"))
+    with pytest.raises(FileNotFoundError, match=r"River_2\.png"):
+        load_benchmark("eurosat", "test", source=CoOpSplitSource(split_file, root))
+
+
+def test_benchmark_without_hub_source_asks_for_a_local_one():
+    with pytest.raises(ValueError, match="ImageFolderSource"):
+        load_benchmark("nabirds", "train")
