@@ -96,20 +96,28 @@ def _encode_rows(
     return _project_eos(clip, hidden, eos)
 
 
-def _length_buckets(lengths: torch.Tensor, rows_per_item: int, chunk_tokens: int, extra: int = 0):
-    """Split items (sorted by length) into chunks whose padded size `rows x (extra + max length)`
-    stays within `chunk_tokens` (lengths are EOS positions). Yields `(item indices, max EOS)`."""
-    order = torch.argsort(lengths, stable=True).tolist()
-    lengths = lengths.tolist()
-    chunk: list[int] = []
-    for item in order:
-        longest = max(lengths[item], lengths[chunk[-1]] if chunk else 0)
-        if chunk and (len(chunk) + 1) * rows_per_item * (extra + longest) > chunk_tokens:
-            yield chunk, lengths[chunk[-1]]
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        yield chunk, lengths[chunk[-1]]
+def _length_buckets(eos: torch.Tensor, chunk_tokens: int, extra: int = 0, slack: float = 0.125):
+    """Group items by length (EOS position + 1) so padding and call size stay small.
+
+    Items are sorted by length; a group closes when adding the next item would pad more than
+    `slack` of the group's real positions, or would make `items x (extra + longest)` exceed
+    `chunk_tokens`. Yields `(item indices, longest EOS position)`.
+    """
+    lengths = (eos + 1).tolist()
+    group: list[int] = []
+    total = 0
+    for item in torch.argsort(eos, stable=True).tolist():
+        length = lengths[item]
+        padded = (len(group) + 1) * length
+        if group and (
+            padded > (1 + slack) * (total + length) or (len(group) + 1) * (extra + length) > chunk_tokens
+        ):
+            yield group, lengths[group[-1]] - 1
+            group, total = [], 0
+        group.append(item)
+        total += length
+    if group:
+        yield group, lengths[group[-1]] - 1
 
 
 def encode_truncated(
@@ -125,7 +133,7 @@ def encode_truncated(
     """
     features: list[torch.Tensor] = []
     indices: list[torch.Tensor] = []
-    for chunk, last_eos in _length_buckets(eos_positions.cpu(), 1, chunk_tokens):
+    for chunk, last_eos in _length_buckets(eos_positions.cpu(), chunk_tokens):
         rows = torch.tensor(chunk, device=token_embeds.device)
         embeds = token_embeds[rows, : last_eos + 1]
         features.append(_encode_rows(clip, embeds, eos_positions[rows], 0, None))
@@ -164,7 +172,7 @@ def encode_with_shared_prefix(
     bucket_budget = max(chunk_tokens // batch, 1)
     features: list[torch.Tensor] = []
     order: list[torch.Tensor] = []
-    for bucket, last_eos in _length_buckets(suffix_eos.cpu(), 1, bucket_budget, prefix_length):
+    for bucket, last_eos in _length_buckets(suffix_eos.cpu(), bucket_budget, prefix_length):
         suffixes = torch.tensor(bucket, device=suffix_embeds.device)
         length, width = last_eos + 1, len(bucket)
         prefixes_per_call = max(1, chunk_tokens // (width * (prefix_length + length)))
