@@ -146,3 +146,13 @@ def pattern_dataset(per_class: int, seed: int = 0) -> tuple[list[Image.Image], l
             images.append(pattern_image(name, rng))
             labels.append(label)
     return images, labels
+
+
+def pattern_benchmark(per_class: int, seed: int = 0):
+    """The generated pattern images as a `datasets.Dataset` (`image`, `label` as `ClassLabel`)."""
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    images, labels = pattern_dataset(per_class, seed)
+    features = Features(image=ImageFeature(), label=ClassLabel(names=list(PATTERN_CLASSES)))
+    return Dataset.from_dict({"image": images, "label": labels}, features=features)

@@ -49,10 +49,13 @@ class AdapterLoadError(OSError):
 
 @dataclass(frozen=True)
 class TrainingStage:
-    """One stage of training: its name and the parameter-name prefixes it trains."""
+    """One stage of training: its name, the parameter-name prefixes it trains, and optional
+    overrides of the training configuration's epochs and learning rate."""
 
     name: str
     trainable: tuple[str, ...]
+    epochs: int | None = None
+    learning_rate: float | None = None
 
 
 # from_pretrained keywords that transformers' Auto classes and pipelines pass along and that

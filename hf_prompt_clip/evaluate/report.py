@@ -1,0 +1,405 @@
+"""Markdown tables, plots and report folders from evaluation results.
+
+A result is one dict per (method, dataset, protocol), as the evaluation code writes it:
+
+    {"method": "coop", "base_model": "openai/clip-vit-base-patch16", "dataset": "dtd",
+     "protocol": "base2new", "shots": 16, "synthetic": False,
+     "runs": [{"seed": 1, "metrics": {"base": 80.1, "new": 60.2, "hm": 68.7}}, ...],
+     "mean": {"base": 80.3, "new": 60.0, "hm": 68.6}, "std": {"base": 0.4, "new": 0.9, "hm": 0.5}}
+
+Metric keys: `accuracy` (few_shot); `base`, `new`, `hm` (base2new); one key per target dataset
+(cross_dataset, domain_generalization). Accuracies are in percent.
+
+Example:
+    >>> paths = write_report(results, "outputs/report")   # results.json, results.md, PNG charts
+    >>> print(results_table(results))
+
+Figures are drawn on matplotlib's Agg canvas without pyplot, so the global backend is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from statistics import mean
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .protocols import harmonic_mean
+from .reference_numbers import AVERAGE, BASE_TO_NEW_DATASETS, reference_metrics
+
+PROTOCOLS: dict[str, str] = {
+    "few_shot": "few-shot",
+    "base2new": "base-to-new",
+    "cross_dataset": "cross-dataset",
+    "domain_generalization": "domain generalisation",
+}
+"""Protocol key -> readable name, in table order."""
+
+METHOD_ORDER: tuple[str, ...] = ("zeroshot", "coop", "cocoop", "plot", "mpfgvc")
+BASE_TO_NEW_METRICS: tuple[str, ...] = ("base", "new", "hm")
+METRIC_NAMES: dict[str, str] = {"accuracy": "accuracy", "base": "base", "new": "new", "hm": "H"}
+REQUIRED_KEYS: tuple[str, ...] = ("method", "dataset", "protocol", "runs", "mean", "std")
+
+SYNTHETIC_NOTE = (
+    "*(synthetic)*: measured on hf_prompt_clip's synthetic offline world (generated images, a tiny "
+    "CLIP); these numbers check the machinery and are not comparable with the papers' numbers."
+)
+PAPER_NOTE = (
+    "paper: the number the method's paper reports with a ViT-B/16 CLIP "
+    "(`hf_prompt_clip.evaluate.reference_numbers`); H = 2·base·new / (base + new)."
+)
+BAR_COLORS: dict[str, str] = {"base": "#4C72B0", "new": "#DD8452", "hm": "#55A868"}
+
+REPORT_FILES: dict[str, str] = {
+    "json": "results.json",
+    "markdown": "results.md",
+    "base_to_new": "base_to_new.png",
+    "accuracy_vs_shots": "accuracy_vs_shots.png",
+}
+"""Key of `write_report`'s answer -> file name in the output folder."""
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+
+def check_results(results: Iterable[dict]) -> list[dict]:
+    """Return `results` as a list after checking each dict has the schema's keys and a known protocol.
+
+    Raises:
+        ValueError: naming the result and what it lacks.
+    """
+    results = list(results)
+    for index, result in enumerate(results):
+        missing = [key for key in REQUIRED_KEYS if key not in result]
+        if missing:
+            raise ValueError(
+                f"Result {index} lacks {missing}; each result needs {list(REQUIRED_KEYS)} "
+                "(see the results schema in docs/reports.md)."
+            )
+        if result["protocol"] not in PROTOCOLS:
+            raise ValueError(
+                f"Result {index} has protocol {result['protocol']!r}; expected one of {list(PROTOCOLS)}."
+            )
+    return results
+
+
+# ---------------------------------------------------------------------------------------- tables
+
+
+def _order(key: str, known: Sequence[str]) -> tuple[int, str]:
+    """Sort key: known keys in their given order first, then the rest alphabetically."""
+    return (known.index(key), "") if key in known else (len(known), key)
+
+
+def _sort_key(result: dict) -> tuple:
+    dataset_known = (*BASE_TO_NEW_DATASETS, AVERAGE)
+    return (
+        _order(result["protocol"], tuple(PROTOCOLS)),
+        _order(result["method"], METHOD_ORDER),
+        result.get("base_model") or "",
+        _order(result["dataset"], dataset_known),
+        result.get("shots") or 0,
+    )
+
+
+def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
+    """Averages over datasets of base-to-new results, as the papers compute them.
+
+    Results are grouped by (method, base model, shots, synthetic); a group covering two or more
+    datasets gives one result-like dict: the mean of base and of new over datasets, H of those means,
+    empty `runs`/`std`, and the averaged `datasets`. Its `dataset` is `"average"` when the group covers
+    exactly the papers' 11 datasets (so the papers' averages apply), else `"average of K datasets"`.
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for result in results:
+        if result["protocol"] == "base2new":
+            key = (
+                result["method"],
+                result.get("base_model"),
+                result.get("shots"),
+                bool(result.get("synthetic")),
+            )
+            groups[key].append(result)
+    averages = []
+    for (method, base_model, shots, synthetic), members in groups.items():
+        datasets = [member["dataset"] for member in members]
+        if len(set(datasets)) < 2:
+            continue
+        base = mean(member["mean"]["base"] for member in members)
+        new = mean(member["mean"]["new"] for member in members)
+        name = (
+            AVERAGE
+            if sorted(datasets) == sorted(BASE_TO_NEW_DATASETS)
+            else f"average of {len(datasets)} datasets"
+        )
+        averages.append(
+            {
+                "method": method,
+                "base_model": base_model,
+                "dataset": name,
+                "protocol": "base2new",
+                "shots": shots,
+                "synthetic": synthetic,
+                "runs": [],
+                "mean": {"base": base, "new": new, "hm": harmonic_mean(base, new)},
+                "std": {},
+                "datasets": datasets,
+            }
+        )
+    return averages
+
+
+def _paper_metrics(result: dict) -> dict[str, float] | None:
+    """The papers' numbers for this result; never for synthetic results."""
+    if result.get("synthetic"):
+        return None
+    return reference_metrics(result["method"], result["dataset"], result["protocol"], result.get("shots"))
+
+
+def format_accuracy(mean_value: float, std_value: float | None, seeds: int) -> str:
+    """`"80.30 ± 0.40"` over several seeds, `"80.30"` for one seed or an average row."""
+    if seeds > 1 and std_value is not None:
+        return f"{mean_value:.2f} ± {std_value:.2f}"
+    return f"{mean_value:.2f}"
+
+
+def _dataset_label(result: dict) -> str:
+    return f"{result['dataset']} *(synthetic)*" if result.get("synthetic") else result["dataset"]
+
+
+def _table_rows(result: dict) -> list[list[str]]:
+    """One markdown row per metric of `result`."""
+    paper = _paper_metrics(result) or {}
+    seeds = len(result["runs"])
+    shots = result.get("shots")
+    rows = []
+    for key, value in result["mean"].items():
+        rows.append(
+            [
+                result["method"],
+                _dataset_label(result),
+                PROTOCOLS[result["protocol"]],
+                "all" if shots is None else str(shots),
+                METRIC_NAMES.get(key, key),
+                format_accuracy(value, result["std"].get(key), seeds),
+                str(seeds) if seeds else "—",
+                f"{paper[key]:.2f}" if key in paper else "—",
+            ]
+        )
+    return rows
+
+
+def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_table(results: Iterable[dict]) -> str:
+    """A markdown table of `results`: one row per metric, mean ± std over seeds, the papers' numbers.
+
+    Base-to-new results over two or more datasets also get average rows (see `base_to_new_averages`).
+    Synthetic results are marked `*(synthetic)*` and never get a paper number; notes under the table
+    explain the marks and list the base models.
+    """
+    results = check_results(results)
+    rows = [
+        row
+        for result in sorted(results + base_to_new_averages(results), key=_sort_key)
+        for row in _table_rows(result)
+    ]
+    header = [
+        "method",
+        "dataset",
+        "protocol",
+        "shots",
+        "metric",
+        "ours (mean ± std)",
+        "seeds",
+        "paper (ViT-B/16)",
+    ]
+    notes = [PAPER_NOTE]
+    if any(result.get("synthetic") for result in results):
+        notes.append(SYNTHETIC_NOTE)
+    base_models = sorted({result.get("base_model") or "unknown" for result in results})
+    notes.append("Base model: " + ", ".join(f"`{name}`" for name in base_models) + ".")
+    return _markdown_table(header, rows) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- plots
+
+
+def _new_figure(panels: int, panel_width: float, panel_height: float = 3.6) -> tuple[Figure, list]:
+    """A figure with `panels` subplots, up to 3 per row, drawn on an Agg canvas."""
+    columns = min(panels, 3)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(panel_width * columns, panel_height * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for unused in axes[panels:]:
+        unused.set_visible(False)
+    return figure, axes[:panels]
+
+
+def _series_label(result: dict, several_base_models: bool) -> str:
+    """The method, plus the base model's short name when the results mix base models."""
+    if not several_base_models:
+        return result["method"]
+    return f"{result['method']} ({str(result.get('base_model')).rstrip('/').split('/')[-1]})"
+
+
+def _panel_title(dataset: str, members: Iterable[dict]) -> str:
+    return f"{dataset} (synthetic)" if any(member.get("synthetic") for member in members) else dataset
+
+
+def _by_dataset(results: Iterable[dict]) -> dict[str, list[dict]]:
+    panels: dict[str, list[dict]] = defaultdict(list)
+    for result in sorted(results, key=_sort_key):
+        panels[result["dataset"]].append(result)
+    return panels
+
+
+def _several_base_models(results: Iterable[dict]) -> bool:
+    return len({result.get("base_model") for result in results}) > 1
+
+
+def _save(figure: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _draw_base_to_new_panel(axis, title: str, members: list[dict], several_base_models: bool) -> None:
+    """Grouped bars: one group per method, bars for base, new and H with std error bars and values."""
+    width = 0.26
+    positions = range(len(members))
+    for offset, key in enumerate(BASE_TO_NEW_METRICS):
+        heights = [member["mean"][key] for member in members]
+        errors = [member["std"].get(key, 0.0) for member in members]
+        bars = axis.bar(
+            [x + (offset - 1) * width for x in positions],
+            heights,
+            width,
+            yerr=errors if any(errors) else None,
+            capsize=2,
+            color=BAR_COLORS[key],
+            label=METRIC_NAMES[key],
+        )
+        axis.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    axis.set_xticks(list(positions), [_series_label(member, several_base_models) for member in members])
+    axis.set_ylim(0, 110)
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+
+
+def plot_base_to_new(results: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Bar chart of base-to-new results: a panel per dataset (and average), base/new/H bars per method.
+
+    Raises:
+        ValueError: when no result has protocol `"base2new"`.
+    """
+    results = [result for result in check_results(results) if result["protocol"] == "base2new"]
+    if not results:
+        raise ValueError("plot_base_to_new needs results with protocol 'base2new'; none were given.")
+    panels = _by_dataset(results + base_to_new_averages(results))
+    several = _several_base_models(results)
+    figure, axes = _new_figure(len(panels), panel_width=max(4.5, 1.3 * max(map(len, panels.values())) + 1))
+    for axis, (dataset, members) in zip(axes, panels.items()):
+        _draw_base_to_new_panel(axis, _panel_title(dataset, members), members, several)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=3)
+    figure.suptitle("Base-to-new accuracy (H: harmonic mean)")
+    return _save(figure, path)
+
+
+def _draw_shots_panel(axis, title: str, members: list[dict], several_base_models: bool) -> None:
+    """One line per method over the number of shots, with std error bars."""
+    series: dict[str, list[dict]] = defaultdict(list)
+    for member in members:
+        series[_series_label(member, several_base_models)].append(member)
+    for label, points in series.items():
+        points = sorted(points, key=lambda point: point["shots"])
+        axis.errorbar(
+            [point["shots"] for point in points],
+            [point["mean"]["accuracy"] for point in points],
+            yerr=[point["std"].get("accuracy", 0.0) for point in points],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    shots = sorted({member["shots"] for member in members})
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(shots, [str(value) for value in shots])
+    axis.set_xlabel("shots per class")
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+
+
+def _few_shot_results(results: Iterable[dict]) -> list[dict]:
+    """Few-shot results with a number of shots (not full-training-set runs)."""
+    return [result for result in results if result["protocol"] == "few_shot" and result.get("shots")]
+
+
+def plot_accuracy_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Line chart of few-shot accuracy over the number of shots: a panel per dataset, a line per method.
+
+    Raises:
+        ValueError: when no result has protocol `"few_shot"` and a number of shots.
+    """
+    results = _few_shot_results(check_results(results))
+    if not results:
+        raise ValueError(
+            "plot_accuracy_vs_shots needs results with protocol 'few_shot' and shots; none were given."
+        )
+    panels = _by_dataset(results)
+    several = _several_base_models(results)
+    figure, axes = _new_figure(len(panels), panel_width=5.0)
+    for axis, (dataset, members) in zip(axes, panels.items()):
+        _draw_shots_panel(axis, _panel_title(dataset, members), members, several)
+    figure.suptitle("Few-shot accuracy against shots per class")
+    return _save(figure, path)
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def _markdown_report(results: list[dict], images: dict[str, Path]) -> str:
+    parts = ["# Results", "", results_table(results)]
+    titles = {"base_to_new": "Base-to-new generalisation", "accuracy_vs_shots": "Accuracy against shots"}
+    for key, path in images.items():
+        parts += [f"## {titles[key]}", "", f"![{titles[key]}]({path.name})", ""]
+    return "\n".join(parts)
+
+
+def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write `results.json`, `results.md` and the charts that apply into `output_dir`.
+
+    `base_to_new.png` is drawn when there are base-to-new results, `accuracy_vs_shots.png` when few-shot
+    results cover at least two numbers of shots.
+
+    Returns:
+        Key (`"json"`, `"markdown"`, `"base_to_new"`, `"accuracy_vs_shots"`) -> written path.
+    """
+    results = check_results(results)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    images: dict[str, Path] = {}
+    if any(result["protocol"] == "base2new" for result in results):
+        images["base_to_new"] = plot_base_to_new(results, output_dir / REPORT_FILES["base_to_new"])
+    if len({result["shots"] for result in _few_shot_results(results)}) > 1:
+        images["accuracy_vs_shots"] = plot_accuracy_vs_shots(
+            results, output_dir / REPORT_FILES["accuracy_vs_shots"]
+        )
+    paths = {"json": output_dir / REPORT_FILES["json"], "markdown": output_dir / REPORT_FILES["markdown"]}
+    paths["json"].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(_markdown_report(results, images), encoding="utf-8")
+    return {**paths, **images}

@@ -1,0 +1,343 @@
+"""Model cards for saved adapters: Hub metadata (`model-index` of measured results) and a readable README.
+
+Example:
+    >>> model.save_pretrained("coop-eurosat")
+    >>> save_model_card("coop-eurosat", model.config, training_args={"lr": 0.002}, results=results)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from transformers import AutoConfig
+
+from ..core.configuration import PromptCLIPConfig
+from ..core.registry import METHODS
+from ..evaluate.report import PROTOCOLS, check_results, results_table
+
+SELECTION_FILE = "few_shot_selection.json"
+"""Name of the few-shot selection record inside an adapter folder."""
+
+CARD_FILE = "README.md"
+TEMPLATE = "adapter_card.md"
+MAX_LISTED_CLASSES = 20
+
+_CLIP_CITATION = """@inproceedings{radford2021clip,
+  title     = {Learning Transferable Visual Models From Natural Language Supervision},
+  author    = {Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and
+               Agarwal, Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and
+               Krueger, Gretchen and Sutskever, Ilya},
+  booktitle = {International Conference on Machine Learning (ICML)},
+  year      = {2021}
+}"""
+
+
+@dataclass(frozen=True)
+class MethodCardInfo:
+    """What a model card says about one method.
+
+    Attributes:
+        title: display name (`"CoOp"`).
+        paper: short reference (`"Zhou et al., IJCV 2022"`).
+        learned: one or two sentences on what is learned.
+        citation: BibTeX of the method's paper.
+        frozen_base: whether the base CLIP stays entirely frozen (the adapter is tiny).
+    """
+
+    title: str
+    paper: str
+    learned: str
+    citation: str
+    frozen_base: bool = True
+
+
+METHOD_CARDS: dict[str, MethodCardInfo] = {
+    "zeroshot": MethodCardInfo(
+        "Zero-shot CLIP",
+        "Radford et al., ICML 2021",
+        "Nothing is learned: each class is described by hand-written prompt templates (averaged when "
+        "there are several), so the weights file is empty and the config holds the templates.",
+        _CLIP_CITATION,
+    ),
+    "coop": MethodCardInfo(
+        "CoOp",
+        "Zhou et al., IJCV 2022",
+        "CoOp learns M context vectors (one shared M x D set, or one per class) that replace the words "
+        "of a prompt template in front of each class name.",
+        """@article{zhou2022coop,
+  title   = {Learning to Prompt for Vision-Language Models},
+  author  = {Zhou, Kaiyang and Yang, Jingkang and Loy, Chen Change and Liu, Ziwei},
+  journal = {International Journal of Computer Vision (IJCV)},
+  year    = {2022}
+}""",
+    ),
+    "cocoop": MethodCardInfo(
+        "CoCoOp",
+        "Zhou et al., CVPR 2022",
+        "CoCoOp learns context vectors and a small Meta-Net that turns each image's features into a "
+        "bias added to the context, so the prompt adapts to the image.",
+        """@inproceedings{zhou2022cocoop,
+  title     = {Conditional Prompt Learning for Vision-Language Models},
+  author    = {Zhou, Kaiyang and Yang, Jingkang and Loy, Chen Change and Liu, Ziwei},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2022}
+}""",
+    ),
+    "plot": MethodCardInfo(
+        "PLOT",
+        "Chen et al., ICLR 2023",
+        "PLOT learns several sets of context vectors per class and matches them to the image's patch "
+        "features with optimal transport (PLOT++ also learns visual prompt tokens).",
+        """@inproceedings{chen2023plot,
+  title     = {PLOT: Prompt Learning with Optimal Transport for Vision-Language Models},
+  author    = {Chen, Guangyi and Yao, Weiran and Song, Xiangchen and Li, Xinyue and Rao, Yongming and
+               Zhang, Kun},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2023}
+}""",
+    ),
+    "mpfgvc": MethodCardInfo(
+        "MP-FGVC",
+        "Jiang et al., AAAI 2024",
+        "MP-FGVC learns subcategory-specific text prompt tokens and a vision-language fusion module with "
+        "its classifier, and fine-tunes the image encoder: this is **not** a tiny adapter, the changed "
+        "image-encoder weights are stored here with the prompts (the text encoder stays frozen).",
+        """@inproceedings{jiang2024mpfgvc,
+  title     = {Delving into Multimodal Prompting for Fine-grained Visual Classification},
+  author    = {Jiang, Xin and Tang, Hao and Gao, Junyao and Du, Xiaoyu and He, Shengfeng and Li, Zechao},
+  booktitle = {AAAI Conference on Artificial Intelligence},
+  year      = {2024}
+}""",
+        frozen_base=False,
+    ),
+}
+"""Method key -> what its model card says."""
+
+METRIC_DESCRIPTIONS: dict[str, str] = {
+    "accuracy": "accuracy",
+    "base": "base accuracy",
+    "new": "new accuracy",
+    "hm": "harmonic mean",
+}
+
+
+# ---------------------------------------------------------------------------------------- config facts
+
+
+def method_of(config: PromptCLIPConfig) -> str:
+    """The registered method key of `config` (`"coop"` for a `CoOpConfig`)."""
+    for name, (config_class, _) in METHODS.items():
+        if config_class.model_type == config.model_type:
+            return name
+    raise ValueError(
+        f"No registered method has model_type {config.model_type!r}; registered: {sorted(METHODS)}. "
+        "Import the method's module (or `hf_prompt_clip`) before building its card."
+    )
+
+
+def method_options(config: PromptCLIPConfig) -> dict:
+    """The method's own config fields (those a `PromptCLIPConfig` does not have) and their values."""
+    shared = {field.name for field in dataclasses.fields(PromptCLIPConfig)}
+    return {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(type(config))
+        if field.name not in shared
+    }
+
+
+def _hub_model_id(name: str | None) -> str | None:
+    """`name` if it can be a Hub model id (the `base_model` metadata must be one), else `None`."""
+    if not name or os.path.isdir(name):
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name
+
+
+def _class_preview(class_names: list[str]) -> str:
+    shown = ", ".join(class_names[:MAX_LISTED_CLASSES])
+    hidden = len(class_names) - MAX_LISTED_CLASSES
+    return f"{shown}, … ({hidden} more)" if hidden > 0 else shown
+
+
+# ---------------------------------------------------------------------------------------- metadata
+
+
+def _metric_name(result: dict, key: str) -> str:
+    """E.g. `"base accuracy (base-to-new, 16 shots)"`; transfer metrics name the training dataset."""
+    protocol = PROTOCOLS[result["protocol"]]
+    shots = result.get("shots")
+    setting = f"{protocol}, full training set" if shots is None else f"{protocol}, {shots} shots"
+    if result["protocol"] in ("cross_dataset", "domain_generalization"):
+        setting += f", trained on {result['dataset']}"
+    if result.get("synthetic"):
+        setting += ", synthetic world"
+    return f"{METRIC_DESCRIPTIONS.get(key, 'accuracy')} ({setting})"
+
+
+def eval_results_from(results: list[dict]) -> list[EvalResult]:
+    """One `EvalResult` per metric of each result, valued by the mean over seeds (percent).
+
+    Cross-dataset and domain-generalisation metrics are keyed by target dataset, so each becomes a
+    result on that dataset. Synthetic results use dataset config `"synthetic"` and a `(synthetic)`
+    dataset name, so the Hub never lists them as results on the real benchmark.
+    """
+    evals = []
+    for result in check_results(results):
+        transfer = result["protocol"] in ("cross_dataset", "domain_generalization")
+        synthetic = bool(result.get("synthetic"))
+        for key, value in result["mean"].items():
+            dataset = key if transfer else result["dataset"]
+            evals.append(
+                EvalResult(
+                    task_type="image-classification",
+                    dataset_type=dataset,
+                    dataset_name=f"{dataset} (synthetic)" if synthetic else dataset,
+                    dataset_config="synthetic" if synthetic else None,
+                    dataset_split="test",
+                    metric_type="accuracy",
+                    metric_value=round(float(value), 2),
+                    metric_name=_metric_name(result, key),
+                )
+            )
+    return evals
+
+
+def _card_data(
+    config: PromptCLIPConfig, method: str, results: list[dict], model_name: str, license: str
+) -> ModelCardData:
+    base_model = _hub_model_id(config.base_model_name_or_path)
+    evals = eval_results_from(results)
+    return ModelCardData(
+        library_name="hf_prompt_clip",
+        base_model=base_model,
+        base_model_relation="adapter" if base_model else None,
+        tags=[method, "clip", "prompt-learning", "image-classification"],
+        pipeline_tag="image-classification",
+        license=license,
+        metrics=["accuracy"] if evals else None,
+        eval_results=evals or None,
+        model_name=model_name if evals else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------- card
+
+
+def _selection_summary(selection: dict) -> dict:
+    return {
+        "benchmark": selection.get("benchmark") or "unregistered data",
+        "split": selection.get("split"),
+        "seed": selection.get("seed"),
+        "shots": selection.get("shots"),
+        "examples": len(selection.get("ids", [])),
+    }
+
+
+def _template() -> str:
+    return (resources.files("hf_prompt_clip") / "model_cards" / TEMPLATE).read_text(encoding="utf-8")
+
+
+def build_model_card(
+    config: PromptCLIPConfig,
+    training_args: dict | None = None,
+    results: list[dict] | None = None,
+    selection: dict | None = None,
+    *,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    license: str = "apache-2.0",
+    selection_file: str | None = None,
+) -> ModelCard:
+    """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
+
+    Args:
+        config: the adapter's config (method, base model id and revision, classes).
+        training_args: training settings to list (optimizer, lr, epochs, ...), shown as a table.
+        results: result dicts of the evaluation schema (see `hf_prompt_clip.evaluate.report`); their
+            means become the `model-index` and a table beside the papers' numbers.
+        selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
+        repo_id: Hub id (or folder) shown in the loading example; defaults to `model_name`.
+        model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
+        license: license id of the adapter.
+        selection_file: name of the full selection record in the repository, linked when given.
+
+    Returns:
+        A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
+        is a Hub id), `base_model_relation: adapter` and the measured results.
+    """
+    method = method_of(config)
+    info = METHOD_CARDS.get(method) or MethodCardInfo(method, "", "", "")
+    results = check_results(results or [])
+    base = config.base_model_name_or_path or "unknown"
+    model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
+    class_names = config.class_names or []
+    citations = [info.citation] if method == "zeroshot" else [info.citation, _CLIP_CITATION]
+    return ModelCard.from_template(
+        _card_data(config, method, results, model_name, license),
+        template_str=_template(),
+        model_name=model_name,
+        repo_id=repo_id or model_name,
+        method_title=info.title,
+        method_paper=info.paper,
+        learned=info.learned,
+        frozen_base=info.frozen_base,
+        model_type=config.model_type,
+        base_model_path=base,
+        base_model_revision=config.base_model_revision,
+        num_classes=len(class_names),
+        class_preview=_class_preview(class_names),
+        example_labels=json.dumps(class_names[:2] or ["cat", "dog"], ensure_ascii=False),
+        hypothesis_template="a photo of a {}." if method == "zeroshot" else "{}",
+        method_config=method_options(config),
+        training_args=training_args,
+        selection=_selection_summary(selection) if selection else None,
+        selection_file=selection_file,
+        results_table=results_table(results) if results else None,
+        synthetic=any(result.get("synthetic") for result in results),
+        citations=[citation for citation in citations if citation],
+    )
+
+
+def save_model_card(
+    folder: str | os.PathLike,
+    config: PromptCLIPConfig | None = None,
+    training_args: dict | None = None,
+    results: list[dict] | None = None,
+    selection: dict | None = None,
+    **card_kwargs,
+) -> Path:
+    """Write the adapter's model card as `README.md` into its saved folder and return the path.
+
+    `config` defaults to the folder's `config.json`; `selection` to its `few_shot_selection.json`,
+    which the card then links. Other keyword arguments go to `build_model_card`.
+    """
+    folder = Path(folder)
+    if config is None:
+        config = _load_config(folder)
+    record = folder / SELECTION_FILE
+    if record.is_file():
+        card_kwargs.setdefault("selection_file", SELECTION_FILE)
+        if selection is None:
+            selection = json.loads(record.read_text(encoding="utf-8"))
+    card = build_model_card(config, training_args, results, selection, **card_kwargs)
+    path = folder / CARD_FILE
+    card.save(path)
+    return path
+
+
+def _load_config(folder: Path) -> PromptCLIPConfig:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} has no config.json: pass `config=` or save the model there first (`model.save_pretrained`)."
+        )
+    return AutoConfig.from_pretrained(folder)

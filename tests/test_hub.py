@@ -1,0 +1,192 @@
+"""Model cards of adapters and pushing adapter folders, tested offline at the HfApi boundary."""
+
+import types
+
+import huggingface_hub
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard import REGEX_YAML_BLOCK
+from safetensors.torch import save_file
+
+from hf_prompt_clip import CoOpConfig, CoOpModel
+from hf_prompt_clip.data import FewShotSelection
+from hf_prompt_clip.hub import SELECTION_FILE, build_model_card, push_adapter_to_hub, save_model_card
+
+BASE = "openai/clip-vit-base-patch16"
+RESULTS = [
+    {
+        "method": "coop",
+        "base_model": BASE,
+        "dataset": "dtd",
+        "protocol": "base2new",
+        "shots": 16,
+        "synthetic": False,
+        "runs": [
+            {"seed": 1, "metrics": {"base": 80.1, "new": 60.2, "hm": 68.74}},
+            {"seed": 2, "metrics": {"base": 80.5, "new": 59.8, "hm": 68.62}},
+        ],
+        "mean": {"base": 80.3, "new": 60.0, "hm": 68.68},
+        "std": {"base": 0.28, "new": 0.28, "hm": 0.08},
+    }
+]
+SYNTHETIC = {
+    **RESULTS[0],
+    "dataset": "shapes",
+    "synthetic": True,
+    "mean": {"base": 95.5, "new": 71.25, "hm": 81.61},
+}
+SELECTION = FewShotSelection("dtd", "train", 1, 16, None, list(range(24 * 16)))
+
+
+@pytest.fixture
+def config():
+    return CoOpConfig(
+        base_model_name_or_path=BASE, base_model_revision="abc123", class_names=["cat", "dog"], n_ctx=4
+    )
+
+
+def front_matter(card: ModelCard) -> dict:
+    return yaml.safe_load(REGEX_YAML_BLOCK.search(card.content).group(2))
+
+
+def model_index_metrics(metadata: dict) -> dict[tuple[str, str], float]:
+    """(dataset name, metric name) -> value, from the `model-index` block."""
+    (entry,) = metadata["model-index"]
+    return {
+        (result["dataset"]["name"], metric["name"]): metric["value"]
+        for result in entry["results"]
+        for metric in result["metrics"]
+    }
+
+
+# ------------------------------------------------------------------------------- model cards
+
+
+def test_card_metadata_names_library_base_model_and_adapter_relation(config):
+    metadata = front_matter(build_model_card(config, results=RESULTS))
+    assert metadata["library_name"] == "hf_prompt_clip"
+    assert metadata["base_model"] == BASE
+    assert metadata["base_model_relation"] == "adapter"
+    assert metadata["pipeline_tag"] == "image-classification"
+    assert {"coop", "clip", "prompt-learning", "image-classification"} <= set(metadata["tags"])
+
+
+def test_model_index_carries_the_measured_means(config):
+    card = build_model_card(config, results=RESULTS)
+    metrics = model_index_metrics(front_matter(card))
+    assert metrics == {
+        ("dtd", "base accuracy (base-to-new, 16 shots)"): 80.3,
+        ("dtd", "new accuracy (base-to-new, 16 shots)"): 60.0,
+        ("dtd", "harmonic mean (base-to-new, 16 shots)"): 68.68,
+    }
+    reloaded = ModelCard(card.content).data.eval_results  # what the Hub's own parser reads back
+    assert [(r.metric_type, r.metric_value) for r in reloaded] == [
+        ("accuracy", 80.3),
+        ("accuracy", 60.0),
+        ("accuracy", 68.68),
+    ]
+
+
+def test_card_body_explains_the_adapter_loading_training_selection_and_citation(config):
+    card = build_model_card(
+        config, {"learning_rate": 0.002, "epochs": 50}, RESULTS, SELECTION.to_dict(), repo_id="org/coop-dtd"
+    )
+    text = card.text
+    assert "tiny adapter on a frozen CLIP" in text and "`abc123`" in text
+    assert "import hf_prompt_clip" in text
+    assert 'AutoModel.from_pretrained("org/coop-dtd")' in text
+    assert 'pipeline("image-classification", model="org/coop-dtd")' in text
+    assert 'hypothesis_template="{}"' in text
+    assert "| `n_ctx` | `4` |" in text and "| `learning_rate` | `0.002` |" in text
+    assert "| dtd | train | 1 | 16 | 384 |" in text
+    assert "80.30 ± 0.28" in text and "79.44" in text  # ours beside the paper's
+    assert "synthetic" not in text
+    assert "Zhou et al., IJCV 2022" in text and "@article{zhou2022coop" in text and "radford2021clip" in text
+
+
+def test_synthetic_results_are_labelled_in_card_and_model_index(config):
+    card = build_model_card(config, results=[SYNTHETIC])
+    assert "measured on hf_prompt_clip's synthetic offline world" in card.text
+    (entry,) = front_matter(card)["model-index"]
+    (result,) = entry["results"]
+    assert result["dataset"] == {
+        "name": "shapes (synthetic)",
+        "type": "shapes",
+        "config": "synthetic",
+        "split": "test",
+    }
+    assert all("synthetic world" in metric["name"] for metric in result["metrics"])
+
+
+def test_card_without_results_has_no_model_index_and_a_local_base_is_not_claimed_as_hub_id(config, tmp_path):
+    config.base_model_name_or_path = str(tmp_path)
+    metadata = front_matter(build_model_card(config))
+    assert "model-index" not in metadata and "model_name" not in metadata
+    assert "base_model" not in metadata  # the Hub only accepts model ids there
+
+
+def test_save_model_card_reads_config_and_selection_record_from_the_folder(config, tmp_path):
+    config.save_pretrained(tmp_path)
+    SELECTION.save(tmp_path / SELECTION_FILE)
+    path = save_model_card(tmp_path, results=RESULTS)
+    assert path == tmp_path / "README.md"
+    text = path.read_text()
+    assert f"[`{SELECTION_FILE}`]({SELECTION_FILE})" in text and "| 384 |" in text
+    assert (
+        model_index_metrics(front_matter(ModelCard(text)))[("dtd", "harmonic mean (base-to-new, 16 shots)")]
+        == 68.68
+    )
+
+
+# ------------------------------------------------------------------------------- pushing
+
+
+@pytest.fixture
+def hub_calls(monkeypatch):
+    """Record HfApi.create_repo / upload_folder calls instead of reaching the network."""
+    calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create_repo", self.token, repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        calls.append(("upload_folder", self.token, kwargs["repo_id"], kwargs))
+        return types.SimpleNamespace(commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/0123")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_push_creates_the_repo_and_uploads_exactly_the_adapter_folder(clip_parts, tmp_path, hub_calls):
+    clip, tokenizer, processor = clip_parts
+    model = CoOpModel.from_clip(clip, ["cat", "dog"], tokenizer=tokenizer, image_processor=processor, n_ctx=2)
+    folder = tmp_path / "coop-adapter"
+    model.save_pretrained(folder)
+    save_model_card(folder, model.config)
+
+    url = push_adapter_to_hub(folder, "org/coop-adapter", private=True, token="hf_test", revision="v1")
+
+    assert url == "https://huggingface.co/org/coop-adapter/commit/0123"
+    (create, upload) = hub_calls
+    assert create[:3] == ("create_repo", "hf_test", "org/coop-adapter")
+    assert create[3]["private"] is True and create[3]["exist_ok"] is True
+    assert upload[:3] == ("upload_folder", "hf_test", "org/coop-adapter")
+    kwargs = upload[3]
+    assert kwargs["folder_path"] == folder and kwargs["revision"] == "v1"
+    assert not {"allow_patterns", "ignore_patterns", "path_in_repo"} & set(kwargs)
+
+
+def test_push_refuses_a_folder_without_an_adapter(tmp_path, hub_calls):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"lacks model\.safetensors"):
+        push_adapter_to_hub(tmp_path, "org/nothing")
+    save_file({}, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lacks config\.json"):
+        push_adapter_to_hub(tmp_path, "org/nothing")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        push_adapter_to_hub(tmp_path / "missing", "org/nothing")
+    assert hub_calls == []

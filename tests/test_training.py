@@ -1,0 +1,205 @@
+"""Training through Accelerate: learning, exact resume, distributed equivalence, protocols."""
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from hf_prompt_clip import CoOpModel
+from hf_prompt_clip.data import (
+    collate_fn,
+    eval_transform,
+    select_classes,
+    train_transform,
+    with_image_transform,
+)
+from hf_prompt_clip.evaluate import evaluate_base_to_new, harmonic_mean, predict
+from hf_prompt_clip.testing import pattern_benchmark
+from hf_prompt_clip.train import NonFiniteLossError, PromptTrainer, TrainingConfig, learning_rate
+
+HERE = Path(__file__).parent
+
+
+def make_model(folder, names=None, **kwargs):
+    torch.manual_seed(0)
+    names = names or ["red", "blue", "checkerboard", "stripes"]
+    return CoOpModel.from_clip(folder, names, n_ctx=4, class_specific_context=True, **kwargs)
+
+
+def train_set(model, augment=False, per_class=8):
+    transform = train_transform(model.image_processor) if augment else eval_transform(model.image_processor)
+    return with_image_transform(pattern_benchmark(per_class, seed=0), transform)
+
+
+def config(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path),
+        epochs=3,
+        batch_size=8,
+        learning_rate=0.05,
+        optimizer="adamw",
+        lr_schedule="constant",
+        warmup_epochs=0,
+        seed=3,
+    )
+    defaults.update(overrides)
+    return TrainingConfig(**defaults)
+
+
+def test_reference_schedule_matches_coop():
+    lrs = [learning_rate("reference", 0.002, e, 10) for e in range(10)]
+    assert lrs[0] == 1e-5
+    assert lrs[1] == pytest.approx(0.002)
+    assert lrs[6] == pytest.approx(0.001 * (1 + math.cos(math.pi * 5 / 10)))
+    assert all(a > b for a, b in itertools.pairwise(lrs[1:])) and lrs[-1] > 0
+
+
+def test_training_lowers_the_loss_and_the_adapter_reloads_identically(tiny_clip_folder, tmp_path):
+    model = make_model(tiny_clip_folder)
+    trainer = PromptTrainer(model, train_set(model), config(tmp_path, epochs=10), collate_fn=collate_fn)
+    state = trainer.train()
+    losses = [entry["loss"] for entry in state.log]
+    assert losses[-1] < 0.5 * losses[0]
+    model.save_pretrained(tmp_path / "adapter")
+    test = with_image_transform(pattern_benchmark(4, seed=9), eval_transform(model.image_processor))
+    before = predict(model, test, collate_fn)
+    loaded = predict(AutoModel.from_pretrained(tmp_path / "adapter"), test, collate_fn)
+    assert torch.equal(before.predicted, loaded.predicted)
+    assert before.accuracy > 50  # 4 classes: chance is 25 %
+
+
+def test_checkpoints_hold_only_the_adapter(tiny_clip_folder, tmp_path):
+    model = make_model(tiny_clip_folder)
+    PromptTrainer(model, train_set(model), config(tmp_path, epochs=2), collate_fn=collate_fn).train()
+    checkpoints = sorted((tmp_path / "checkpoints").iterdir())
+    assert [c.name for c in checkpoints] == ["checkpoint-4", "checkpoint-8"]  # 32 images, batch 8
+    from safetensors.torch import load_file
+
+    assert set(load_file(checkpoints[-1] / "model.safetensors")) == {"context"}
+    assert json.loads((checkpoints[-1] / "trainer_state.json").read_text())["global_step"] == 8
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folder, tmp_path):
+    settings = dict(epochs=3, optimizer="sgd", learning_rate=0.02, checkpoint_every_steps=2)
+    full = make_model(tiny_clip_folder)
+    PromptTrainer(
+        full, train_set(full, augment=True), config(tmp_path / "a", **settings), collate_fn=collate_fn
+    ).train()
+
+    interrupted = make_model(tiny_clip_folder)
+    calls = {"n": 0}
+    original_forward = interrupted.forward
+
+    def forward_then_stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # dies during step 4; the last checkpoint is at step 2
+            raise Interrupt
+        return original_forward(*args, **kwargs)
+
+    interrupted.forward = forward_then_stop
+    with pytest.raises(Interrupt):
+        PromptTrainer(
+            interrupted,
+            train_set(interrupted, augment=True),
+            config(tmp_path / "b", **settings),
+            collate_fn=collate_fn,
+        ).train()
+
+    resumed = make_model(tiny_clip_folder)
+    resumed_config = config(tmp_path / "b", resume_from_checkpoint="latest", **settings)
+    state = PromptTrainer(
+        resumed, train_set(resumed, augment=True), resumed_config, collate_fn=collate_fn
+    ).train()
+    assert state.global_step == 12
+    torch.testing.assert_close(resumed.context, full.context, atol=1e-6, rtol=0)
+    assert not torch.equal(resumed.context, make_model(tiny_clip_folder).context)
+
+
+def test_non_finite_loss_stops_with_the_step(tiny_clip_folder, tmp_path):
+    model = make_model(tiny_clip_folder)
+    with torch.no_grad():
+        model.context.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"at step 1 \(stage 'prompt', epoch 0\)"):
+        PromptTrainer(model, train_set(model), config(tmp_path), collate_fn=collate_fn).train()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_clip_folder, tmp_path):
+    model = make_model(tiny_clip_folder)
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
+        PromptTrainer(model, train_set(model), config(tmp_path, resume_from_checkpoint="latest")).train()
+
+
+def test_base_to_new_reports_b_n_h_consistent_with_predictions(tiny_clip_folder):
+    model = make_model(tiny_clip_folder, names=["red", "blue", "checkerboard", "stripes"])
+    model.config.class_specific_context = False
+    unified = CoOpModel.from_clip(tiny_clip_folder, ["red", "blue"], n_ctx=4)
+    test = with_image_transform(pattern_benchmark(6, seed=5), eval_transform(unified.image_processor))
+    result = evaluate_base_to_new(unified, test, collate_fn)
+    for subset in ("base", "new"):
+        part = select_classes(test, subset)
+        names = part.features["label"].names
+        with unified.using_class_names(names):
+            predictions = predict(unified, part, collate_fn)
+        assert len(names) == 2
+        assert result[subset] == pytest.approx(predictions.accuracy)
+        correct = (
+            sum(
+                acc * (predictions.labels == k).sum().item()
+                for k, acc in enumerate(predictions.per_class_accuracy(len(names)))
+            )
+            / 100
+        )
+        assert result[subset] == pytest.approx(100 * correct / len(predictions.labels))
+    assert result["hm"] == pytest.approx(harmonic_mean(result["base"], result["new"]))
+    assert unified.config.class_names == ["red", "blue"]  # restored
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process test")
+def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_folder, tmp_path):
+    script = HERE / "ddp_train_script.py"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "true"}
+    single = subprocess.run(
+        [sys.executable, str(script), tiny_clip_folder, str(tmp_path / "one"), "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(script),
+            tiny_clip_folder,
+            str(tmp_path / "two"),
+            "4",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "result.json").read_text())
+    two = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert two["num_processes"] == 2 and one["num_processes"] == 1
+    torch.testing.assert_close(
+        torch.tensor(two["context"]), torch.tensor(one["context"]), atol=1e-5, rtol=1e-4
+    )
+    assert two["accuracy"] == one["accuracy"] and two["test_size"] == one["test_size"] == 4 * 5
