@@ -1,6 +1,7 @@
 """Model cards of adapters and pushing adapter folders, tested offline at the HfApi boundary."""
 
 import types
+from pathlib import Path
 
 import huggingface_hub
 import pytest
@@ -190,3 +191,28 @@ def test_push_refuses_a_folder_without_an_adapter(tmp_path, hub_calls):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         push_adapter_to_hub(tmp_path / "missing", "org/nothing")
     assert hub_calls == []
+
+
+def test_model_push_to_hub_uploads_the_adapter_with_our_card(clip_parts, hub_calls, monkeypatch):
+    clip, tokenizer, processor = clip_parts
+    model = CoOpModel.from_clip(
+        clip,
+        ["cat", "dog"],
+        tokenizer=tokenizer,
+        image_processor=processor,
+        n_ctx=2,
+        base_model_name_or_path="openai/clip-vit-base-patch16",
+    )
+    uploaded = {}
+
+    def record(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        uploaded.update({path.name: path.read_text(errors="ignore") for path in folder.iterdir()})
+        return types.SimpleNamespace(commit_url="https://huggingface.co/org/x/commit/1")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", record)
+    model.push_to_hub("org/coop-cats", private=True)
+    assert hub_calls[0][2] == "org/coop-cats" and hub_calls[0][3]["private"] is True
+    assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= set(uploaded)
+    assert "library_name: hf_prompt_clip" in uploaded["README.md"]
+    assert "base_model_relation: adapter" in uploaded["README.md"]

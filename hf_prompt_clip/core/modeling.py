@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -435,15 +436,41 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         if self.image_processor is not None:
             self.image_processor.save_pretrained(save_directory)
         if push_to_hub:
-            from huggingface_hub import HfApi
+            from ..hub import push_adapter_to_hub, save_model_card
 
-            api = HfApi(token=token)
+            if not os.path.isfile(os.path.join(save_directory, "README.md")):
+                save_model_card(save_directory, self.config)
             repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
-            api.create_repo(repo_id, private=private, exist_ok=True)
-            api.upload_folder(
+            push_adapter_to_hub(
+                save_directory, repo_id, private=bool(private), token=token, commit_message=commit_message
+            )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        commit_message: str | None = None,
+        **kwargs,
+    ) -> None:
+        """Upload the adapter folder (adapter, config, processors and our model card) to `repo_id`.
+
+        Unlike transformers' default, the card is this package's (how to load the adapter, base
+        model, `base_model_relation: adapter`), never a generic one. To publish measured results
+        in the card, write it first with `hf_prompt_clip.hub.save_model_card` and push the folder
+        with `hf_prompt_clip.hub.push_adapter_to_hub`.
+        """
+        if kwargs:
+            raise TypeError(f"push_to_hub got unexpected arguments {sorted(kwargs)}.")
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(
+                folder,
+                push_to_hub=True,
                 repo_id=repo_id,
-                folder_path=save_directory,
-                commit_message=commit_message or f"Upload {type(self).__name__} adapter",
+                private=private,
+                token=token,
+                commit_message=commit_message,
             )
 
     # ------------------------------------------------------------------ loading

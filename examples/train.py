@@ -1,0 +1,14 @@
+"""Train a prompt learner with a paper's protocol, evaluate it, write report and model card.
+
+    python examples/train.py --method coop --dataset dtd --shots 16 --seed 1 2 3
+    accelerate launch examples/train.py --method cocoop --dataset imagenet --push-to-hub org/cocoop-vitb16-imagenet
+
+All options: python examples/train.py --help (the same as `hf-prompt-clip train`).
+"""
+
+import sys
+
+from hf_prompt_clip.cli import main
+
+if __name__ == "__main__":
+    main(["train", *sys.argv[1:]])

@@ -1,0 +1,221 @@
+"""`hf-prompt-clip`: train, evaluate and inspect prompt learners from the command line.
+
+    hf-prompt-clip train --method cocoop --dataset imagenet --shots 16 --seed 1 \\
+        --base-model openai/clip-vit-base-patch16 --push-to-hub org/cocoop-vitb16-imagenet
+    accelerate launch -m hf_prompt_clip.cli train ...          # many GPUs (or examples/train.py)
+    hf-prompt-clip evaluate --model org/coop-vitb16-dtd --dataset dtd --protocol base2new
+    hf-prompt-clip data-summary eurosat --shots 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections.abc import Sequence
+
+from .core.registry import METHODS
+from .train import SCHEDULES, TrainingConfig
+
+
+def _option(text: str) -> tuple[str, object]:
+    """`key=value` with a Python literal value (`n_ctx=4`, `ctx_init='a photo of a'`, `csc=True`)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+
+
+def _source(args):
+    from .data import CoOpSplitSource, ImageFolderSource
+
+    if args.image_folder:
+        return ImageFolderSource(args.image_folder)
+    if args.split_file:
+        if not args.image_root:
+            raise SystemExit(
+                "--split-file needs --image-root (the folder the split file's paths start from)."
+            )
+        return CoOpSplitSource(args.split_file, args.image_root)
+    return None
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default="dtd", help="benchmark key of the registry (see docs/data.md)")
+    group.add_argument("--dataset-revision", default=None, help="revision of the dataset on the Hub")
+    group.add_argument(
+        "--image-folder", default=None, help="read the benchmark from a local imagefolder tree"
+    )
+    group.add_argument("--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)")
+    group.add_argument("--image-root", default=None)
+    group.add_argument(
+        "--protocol",
+        default="base2new",
+        choices=["few_shot", "base2new", "cross_dataset", "domain_generalization"],
+    )
+    group.add_argument(
+        "--targets", nargs="*", default=[], help="test datasets for cross_dataset / domain shift"
+    )
+    group.add_argument("--eval-batch-size", type=int, default=64)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-prompt-clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an adapter with a paper's protocol and evaluate it")
+    train.add_argument("--method", default="coop", choices=sorted(METHODS))
+    train.add_argument(
+        "--option",
+        dest="options",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method option, e.g. n_ctx=4 or ctx_init='a photo of a'",
+    )
+    train.add_argument("--base-model", default="openai/clip-vit-base-patch16")
+    train.add_argument("--base-revision", default=None)
+    add_data_arguments(train)
+    train.add_argument("--shots", type=int, default=16)
+    train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
+    defaults = TrainingConfig()
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--optimizer", default=defaults.optimizer, choices=["sgd", "adamw"])
+    train.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=SCHEDULES)
+    train.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs)
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--max-grad-norm", type=float, default=None)
+    train.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    train.add_argument("--checkpoint-every-steps", type=int, default=0)
+    train.add_argument("--resume-from-checkpoint", default=None, help="a checkpoint folder or 'latest'")
+    train.add_argument("--num-workers", type=int, default=0)
+    train.add_argument("--report-to", nargs="*", default=[], help="trackers, e.g. tensorboard wandb")
+    train.add_argument("--output-dir", default="outputs/run")
+    train.add_argument("--push-to-hub", default=None, metavar="REPO_ID")
+    train.add_argument("--private", action="store_true")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved adapter (folder or Hub id)")
+    evaluate.add_argument("--model", required=True)
+    add_data_arguments(evaluate)
+    evaluate.add_argument("--output-dir", default=None, help="write results.json/.md and plots here")
+
+    summary = commands.add_parser(
+        "data-summary", help="classes, split sizes and a few-shot draw of a dataset"
+    )
+    summary.add_argument("dataset")
+    summary.add_argument("--shots", type=int, default=None)
+    summary.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def train_command(args) -> dict:
+    from .runner import ExperimentConfig, run_experiment
+
+    training = TrainingConfig(
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        max_grad_norm=args.max_grad_norm,
+        mixed_precision=args.mixed_precision,
+        checkpoint_every_steps=args.checkpoint_every_steps,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        num_workers=args.num_workers,
+        report_to=args.report_to,
+    )
+    config = ExperimentConfig(
+        method=args.method,
+        method_options=dict(args.options),
+        base_model=args.base_model,
+        base_revision=args.base_revision,
+        dataset=args.dataset,
+        source=_source(args),
+        dataset_revision=args.dataset_revision,
+        shots=args.shots,
+        seeds=args.seeds,
+        protocol=args.protocol,
+        targets=args.targets,
+        eval_batch_size=args.eval_batch_size,
+        output_dir=args.output_dir,
+        push_to_hub=args.push_to_hub,
+        private=args.private,
+        training=training,
+    )
+    return run_experiment(config)
+
+
+def evaluate_command(args) -> dict:
+    from transformers import AutoModel
+
+    from .data import collate_fn, eval_transform, get_benchmark, load_benchmark, with_image_transform
+    from .evaluate.protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets
+
+    model = AutoModel.from_pretrained(args.model)
+    spec = get_benchmark(args.dataset)
+    transform = eval_transform(model.image_processor)
+
+    def test_set(key, source=None):
+        data = load_benchmark(key, "test", source=source, revision=args.dataset_revision)
+        return with_image_transform(data, transform)
+
+    if args.protocol == "base2new":
+        metrics = evaluate_base_to_new(
+            model, test_set(spec, _source(args)), collate_fn, spec, args.eval_batch_size
+        )
+    elif args.protocol == "few_shot":
+        accuracy = evaluate_accuracy(
+            model, test_set(spec, _source(args)), collate_fn, spec, args.eval_batch_size
+        )
+        metrics = {"accuracy": accuracy}
+    else:
+        targets = {key: (test_set(key), get_benchmark(key)) for key in args.targets}
+        metrics = evaluate_targets(model, targets, collate_fn, args.eval_batch_size)
+    results = {
+        "method": model.config.model_type.removeprefix("prompt_clip_"),
+        "base_model": model.config.base_model_name_or_path,
+        "dataset": spec.key,
+        "protocol": args.protocol,
+        "shots": None,
+        "synthetic": bool(getattr(spec, "synthetic", False)),
+        "runs": [{"seed": None, "metrics": metrics}],
+        "mean": metrics,
+        "std": dict.fromkeys(metrics, 0.0),
+    }
+    if args.output_dir:
+        from .evaluate.report import write_report
+
+        write_report([results], args.output_dir)
+    print(json.dumps(results["mean"], indent=1))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        results = train_command(args)
+        print(json.dumps({"mean": results["mean"], "std": results["std"]}, indent=1))
+        print(f"results, adapters and plots are in {args.output_dir}")
+    elif args.command == "evaluate":
+        evaluate_command(args)
+    else:
+        from .data import summarize
+
+        summarize(args.dataset, shots=args.shots, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,181 @@
+"""One experiment end to end: data protocol -> training -> evaluation -> report, card, Hub.
+
+The CLI (`hf-prompt-clip train`, `examples/train.py`) is a thin layer over `run_experiment`.
+Nothing here depends on the method: models come from the method registry, their options are
+checked against the method's config fields, and a method without trainable parameters
+(zero-shot CLIP) is simply evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+from .core.registry import get_method
+from .data import (
+    BenchmarkSpec,
+    Source,
+    collate_fn,
+    eval_transform,
+    get_benchmark,
+    load_benchmark,
+    sample_few_shot,
+    select_classes,
+    train_transform,
+    with_image_transform,
+)
+from .evaluate.protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets, summarize_runs
+from .train import PromptTrainer, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("few_shot", "base2new", "cross_dataset", "domain_generalization")
+SELECTION_FILE = "few_shot_selection.json"
+
+
+@dataclass
+class ExperimentConfig:
+    """What to run. `training` carries the optimisation settings (epochs, lr, ...)."""
+
+    method: str = "coop"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    base_model: str = "openai/clip-vit-base-patch16"
+    base_revision: str | None = None
+    dataset: str = "dtd"
+    source: Source | None = None
+    dataset_revision: str | None = None
+    shots: int = 16
+    seeds: Sequence[int] = (1,)
+    protocol: str = "base2new"
+    targets: Sequence[str] = ()
+    eval_batch_size: int = 64
+    output_dir: str = "outputs/run"
+    push_to_hub: str | None = None
+    private: bool = False
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}.")
+        if self.protocol in ("cross_dataset", "domain_generalization") and not self.targets:
+            raise ValueError(f"protocol {self.protocol!r} needs target datasets (targets=[...]).")
+
+
+def check_method_options(method: str, options: dict[str, Any]) -> None:
+    """Refuse options the method's config does not have, naming the ones it does."""
+    config_class, _ = get_method(method)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    shared = {f.name for f in dataclasses.fields(get_method("zeroshot")[0])} - {"templates"}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        own = sorted(fields - shared)
+        raise ValueError(f"Method {method!r} has no option {unknown}; its options are {own}.")
+
+
+def _load(spec: BenchmarkSpec, split: str, config: ExperimentConfig):
+    return load_benchmark(spec, split, source=config.source, revision=config.dataset_revision)
+
+
+def _class_lists(dataset, spec: BenchmarkSpec) -> tuple[list[str], list[str]]:
+    names = list(dataset.features["label"].names)
+    return names, spec.prompt_names_for(names)
+
+
+def _evaluate(
+    model, config: ExperimentConfig, spec: BenchmarkSpec, accelerator: Accelerator
+) -> dict[str, float]:
+    transform = eval_transform(model.image_processor)
+    batch = config.eval_batch_size
+    if config.protocol == "base2new":
+        test = with_image_transform(_load(spec, "test", config), transform)
+        return evaluate_base_to_new(model, test, collate_fn, spec, batch, accelerator)
+    if config.protocol == "few_shot":
+        test = with_image_transform(_load(spec, "test", config), transform)
+        return {"accuracy": evaluate_accuracy(model, test, collate_fn, spec, batch, accelerator)}
+    targets = {}
+    for key in config.targets:
+        target_spec = get_benchmark(key)
+        test = load_benchmark(target_spec, "test", revision=config.dataset_revision)
+        targets[key] = (with_image_transform(test, transform), target_spec)
+    return evaluate_targets(model, targets, collate_fn, batch, accelerator)
+
+
+def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> dict[str, Any]:
+    """Train (if the method learns anything) and evaluate one seed; returns `{"seed", "metrics"}`."""
+    spec = get_benchmark(config.dataset)
+    _, model_class = get_method(config.method)
+    output = Path(config.output_dir) / f"seed{seed}"
+    train_full = _load(spec, "train", config)
+    train_set, selection = sample_few_shot(train_full, config.shots, seed, benchmark=spec.key)
+    if config.protocol == "base2new":
+        train_set = select_classes(train_set, "base")
+    names, prompts = _class_lists(train_set, spec)
+    model = model_class.from_clip(
+        config.base_model, names, prompt_names=prompts, revision=config.base_revision, **config.method_options
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if trainable:
+        training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
+        examples = with_image_transform(train_set, train_transform(model.image_processor))
+        PromptTrainer(model, examples, training, collate_fn=collate_fn, accelerator=accelerator).train()
+    metrics = _evaluate(model, config, spec, accelerator)
+    adapter_dir = output / "adapter"
+    if accelerator.is_main_process:
+        model.save_pretrained(adapter_dir)
+        selection.save(adapter_dir / SELECTION_FILE)
+        (adapter_dir / "training_args.json").write_text(
+            json.dumps(dataclasses.asdict(config.training), indent=1, default=str)
+        )
+    accelerator.wait_for_everyone()
+    return {"seed": seed, "metrics": metrics, "adapter": str(adapter_dir), "model": model}
+
+
+def run_experiment(config: ExperimentConfig, accelerator: Accelerator | None = None) -> dict[str, Any]:
+    """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
+
+    Returns the results dict (schema in docs/reports.md).
+    """
+    from .evaluate.report import write_report
+    from .hub import push_adapter_to_hub, save_model_card
+
+    check_method_options(config.method, config.method_options)
+    accelerator = accelerator or Accelerator(
+        mixed_precision=config.training.mixed_precision,
+        gradient_accumulation_steps=config.training.gradient_accumulation_steps,
+        log_with=config.training.report_to or None,
+        project_config=ProjectConfiguration(project_dir=config.output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seeds[0]),
+    )
+    runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
+    mean, std = summarize_runs(runs)
+    spec = get_benchmark(config.dataset)
+    results = {
+        "method": config.method,
+        "base_model": config.base_model,
+        "dataset": spec.key,
+        "protocol": config.protocol,
+        "shots": config.shots,
+        "synthetic": bool(getattr(spec, "synthetic", False)),
+        "runs": [{"seed": run["seed"], "metrics": run["metrics"]} for run in runs],
+        "mean": mean,
+        "std": std,
+    }
+    if accelerator.is_main_process:
+        write_report([results], config.output_dir)
+        training_args = dataclasses.asdict(config.training)
+        for run in runs:
+            selection = json.loads((Path(run["adapter"]) / SELECTION_FILE).read_text())
+            save_model_card(run["adapter"], run["model"].config, training_args, [results], selection)
+        if config.push_to_hub:
+            url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
+            logger.info("pushed %s to %s", runs[0]["adapter"], url)
+    accelerator.wait_for_everyone()
+    return results

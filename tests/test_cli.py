@@ -1,0 +1,87 @@
+"""The command line runs a whole experiment offline on a local image folder."""
+
+import json
+
+import pytest
+from transformers import AutoModel
+
+from hf_prompt_clip.cli import main
+from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_dataset
+
+
+@pytest.fixture
+def pattern_folder(tmp_path):
+    """An imagefolder tree (train/test) of the generated pattern classes."""
+    for split, per_class, seed in (("train", 6, 0), ("test", 4, 1)):
+        images, labels = pattern_dataset(per_class, seed)
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = tmp_path / "patterns" / split / PATTERN_CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"{index}.png")
+    return tmp_path / "patterns"
+
+
+def test_train_command_writes_results_adapter_and_card(tiny_clip_folder, pattern_folder, tmp_path, capsys):
+    output = tmp_path / "run"
+    main(
+        [
+            "train",
+            "--method",
+            "coop",
+            "--option",
+            "n_ctx=2",
+            "--base-model",
+            tiny_clip_folder,
+            "--dataset",
+            "dtd",
+            "--image-folder",
+            str(pattern_folder),
+            "--protocol",
+            "base2new",
+            "--shots",
+            "4",
+            "--seed",
+            "1",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--output-dir",
+            str(output),
+        ]
+    )
+    results = json.loads((output / "results.json").read_text())
+    entry = results[0] if isinstance(results, list) else results
+    assert [run["seed"] for run in entry["runs"]] == [1, 2]
+    assert set(entry["mean"]) == {"base", "new", "hm"}
+    assert (output / "results.md").is_file() and (output / "base_to_new.png").stat().st_size > 0
+    adapter = output / "seed1" / "adapter"
+    for name in ("config.json", "model.safetensors", "README.md", "few_shot_selection.json"):
+        assert (adapter / name).is_file(), name
+    selection = json.loads((adapter / "few_shot_selection.json").read_text())
+    assert selection["shots"] == 4 and len(selection["ids"]) == 4 * len(PATTERN_CLASSES)
+    model = AutoModel.from_pretrained(adapter)
+    assert model.config.class_names == ["blue", "checkerboard"]  # base classes: first half, sorted
+    assert '"hm"' in capsys.readouterr().out
+
+
+def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_folder, tmp_path):
+    with pytest.raises(ValueError, match=r"has no option \['n_context'\].*'n_ctx'"):
+        main(
+            [
+                "train",
+                "--method",
+                "coop",
+                "--option",
+                "n_context=4",
+                "--base-model",
+                tiny_clip_folder,
+                "--dataset",
+                "dtd",
+                "--image-folder",
+                str(pattern_folder),
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
