@@ -15,6 +15,9 @@ from PIL import Image
 import hf_prompt_clip  # noqa: F401  (registers the Auto classes)
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_image, save_tiny_clip, tiny_clip
 
+# Tiny models gain nothing from a second thread, and spinning threads stall on a busy machine.
+torch.set_num_threads(1)
+
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
