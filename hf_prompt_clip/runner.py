@@ -33,6 +33,8 @@ from .data import (
     with_image_transform,
 )
 from .evaluate.protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets, summarize_runs
+from .evaluate.report import write_report
+from .hub import push_adapter_to_hub, save_model_card
 from .train import PromptTrainer, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -143,9 +145,6 @@ def run_experiment(config: ExperimentConfig, accelerator: Accelerator | None = N
 
     Returns the results dict (schema in docs/reports.md).
     """
-    from .evaluate.report import write_report
-    from .hub import push_adapter_to_hub, save_model_card
-
     check_method_options(config.method, config.method_options)
     accelerator = accelerator or Accelerator(
         mixed_precision=config.training.mixed_precision,
