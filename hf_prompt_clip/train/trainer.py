@@ -249,6 +249,25 @@ class PromptTrainer:
             tracker.finish()
         return self.state
 
+    def _step(self, model, optimizer, parameters, batch, stage_name: str) -> torch.Tensor:
+        """One forward/backward (and, at accumulation boundaries, optimiser) step; returns the loss."""
+        accelerator = self.accelerator
+        with accelerator.accumulate(model):
+            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"The loss became {loss.item()} at step {self.state.global_step + 1} (stage "
+                    f"{stage_name!r}, epoch {self.state.epoch}). Lower the learning rate, set "
+                    "max_grad_norm, or check the inputs; resume from the last checkpoint with "
+                    "resume_from_checkpoint='latest'."
+                )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and self.config.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(parameters, self.config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+        return loss.detach()
+
     def _train_stage(self, stage_index, stage, resume: Path | None) -> None:
         config, accelerator = self.config, self.accelerator
         model = self.model
@@ -282,51 +301,26 @@ class PromptTrainer:
             desc=f"training {stage.name}",
             disable=not accelerator.is_local_main_process,
         )
+
+        def lr_now() -> float:
+            return learning_rate(
+                config.lr_schedule, base_lr, self.state.epoch, epochs, self.state.step_in_epoch,
+                steps_per_epoch, config.warmup_epochs, config.warmup_lr,
+            )  # fmt: skip
+
         model_prepared.train()
         while self.state.epoch < epochs:
             loader.set_epoch(self.state.epoch)
             examples.set_epoch(self.state.epoch)
-            lr = learning_rate(
-                config.lr_schedule,
-                base_lr,
-                self.state.epoch,
-                epochs,
-                self.state.step_in_epoch,
-                steps_per_epoch,
-                config.warmup_epochs,
-                config.warmup_lr,
-            )
+            lr = lr_now()
             done = self.state.step_in_epoch * config.gradient_accumulation_steps
-            batches = accelerator.skip_first_batches(loader, done) if done else loader
             losses = []
-            for batch in batches:
-                lr = learning_rate(
-                    config.lr_schedule,
-                    base_lr,
-                    self.state.epoch,
-                    epochs,
-                    self.state.step_in_epoch,
-                    steps_per_epoch,
-                    config.warmup_epochs,
-                    config.warmup_lr,
-                )
+            for batch in accelerator.skip_first_batches(loader, done) if done else loader:
+                lr = lr_now()
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with accelerator.accumulate(model_prepared):
-                    loss = model_prepared(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
-                    if not torch.isfinite(loss):
-                        raise NonFiniteLossError(
-                            f"The loss became {loss.item()} at step {self.state.global_step + 1} (stage "
-                            f"{stage.name!r}, epoch {self.state.epoch}). Lower the learning rate, set "
-                            "max_grad_norm, or check the inputs; resume from the last checkpoint with "
-                            "resume_from_checkpoint='latest'."
-                        )
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.max_grad_norm is not None:
-                        accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                losses.append(loss.detach())
+                loss = self._step(model_prepared, optimizer, parameters, batch, stage.name)
+                losses.append(loss)
                 if accelerator.sync_gradients:
                     self.state.step_in_epoch += 1
                     self.state.global_step += 1
@@ -338,8 +332,9 @@ class PromptTrainer:
                     ):
                         self.save_checkpoint()
             mean_loss = accelerator.gather(torch.stack(losses).mean()).mean().item() if losses else None
-            entry = {"stage": stage.name, "epoch": self.state.epoch, "loss": mean_loss, "lr": lr}
-            self.state.log.append(entry)
+            self.state.log.append(
+                {"stage": stage.name, "epoch": self.state.epoch, "loss": mean_loss, "lr": lr}
+            )
             if mean_loss is not None:
                 accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=self.state.global_step)
             self.state.epoch += 1
