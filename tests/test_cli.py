@@ -85,3 +85,28 @@ def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_fo
                 str(tmp_path),
             ]
         )
+
+
+def test_evaluate_command_on_a_saved_adapter(tiny_clip_folder, pattern_folder, tmp_path, capsys):
+    from hf_prompt_clip import CoOpModel
+
+    CoOpModel.from_clip(tiny_clip_folder, ["red", "blue"], n_ctx=2).save_pretrained(tmp_path / "adapter")
+    main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "adapter"),
+            "--dataset",
+            "dtd",
+            "--image-folder",
+            str(pattern_folder),
+            "--protocol",
+            "few_shot",
+            "--output-dir",
+            str(tmp_path / "eval"),
+        ]
+    )
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    entry = results[0] if isinstance(results, list) else results
+    assert 0 <= entry["mean"]["accuracy"] <= 100
+    assert entry["method"] == "coop" and '"accuracy"' in capsys.readouterr().out
