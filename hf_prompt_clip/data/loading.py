@@ -42,6 +42,8 @@ def load_benchmark(
         for name, value in (("revision", revision), ("streaming", streaming), ("cache_dir", cache_dir))
         if value is not None
     }
+    if source is None and spec.hub is None and spec.source is not None:
+        source = spec.source
     if source is None:
         if spec.hub is None:
             raise ValueError(

@@ -31,7 +31,7 @@ from .classnames import (
     strip_list_prefix,
 )
 from .errors import UnknownBenchmarkError
-from .sources import HubSource
+from .sources import HubSource, Source
 
 IMAGENET_TEMPLATE = "a photo of a {}."
 
@@ -57,6 +57,8 @@ class BenchmarkSpec:
         num_classes: the number of classes in the papers' protocol (shown by summaries; the loaded
             class list comes from `class_names` or from the source).
         hub: where the data lives on the Hub (`None`: local sources only, e.g. NABirds).
+        source: the default source when the data does not come from the Hub (e.g. the synthetic
+            world, rendered on the fly).
         clean_name: raw class name -> prompt name, or `None` to drop the class (see `classnames.py`).
         sort_raw_names: order classes by their raw names in ASCII order (Caltech101 folders) instead
             of the source's label order.
@@ -70,12 +72,14 @@ class BenchmarkSpec:
         imagenet_family: ImageNet or one of its variants (selects the ensemble templates).
         base_new: whether the base-to-new protocol is defined for the benchmark.
         description: a one-line human description.
+        synthetic: the data is the package's synthetic world (results are labelled as such).
     """
 
     key: str
     template: str = IMAGENET_TEMPLATE
     num_classes: int | None = None
     hub: HubSource | None = None
+    source: Source | None = None
     clean_name: Callable[[str], str | None] = identity
     sort_raw_names: bool = False
     class_names: tuple[str, ...] | None = None
@@ -85,6 +89,7 @@ class BenchmarkSpec:
     imagenet_family: bool = False
     base_new: bool = True
     description: str = ""
+    synthetic: bool = False
 
     def __post_init__(self) -> None:
         if self.template.count("{}") != 1:
