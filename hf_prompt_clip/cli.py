@@ -18,6 +18,21 @@ from collections.abc import Sequence
 from .core.registry import METHODS
 from .train import SCHEDULES, TrainingConfig
 
+DEFAULT_DATASET = "synthetic_shapes"
+DEFAULT_HUB_BASE = "openai/clip-vit-base-patch16"
+BASELINE = "zeroshot"
+
+
+def default_base_model(dataset: str) -> str:
+    """The shipped tiny CLIP for the synthetic world (it was trained on it), CLIP ViT-B/16 otherwise."""
+    from .data import get_benchmark
+
+    if get_benchmark(dataset).synthetic:
+        from .synthetic import tiny_clip_path
+
+        return tiny_clip_path()
+    return DEFAULT_HUB_BASE
+
 
 def _option(text: str) -> tuple[str, object]:
     """`key=value` with a Python literal value (`n_ctx=4`, `ctx_init='a photo of a'`, `csc=True`)."""
@@ -46,7 +61,11 @@ def _source(args):
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default="dtd", help="benchmark key of the registry (see docs/data.md)")
+    group.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="benchmark key of the registry (see docs/data.md); default: the synthetic world",
+    )
     group.add_argument("--dataset-revision", default=None, help="revision of the dataset on the Hub")
     group.add_argument(
         "--image-folder", default=None, help="read the benchmark from a local imagefolder tree"
@@ -71,7 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an adapter with a paper's protocol and evaluate it")
-    train.add_argument("--method", default="coop", choices=sorted(METHODS))
+    train.add_argument(
+        "--method",
+        dest="methods",
+        nargs="+",
+        default=["coop"],
+        choices=sorted(METHODS),
+        help="one or more methods, trained and reported side by side",
+    )
+    train.add_argument("--all-methods", action="store_true", help="every implemented method side by side")
+    train.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="do not add zero-shot CLIP (the baseline) to the comparison",
+    )
     train.add_argument(
         "--option",
         dest="options",
@@ -81,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a method option, e.g. n_ctx=4 or ctx_init='a photo of a'",
     )
-    train.add_argument("--base-model", default="openai/clip-vit-base-patch16")
+    train.add_argument(
+        "--base-model",
+        default=None,
+        help=f"Hub id or folder of the base CLIP (default: {DEFAULT_HUB_BASE}, or the "
+        "package's tiny pretrained CLIP for the synthetic world)",
+    )
     train.add_argument("--base-revision", default=None)
     add_data_arguments(train)
     train.add_argument("--shots", type=int, default=16)
@@ -118,9 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train_command(args) -> dict:
-    from .runner import ExperimentConfig, run_experiment
+def train_command(args) -> list[dict]:
+    from .runner import ExperimentConfig, run_comparison
 
+    methods = sorted(METHODS) if args.all_methods else list(dict.fromkeys(args.methods))
+    if not args.no_baseline and BASELINE not in methods:
+        methods.insert(0, BASELINE)
     training = TrainingConfig(
         output_dir=args.output_dir,
         epochs=args.epochs,
@@ -138,9 +178,9 @@ def train_command(args) -> dict:
         report_to=args.report_to,
     )
     config = ExperimentConfig(
-        method=args.method,
+        method=methods[0],
         method_options=dict(args.options),
-        base_model=args.base_model,
+        base_model=args.base_model or default_base_model(args.dataset),
         base_revision=args.base_revision,
         dataset=args.dataset,
         source=_source(args),
@@ -155,7 +195,13 @@ def train_command(args) -> dict:
         private=args.private,
         training=training,
     )
-    return run_experiment(config)
+    if len(methods) == 1:
+        from .runner import run_experiment
+
+        return [run_experiment(config)]
+    if args.push_to_hub:
+        raise SystemExit("--push-to-hub takes one method; run the method you want to publish on its own.")
+    return run_comparison(config, methods)
 
 
 def evaluate_command(args) -> dict:
@@ -206,9 +252,11 @@ def evaluate_command(args) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "train":
+        from .evaluate.report import results_table
+
         results = train_command(args)
-        print(json.dumps({"mean": results["mean"], "std": results["std"]}, indent=1))
-        print(f"results, adapters and plots are in {args.output_dir}")
+        print("\n" + results_table(results))
+        print(f"\nresults.json, results.md, charts and adapters (with model cards) are in {args.output_dir}")
     elif args.command == "evaluate":
         evaluate_command(args)
     else:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
+from .core.configuration import PromptCLIPConfig
 from .core.registry import get_method
 from .data import (
     BenchmarkSpec,
@@ -71,15 +72,25 @@ class ExperimentConfig:
             raise ValueError(f"protocol {self.protocol!r} needs target datasets (targets=[...]).")
 
 
-def check_method_options(method: str, options: dict[str, Any]) -> None:
-    """Refuse options the method's config does not have, naming the ones it does."""
-    config_class, _ = get_method(method)
-    fields = {f.name for f in dataclasses.fields(config_class)}
-    shared = {f.name for f in dataclasses.fields(get_method("zeroshot")[0])} - {"templates"}
-    unknown = sorted(set(options) - fields)
+def _fields(config_class) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class)}
+
+
+def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that `method`'s config has (several methods can share one option list)."""
+    fields = _fields(get_method(method)[0])
+    return {key: value for key, value in options.items() if key in fields}
+
+
+def check_method_options(methods: Sequence[str], options: dict[str, Any]) -> None:
+    """Refuse options that none of `methods` has, naming the ones they have."""
+    known = set().union(*(_fields(get_method(m)[0]) for m in methods))
+    unknown = sorted(set(options) - known)
     if unknown:
-        own = sorted(fields - shared)
-        raise ValueError(f"Method {method!r} has no option {unknown}; its options are {own}.")
+        own = sorted(known - _fields(PromptCLIPConfig))
+        raise ValueError(
+            f"Method {', '.join(map(repr, methods))} has no option {unknown}; its options are {own}."
+        )
 
 
 def _load(spec: BenchmarkSpec, split: str, config: ExperimentConfig):
@@ -120,8 +131,11 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
     names, prompts = _class_lists(train_set, spec)
+    options = options_for(config.method, config.method_options)
+    if "templates" in _fields(model_class.config_class) and "templates" not in options:
+        options["templates"] = list(spec.templates)  # hand-written prompts: the benchmark's own
     model = model_class.from_clip(
-        config.base_model, names, prompt_names=prompts, revision=config.base_revision, **config.method_options
+        config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     if trainable:
@@ -140,12 +154,14 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     return {"seed": seed, "metrics": metrics, "adapter": str(adapter_dir), "model": model}
 
 
-def run_experiment(config: ExperimentConfig, accelerator: Accelerator | None = None) -> dict[str, Any]:
+def run_experiment(
+    config: ExperimentConfig, accelerator: Accelerator | None = None, write_results: bool = True
+) -> dict[str, Any]:
     """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
 
     Returns the results dict (schema in docs/reports.md).
     """
-    check_method_options(config.method, config.method_options)
+    check_method_options([config.method], config.method_options)
     accelerator = accelerator or Accelerator(
         mixed_precision=config.training.mixed_precision,
         gradient_accumulation_steps=config.training.gradient_accumulation_steps,
@@ -168,7 +184,8 @@ def run_experiment(config: ExperimentConfig, accelerator: Accelerator | None = N
         "std": std,
     }
     if accelerator.is_main_process:
-        write_report([results], config.output_dir)
+        if write_results:
+            write_report([results], config.output_dir)
         training_args = dataclasses.asdict(config.training)
         for run in runs:
             selection = json.loads((Path(run["adapter"]) / SELECTION_FILE).read_text())
@@ -177,4 +194,23 @@ def run_experiment(config: ExperimentConfig, accelerator: Accelerator | None = N
             url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
             logger.info("pushed %s to %s", runs[0]["adapter"], url)
     accelerator.wait_for_everyone()
+    return results
+
+
+def run_comparison(config: ExperimentConfig, methods: Sequence[str]) -> list[dict[str, Any]]:
+    """The same protocol for several methods side by side (each in `output_dir/<method>`), with
+    one combined report in `output_dir`. Options apply to the methods that have them."""
+    check_method_options(methods, config.method_options)
+    results = []
+    for method in methods:
+        method_config = dataclasses.replace(
+            config,
+            method=method,
+            method_options=options_for(method, config.method_options),
+            output_dir=str(Path(config.output_dir) / method),
+            push_to_hub=None,
+        )
+        results.append(run_experiment(method_config, write_results=False))
+    if PartialState().is_main_process:
+        write_report(results, config.output_dir)
     return results

@@ -52,18 +52,19 @@ def test_train_command_writes_results_adapter_and_card(tiny_clip_folder, pattern
         ]
     )
     results = json.loads((output / "results.json").read_text())
-    entry = results[0] if isinstance(results, list) else results
-    assert [run["seed"] for run in entry["runs"]] == [1, 2]
-    assert set(entry["mean"]) == {"base", "new", "hm"}
+    assert [entry["method"] for entry in results] == ["zeroshot", "coop"]  # the baseline comes along
+    for entry in results:
+        assert [run["seed"] for run in entry["runs"]] == [1, 2]
+        assert set(entry["mean"]) == {"base", "new", "hm"}
     assert (output / "results.md").is_file() and (output / "base_to_new.png").stat().st_size > 0
-    adapter = output / "seed1" / "adapter"
+    adapter = output / "coop" / "seed1" / "adapter"
     for name in ("config.json", "model.safetensors", "README.md", "few_shot_selection.json"):
         assert (adapter / name).is_file(), name
     selection = json.loads((adapter / "few_shot_selection.json").read_text())
     assert selection["shots"] == 4 and len(selection["ids"]) == 4 * len(PATTERN_CLASSES)
     model = AutoModel.from_pretrained(adapter)
     assert model.config.class_names == ["blue", "checkerboard"]  # base classes: first half, sorted
-    assert '"hm"' in capsys.readouterr().out
+    assert "coop" in capsys.readouterr().out
 
 
 def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_folder, tmp_path):
