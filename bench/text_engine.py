@@ -147,6 +147,8 @@ def run_one(args) -> Measurement:
 
     from hf_prompt_clip import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     method, source, n_ctx, _, mode, _ = CASES[args.case]
     device, dtype = args.device, getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -234,6 +236,7 @@ def spawn(args, case: str, path: str, classes: int, images: int, reps: int) -> M
         args.device,
         "--dtype",
         args.dtype,
+        *(["--threads", str(args.threads)] if args.threads else []),
     ]
     print(f"  {case:22s} {path:9s} K={classes:<5d} B={images:<3d} ...", end="", flush=True)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -252,7 +255,7 @@ def flops_per_token(layers: int = 12, width: int = 512) -> float:
 def report(rows: list[dict], args) -> str:
     lines = [
         f"Device: {args.device_name}; dtype {args.dtype}; torch {torch.__version__}; "
-        f"threads {torch.get_num_threads()}; tokenizer {args.tokenizer}.",
+        f"threads {args.threads or torch.get_num_threads()}; tokenizer {args.tokenizer}.",
         "",
         "| case | K | B | reference s | fast s | speed-up (same inputs) | ideal (tokens) | "
         "fast at full size s | speed-up at full size | peak MB ref / fast |",
@@ -283,6 +286,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the fast path")
     parser.add_argument("--reference-reps", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per measurement")
     parser.add_argument("--full-reference", action="store_true", help="run the reference at full size")
     parser.add_argument(
         "--output", default=None, help="JSON path (default bench/results/text_engine_<device>.json)"
