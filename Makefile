@@ -28,7 +28,7 @@ test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/quickstart.py
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/train.py
 
 bench: install
 	$(BIN)/python bench/text_engine.py

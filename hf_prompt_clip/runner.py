@@ -140,7 +140,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     trainable = [p for p in model.parameters() if p.requires_grad]
     if trainable:
         training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
-        examples = with_image_transform(train_set, train_transform(model.image_processor))
+        examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
         PromptTrainer(model, examples, training, collate_fn=collate_fn, accelerator=accelerator).train()
     metrics = _evaluate(model, config, spec, accelerator)
     adapter_dir = output / "adapter"

@@ -110,3 +110,6 @@ __all__ = [
     "validation_shots",
     "with_image_transform",
 ]
+
+# The synthetic world registers its benchmarks (synthetic_shapes, ...) like any other entry.
+from ..synthetic import benchmarks as _synthetic_benchmarks  # noqa: F401

@@ -73,6 +73,8 @@ class BenchmarkSpec:
         base_new: whether the base-to-new protocol is defined for the benchmark.
         description: a one-line human description.
         synthetic: the data is the package's synthetic world (results are labelled as such).
+        crop_scale: area range of the training random resized crop (the papers' (0.08, 1) suits
+            224-pixel photos; small rendered objects need gentler crops).
     """
 
     key: str
@@ -90,6 +92,7 @@ class BenchmarkSpec:
     base_new: bool = True
     description: str = ""
     synthetic: bool = False
+    crop_scale: tuple[float, float] = (0.08, 1.0)
 
     def __post_init__(self) -> None:
         if self.template.count("{}") != 1:
