@@ -28,9 +28,9 @@ def default_base_model(dataset: str) -> str:
     from .data import get_benchmark
 
     if get_benchmark(dataset).synthetic:
-        from .synthetic import tiny_clip_path
+        from .synthetic import TINY_CLIP_ID
 
-        return tiny_clip_path()
+        return TINY_CLIP_ID
     return DEFAULT_HUB_BASE
 
 

@@ -43,17 +43,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--output-dir", type=Path, default=Path(tiny_clip_path()), help="where to save the model"
     )
+    parser.add_argument(
+        "--style-agnostic",
+        action="store_true",
+        help="ignore the style words of captions in the contrastive targets (the old recipe)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--eval-per-class", type=int, default=EVAL_PER_CLASS, help="test images per class")
     return parser.parse_args()
 
 
+#: The prompt that names each drawing style (the captions' style words, see `STYLE_TEMPLATES`).
+STYLE_PROMPTS = {
+    "clean": "a photo of a {}.",
+    "outline": "a drawing of a {}.",
+    "noisy": "a blurry photo of a {}.",
+    "small": "a photo of a small {}.",
+}
+
+
 def evaluate(folder: Path, per_class: int) -> dict[str, float]:
-    """Zero-shot top-1 accuracy on every synthetic test set (benchmark template, one prompt per class)."""
+    """Zero-shot top-1 accuracy on every synthetic test set (benchmark template, one prompt per class;
+    for the shifted styles also with the prompt naming the style, `colour_shape_<variant>_styled`)."""
     results = {"colour_shape": zero_shot_accuracy(folder, "colour_shape", per_class=per_class)}
     for variant in VARIANTS[1:]:
         results[f"colour_shape_{variant}"] = zero_shot_accuracy(
             folder, "colour_shape", per_class=per_class, variant=variant
+        )
+        results[f"colour_shape_{variant}_styled"] = zero_shot_accuracy(
+            folder, "colour_shape", per_class=per_class, variant=variant, template=STYLE_PROMPTS[variant]
         )
     results["shapes"] = zero_shot_accuracy(folder, "shapes", per_class=5 * per_class)
     results["colours"] = zero_shot_accuracy(folder, "colours", per_class=5 * per_class)
@@ -64,7 +82,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     settings = PretrainSettings(
-        seed=args.seed, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate
+        seed=args.seed, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        style_aware=not args.style_agnostic,
     )
     start = time.time()
     model, tokenizer = pretrain(settings)
@@ -77,6 +96,7 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
         "zero_shot_top1": evaluate(args.output_dir, args.eval_per_class),
+        "zero_shot_style_templates": STYLE_PROMPTS,
         "zero_shot_templates": {
             "colour_shape": ZERO_SHOT_TEMPLATE,
             "shapes": ZERO_SHOT_TEMPLATE,

@@ -111,3 +111,21 @@ def test_evaluate_command_on_a_saved_adapter(tiny_clip_folder, pattern_folder, t
     entry = results[0] if isinstance(results, list) else results
     assert 0 <= entry["mean"]["accuracy"] <= 100
     assert entry["method"] == "coop" and '"accuracy"' in capsys.readouterr().out
+
+
+def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path, capsys):
+    """`examples/train.py` with no arguments; shortened here (1 epoch, 2 shots)."""
+    from hf_prompt_clip.synthetic import TINY_CLIP_ID
+
+    main(["train", "--epochs", "1", "--shots", "2", "--output-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
+    assert all(entry["dataset"] == "synthetic_shapes" and entry["synthetic"] for entry in results)
+    zero_shot = results[0]["mean"]
+    assert zero_shot["base"] > 50 and zero_shot["new"] > 50  # the shipped CLIP knows this world
+    config = json.loads((tmp_path / "coop" / "seed1" / "adapter" / "config.json").read_text())
+    assert config["base_model_name_or_path"] == TINY_CLIP_ID  # portable, resolved when loading
+    AutoModel.from_pretrained(tmp_path / "coop" / "seed1" / "adapter")
+    assert len(config["class_names"]) == 40  # base classes
+    assert "(synthetic)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "base_to_new.png").stat().st_size > 0

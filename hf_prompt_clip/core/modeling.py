@@ -23,7 +23,7 @@ import contextlib
 import copy
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,6 +42,19 @@ from transformers.utils.hub import cached_file
 
 from .configuration import PromptCLIPConfig, validate_class_names
 from .outputs import PromptCLIPOutput
+
+_BASE_MODEL_ALIASES: dict[str, Callable[[], str]] = {}
+
+
+def register_base_model_alias(name: str, locate: Callable[[], str]) -> None:
+    """Let configs name a base model that ships with a package (`locate()` returns its folder), so
+    adapters record a portable name instead of a machine's path."""
+    _BASE_MODEL_ALIASES[name] = locate
+
+
+def resolve_base_model(name: str) -> str:
+    """The folder of an aliased base model, or `name` itself (a Hub id or a path)."""
+    return _BASE_MODEL_ALIASES[name]() if name in _BASE_MODEL_ALIASES else name
 
 
 class AdapterLoadError(OSError):
@@ -179,7 +192,9 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "token": token}
         if isinstance(clip_model, (str, os.PathLike)):
             source = os.fspath(clip_model)
-            clip_model = CLIPModel.from_pretrained(source, dtype=_resolve_dtype(dtype), **hub_kwargs)
+            clip_model = CLIPModel.from_pretrained(
+                resolve_base_model(source), dtype=_resolve_dtype(dtype), **hub_kwargs
+            )
         else:
             source = clip_model.config._name_or_path or None
         if tokenizer is None or image_processor is None:
@@ -188,8 +203,9 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                     "Pass tokenizer= and image_processor= with a CLIPModel object that was not "
                     "loaded with from_pretrained (its name_or_path is unknown)."
                 )
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, **hub_kwargs)
-            image_processor = image_processor or AutoImageProcessor.from_pretrained(source, **hub_kwargs)
+            location = resolve_base_model(source)
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(location, **hub_kwargs)
+            image_processor = image_processor or AutoImageProcessor.from_pretrained(location, **hub_kwargs)
         config = cls.config_class(
             base_model_name_or_path=base_model_name_or_path or source,
             base_model_revision=revision,
@@ -650,7 +666,9 @@ def _load_base_clip(
         )
     loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
     try:
-        clip_model = CLIPModel.from_pretrained(source, revision=revision, **loading_kwargs)
+        clip_model = CLIPModel.from_pretrained(
+            resolve_base_model(source), revision=revision, **loading_kwargs
+        )
     except OSError as error:
         raise AdapterLoadError(
             f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): {error}. "
@@ -675,7 +693,7 @@ def _load_component(auto_class, marker_file: str, path: str, hub_kwargs: dict, b
     if _file_in(path, marker_file, hub_kwargs):
         return auto_class.from_pretrained(path, **{k: v for k, v in hub_kwargs.items() if v is not None})
     base_kwargs = {k: v for k, v in base.items() if k != "source" and v}
-    return auto_class.from_pretrained(base["source"], **base_kwargs)
+    return auto_class.from_pretrained(resolve_base_model(base["source"]), **base_kwargs)
 
 
 def _adapter_file(path: str, hub_kwargs: dict) -> str:

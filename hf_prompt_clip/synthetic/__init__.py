@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.modeling import register_base_model_alias
 from .captions import (
     CAPTION_TEMPLATES,
     CLIP_SELECT_TEMPLATES,
@@ -49,6 +50,8 @@ from .render import (
 )
 
 TINY_CLIP_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "tiny-clip"
+#: the name adapters record for the shipped tiny CLIP (resolved to its folder when loading)
+TINY_CLIP_ID = "hf-prompt-clip/tiny-clip-synthetic"
 
 
 def tiny_clip_path() -> str:
@@ -64,6 +67,9 @@ def tiny_clip_path() -> str:
     return str(TINY_CLIP_FOLDER)
 
 
+register_base_model_alias(TINY_CLIP_ID, tiny_clip_path)
+
+
 __all__ = [
     "BACKGROUNDS",
     "BENCHMARKS",
@@ -76,6 +82,7 @@ __all__ = [
     "SPLITS",
     "SYNTHETIC_TEMPLATES",
     "TINY_CLIP_FOLDER",
+    "TINY_CLIP_ID",
     "VARIANTS",
     "ZERO_SHOT_TEMPLATE",
     "Scene",

@@ -21,7 +21,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenize
 from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from ..methods.zeroshot import ZeroShotCLIPModel
-from .captions import COLOUR_TEMPLATE, MENTIONS, ZERO_SHOT_TEMPLATE, caption
+from .captions import COLOUR_TEMPLATE, MENTIONS, ZERO_SHOT_TEMPLATE, styled_caption
 from .datasets import build_split, class_names
 from .render import COLOURS, SHAPES, VARIANTS, Scene, render_batch, sample_scene
 from .tokenizer import MAX_LENGTH, caption_corpus, round_trip_errors, train_caption_tokenizer
@@ -47,10 +47,15 @@ class PretrainSettings:
     layers: int = 4
     heads: int = 4
     projection_dim: int = 128
-    #: probability of each drawing style among training images (clean, outline, noisy, small)
+    #: probability of each drawing style among training images (clean, outline, noisy, small); the
+    #: styles are common enough that the style words of the captions matter to the loss
     variant_probs: dict[str, float] = field(
-        default_factory=lambda: {"clean": 0.82, "outline": 0.06, "noisy": 0.06, "small": 0.06}
+        default_factory=lambda: {"clean": 0.4, "outline": 0.2, "noisy": 0.2, "small": 0.2}
     )
+    #: whether a caption that names a drawing style ("a sketch of a ...") is true only of images in
+    #: that style (the contrastive class is then (style, colour, shape)); captions naming no style
+    #: match every style
+    style_aware: bool = True
     #: probability that a caption names both attributes, only the shape or only the colour
     mention_probs: dict[str, float] = field(
         default_factory=lambda: {"both": 0.8, "shape": 0.1, "colour": 0.1}
@@ -115,11 +120,13 @@ def pixel_values(images: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Batch:
-    """Training scenes with one caption each; `mentions[i]` says what caption i names."""
+    """Training scenes with one caption each; `mentions[i]` says what caption i names and `styles[i]`
+    the drawing style it commits to (`None`: no style, or no style list at all: styles are ignored)."""
 
     scenes: list[Scene]
     captions: list[str]
     mentions: list[str]
+    styles: list[str | None] | None = None
 
 
 def _choose(rng: np.random.Generator, probs: dict[str, float], n: int) -> list[str]:
@@ -138,13 +145,16 @@ def sample_batch(rng: np.random.Generator, settings: PretrainSettings) -> Batch:
         sample_scene(SHAPES[label % len(SHAPES)], COLOURS[label // len(SHAPES)], rng, variant)
         for label, variant in zip(labels.tolist(), variants)
     ]
-    captions = [caption(scene, rng, mention) for scene, mention in zip(scenes, mentions)]
-    return Batch(scenes, captions, mentions)
+    styled = [styled_caption(scene, rng, mention) for scene, mention in zip(scenes, mentions)]
+    captions = [text for text, _ in styled]
+    styles = [style for _, style in styled] if settings.style_aware else None
+    return Batch(scenes, captions, mentions, styles)
 
 
 def caption_matches(batch: Batch) -> torch.Tensor:
     """`(N, N)` bool: entry (i, j) says caption j is true of image i (same class, or same shape for a
-    shape-only caption, same colour for a colour-only one)."""
+    shape-only caption, same colour for a colour-only one) and, where caption j names a drawing
+    style (`batch.styles`), image i is drawn in that style."""
     colours = np.array([scene.colour for scene in batch.scenes])
     shapes = np.array([scene.shape for scene in batch.scenes])
     mentions = np.array(batch.mentions)
@@ -152,7 +162,12 @@ def caption_matches(batch: Batch) -> torch.Tensor:
     same_shape = shapes[:, None] == shapes[None, :]
     colour_ok = same_colour | (mentions[None, :] == "shape")
     shape_ok = same_shape | (mentions[None, :] == "colour")
-    return torch.from_numpy(colour_ok & shape_ok)
+    matches = colour_ok & shape_ok
+    if batch.styles is not None:
+        variants = np.array([scene.variant for scene in batch.scenes])
+        styles = np.array(["" if style is None else style for style in batch.styles])
+        matches &= (styles[None, :] == "") | (variants[:, None] == styles[None, :])
+    return torch.from_numpy(matches)
 
 
 def contrastive_loss(logits_per_image: torch.Tensor, matches: torch.Tensor) -> torch.Tensor:
