@@ -82,7 +82,10 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     settings = PretrainSettings(
-        seed=args.seed, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         style_aware=not args.style_agnostic,
     )
     start = time.time()

@@ -120,9 +120,9 @@ def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path,
     main(["train", "--epochs", "1", "--shots", "2", "--output-dir", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
-    assert all(entry["dataset"] == "synthetic_shapes" and entry["synthetic"] for entry in results)
+    assert all(entry["dataset"] == "synthetic_shapes_outline" and entry["synthetic"] for entry in results)
     zero_shot = results[0]["mean"]
-    assert zero_shot["base"] > 50 and zero_shot["new"] > 50  # the shipped CLIP knows this world
+    assert zero_shot["base"] > 10 and zero_shot["new"] > 10  # 40-way: chance is 2.5 %
     config = json.loads((tmp_path / "coop" / "seed1" / "adapter" / "config.json").read_text())
     assert config["base_model_name_or_path"] == TINY_CLIP_ID  # portable, resolved when loading
     AutoModel.from_pretrained(tmp_path / "coop" / "seed1" / "adapter")

@@ -6,6 +6,13 @@ background", "star, red", "a drawing of a red star". A caption names the colour 
 the shapes-only and colours-only prompts mean. Every template in `CAPTION_TEMPLATES` (the prompt
 forms of the package's zero-shot models) also appears among the captions, so the tokenizer and
 the text tower know them.
+
+Most captions also name the drawing style before the object (`styled_caption` returns the style a
+caption commits to): "a photo of a" means a clean photo, "a drawing / sketch / outline of a" an
+outline, "a blurry / noisy / low quality photo of a" (and "a bad photo of the") a noisy image, and
+"a (photo of a) tiny / small ..." the small variant. Pretraining treats a styled caption as true
+only of images in that style, so the words before the class name matter; captions naming no style
+("a red star", "star, red", "itap of a red star.") are true of the class in every style.
 """
 
 from __future__ import annotations
