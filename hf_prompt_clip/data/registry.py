@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.templates import IMAGENET_SELECT_TEMPLATES
 from .classnames import (
     clean_caltech101,
     clean_eurosat,
@@ -34,17 +35,6 @@ from .errors import UnknownBenchmarkError
 from .sources import HubSource, Source
 
 IMAGENET_TEMPLATE = "a photo of a {}."
-
-#: The 7 templates CLIP selected on ImageNet; the ensemble of every benchmark starts with them.
-IMAGENET_SELECT_TEMPLATES: tuple[str, ...] = (
-    "itap of a {}.",
-    "a bad photo of the {}.",
-    "a origami {}.",
-    "a photo of the large {}.",
-    "a {} in a video game.",
-    "art of the {}.",
-    "a photo of the small {}.",
-)
 
 
 @dataclass(frozen=True)

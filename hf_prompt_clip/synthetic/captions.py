@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.templates import IMAGENET_SELECT_TEMPLATES
 from .render import Scene
 
 MENTIONS: tuple[str, ...] = ("both", "shape", "colour")
@@ -29,15 +30,7 @@ ZERO_SHOT_TEMPLATE = "a photo of a {}."
 COLOUR_TEMPLATE = "a photo of a {} shape."
 
 #: The 7 templates CLIP selected on ImageNet (its prompt ensemble).
-CLIP_SELECT_TEMPLATES: tuple[str, ...] = (
-    "itap of a {}.",
-    "a bad photo of the {}.",
-    "a origami {}.",
-    "a photo of the large {}.",
-    "a {} in a video game.",
-    "art of the {}.",
-    "a photo of the small {}.",
-)
+CLIP_SELECT_TEMPLATES: tuple[str, ...] = IMAGENET_SELECT_TEMPLATES
 
 #: Templates written for this world: its zero-shot template and one per drawing style.
 SYNTHETIC_TEMPLATES: tuple[str, ...] = (
