@@ -236,43 +236,27 @@ def train_command(args) -> list[dict]:
 def evaluate_command(args) -> dict:
     from transformers import AutoModel
 
-    from .data import collate_fn, eval_transform, get_benchmark, load_benchmark, with_image_transform
-    from .evaluate.protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets
+    from .data import get_benchmark
+    from .evaluate.report import write_report
+    from .hub import method_of
+    from .runner import evaluate_protocol, results_record
 
     model = AutoModel.from_pretrained(args.model)
     spec = get_benchmark(args.dataset)
-    transform = eval_transform(model.image_processor)
-
-    def test_set(key, source=None):
-        data = load_benchmark(key, "test", source=source, revision=args.dataset_revision)
-        return with_image_transform(data, transform)
-
-    if args.protocol == "base2new":
-        metrics = evaluate_base_to_new(
-            model, test_set(spec, _source(args)), collate_fn, spec, args.eval_batch_size
-        )
-    elif args.protocol == "few_shot":
-        accuracy = evaluate_accuracy(
-            model, test_set(spec, _source(args)), collate_fn, spec, args.eval_batch_size
-        )
-        metrics = {"accuracy": accuracy}
-    else:
-        targets = {key: (test_set(key), get_benchmark(key)) for key in args.targets}
-        metrics = evaluate_targets(model, targets, collate_fn, args.eval_batch_size)
-    results = {
-        "method": model.config.model_type.removeprefix("prompt_clip_"),
-        "base_model": model.config.base_model_name_or_path,
-        "dataset": spec.key,
-        "protocol": args.protocol,
-        "shots": None,
-        "synthetic": bool(getattr(spec, "synthetic", False)),
-        "runs": [{"seed": None, "metrics": metrics}],
-        "mean": metrics,
-        "std": dict.fromkeys(metrics, 0.0),
-    }
+    metrics = evaluate_protocol(
+        model,
+        spec,
+        args.protocol,
+        source=_source(args),
+        targets=args.targets,
+        dataset_revision=args.dataset_revision,
+        batch_size=args.eval_batch_size,
+    )
+    base = model.config.base_model_name_or_path
+    results = results_record(
+        method_of(model.config), base, spec, args.protocol, None, [{"seed": None, "metrics": metrics}]
+    )
     if args.output_dir:
-        from .evaluate.report import write_report
-
         write_report([results], args.output_dir)
     print(json.dumps(results["mean"], indent=1))
     return results

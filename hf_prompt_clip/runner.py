@@ -33,7 +33,13 @@ from .data import (
     train_transform,
     with_image_transform,
 )
-from .evaluate.protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets, summarize_runs
+from .evaluate.protocols import (
+    class_lists,
+    evaluate_accuracy,
+    evaluate_base_to_new,
+    evaluate_targets,
+    summarize_runs,
+)
 from .evaluate.report import write_report
 from .hub import push_adapter_to_hub, save_model_card
 from .train import PromptTrainer, TrainingConfig
@@ -97,28 +103,49 @@ def _load(spec: BenchmarkSpec, split: str, config: ExperimentConfig):
     return load_benchmark(spec, split, source=config.source, revision=config.dataset_revision)
 
 
-def _class_lists(dataset, spec: BenchmarkSpec) -> tuple[list[str], list[str]]:
-    names = list(dataset.features["label"].names)
-    return names, spec.prompt_names_for(names)
-
-
-def _evaluate(
-    model, config: ExperimentConfig, spec: BenchmarkSpec, accelerator: Accelerator
+def evaluate_protocol(
+    model,
+    spec: BenchmarkSpec,
+    protocol: str,
+    *,
+    source: Source | None = None,
+    targets: Sequence[str] = (),
+    dataset_revision: str | None = None,
+    batch_size: int = 64,
+    accelerator: Accelerator | None = None,
 ) -> dict[str, float]:
+    """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`)."""
     transform = eval_transform(model.image_processor)
-    batch = config.eval_batch_size
-    if config.protocol == "base2new":
-        test = with_image_transform(_load(spec, "test", config), transform)
-        return evaluate_base_to_new(model, test, collate_fn, spec, batch, accelerator)
-    if config.protocol == "few_shot":
-        test = with_image_transform(_load(spec, "test", config), transform)
-        return {"accuracy": evaluate_accuracy(model, test, collate_fn, spec, batch, accelerator)}
-    targets = {}
-    for key in config.targets:
-        target_spec = get_benchmark(key)
-        test = load_benchmark(target_spec, "test", revision=config.dataset_revision)
-        targets[key] = (with_image_transform(test, transform), target_spec)
-    return evaluate_targets(model, targets, collate_fn, batch, accelerator)
+
+    def test_set(benchmark: BenchmarkSpec, benchmark_source: Source | None = None):
+        data = load_benchmark(benchmark, "test", source=benchmark_source, revision=dataset_revision)
+        return with_image_transform(data, transform)
+
+    if protocol == "base2new":
+        return evaluate_base_to_new(model, test_set(spec, source), collate_fn, spec, batch_size, accelerator)
+    if protocol == "few_shot":
+        accuracy = evaluate_accuracy(model, test_set(spec, source), collate_fn, spec, batch_size, accelerator)
+        return {"accuracy": accuracy}
+    sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
+    return evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
+
+
+def results_record(
+    method: str, base_model: str, spec: BenchmarkSpec, protocol: str, shots: int | None, runs: Sequence[dict]
+) -> dict[str, Any]:
+    """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs."""
+    mean, std = summarize_runs(runs)
+    return {
+        "method": method,
+        "base_model": base_model,
+        "dataset": spec.key,
+        "protocol": protocol,
+        "shots": shots,
+        "synthetic": spec.synthetic,
+        "runs": [{"seed": run["seed"], "metrics": run["metrics"]} for run in runs],
+        "mean": mean,
+        "std": std,
+    }
 
 
 def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> dict[str, Any]:
@@ -130,7 +157,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     train_set, selection = sample_few_shot(train_full, config.shots, seed, benchmark=spec.key)
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
-    names, prompts = _class_lists(train_set, spec)
+    names, prompts = class_lists(train_set, spec)
     options = options_for(config.method, config.method_options)
     if "templates" in _fields(model_class.config_class) and "templates" not in options:
         options["templates"] = list(spec.templates)  # hand-written prompts: the benchmark's own
@@ -142,7 +169,16 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
         examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
         PromptTrainer(model, examples, training, collate_fn=collate_fn, accelerator=accelerator).train()
-    metrics = _evaluate(model, config, spec, accelerator)
+    metrics = evaluate_protocol(
+        model,
+        spec,
+        config.protocol,
+        source=config.source,
+        targets=config.targets,
+        dataset_revision=config.dataset_revision,
+        batch_size=config.eval_batch_size,
+        accelerator=accelerator,
+    )
     adapter_dir = output / "adapter"
     if accelerator.is_main_process:
         model.save_pretrained(adapter_dir)
@@ -170,19 +206,8 @@ def run_experiment(
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seeds[0]),
     )
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
-    mean, std = summarize_runs(runs)
     spec = get_benchmark(config.dataset)
-    results = {
-        "method": config.method,
-        "base_model": config.base_model,
-        "dataset": spec.key,
-        "protocol": config.protocol,
-        "shots": config.shots,
-        "synthetic": bool(getattr(spec, "synthetic", False)),
-        "runs": [{"seed": run["seed"], "metrics": run["metrics"]} for run in runs],
-        "mean": mean,
-        "std": std,
-    }
+    results = results_record(config.method, config.base_model, spec, config.protocol, config.shots, runs)
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)

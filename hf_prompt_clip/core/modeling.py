@@ -42,6 +42,7 @@ from transformers.utils.hub import cached_file
 
 from .configuration import PromptCLIPConfig, validate_class_names
 from .outputs import PromptCLIPOutput
+from .text import prompt_class_name
 
 _BASE_MODEL_ALIASES: dict[str, Callable[[], str]] = {}
 
@@ -277,7 +278,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                     "prompts: set model.tokenizer = AutoTokenizer.from_pretrained(<base model>) or "
                     "build the model with from_clip()/from_pretrained()."
                 )
-            self._build_class_prompts([_prompt_text(n) for n in self.config.class_prompt_names])
+            self._build_class_prompts([prompt_class_name(n) for n in self.config.class_prompt_names])
             self._prompts_built_for = self._class_version
 
     def _build_class_prompts(self, texts: list[str]) -> None:
@@ -631,10 +632,6 @@ def check_base_compatibility(config: PromptCLIPConfig, base_clip_config: dict, b
             + "; ".join(mismatches)
             + f"). Load it on its own base model ({config.base_model_name_or_path!r})."
         )
-
-
-def _prompt_text(class_name: str) -> str:
-    return class_name.replace("_", " ")
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str:
