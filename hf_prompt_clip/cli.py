@@ -256,9 +256,10 @@ def evaluate_command(args) -> dict:
     results = results_record(
         method_of(model.config), base, spec, args.protocol, None, [{"seed": None, "metrics": metrics}]
     )
-    if args.output_dir:
-        write_report([results], args.output_dir)
-    print(json.dumps(results["mean"], indent=1))
+    if _is_main_process():
+        if args.output_dir:
+            write_report([results], args.output_dir)
+        print(json.dumps(results["mean"], indent=1))
     return results
 
 
@@ -268,14 +269,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .evaluate.report import results_table
 
         results = train_command(args)
-        print("\n" + results_table(results))
-        print(f"\nresults.json, results.md, charts and adapters (with model cards) are in {args.output_dir}")
+        if _is_main_process():
+            print("\n" + results_table(results))
+            print(
+                f"\nresults.json, results.md, charts and adapters (with model cards) are in {args.output_dir}"
+            )
     elif args.command == "evaluate":
         evaluate_command(args)
     else:
         from .data import summarize
 
         summarize(args.dataset, shots=args.shots, seed=args.seed)
+    end_processes()
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def end_processes() -> None:
+    """Wait for every process, then end the process group: under `accelerate launch`/torchrun a rank
+    that exits while gloo/NCCL still holds the group can abort ("terminate called ...")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Trains a tiny CoOp under Accelerate; run by test_training.py with one process or torchrun x2.
+"""Trains a tiny CoOp under Accelerate; run by test_training.py with one process or two
+(`accelerate launch --multi_gpu --num_processes 2` with ACCELERATE_USE_CPU=true: gloo).
 
 usage: ddp_train_script.py BASE_FOLDER OUTPUT_DIR PER_DEVICE_BATCH
 """
@@ -43,3 +44,5 @@ if accelerator.is_main_process:
     }
     with open(f"{output}/result.json", "w") as handle:
         json.dump(result, handle)
+accelerator.wait_for_everyone()
+accelerator.end_training()  # ends the process group so no rank aborts at exit

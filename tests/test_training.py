@@ -175,10 +175,13 @@ def test_base_to_new_reports_b_n_h_consistent_with_predictions(tiny_clip_folder)
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process test")
 def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_folder, tmp_path):
     script = HERE / "ddp_train_script.py"
-    torchrun = Path(sys.executable).parent / "torchrun"
-    # a fresh environment: Accelerator objects of earlier tests export ACCELERATE_* settings
+    accelerate = Path(sys.executable).parent / "accelerate"
+    # a fresh environment: Accelerator objects of earlier tests export ACCELERATE_* settings, and a
+    # user's default accelerate config (under HF_HOME) must not change the launch
     env = {key: value for key, value in os.environ.items() if not key.startswith("ACCELERATE_")}
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true")
+    env.update(
+        OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true", HF_HOME=str(tmp_path / "hf-home")
+    )
     single = subprocess.run(
         [sys.executable, str(script), tiny_clip_folder, str(tmp_path / "one"), "8"],
         env=env,
@@ -189,10 +192,18 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_fo
     assert single.returncode == 0, single.stderr[-3000:]
     double = subprocess.run(
         [
-            str(torchrun),
-            "--nproc_per_node",
+            str(accelerate),
+            "launch",
+            "--multi_gpu",  # with ACCELERATE_USE_CPU: processes on the CPU talking over gloo
+            "--num_processes",
             "2",
-            "--master_port",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
             str(free_port()),
             str(script),
             tiny_clip_folder,
