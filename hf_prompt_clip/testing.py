@@ -11,40 +11,21 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
 
 import numpy as np
 import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-START_TOKEN = "<|startoftext|>"
-END_TOKEN = "<|endoftext|>"
-
-
-@lru_cache(maxsize=1)
-def _byte_characters() -> tuple[str, ...]:
-    """The 256 printable characters that byte-level BPE uses for the bytes 0..255 (GPT-2 mapping)."""
-    printable = list(range(ord("!"), ord("~") + 1))
-    printable += list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    order = sorted(range(256), key=lambda i: printable[i])
-    return tuple(chr(codes[i]) for i in order)
+from .synthetic.tokenizer import END_OF_WORD, END_TOKEN, START_TOKEN, byte_to_unicode
 
 
 def tiny_clip_tokenizer() -> CLIPTokenizer:
     """A byte-level CLIP tokenizer whose vocabulary holds single characters only (no merges)."""
-    vocab: dict[str, int] = {}
-    for char in _byte_characters():
-        vocab[char] = len(vocab)
-    for char in _byte_characters():
-        vocab[char + "</w>"] = len(vocab)
+    table = byte_to_unicode()
+    characters = [table[byte] for byte in range(256)]
+    vocab = {char: i for i, char in enumerate(characters)}
+    vocab.update({char + END_OF_WORD: 256 + i for i, char in enumerate(characters)})
     vocab[START_TOKEN] = len(vocab)
     vocab[END_TOKEN] = len(vocab)
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)

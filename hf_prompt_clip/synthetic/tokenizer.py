@@ -40,21 +40,19 @@ def caption_corpus(seed: int = 0, per_pair: int = 12) -> list[str]:
     return texts
 
 
-def _byte_symbols() -> list[str]:
-    """CLIP's 256 byte symbols in CLIP's vocabulary order (GPT-2's byte-to-unicode table)."""
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-to-unicode table that CLIP's byte-level BPE uses, in CLIP's vocabulary order
+    (printable bytes first, then the others mapped from U+0100 up)."""
     printable = [
         *range(ord("!"), ord("~") + 1),
         *range(ord("¡"), ord("¬") + 1),
         *range(ord("®"), ord("ÿ") + 1),
     ]
-    codes = printable[:]
-    extra = 0
+    table = {byte: chr(byte) for byte in printable}
     for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(code) for code in codes]
+        if byte not in table:
+            table[byte] = chr(256 + len(table) - len(printable))
+    return table
 
 
 def _learn_merges(texts: Iterable[str], max_merges: int) -> list[tuple[str, str]]:
@@ -78,7 +76,7 @@ def train_caption_tokenizer(texts: Iterable[str], max_merges: int = 2000) -> CLI
 
     Training stops when every word of `texts` is a single token or after `max_merges` merges.
     """
-    symbols = _byte_symbols()
+    symbols = list(byte_to_unicode().values())
     vocab = {symbol: i for i, symbol in enumerate(symbols)}
     vocab.update({symbol + END_OF_WORD: len(symbols) + i for i, symbol in enumerate(symbols)})
     merges = _learn_merges(texts, max_merges)
