@@ -224,3 +224,26 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_fo
         torch.tensor(two["context"]), torch.tensor(one["context"]), atol=1e-5, rtol=1e-4
     )
     assert two["accuracy"] == one["accuracy"] and two["test_size"] == one["test_size"] == 4 * 5
+
+
+def test_augmentation_draws_depend_on_run_seed_epoch_and_index_only():
+    from hf_prompt_clip.train.trainer import EpochSeededDataset
+
+    class Draws(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return torch.rand(3)
+
+    def draws(seed, epoch):
+        dataset = EpochSeededDataset(Draws(), seed)
+        dataset.set_epoch(epoch)
+        return [dataset[index] for index in reversed(range(4))][::-1]  # loading order does not matter
+
+    epoch0 = draws(seed=1, epoch=0)
+    assert all(torch.equal(a, b) for a, b in zip(epoch0, draws(seed=1, epoch=0)))
+    pairs = itertools.combinations(epoch0, 2)
+    assert not any(torch.equal(a, b) for a, b in pairs), "two images share one augmentation"
+    assert not any(torch.equal(a, b) for a, b in zip(epoch0, draws(seed=1, epoch=1)))
+    assert not any(torch.equal(a, b) for a, b in zip(epoch0, draws(seed=2, epoch=0)))
