@@ -133,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
     defaults = TrainingConfig()
     train.add_argument("--epochs", type=int, default=None, help=f"default {defaults.epochs} (10 synthetic)")
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="per process; the global batch is this x processes x accumulation steps",
+    )
     train.add_argument(
         "--lr", type=float, default=None, help=f"default {defaults.learning_rate} (0.01 synthetic)"
     )

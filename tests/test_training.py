@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModel
 
 from hf_prompt_clip import CoOpModel
@@ -25,7 +26,7 @@ from hf_prompt_clip.evaluate import evaluate_base_to_new, harmonic_mean, predict
 from hf_prompt_clip.testing import pattern_benchmark
 from hf_prompt_clip.train import NonFiniteLossError, PromptTrainer, TrainingConfig, learning_rate
 
-HERE = Path(__file__).parent
+ROOT = Path(__file__).parent.parent
 
 
 def make_model(folder, names=None, **kwargs):
@@ -81,8 +82,6 @@ def test_checkpoints_hold_only_the_adapter(tiny_clip_folder, tmp_path):
     PromptTrainer(model, train_set(model), config(tmp_path, epochs=2), collate_fn=collate_fn).train()
     checkpoints = sorted((tmp_path / "checkpoints").iterdir())
     assert [c.name for c in checkpoints] == ["checkpoint-4", "checkpoint-8"]  # 32 images, batch 8
-    from safetensors.torch import load_file
-
     assert set(load_file(checkpoints[-1] / "model.safetensors")) == {"context"}
     assert json.loads((checkpoints[-1] / "trainer_state.json").read_text())["global_step"] == 8
 
@@ -173,8 +172,10 @@ def test_base_to_new_reports_b_n_h_consistent_with_predictions(tiny_clip_folder)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process test")
-def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_folder, tmp_path):
-    script = HERE / "ddp_train_script.py"
+def test_accelerate_launch_with_two_processes_matches_one_process_with_the_same_global_batch(tmp_path):
+    """The main job itself (`examples/train.py` on the embedded default) under `accelerate launch`."""
+    train = str(ROOT / "examples" / "train.py")
+    options = ["--epochs", "2", "--shots", "4", "--no-baseline"]
     accelerate = Path(sys.executable).parent / "accelerate"
     # a fresh environment: Accelerator objects of earlier tests export ACCELERATE_* settings, and a
     # user's default accelerate config (under HF_HOME) must not change the launch
@@ -182,34 +183,19 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_fo
     env.update(
         OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true", HF_HOME=str(tmp_path / "hf-home")
     )
+    one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
-        [sys.executable, str(script), tiny_clip_folder, str(tmp_path / "one"), "8"],
+        [sys.executable, train, *options, "--batch-size", "8", "--output-dir", str(one)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     double = subprocess.run(
-        [
-            str(accelerate),
-            "launch",
-            "--multi_gpu",  # with ACCELERATE_USE_CPU: processes on the CPU talking over gloo
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(free_port()),
-            str(script),
-            tiny_clip_folder,
-            str(tmp_path / "two"),
-            "4",
-        ],
+        [*launch, train, *options, "--batch-size", "4", "--output-dir", str(two)],
         env=env,
         capture_output=True,
         text=True,
@@ -217,13 +203,14 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tiny_clip_fo
     )
     errors = "\n".join(line for line in double.stderr.splitlines() if "it/s" not in line)
     assert double.returncode == 0, errors[-3000:]
-    one = json.loads((tmp_path / "one" / "result.json").read_text())
-    two = json.loads((tmp_path / "two" / "result.json").read_text())
-    assert two["num_processes"] == 2 and one["num_processes"] == 1
-    torch.testing.assert_close(
-        torch.tensor(two["context"]), torch.tensor(one["context"]), atol=1e-5, rtol=1e-4
-    )
-    assert two["accuracy"] == one["accuracy"] and two["test_size"] == one["test_size"] == 4 * 5
+    assert double.stdout.count("results.json, results.md") == 1  # printed by the main process only
+    checkpoint = next((two / "seed1" / "checkpoints").iterdir())
+    assert (checkpoint / "random_states_1.pkl").is_file()  # a second process really trained
+    adapters = [load_file(run / "seed1" / "adapter" / "model.safetensors") for run in (one, two)]
+    assert adapters[0].keys() == adapters[1].keys() == {"context"}
+    torch.testing.assert_close(adapters[1]["context"], adapters[0]["context"], atol=1e-5, rtol=1e-4)
+    results = [json.loads((run / "results.json").read_text())[0] for run in (one, two)]
+    assert results[1]["mean"] == results[0]["mean"]
 
 
 def test_augmentation_draws_depend_on_run_seed_epoch_and_index_only():
