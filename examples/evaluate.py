@@ -1,7 +1,7 @@
 """Evaluate a saved adapter (local folder or Hub id) with a paper's protocol.
 
 python examples/evaluate.py --model org/cocoop-vitb16-imagenet --protocol base2new --dataset dtd
-python examples/evaluate.py --model outputs/run/seed1/adapter --protocol cross_dataset --targets dtd eurosat
+python examples/evaluate.py --model outputs/run/coop/seed1/adapter --protocol cross_dataset --targets dtd eurosat
 """
 
 import sys

@@ -14,6 +14,7 @@ import ast
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .core.registry import METHODS
 from .train import SCHEDULES, TrainingConfig
@@ -175,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fill_defaults(args) -> None:
-    """Paper defaults for real benchmarks; `SYNTHETIC_DEFAULTS` for the embedded world."""
+def fill_defaults(args, methods: Sequence[str]) -> None:
+    """Paper defaults for real benchmarks; `SYNTHETIC_DEFAULTS` for the embedded world (its method
+    options, for the methods that have them, unless the user gives `--option`s)."""
     from .data import get_benchmark
+    from .runner import method_option_names
 
     paper = TrainingConfig()
     synthetic = get_benchmark(args.dataset).synthetic
@@ -185,16 +188,23 @@ def fill_defaults(args) -> None:
     args.lr = args.lr or (SYNTHETIC_DEFAULTS["lr"] if synthetic else paper.learning_rate)
     args.optimizer = args.optimizer or (SYNTHETIC_DEFAULTS["optimizer"] if synthetic else paper.optimizer)
     if synthetic and not args.options:
-        args.options = list(SYNTHETIC_DEFAULTS["options"])
+        known = method_option_names(methods)
+        args.options = [(key, value) for key, value in SYNTHETIC_DEFAULTS["options"] if key in known]
 
 
 def train_command(args) -> list[dict]:
     from .runner import ExperimentConfig, run_comparison
 
-    fill_defaults(args)
     methods = sorted(METHODS) if args.all_methods else list(dict.fromkeys(args.methods))
+    learned = [method for method in methods if method != BASELINE]
+    if args.push_to_hub and len(learned) > 1:
+        raise SystemExit(
+            f"--push-to-hub publishes one adapter but {len(learned)} methods were given ({', '.join(learned)}); "
+            "run the method you want to publish with --method on its own."
+        )
     if not args.no_baseline and BASELINE not in methods:
         methods.insert(0, BASELINE)
+    fill_defaults(args, methods)
     training = TrainingConfig(
         output_dir=args.output_dir,
         epochs=args.epochs,
@@ -212,7 +222,7 @@ def train_command(args) -> list[dict]:
         report_to=args.report_to,
     )
     config = ExperimentConfig(
-        method=methods[0],
+        method=(learned or methods)[0],  # the method that --push-to-hub publishes
         method_options=dict(args.options),
         base_model=args.base_model or default_base_model(args.dataset),
         base_revision=args.base_revision,
@@ -233,8 +243,6 @@ def train_command(args) -> list[dict]:
         from .runner import run_experiment
 
         return [run_experiment(config)]
-    if args.push_to_hub:
-        raise SystemExit("--push-to-hub takes one method; run the method you want to publish on its own.")
     return run_comparison(config, methods)
 
 
@@ -244,9 +252,11 @@ def evaluate_command(args) -> dict:
     from .data import get_benchmark
     from .evaluate.report import write_report
     from .hub import method_of
-    from .runner import evaluate_protocol, results_record
+    from .runner import SELECTION_FILE, evaluate_protocol, results_record
 
     model = AutoModel.from_pretrained(args.model)
+    record = Path(args.model) / SELECTION_FILE  # the few-shot draw saved beside a local adapter
+    shots = json.loads(record.read_text())["shots"] if record.is_file() else None
     spec = get_benchmark(args.dataset)
     metrics = evaluate_protocol(
         model,
@@ -259,7 +269,7 @@ def evaluate_command(args) -> dict:
     )
     base = model.config.base_model_name_or_path
     results = results_record(
-        method_of(model.config), base, spec, args.protocol, None, [{"seed": None, "metrics": metrics}]
+        method_of(model.config), base, spec, args.protocol, shots, [{"seed": None, "metrics": metrics}]
     )
     if _is_main_process():
         if args.output_dir:

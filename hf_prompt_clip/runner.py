@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
 from .core.configuration import PromptCLIPConfig
 from .core.registry import get_method
@@ -42,7 +41,7 @@ from .evaluate.protocols import (
 )
 from .evaluate.report import write_report
 from .hub import push_adapter_to_hub, save_model_card
-from .train import PromptTrainer, TrainingConfig
+from .train import PromptTrainer, TrainingConfig, list_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +71,27 @@ class ExperimentConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self):
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}.")
-        if self.protocol in ("cross_dataset", "domain_generalization") and not self.targets:
-            raise ValueError(f"protocol {self.protocol!r} needs target datasets (targets=[...]).")
+        check_protocol(self.protocol, get_benchmark(self.dataset), self.targets)
+        resume = self.training.resume_from_checkpoint
+        if resume not in (None, "latest") and len(self.seeds) > 1:
+            raise ValueError(
+                f"resume_from_checkpoint={resume!r} names one seed's checkpoint but {len(self.seeds)} seeds "
+                "run; use 'latest' (each seed resumes from its own last checkpoint)."
+            )
+
+
+def check_protocol(protocol: str, spec: BenchmarkSpec, targets: Sequence[str] = ()) -> None:
+    """Refuse a protocol that cannot run on `spec` with these `targets`, saying what would."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    if protocol in ("cross_dataset", "domain_generalization") and not targets:
+        raise ValueError(
+            f"protocol {protocol!r} needs target datasets (targets=[...], --targets on the CLI)."
+        )
+    if protocol == "base2new" and not spec.base_new:
+        raise ValueError(
+            f"The base-to-new protocol is not defined for {spec.key!r}; use protocol='few_shot'."
+        )
 
 
 def _fields(config_class) -> set[str]:
@@ -88,9 +104,14 @@ def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key in fields}
 
 
+def method_option_names(methods: Sequence[str]) -> set[str]:
+    """The options (config fields) that at least one of `methods` has."""
+    return set().union(*(_fields(get_method(m)[0]) for m in methods))
+
+
 def check_method_options(methods: Sequence[str], options: dict[str, Any]) -> None:
     """Refuse options that none of `methods` has, naming the ones they have."""
-    known = set().union(*(_fields(get_method(m)[0]) for m in methods))
+    known = method_option_names(methods)
     unknown = sorted(set(options) - known)
     if unknown:
         own = sorted(known - _fields(PromptCLIPConfig))
@@ -115,17 +136,21 @@ def evaluate_protocol(
     accelerator: Accelerator | None = None,
 ) -> dict[str, float]:
     """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`)."""
+    check_protocol(protocol, spec, targets)
     transform = eval_transform(model.image_processor)
 
-    def test_set(benchmark: BenchmarkSpec, benchmark_source: Source | None = None):
-        data = load_benchmark(benchmark, "test", source=benchmark_source, revision=dataset_revision)
+    def test_set(
+        benchmark: BenchmarkSpec, benchmark_source: Source | None = None, revision: str | None = None
+    ):
+        data = load_benchmark(benchmark, "test", source=benchmark_source, revision=revision)
         return with_image_transform(data, transform)
 
     if protocol == "base2new":
-        return evaluate_base_to_new(model, test_set(spec, source), collate_fn, spec, batch_size, accelerator)
+        own = test_set(spec, source, dataset_revision)
+        return evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator)
     if protocol == "few_shot":
-        accuracy = evaluate_accuracy(model, test_set(spec, source), collate_fn, spec, batch_size, accelerator)
-        return {"accuracy": accuracy}
+        own = test_set(spec, source, dataset_revision)
+        return {"accuracy": evaluate_accuracy(model, own, collate_fn, spec, batch_size, accelerator)}
     sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
     return evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
 
@@ -149,7 +174,11 @@ def results_record(
 
 
 def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> dict[str, Any]:
-    """Train (if the method learns anything) and evaluate one seed; returns `{"seed", "metrics"}`."""
+    """Train (if the method learns anything) and evaluate one seed.
+
+    Returns `{"seed", "metrics", "adapter", "config", "training"}`; `training` is the settings the
+    adapter was trained with (None when nothing was trained).
+    """
     spec = get_benchmark(config.dataset)
     _, model_class = get_method(config.method)
     output = Path(config.output_dir) / f"seed{seed}"
@@ -164,11 +193,14 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     model = model_class.from_clip(
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
     )
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if trainable:
+    training = None
+    if any(p.requires_grad for p in model.parameters()):
         training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
+        if training.resume_from_checkpoint == "latest" and not list_checkpoints(output):
+            training.resume_from_checkpoint = None  # this seed had not started before the interruption
         examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
-        PromptTrainer(model, examples, training, collate_fn=collate_fn, accelerator=accelerator).train()
+        # its own Accelerator: the data order is seeded with this seed
+        PromptTrainer(model, examples, training, collate_fn=collate_fn).train()
     metrics = evaluate_protocol(
         model,
         spec,
@@ -180,14 +212,20 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         accelerator=accelerator,
     )
     adapter_dir = output / "adapter"
+    training_args = dataclasses.asdict(training) if training else None
     if accelerator.is_main_process:
         model.save_pretrained(adapter_dir)
         selection.save(adapter_dir / SELECTION_FILE)
-        (adapter_dir / "training_args.json").write_text(
-            json.dumps(dataclasses.asdict(config.training), indent=1, default=str)
-        )
+        if training_args:
+            (adapter_dir / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
     accelerator.wait_for_everyone()
-    return {"seed": seed, "metrics": metrics, "adapter": str(adapter_dir), "model": model}
+    return {
+        "seed": seed,
+        "metrics": metrics,
+        "adapter": str(adapter_dir),
+        "config": model.config,
+        "training": training_args,
+    }
 
 
 def run_experiment(
@@ -195,26 +233,20 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
 
-    Returns the results dict (schema in docs/reports.md).
+    Returns the results dict (schema in docs/reports.md). `accelerator` serves evaluation and
+    synchronisation; each seed trains with an Accelerator of its own (its data order is seeded).
     """
     check_method_options([config.method], config.method_options)
-    accelerator = accelerator or Accelerator(
-        mixed_precision=config.training.mixed_precision,
-        gradient_accumulation_steps=config.training.gradient_accumulation_steps,
-        log_with=config.training.report_to or None,
-        project_config=ProjectConfiguration(project_dir=config.output_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seeds[0]),
-    )
+    accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
     results = results_record(config.method, config.base_model, spec, config.protocol, config.shots, runs)
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)
-        training_args = dataclasses.asdict(config.training)
         for run in runs:
             selection = json.loads((Path(run["adapter"]) / SELECTION_FILE).read_text())
-            save_model_card(run["adapter"], run["model"].config, training_args, [results], selection)
+            save_model_card(run["adapter"], run["config"], run["training"], [results], selection)
         if config.push_to_hub:
             url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
             logger.info("pushed %s to %s", runs[0]["adapter"], url)
@@ -224,7 +256,8 @@ def run_experiment(
 
 def run_comparison(config: ExperimentConfig, methods: Sequence[str]) -> list[dict[str, Any]]:
     """The same protocol for several methods side by side (each in `output_dir/<method>`), with
-    one combined report in `output_dir`. Options apply to the methods that have them."""
+    one combined report in `output_dir`. Options apply to the methods that have them;
+    `config.push_to_hub` publishes the adapter of `config.method`."""
     check_method_options(methods, config.method_options)
     results = []
     for method in methods:
@@ -233,7 +266,7 @@ def run_comparison(config: ExperimentConfig, methods: Sequence[str]) -> list[dic
             method=method,
             method_options=options_for(method, config.method_options),
             output_dir=str(Path(config.output_dir) / method),
-            push_to_hub=None,
+            push_to_hub=config.push_to_hub if method == config.method else None,
         )
         results.append(run_experiment(method_config, write_results=False))
     if PartialState().is_main_process:

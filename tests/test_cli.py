@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from transformers import AutoModel
 
 from hf_prompt_clip.cli import main
@@ -129,3 +130,75 @@ def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path,
     assert len(config["class_names"]) == 40  # base classes
     assert "(synthetic)" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "base_to_new.png").stat().st_size > 0
+
+
+def pattern_run(tiny_clip_folder, pattern_folder, output, *extra):
+    return [
+        "train",
+        "--base-model",
+        tiny_clip_folder,
+        "--dataset",
+        "dtd",
+        "--image-folder",
+        str(pattern_folder),
+        "--protocol",
+        "few_shot",
+        "--shots",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--output-dir",
+        str(output),
+        *extra,
+    ]
+
+
+def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
+    tiny_clip_folder, pattern_folder, tmp_path, monkeypatch
+):
+    pushed = []
+    monkeypatch.setattr(
+        "hf_prompt_clip.runner.push_adapter_to_hub", lambda folder, repo, **kw: pushed.append((folder, repo))
+    )
+    output = tmp_path / "run"
+    main(pattern_run(tiny_clip_folder, pattern_folder, output, "--method", "coop", "--push-to-hub", "org/x"))
+    assert pushed == [(str(output / "coop" / "seed1" / "adapter"), "org/x")]
+    results = json.loads((output / "results.json").read_text())
+    assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
+    with pytest.raises(SystemExit, match="publishes one adapter but 2 methods"):
+        main(pattern_run(tiny_clip_folder, pattern_folder, output, "--all-methods", "--push-to-hub", "org/x"))
+
+
+def test_seeds_resume_latest_each_from_its_own_checkpoints_and_record_their_own_settings(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys
+):
+    output = tmp_path / "run"
+    seeds = ["--method", "coop", "--seed", "1", "2", "--resume-from-checkpoint", "latest"]
+    command = pattern_run(tiny_clip_folder, pattern_folder, output, *seeds)
+    main(command)  # nothing to resume yet: every seed starts
+    contexts = {}
+    for seed in (1, 2):
+        adapter = output / "coop" / f"seed{seed}" / "adapter"
+        recorded = json.loads((adapter / "training_args.json").read_text())
+        assert recorded["seed"] == seed and recorded["output_dir"] == str(output / "coop" / f"seed{seed}")
+        assert f"| `seed` | `{seed}` |" in (adapter / "README.md").read_text()
+        contexts[seed] = AutoModel.from_pretrained(adapter).context.detach().clone()
+    assert not torch.equal(contexts[1], contexts[2])
+    assert not (output / "zeroshot" / "seed1" / "adapter" / "training_args.json").exists()  # nothing trained
+    main(command)  # every seed resumes from its last (final) checkpoint: the same adapters again
+    for seed in (1, 2):
+        again = AutoModel.from_pretrained(output / "coop" / f"seed{seed}" / "adapter").context
+        torch.testing.assert_close(again, contexts[seed], rtol=0, atol=0)
+    capsys.readouterr()
+    adapter = str(output / "coop" / "seed1" / "adapter")
+    data = ["--dataset", "dtd", "--image-folder", str(pattern_folder), "--protocol", "few_shot"]
+    main(["evaluate", "--model", adapter, *data, "--output-dir", str(tmp_path / "e")])
+    assert json.loads((tmp_path / "e" / "results.json").read_text())[0]["shots"] == 2  # from the record
+
+
+def test_zero_shot_alone_runs_on_the_default_synthetic_world(tmp_path):
+    main(["train", "--method", "zeroshot", "--shots", "1", "--output-dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [entry["method"] for entry in results] == ["zeroshot"] and results[0]["mean"]["base"] > 10

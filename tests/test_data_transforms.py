@@ -112,3 +112,9 @@ def test_summary_shows_classes_counts_and_the_few_shot_selection(tmp_path, capsy
     summary_main(["eurosat", "--image-folder", root, "--splits", "test", "--subset", "new"])
     printed = capsys.readouterr().out
     assert "test [new]: 3 images, 1 classes" in printed and "river (3)" in printed
+
+
+def test_summary_of_a_built_in_synthetic_benchmark():
+    text = summarize("synthetic_colours", splits=("train", "valid"), shots=1, print_summary=False)
+    assert "source: built in" in text and "train [all]: 256 images, 8 classes" in text
+    assert "1-shot train [all]: 8 images" in text and "valid: not available" in text

@@ -206,6 +206,7 @@ def test_accelerate_launch_with_two_processes_matches_one_process_with_the_same_
     assert double.stdout.count("results.json, results.md") == 1  # printed by the main process only
     checkpoint = next((two / "seed1" / "checkpoints").iterdir())
     assert (checkpoint / "random_states_1.pkl").is_file()  # a second process really trained
+    assert load_file(checkpoint / "model.safetensors").keys() == {"context"}  # resumable: the adapter
     adapters = [load_file(run / "seed1" / "adapter" / "model.safetensors") for run in (one, two)]
     assert adapters[0].keys() == adapters[1].keys() == {"context"}
     torch.testing.assert_close(adapters[1]["context"], adapters[0]["context"], atol=1e-5, rtol=1e-4)
@@ -234,3 +235,16 @@ def test_augmentation_draws_depend_on_run_seed_epoch_and_index_only():
     assert not any(torch.equal(a, b) for a, b in pairs), "two images share one augmentation"
     assert not any(torch.equal(a, b) for a, b in zip(epoch0, draws(seed=1, epoch=1)))
     assert not any(torch.equal(a, b) for a, b in zip(epoch0, draws(seed=2, epoch=0)))
+
+
+def test_protocols_that_cannot_run_are_refused_with_the_fix():
+    from hf_prompt_clip.data import get_benchmark
+    from hf_prompt_clip.runner import check_protocol
+
+    with pytest.raises(ValueError, match=r"needs target datasets.*--targets"):
+        check_protocol("cross_dataset", get_benchmark("imagenet"))
+    with pytest.raises(ValueError, match="not defined for 'imagenet_v2'; use protocol='few_shot'"):
+        check_protocol("base2new", get_benchmark("imagenet_v2"))
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        check_protocol("zero_shot", get_benchmark("dtd"))
+    check_protocol("domain_generalization", get_benchmark("imagenet"), ["imagenet_v2"])

@@ -35,14 +35,19 @@ def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10) -> str
 
 def describe_benchmark(spec: BenchmarkSpec) -> str:
     """The registry facts of a benchmark: templates, protocol class counts, source."""
-    source = spec.hub.repo_id if spec.hub is not None else "local only (imagefolder / split file)"
+    if spec.hub is not None:
+        source = f"Hub {spec.hub.repo_id}"
+    elif spec.source is not None:
+        source = f"built in ({type(spec.source).__name__})"
+    else:
+        source = "local only (imagefolder / split file)"
     base_new = (
         "{} / {}".format(*base_new_counts(spec.num_classes)) if spec.base_new and spec.num_classes else "-"
     )
     return "\n".join(
         [
             f"Benchmark {spec.key!r}" + (f": {spec.description}" if spec.description else ""),
-            f"  Hub source: {source}",
+            f"  source: {source}",
             f"  protocol classes: {spec.num_classes or '?'} (base / new: {base_new}); "
             f"super-category: {spec.super_category or '-'}",
             f"  zero-shot template: {spec.template!r}; ensemble: {len(spec.ensemble_templates)} templates",
@@ -77,7 +82,8 @@ def summarize(
     Returns the text (and prints it unless `print_summary=False`).
     """
     spec = get_benchmark(benchmark)
-    streaming = False if source is None else None  # summaries count every image
+    uses_hub = source is None and spec.hub is not None
+    streaming = False if uses_hub else None  # summaries count every image
     parts = [describe_benchmark(spec)]
     for split in splits:
         try:

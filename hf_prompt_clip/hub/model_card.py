@@ -281,7 +281,7 @@ def build_model_card(
     base = config.base_model_name_or_path or "unknown"
     model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
     class_names = config.class_names or []
-    citations = [info.citation] if method == "zeroshot" else [info.citation, _CLIP_CITATION]
+    citations = list(dict.fromkeys([info.citation, _CLIP_CITATION]))
     return ModelCard.from_template(
         _card_data(config, method, results, model_name, license),
         template_str=_template(),
@@ -297,7 +297,8 @@ def build_model_card(
         num_classes=len(class_names),
         class_preview=_class_preview(class_names),
         example_labels=json.dumps(class_names[:2] or ["cat", "dog"], ensure_ascii=False),
-        hypothesis_template="a photo of a {}." if method == "zeroshot" else "{}",
+        # hand-written templates are the hypothesis; a learned prompt takes the bare class name
+        hypothesis_template=(getattr(config, "templates", None) or ["{}"])[0],
         method_config=method_options(config),
         training_args=training_args,
         selection=_selection_summary(selection) if selection else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..data.errors import SplitNotFoundError
 from ..data.registry import BenchmarkSpec, register_benchmark
 from ..data.sources import RawSplit, Source
 from .captions import COLOUR_TEMPLATE, ZERO_SHOT_TEMPLATE
@@ -45,7 +46,7 @@ class SyntheticSource(Source):
 
     def read(self, split: str) -> RawSplit:
         if split not in self.per_class:
-            raise ValueError(
+            raise SplitNotFoundError(
                 f"Synthetic split {split!r} is not rendered; choose from {sorted(self.per_class)}."
             )
         rendered = build_split(
@@ -85,7 +86,7 @@ for _spec_ in (
             f"synthetic_shapes_{variant}",
             "colour_shape",
             ZERO_SHOT_TEMPLATE,
-            f"Synthetic world, {variant} drawings of the 80 classes (test only).",
+            f"Synthetic world, {variant} drawings of the 80 classes (a domain shift of synthetic_shapes).",
             variant=variant,
         )
         for variant in ("outline", "noisy", "small")

@@ -1,7 +1,7 @@
 """Training on Accelerate: `PromptTrainer`, `TrainingConfig`, learning-rate schedules."""
 
 from .schedule import SCHEDULES, learning_rate
-from .trainer import NonFiniteLossError, PromptTrainer, TrainerState, TrainingConfig
+from .trainer import NonFiniteLossError, PromptTrainer, TrainerState, TrainingConfig, list_checkpoints
 
 __all__ = [
     "SCHEDULES",
@@ -10,4 +10,5 @@ __all__ = [
     "TrainerState",
     "TrainingConfig",
     "learning_rate",
+    "list_checkpoints",
 ]

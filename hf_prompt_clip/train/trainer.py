@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..core.modeling import PromptCLIPPreTrainedModel
 from .schedule import SCHEDULES, learning_rate
 
+CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
 ADAPTER_FILE = "model.safetensors"
@@ -100,6 +101,15 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoints that a trainer with this `output_dir` saved, oldest first."""
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if re.fullmatch(rf"{CHECKPOINT_PREFIX}\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
 class EpochSeededDataset(Dataset):
     """Draws each example's random augmentation from a seed of (run seed, epoch, index).
 
@@ -164,18 +174,19 @@ class PromptTrainer:
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
         )
         self.state = TrainerState()
-        self.checkpoint_dir = Path(config.output_dir) / "checkpoints"
+        self.checkpoint_dir = Path(config.output_dir) / CHECKPOINT_DIR
         self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
         self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
 
     # ------------------------------------------------------------------ checkpoint hooks
 
     def _save_adapter_only(self, models, weights, output_dir) -> None:
-        # Accelerate would write the whole frozen CLIP; keep only the adapter tensors.
+        # Accelerate would write the whole frozen CLIP (under the wrapper's key prefix, if any);
+        # write the adapter tensors under their own names instead.
         for model, state_dict in zip(models, weights):
-            adapter = set(self.accelerator.unwrap_model(model).adapter_state_dict())
-            for key in [key for key in state_dict if key not in adapter]:
-                del state_dict[key]
+            adapter = self.accelerator.unwrap_model(model).adapter_state_dict()
+            state_dict.clear()
+            state_dict.update({key: value.detach() for key, value in adapter.items()})
 
     def _load_adapter_only(self, models, input_dir) -> None:
         for index in reversed(range(len(models))):
@@ -196,10 +207,7 @@ class PromptTrainer:
         return folder
 
     def list_checkpoints(self) -> list[Path]:
-        if not self.checkpoint_dir.is_dir():
-            return []
-        found = [p for p in self.checkpoint_dir.iterdir() if re.fullmatch(rf"{CHECKPOINT_PREFIX}\d+", p.name)]
-        return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+        return list_checkpoints(self.config.output_dir)
 
     def _resolve_checkpoint(self, name: str) -> Path:
         if name == "latest":
@@ -274,7 +282,9 @@ class PromptTrainer:
         trainable = model.set_training_stage(stage)
         if not trainable:
             raise ValueError(
-                f"Training stage {stage.name!r} names no trainable parameter of {type(model).__name__}."
+                f"Training stage {stage.name!r} names no trainable parameter of {type(model).__name__}: "
+                "a model without learned parameters (zero-shot CLIP) needs no training; evaluate it "
+                "directly (hf_prompt_clip.evaluate)."
             )
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = self._optimizer(parameters)
