@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
+from .synthetic.pretrain import clip_config, clip_image_processor
 from .synthetic.tokenizer import END_OF_WORD, END_TOKEN, START_TOKEN, byte_to_unicode
 
 
@@ -41,41 +42,23 @@ def tiny_clip_config(
     patch_size: int = 8,
 ) -> CLIPConfig:
     """A `CLIPConfig` with CLIP's structure (77 text positions, quick-GELU, causal text) at toy width."""
-    tokenizer = tokenizer or tiny_clip_tokenizer()
-    text_config = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": text_width,
-        "intermediate_size": 2 * text_width,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "max_position_embeddings": 77,
-        "projection_dim": projection_dim,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    vision_config = {
-        "hidden_size": vision_width,
-        "intermediate_size": 2 * vision_width,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "image_size": image_size,
-        "patch_size": patch_size,
-        "projection_dim": projection_dim,
-    }
-    # logit scale 100, as in OpenAI's trained CLIP (the untrained default is 1 / 0.07)
-    return CLIPConfig(
-        text_config=text_config,
-        vision_config=vision_config,
+    return clip_config(
+        tokenizer or tiny_clip_tokenizer(),
+        text_width=text_width,
+        vision_width=vision_width,
         projection_dim=projection_dim,
-        logit_scale_init_value=math.log(100.0),
+        layers=layers,
+        heads=4,
+        mlp_ratio=2,
+        image_size=image_size,
+        patch_size=patch_size,
+        logit_scale_init_value=math.log(100.0),  # as in OpenAI's trained CLIP (untrained: 1 / 0.07)
     )
 
 
 def tiny_clip_image_processor(image_size: int = 32) -> CLIPImageProcessor:
-    return CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
+    """CLIP's preprocessing (OpenAI mean/std) at `image_size`."""
+    return clip_image_processor(image_size)
 
 
 def tiny_clip(seed: int = 0, **config_kwargs) -> tuple[CLIPModel, CLIPTokenizer, CLIPImageProcessor]:

@@ -72,35 +72,60 @@ class PretrainSettings:
                 )
 
 
-def tiny_clip_config(tokenizer: CLIPTokenizer, settings: PretrainSettings) -> CLIPConfig:
-    """CLIP's structure (77 causal text positions, quick-GELU, pre-LayerNorm ViT) at tiny width."""
+def clip_config(
+    tokenizer: CLIPTokenizer,
+    *,
+    text_width: int,
+    vision_width: int,
+    projection_dim: int,
+    layers: int,
+    heads: int,
+    mlp_ratio: int,
+    image_size: int,
+    patch_size: int,
+    **kwargs,
+) -> CLIPConfig:
+    """CLIP's structure (77 causal text positions, quick-GELU, pre-LayerNorm ViT) at any width;
+    `kwargs` go to `CLIPConfig` (e.g. `logit_scale_init_value`)."""
+    shared = {"num_hidden_layers": layers, "num_attention_heads": heads, "projection_dim": projection_dim}
     text_config = {
+        **shared,
         "vocab_size": len(tokenizer),
-        "hidden_size": settings.text_width,
-        "intermediate_size": 4 * settings.text_width,
-        "num_hidden_layers": settings.layers,
-        "num_attention_heads": settings.heads,
+        "hidden_size": text_width,
+        "intermediate_size": mlp_ratio * text_width,
         "max_position_embeddings": MAX_LENGTH,
-        "projection_dim": settings.projection_dim,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
     vision_config = {
-        "hidden_size": settings.vision_width,
-        "intermediate_size": 4 * settings.vision_width,
-        "num_hidden_layers": settings.layers,
-        "num_attention_heads": settings.heads,
-        "image_size": settings.image_size,
-        "patch_size": settings.patch_size,
-        "projection_dim": settings.projection_dim,
+        **shared,
+        "hidden_size": vision_width,
+        "intermediate_size": mlp_ratio * vision_width,
+        "image_size": image_size,
+        "patch_size": patch_size,
     }
     return CLIPConfig(
-        text_config=text_config, vision_config=vision_config, projection_dim=settings.projection_dim
+        text_config=text_config, vision_config=vision_config, projection_dim=projection_dim, **kwargs
     )
 
 
-def tiny_clip_image_processor(image_size: int) -> CLIPImageProcessor:
+def tiny_clip_config(tokenizer: CLIPTokenizer, settings: PretrainSettings) -> CLIPConfig:
+    """The shipped tiny CLIP's structure."""
+    return clip_config(
+        tokenizer,
+        text_width=settings.text_width,
+        vision_width=settings.vision_width,
+        projection_dim=settings.projection_dim,
+        layers=settings.layers,
+        heads=settings.heads,
+        mlp_ratio=4,
+        image_size=settings.image_size,
+        patch_size=settings.patch_size,
+    )
+
+
+def clip_image_processor(image_size: int) -> CLIPImageProcessor:
     """CLIP's preprocessing (OpenAI mean/std) at `image_size`; resizing a rendered image is a no-op."""
     return CLIPImageProcessor(
         size={"shortest_edge": image_size},
@@ -111,7 +136,7 @@ def tiny_clip_image_processor(image_size: int) -> CLIPImageProcessor:
 
 
 def pixel_values(images: np.ndarray) -> torch.Tensor:
-    """`(N, H, W, 3)` uint8 images -> normalised `(N, 3, H, W)` float32, as `tiny_clip_image_processor`."""
+    """`(N, H, W, 3)` uint8 images -> normalised `(N, 3, H, W)` float32, as `clip_image_processor`."""
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
@@ -248,14 +273,14 @@ def save_clip(model: CLIPModel, tokenizer: CLIPTokenizer, folder: str | os.PathL
     weights and runs in float32 on CPU as usual.
     """
     folder = Path(folder)
-    model.to(torch.float16).save_pretrained(folder)
-    model.to(torch.float32)
+    half = {name: tensor.to(torch.float16) for name, tensor in model.state_dict().items()}
+    model.save_pretrained(folder, state_dict=half)
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())
     config["dtype"] = "float32"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(folder)
-    tiny_clip_image_processor(image_size).save_pretrained(folder)
+    clip_image_processor(image_size).save_pretrained(folder)
     return folder
 
 
