@@ -102,6 +102,11 @@ def test_base_new_counts_use_ceil_and_labels_are_contiguous(num_classes):
     assert select_classes(data, "all") is data
 
 
+def test_base_and_new_of_a_single_class_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"at least 2 classes.*has 1.*subset='all'"):
+        select_classes(labelled([3]), "new")
+
+
 def test_all_base_and_new_runs_of_one_seed_share_images():
     few, _ = sample_few_shot(labelled([12] * 5), shots=4, seed=7)
     base, new = select_classes(few, "base"), select_classes(few, "new")

@@ -149,6 +149,11 @@ def select_classes(dataset: Dataset, subset: Subset) -> Dataset:
     if subset == "all":
         return dataset
     names = dataset.features["label"].names
+    if len(names) < 2:
+        raise ValueError(
+            f"Base and new classes need at least 2 classes (base = the first ceil(K / 2), new = the "
+            f"rest); this dataset has {len(names)}. Use subset='all' (protocol 'few_shot')."
+        )
     base, _ = base_new_counts(len(names))
     start, stop = (0, base) if subset == "base" else (base, len(names))
     labels = _labels(dataset)
