@@ -224,12 +224,17 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
 
     @property
     def class_names(self) -> list[str]:
+        self._check_has_classes()
+        return list(self.config.class_names)
+
+    def _check_has_classes(self) -> None:
         if not self.config.class_names:
             raise ValueError(f"{type(self).__name__} has no classes yet: call set_class_names([...]) first.")
-        return list(self.config.class_names)
 
     def set_class_names(self, class_names: list[str], prompt_names: list[str] | None = None) -> None:
         """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter.
+
+        On failure (e.g. a name too long for the text encoder) the model keeps its previous list.
 
         Args:
             class_names: unique labels, in label order.
@@ -237,41 +242,49 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         """
         names = validate_class_names(class_names)
         self._check_class_names(names)
-        previous = (self.config.class_names, self.config.prompt_names)
-        self.config.set_class_names(names, prompt_names)
-        self._class_version += 1
-        self._text_cache.clear()
-        if self.tokenizer is not None:
-            try:
+        previous = self._class_state()
+        try:
+            self.config.set_class_names(names, prompt_names)
+            self._class_list_changed()
+            if self.tokenizer is not None:
                 self._ensure_class_prompts()
-            except ValueError:
-                if previous[0] is not None:
-                    self.config.set_class_names(*previous)
-                self._class_version += 1
-                raise
+        except Exception:
+            self._restore_class_state(previous)
+            raise
 
     @contextlib.contextmanager
     def using_class_names(
         self, class_names: list[str], prompt_names: list[str] | None = None
     ) -> Iterator[None]:
         """Temporarily classify among `class_names` (e.g. new classes), then restore the old list."""
-        previous = (self.config.class_names, self.config.prompt_names)
+        previous = self._class_state()
         self.set_class_names(class_names, prompt_names)
         try:
             yield
         finally:
-            if previous[0] is None:
-                self.config.class_names = self.config.prompt_names = None
-                self._class_version += 1
-                self._text_cache.clear()
-            else:
-                self.set_class_names(*previous)
+            self._restore_class_state(previous)
+
+    def _class_state(self) -> tuple[Any, ...]:
+        """The config fields that make up the class list (saved to restore it later)."""
+        config = self.config
+        return config.class_names, config.prompt_names, config.id2label, config.label2id
+
+    def _restore_class_state(self, state: tuple[Any, ...]) -> None:
+        config = self.config
+        config.class_names, config.prompt_names, config.id2label, config.label2id = state
+        self._class_list_changed()
+
+    def _class_list_changed(self) -> None:
+        """Invalidate the class prompts (rebuilt on next use) and the cached text features."""
+        self._class_version += 1
+        self._text_cache.clear()
 
     def _check_class_names(self, class_names: list[str]) -> None:
         """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
 
     def _ensure_class_prompts(self) -> None:
         if self._prompts_built_for != self._class_version:
+            self._check_has_classes()
             if self.tokenizer is None:
                 raise ValueError(
                     f"{type(self).__name__} needs the base model's tokenizer to turn class names into "
@@ -294,9 +307,10 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected image features `(B, E)`; the frozen image tower runs without autograd."""
         vision_trainable = any(m.startswith("vision") for m in self.adapter_clip_modules)
-        vision_dtype = self.clip.visual_projection.weight.dtype
+        projection = self.clip.visual_projection.weight
+        pixel_values = pixel_values.to(device=projection.device, dtype=projection.dtype)
         with torch.set_grad_enabled(vision_trainable and torch.is_grad_enabled()):
-            features = self.clip.get_image_features(pixel_values=pixel_values.to(vision_dtype))
+            features = self.clip.get_image_features(pixel_values=pixel_values)
         return features.pooler_output
 
     def similarity_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
@@ -306,7 +320,13 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         return self.clip.logit_scale.exp().float() * image_features @ text_features.T
 
     def cached_text(self, name: str, key: Any, compute) -> torch.Tensor:
-        """`compute()` cached under `name` while `key` is unchanged and no gradient is recorded."""
+        """`compute()` cached under `name` while `key` is unchanged and no gradient is recorded.
+
+        The key always includes the text tower's device and dtype, so moving or casting the model
+        recomputes the features.
+        """
+        text_weight = self.clip.text_projection.weight
+        key = (text_weight.device, text_weight.dtype, key)
         if torch.is_grad_enabled():
             self._text_cache.pop(name, None)
             return compute()
@@ -439,6 +459,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         repo_id = kwargs.pop("repo_id", None)
         commit_message = kwargs.pop("commit_message", None)
         private = kwargs.pop("private", None)
+        revision = kwargs.pop("revision", None)
         token = kwargs.get("token")
         empty_adapter = not state_dict  # check now: transformers consumes the dict while writing
         super().save_pretrained(
@@ -459,7 +480,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 save_model_card(save_directory, self.config)
             repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
             push_adapter_to_hub(
-                save_directory, repo_id, private=bool(private), token=token, commit_message=commit_message
+                save_directory,
+                repo_id,
+                private=bool(private),
+                token=token,
+                commit_message=commit_message,
+                revision=revision,
             )
 
     def push_to_hub(
@@ -469,9 +495,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         private: bool | None = None,
         token: str | bool | None = None,
         commit_message: str | None = None,
+        revision: str | None = None,
         **kwargs,
     ) -> None:
         """Upload the adapter folder (adapter, config, processors and our model card) to `repo_id`.
+
+        `revision` is the branch to commit to (it must exist); the default is the main branch.
 
         Unlike transformers' default, the card is this package's (how to load the adapter, base
         model, `base_model_relation: adapter`), never a generic one. To publish measured results
@@ -488,6 +517,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 private=private,
                 token=token,
                 commit_message=commit_message,
+                revision=revision,
             )
 
     # ------------------------------------------------------------------ loading
@@ -519,14 +549,24 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 loaded `CLIPModel`), e.g. a local copy of `openai/clip-vit-base-patch16`.
             base_model_revision: override the recorded base revision.
             dtype: dtype of the frozen CLIP (default float32; `"auto"` keeps the checkpoint's).
-                Adapter tensors stay float32.
+                Adapter tensors stay float32. `torch_dtype` is accepted as an older name.
+            device_map: a device (`"cuda"`, `"cuda:1"`, `torch.device(...)`) to move the model to,
+                or `"auto"` (CUDA when available). The adapter wraps a single CLIP, so a dict
+                mapping modules to devices is refused.
             revision, subfolder, cache_dir, token, local_files_only, force_download: for the
                 adapter repository; cache and token also apply to the base model.
         """
         if model_args:
             raise TypeError(f"{cls.__name__}.from_pretrained takes no extra positional arguments.")
-        if "torch_dtype" in kwargs:
-            dtype = dtype or kwargs.pop("torch_dtype")
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        if dtype is None:
+            dtype = torch_dtype
+        if isinstance(device_map, dict):
+            raise ValueError(
+                f"{cls.__name__}.from_pretrained got a dict device_map, but the adapter wraps a single "
+                "CLIP that runs on one device: pass a device (e.g. device_map='cuda') or call .to(device) "
+                "on the loaded model."
+            )
         unknown = {
             k: v for k, v in kwargs.items() if not k.startswith("_") and k not in _IGNORED_LOADING_KWARGS
         }
@@ -574,10 +614,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         )
         model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
         model.load_adapter(_adapter_file(path, hub_kwargs))
-        if device_map is not None and device_map != "auto" and not isinstance(device_map, dict):
+        if device_map == "auto":
+            if torch.cuda.is_available():
+                model.to("cuda")
+        elif device_map is not None:
             model.to(device_map)
-        elif device_map == "auto" and torch.cuda.is_available():
-            model.to("cuda")
         return model.eval()
 
     def load_adapter(self, weights_file: str | os.PathLike) -> None:

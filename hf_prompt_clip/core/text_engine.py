@@ -129,12 +129,15 @@ def encode_truncated(
     """Text features `(N, E)` of full prompts `(N, L, D)`, each run only up to its chunk's last EOS.
 
     Prompts are sorted by EOS position and chunked so that no chunk exceeds `chunk_tokens`
-    positions; the result is in the input order.
+    positions; the result is in the input order. `eos_positions` may lie on any device.
     """
+    device = token_embeds.device
+    buckets = _length_buckets(eos_positions.cpu(), chunk_tokens)
+    eos_positions = eos_positions.to(device)
     features: list[torch.Tensor] = []
     indices: list[torch.Tensor] = []
-    for chunk, last_eos in _length_buckets(eos_positions.cpu(), chunk_tokens):
-        rows = torch.tensor(chunk, device=token_embeds.device)
+    for chunk, last_eos in buckets:
+        rows = torch.tensor(chunk, device=device)
         embeds = token_embeds[rows, : last_eos + 1]
         features.append(_encode_rows(clip, embeds, eos_positions[rows], 0, None))
         indices.append(rows)
@@ -170,10 +173,13 @@ def encode_with_shared_prefix(
     per_prefix = suffix_embeds.dim() == 4
     cache = encode_prefix(clip, prefix_embeds)
     bucket_budget = max(chunk_tokens // batch, 1)
+    device = suffix_embeds.device
+    buckets = _length_buckets(suffix_eos.cpu(), bucket_budget, prefix_length)
+    suffix_eos = suffix_eos.to(device)
     features: list[torch.Tensor] = []
     order: list[torch.Tensor] = []
-    for bucket, last_eos in _length_buckets(suffix_eos.cpu(), bucket_budget, prefix_length):
-        suffixes = torch.tensor(bucket, device=suffix_embeds.device)
+    for bucket, last_eos in buckets:
+        suffixes = torch.tensor(bucket, device=device)
         length, width = last_eos + 1, len(bucket)
         prefixes_per_call = max(1, chunk_tokens // (width * (prefix_length + length)))
         pieces = []
@@ -212,7 +218,10 @@ def encode_context_prompts(
             -> `(K, E)`; `(B, M, D)` one context per image (CoCoOp) or prompt set -> `(B, K, E)`.
         fast: use EOS truncation and the shared-prefix cache (exact); `False` runs every prompt
             over all positions with transformers' modules, one context at a time.
+
+    The layout is moved to the text tower's device (a no-op when it is already there).
     """
+    layout = layout.to(clip.text_model.embeddings.token_embedding.weight.device)
     batched = context.dim() == 3 and not class_specific
     if not fast:
         token_embeds = embed_tokens(clip, layout.input_ids).detach()

@@ -40,14 +40,16 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         self._context_ids = init_ids
         num_contexts = len(config.class_names) if config.class_specific_context else None
         shape = (config.n_ctx, width) if num_contexts is None else (num_contexts, config.n_ctx, width)
-        self.context = nn.Parameter(torch.empty(shape, dtype=torch.float32))
         if init_ids is not None:
             with torch.no_grad():
-                ids = torch.tensor(init_ids, device=self.text_device)
-                words = embed_tokens(self.clip, ids).float().cpu()
-            self.context.data.copy_(words.expand(shape))
+                words = embed_tokens(self.clip, torch.tensor(init_ids, device=self.text_device))
+                context = words.float().expand(shape).clone()
         else:
-            nn.init.normal_(self.context, std=config.ctx_init_std)
+            # drawn on the CPU, so that a seed gives the same context whatever the CLIP's device
+            context = nn.init.normal_(
+                torch.empty(shape, dtype=torch.float32, device="cpu"), std=config.ctx_init_std
+            )
+        self.context = nn.Parameter(context.to(self.text_device))
 
     def _check_class_names(self, class_names: list[str]) -> None:
         if self.config.class_specific_context and len(class_names) != self.context.shape[0]:

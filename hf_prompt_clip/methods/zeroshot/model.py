@@ -45,6 +45,7 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
         for start in range(0, len(prompts), TEXT_BATCH):
             chunk = prompts[start : start + TEXT_BATCH]
             input_ids, eos_positions = tokenize_texts(self.tokenizer, chunk, max_length)
+            # eos_positions may stay on the CPU: both encoders move them to the embeddings' device
             input_ids = input_ids.to(self.text_device)
             embeds = embed_tokens(self.clip, input_ids)
             if self.config.fast:
@@ -61,7 +62,7 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
         with torch.no_grad():
             return self.cached_text(
                 "class_text_features",
-                (self._class_version, self.config.fast),
+                (self._class_version, self.config.fast, tuple(self.config.templates)),
                 self._compute_class_text_features,
             )
 
