@@ -8,6 +8,8 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, PreTrainedConfig
 
+from .text_engine import DEFAULT_CHUNK_TOKENS
+
 
 def _validate_name_list(names: Any, field: str) -> list[str]:
     if isinstance(names, str) or not hasattr(names, "__iter__"):
@@ -95,7 +97,7 @@ class PromptCLIPConfig(PreTrainedConfig):
     class_names: list[str] | None = None
     prompt_names: list[str] | None = None
     fast: bool = True
-    text_chunk_tokens: int = 32768
+    text_chunk_tokens: int = DEFAULT_CHUNK_TOKENS
 
     def __post_init__(self, **kwargs):
         if self.text_chunk_tokens < 1:

@@ -10,7 +10,7 @@ from ...core.text import embed_tokens, encode_text_embeddings, fill_template, to
 from ...core.text_engine import encode_truncated
 from .config import ZeroShotCLIPConfig
 
-TEXT_BATCH = 256
+TEXT_BATCH = 256  # prompts embedded at a time: 1000 classes x 80 templates at once would take GBs
 
 
 class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
