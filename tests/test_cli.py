@@ -22,36 +22,20 @@ def pattern_folder(tmp_path):
     return tmp_path / "patterns"
 
 
+def pattern_run(tiny_clip_folder, pattern_folder, output, *options):
+    """`hf-prompt-clip train` arguments on the pattern folder (as a local 'dtd') with the tiny CLIP."""
+    data = ["--base-model", tiny_clip_folder, "--dataset", "dtd", "--image-folder", str(pattern_folder)]
+    return ["train", *data, "--output-dir", str(output), *options]
+
+
+QUICK = ["--protocol", "few_shot", "--shots", "2", "--epochs", "1", "--batch-size", "4"]
+
+
 def test_train_command_writes_results_adapter_and_card(tiny_clip_folder, pattern_folder, tmp_path, capsys):
     output = tmp_path / "run"
-    main(
-        [
-            "train",
-            "--method",
-            "coop",
-            "--option",
-            "n_ctx=2",
-            "--base-model",
-            tiny_clip_folder,
-            "--dataset",
-            "dtd",
-            "--image-folder",
-            str(pattern_folder),
-            "--protocol",
-            "base2new",
-            "--shots",
-            "4",
-            "--seed",
-            "1",
-            "2",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--output-dir",
-            str(output),
-        ]
-    )
+    options = ["--method", "coop", "--option", "n_ctx=2", "--protocol", "base2new", "--shots", "4"]
+    options += ["--seed", "1", "2", "--epochs", "2", "--batch-size", "4"]
+    main(pattern_run(tiny_clip_folder, pattern_folder, output, *options))
     results = json.loads((output / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]  # the baseline comes along
     for entry in results:
@@ -71,21 +55,9 @@ def test_train_command_writes_results_adapter_and_card(tiny_clip_folder, pattern
 def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_folder, tmp_path):
     with pytest.raises(ValueError, match=r"has no option \['n_context'\].*'n_ctx'"):
         main(
-            [
-                "train",
-                "--method",
-                "coop",
-                "--option",
-                "n_context=4",
-                "--base-model",
-                tiny_clip_folder,
-                "--dataset",
-                "dtd",
-                "--image-folder",
-                str(pattern_folder),
-                "--output-dir",
-                str(tmp_path),
-            ]
+            pattern_run(
+                tiny_clip_folder, pattern_folder, tmp_path, "--method", "coop", "--option", "n_context=4"
+            )
         )
 
 
@@ -132,29 +104,6 @@ def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path,
     assert (tmp_path / "base_to_new.png").stat().st_size > 0
 
 
-def pattern_run(tiny_clip_folder, pattern_folder, output, *extra):
-    return [
-        "train",
-        "--base-model",
-        tiny_clip_folder,
-        "--dataset",
-        "dtd",
-        "--image-folder",
-        str(pattern_folder),
-        "--protocol",
-        "few_shot",
-        "--shots",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--output-dir",
-        str(output),
-        *extra,
-    ]
-
-
 def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
     tiny_clip_folder, pattern_folder, tmp_path, monkeypatch
 ):
@@ -163,12 +112,20 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
         "hf_prompt_clip.runner.push_adapter_to_hub", lambda folder, repo, **kw: pushed.append((folder, repo))
     )
     output = tmp_path / "run"
-    main(pattern_run(tiny_clip_folder, pattern_folder, output, "--method", "coop", "--push-to-hub", "org/x"))
+    main(
+        pattern_run(
+            tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop", "--push-to-hub", "org/x"
+        )
+    )
     assert pushed == [(str(output / "coop" / "seed1" / "adapter"), "org/x")]
     results = json.loads((output / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
     with pytest.raises(SystemExit, match="publishes one adapter but 2 methods"):
-        main(pattern_run(tiny_clip_folder, pattern_folder, output, "--all-methods", "--push-to-hub", "org/x"))
+        main(
+            pattern_run(
+                tiny_clip_folder, pattern_folder, output, *QUICK, "--all-methods", "--push-to-hub", "org/x"
+            )
+        )
 
 
 def test_seeds_resume_latest_each_from_its_own_checkpoints_and_record_their_own_settings(
@@ -176,7 +133,7 @@ def test_seeds_resume_latest_each_from_its_own_checkpoints_and_record_their_own_
 ):
     output = tmp_path / "run"
     seeds = ["--method", "coop", "--seed", "1", "2", "--resume-from-checkpoint", "latest"]
-    command = pattern_run(tiny_clip_folder, pattern_folder, output, *seeds)
+    command = pattern_run(tiny_clip_folder, pattern_folder, output, *QUICK, *seeds)
     main(command)  # nothing to resume yet: every seed starts
     contexts = {}
     for seed in (1, 2):
