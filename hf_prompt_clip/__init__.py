@@ -1,7 +1,8 @@
 """hf-prompt-clip: prompt learning for CLIP as transformers models.
 
 Importing the package registers every method with `AutoConfig`, `AutoModel`,
-`AutoModelForImageClassification` and `AutoModelForZeroShotImageClassification`.
+`AutoModelForImageClassification` and `AutoModelForZeroShotImageClassification`, and the shipped
+tiny CLIP's name (`TINY_CLIP_ID`) as a base model.
 """
 
 from .core import (
@@ -15,11 +16,13 @@ from .core import (
     register_method,
 )
 from .methods import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
+from .shipped import TINY_CLIP_ID
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
+    "TINY_CLIP_ID",
     "AdapterLoadError",
     "CoCoOpConfig",
     "CoCoOpModel",

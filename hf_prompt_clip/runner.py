@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator, PartialState
+from accelerate.utils import set_seed
 
 from .core.configuration import PromptCLIPConfig
 from .core.registry import get_method
@@ -190,6 +191,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     options = options_for(config.method, config.method_options)
     if "templates" in _fields(model_class.config_class) and "templates" not in options:
         options["templates"] = list(spec.templates)  # hand-written prompts: the benchmark's own
+    set_seed(seed)  # the adapter's initialisation belongs to the seed too
     model = model_class.from_clip(
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
     )
@@ -244,9 +246,13 @@ def run_experiment(
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)
-        for run in runs:
+        for index, run in enumerate(runs):
             selection = json.loads((Path(run["adapter"]) / SELECTION_FILE).read_text())
-            save_model_card(run["adapter"], run["config"], run["training"], [results], selection)
+            # the card's loading example names where the adapter is found: the Hub repo, or this folder
+            repo_id = config.push_to_hub if config.push_to_hub and index == 0 else run["adapter"]
+            save_model_card(
+                run["adapter"], run["config"], run["training"], [results], selection, repo_id=repo_id
+            )
         if config.push_to_hub:
             url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
             logger.info("pushed %s to %s", runs[0]["adapter"], url)

@@ -61,31 +61,6 @@ def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_fo
         )
 
 
-def test_evaluate_command_on_a_saved_adapter(tiny_clip_folder, pattern_folder, tmp_path, capsys):
-    from hf_prompt_clip import CoOpModel
-
-    CoOpModel.from_clip(tiny_clip_folder, ["red", "blue"], n_ctx=2).save_pretrained(tmp_path / "adapter")
-    main(
-        [
-            "evaluate",
-            "--model",
-            str(tmp_path / "adapter"),
-            "--dataset",
-            "dtd",
-            "--image-folder",
-            str(pattern_folder),
-            "--protocol",
-            "few_shot",
-            "--output-dir",
-            str(tmp_path / "eval"),
-        ]
-    )
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())
-    entry = results[0] if isinstance(results, list) else results
-    assert 0 <= entry["mean"]["accuracy"] <= 100
-    assert entry["method"] == "coop" and '"accuracy"' in capsys.readouterr().out
-
-
 def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path, capsys):
     """`examples/train.py` with no arguments; shortened here (1 epoch, 2 shots)."""
     from hf_prompt_clip.synthetic import TINY_CLIP_ID
@@ -118,6 +93,12 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
         )
     )
     assert pushed == [(str(output / "coop" / "seed1" / "adapter"), "org/x")]
+    assert (
+        'AutoModel.from_pretrained("org/x")'
+        in (output / "coop" / "seed1" / "adapter" / "README.md").read_text()
+    )
+    baseline = output / "zeroshot" / "seed1" / "adapter"
+    assert f'AutoModel.from_pretrained("{baseline}")' in (baseline / "README.md").read_text()
     results = json.loads((output / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
     with pytest.raises(SystemExit, match="publishes one adapter but 2 methods"):
@@ -129,30 +110,59 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
 
 
 def test_seeds_resume_latest_each_from_its_own_checkpoints_and_record_their_own_settings(
-    tiny_clip_folder, pattern_folder, tmp_path, capsys
+    tiny_clip_folder, pattern_folder, tmp_path, monkeypatch, capsys
 ):
+    def contexts(output):
+        adapters = [output / "coop" / f"seed{seed}" / "adapter" for seed in (1, 2)]
+        return [AutoModel.from_pretrained(adapter).context.detach().clone() for adapter in adapters]
+
     output = tmp_path / "run"
     seeds = ["--method", "coop", "--seed", "1", "2", "--resume-from-checkpoint", "latest"]
     command = pattern_run(tiny_clip_folder, pattern_folder, output, *QUICK, *seeds)
     main(command)  # nothing to resume yet: every seed starts
-    contexts = {}
     for seed in (1, 2):
         adapter = output / "coop" / f"seed{seed}" / "adapter"
         recorded = json.loads((adapter / "training_args.json").read_text())
         assert recorded["seed"] == seed and recorded["output_dir"] == str(output / "coop" / f"seed{seed}")
         assert f"| `seed` | `{seed}` |" in (adapter / "README.md").read_text()
-        contexts[seed] = AutoModel.from_pretrained(adapter).context.detach().clone()
-    assert not torch.equal(contexts[1], contexts[2])
+    first = contexts(output)
+    assert not torch.equal(first[0], first[1])
     assert not (output / "zeroshot" / "seed1" / "adapter" / "training_args.json").exists()  # nothing trained
-    main(command)  # every seed resumes from its last (final) checkpoint: the same adapters again
-    for seed in (1, 2):
-        again = AutoModel.from_pretrained(output / "coop" / f"seed{seed}" / "adapter").context
-        torch.testing.assert_close(again, contexts[seed], rtol=0, atol=0)
-    capsys.readouterr()
-    adapter = str(output / "coop" / "seed1" / "adapter")
+
+    # the seed decides everything (initialisation, draw, order, augmentation): a second run is equal
+    main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "again", *QUICK, *seeds[:-2]))
+    assert all(torch.equal(a, b) for a, b in zip(contexts(tmp_path / "again"), first))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished seed trained again instead of resuming")
+
+    monkeypatch.setattr("hf_prompt_clip.train.trainer.PromptTrainer._step", no_training)
+    main(command)  # every seed resumes from its last (final) checkpoint: nothing left to train
+    assert all(torch.equal(a, b) for a, b in zip(contexts(output), first))
+
+
+def test_evaluate_command_reports_the_adapters_accuracy_and_shots(tiny_clip_folder, pattern_folder, tmp_path):
+    from hf_prompt_clip.data import (
+        ImageFolderSource,
+        collate_fn,
+        eval_transform,
+        get_benchmark,
+        load_benchmark,
+        with_image_transform,
+    )
+    from hf_prompt_clip.evaluate import evaluate_accuracy
+
+    main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "run", *QUICK, "--method", "coop"))
+    adapter = tmp_path / "run" / "coop" / "seed1" / "adapter"
     data = ["--dataset", "dtd", "--image-folder", str(pattern_folder), "--protocol", "few_shot"]
-    main(["evaluate", "--model", adapter, *data, "--output-dir", str(tmp_path / "e")])
-    assert json.loads((tmp_path / "e" / "results.json").read_text())[0]["shots"] == 2  # from the record
+    main(["evaluate", "--model", str(adapter), *data, "--output-dir", str(tmp_path / "eval")])
+    [entry] = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert entry["method"] == "coop" and entry["shots"] == 2  # read from the adapter's few-shot record
+    model = AutoModel.from_pretrained(adapter)
+    spec = get_benchmark("dtd")
+    test = load_benchmark(spec, "test", source=ImageFolderSource(str(pattern_folder)))
+    test = with_image_transform(test, eval_transform(model.image_processor))
+    assert entry["mean"]["accuracy"] == pytest.approx(evaluate_accuracy(model, test, collate_fn, spec))
 
 
 def test_zero_shot_alone_runs_on_the_default_synthetic_world(tmp_path):

@@ -232,3 +232,27 @@ def test_domain_shift_sets_restyle_the_clean_test_scenes():
         assert data["label"] == clean["label"], variant
         assert data.features == clean.features
         assert not _image_bytes(data) & _image_bytes(clean)
+
+
+def test_an_adapter_on_the_shipped_clip_loads_anywhere_after_import_hf_prompt_clip(tmp_path):
+    """The adapter records the portable name, and the package import alone resolves it."""
+    import subprocess
+    import sys
+
+    from hf_prompt_clip import TINY_CLIP_ID, CoOpModel
+
+    adapter = tmp_path / "adapter"
+    CoOpModel.from_clip(TINY_CLIP_ID, ["red circle", "blue square"], n_ctx=2).save_pretrained(adapter)
+    assert json.loads((adapter / "config.json").read_text())["base_model_name_or_path"] == TINY_CLIP_ID
+    script = (
+        "import sys, hf_prompt_clip\n"
+        "from transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained(sys.argv[1])\n"
+        "assert 'hf_prompt_clip.synthetic' not in sys.modules\n"
+        "print(type(model).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(adapter)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "CoOpModel"

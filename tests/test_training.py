@@ -123,11 +123,19 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folde
         ).train()
 
     resumed = make_model(tiny_clip_folder)
+    steps = {"n": 0}
+    resumed_forward = resumed.forward
+
+    def counted_forward(*args, **kwargs):
+        steps["n"] += 1
+        return resumed_forward(*args, **kwargs)
+
+    resumed.forward = counted_forward
     resumed_config = config(tmp_path / "b", resume_from_checkpoint="latest", **settings)
     state = PromptTrainer(
         resumed, train_set(resumed, augment=True), resumed_config, collate_fn=collate_fn
     ).train()
-    assert state.global_step == 12
+    assert state.global_step == 12 and steps["n"] == 10  # continued after step 2, not restarted
     torch.testing.assert_close(resumed.context, full.context, atol=1e-6, rtol=0)
     assert not torch.equal(resumed.context, make_model(tiny_clip_folder).context)
 

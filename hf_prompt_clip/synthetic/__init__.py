@@ -12,9 +12,7 @@ See `docs/synthetic.md`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..core.modeling import register_base_model_alias
+from ..shipped import TINY_CLIP_FOLDER, TINY_CLIP_ID, tiny_clip_path
 from .captions import (
     CAPTION_TEMPLATES,
     CLIP_SELECT_TEMPLATES,
@@ -48,27 +46,6 @@ from .render import (
     render_batch,
     sample_scene,
 )
-
-TINY_CLIP_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "tiny-clip"
-#: the name adapters record for the shipped tiny CLIP (resolved to its folder when loading)
-TINY_CLIP_ID = "hf-prompt-clip/tiny-clip-synthetic"
-
-
-def tiny_clip_path() -> str:
-    """The folder of the shipped tiny CLIP, for `CLIPModel.from_pretrained` and `from_clip`.
-
-    Example:
-        ```python
-        from hf_prompt_clip import ZeroShotCLIPModel
-        from hf_prompt_clip.synthetic import class_names, tiny_clip_path
-        model = ZeroShotCLIPModel.from_clip(tiny_clip_path(), class_names("colour_shape"))
-        ```
-    """
-    return str(TINY_CLIP_FOLDER)
-
-
-register_base_model_alias(TINY_CLIP_ID, tiny_clip_path)
-
 
 __all__ = [
     "BACKGROUNDS",
