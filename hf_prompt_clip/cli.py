@@ -68,37 +68,52 @@ def _source(args):
     return None
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "--dataset",
         default=DEFAULT_DATASET,
-        help="benchmark key of the registry (see docs/data.md); default: the synthetic world",
+        help="benchmark key of the registry (docs/data.md); the default is the synthetic world",
     )
     group.add_argument("--dataset-revision", default=None, help="revision of the dataset on the Hub")
     group.add_argument(
         "--image-folder", default=None, help="read the benchmark from a local imagefolder tree"
     )
     group.add_argument("--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)")
-    group.add_argument("--image-root", default=None)
+    group.add_argument("--image-root", default=None, help="the folder the split file's paths start from")
     group.add_argument(
         "--protocol",
         default="base2new",
         choices=["few_shot", "base2new", "cross_dataset", "domain_generalization"],
+        help="the papers' evaluation protocol (docs/training.md)",
     )
     group.add_argument(
         "--targets", nargs="*", default=[], help="test datasets for cross_dataset / domain shift"
     )
-    group.add_argument("--eval-batch-size", type=int, default=64)
+    group.add_argument("--eval-batch-size", type=int, default=64, help="per process")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hf-prompt-clip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="hf-prompt-clip", description=__doc__, formatter_class=_HelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train an adapter with a paper's protocol and evaluate it")
+    train = commands.add_parser(
+        "train",
+        help="train an adapter with a paper's protocol and evaluate it",
+        formatter_class=_HelpFormatter,
+    )
     train.add_argument(
         "--method",
         dest="methods",
@@ -128,12 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Hub id or folder of the base CLIP (default: {DEFAULT_HUB_BASE}, or the "
         "package's tiny pretrained CLIP for the synthetic world)",
     )
-    train.add_argument("--base-revision", default=None)
+    train.add_argument("--base-revision", default=None, help="a commit, branch or tag of the base model")
     add_data_arguments(train)
-    train.add_argument("--shots", type=int, default=16)
+    train.add_argument("--shots", type=int, default=16, help="training images per class")
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
     defaults = TrainingConfig()
-    train.add_argument("--epochs", type=int, default=None, help=f"default {defaults.epochs} (10 synthetic)")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"default: {defaults.epochs}, or {SYNTHETIC_DEFAULTS['epochs']} on the synthetic world",
+    )
     train.add_argument(
         "--batch-size",
         type=int,
@@ -141,34 +161,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="per process; the global batch is this x processes x accumulation steps",
     )
     train.add_argument(
-        "--lr", type=float, default=None, help=f"default {defaults.learning_rate} (0.01 synthetic)"
+        "--lr",
+        type=float,
+        default=None,
+        help=f"default: {defaults.learning_rate}, or {SYNTHETIC_DEFAULTS['lr']} on the synthetic world",
     )
     train.add_argument(
         "--optimizer",
         default=None,
         choices=["sgd", "adamw"],
-        help=f"default {defaults.optimizer} (adamw synthetic)",
+        help=f"default: {defaults.optimizer}, or {SYNTHETIC_DEFAULTS['optimizer']} on the synthetic world",
     )
-    train.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=SCHEDULES)
-    train.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs)
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--max-grad-norm", type=float, default=None)
-    train.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    train.add_argument("--checkpoint-every-steps", type=int, default=0)
+    train.add_argument(
+        "--lr-schedule", default=defaults.lr_schedule, choices=SCHEDULES, help="learning-rate schedule"
+    )
+    train.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=defaults.warmup_epochs,
+        help="epochs at the warm-up learning rate",
+    )
+    train.add_argument(
+        "--gradient-accumulation-steps", type=int, default=1, help="batches per optimisation step"
+    )
+    train.add_argument("--max-grad-norm", type=float, default=None, help="clip the gradient norm to this")
+    train.add_argument(
+        "--mixed-precision",
+        default="no",
+        choices=["no", "bf16", "fp16"],
+        help="autocast the frozen CLIP; the adapter stays float32",
+    )
+    train.add_argument(
+        "--checkpoint-every-steps",
+        type=int,
+        default=0,
+        help="checkpoint every N steps too (0: each epoch only)",
+    )
     train.add_argument("--resume-from-checkpoint", default=None, help="a checkpoint folder or 'latest'")
-    train.add_argument("--num-workers", type=int, default=0)
+    train.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes")
     train.add_argument("--report-to", nargs="*", default=[], help="trackers, e.g. tensorboard wandb")
-    train.add_argument("--output-dir", default="outputs/run")
-    train.add_argument("--push-to-hub", default=None, metavar="REPO_ID")
-    train.add_argument("--private", action="store_true")
+    train.add_argument(
+        "--output-dir",
+        default="outputs/run",
+        help="results here, each method's adapters in <method>/seed<N>/",
+    )
+    train.add_argument(
+        "--push-to-hub",
+        default=None,
+        metavar="REPO_ID",
+        help="publish the trained method's adapter (first seed) with its model card",
+    )
+    train.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved adapter (folder or Hub id)")
-    evaluate.add_argument("--model", required=True)
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved adapter (folder or Hub id)", formatter_class=_HelpFormatter
+    )
+    evaluate.add_argument("--model", required=True, help="adapter folder or Hub id")
     add_data_arguments(evaluate)
     evaluate.add_argument("--output-dir", default=None, help="write results.json/.md and plots here")
 
     summary = commands.add_parser(
-        "data-summary", help="classes, split sizes and a few-shot draw of a dataset"
+        "data-summary",
+        help="classes, split sizes and a few-shot draw of a dataset",
+        formatter_class=_HelpFormatter,
     )
     summary.add_argument("dataset")
     summary.add_argument("--shots", type=int, default=None)
@@ -239,15 +294,12 @@ def train_command(args) -> list[dict]:
         private=args.private,
         training=training,
     )
-    if len(methods) == 1:
-        from .runner import run_experiment
-
-        return [run_experiment(config)]
     return run_comparison(config, methods)
 
 
 def evaluate_command(args) -> dict:
     from transformers import AutoModel
+    from transformers.utils import cached_file
 
     from .data import get_benchmark
     from .evaluate.report import write_report
@@ -255,8 +307,9 @@ def evaluate_command(args) -> dict:
     from .runner import SELECTION_FILE, evaluate_protocol, results_record
 
     model = AutoModel.from_pretrained(args.model)
-    record = Path(args.model) / SELECTION_FILE  # the few-shot draw saved beside a local adapter
-    shots = json.loads(record.read_text())["shots"] if record.is_file() else None
+    # the few-shot draw saved with the adapter (folder or Hub repo), if any
+    record = cached_file(args.model, SELECTION_FILE, _raise_exceptions_for_missing_entries=False)
+    shots = json.loads(Path(record).read_text())["shots"] if record else None
     spec = get_benchmark(args.dataset)
     metrics = evaluate_protocol(
         model,

@@ -5,7 +5,7 @@ freshly rendered synthetic scenes and captions (fixed seed), saves it with `save
 (fp16 safetensors, tokenizer, image processor), measures its zero-shot top-1 accuracy on the
 synthetic test sets and writes the settings and results to `pretraining.json` in the folder.
 
-    python scripts/pretrain_tiny_clip.py                      # the shipped model (about 30 min, 1 core)
+    python scripts/pretrain_tiny_clip.py                      # the shipped model (about 18 min, 1 core)
     python scripts/pretrain_tiny_clip.py --steps 50 --output-dir /tmp/tiny-clip   # a quick look
 """
 

@@ -212,10 +212,10 @@ def test_accelerate_launch_with_two_processes_matches_one_process_with_the_same_
     errors = "\n".join(line for line in double.stderr.splitlines() if "it/s" not in line)
     assert double.returncode == 0, errors[-3000:]
     assert double.stdout.count("results.json, results.md") == 1  # printed by the main process only
-    checkpoint = next((two / "seed1" / "checkpoints").iterdir())
+    checkpoint = next((two / "coop" / "seed1" / "checkpoints").iterdir())
     assert (checkpoint / "random_states_1.pkl").is_file()  # a second process really trained
     assert load_file(checkpoint / "model.safetensors").keys() == {"context"}  # resumable: the adapter
-    adapters = [load_file(run / "seed1" / "adapter" / "model.safetensors") for run in (one, two)]
+    adapters = [load_file(run / "coop" / "seed1" / "adapter" / "model.safetensors") for run in (one, two)]
     assert adapters[0].keys() == adapters[1].keys() == {"context"}
     torch.testing.assert_close(adapters[1]["context"], adapters[0]["context"], atol=1e-5, rtol=1e-4)
     results = [json.loads((run / "results.json").read_text())[0] for run in (one, two)]
