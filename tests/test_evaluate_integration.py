@@ -1,6 +1,7 @@
 """Our adapters work with `evaluate.evaluator("image-classification")` through the pipeline."""
 
 import datasets
+import evaluate
 import pytest
 import torch
 from conftest import PATTERN_NAMES, fit_to_patterns
@@ -11,8 +12,6 @@ from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
 from hf_prompt_clip.evaluate import predict
 from hf_prompt_clip.evaluate.compat import enable_evaluate_evaluator
 from hf_prompt_clip.testing import pattern_benchmark
-
-evaluate = pytest.importorskip("evaluate")
 
 
 class LocalAccuracy(evaluate.Metric):

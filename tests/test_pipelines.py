@@ -51,8 +51,8 @@ def test_zero_shot_pipeline_scores_equal_set_class_names(tiny_clip_folder, tmp_p
     with torch.no_grad():
         probs = model(pixel_values).logits.softmax(-1)[0]
     scores = {entry["label"]: entry["score"] for entry in result}
-    for k, label in enumerate(labels):
-        assert scores[label] == pytest.approx(probs[k].item(), abs=1e-5)
+    for k, label in enumerate(labels):  # relative: the small probabilities must match too
+        assert scores[label] == pytest.approx(probs[k].item(), rel=1e-3)
 
 
 def test_zero_shot_model_in_the_pipeline_equals_plain_clip(tiny_clip_folder, tmp_path):

@@ -98,12 +98,18 @@ def test_config_registers_with_auto_config(trained_coop, tmp_path):
     assert config.n_ctx == 4 and config.clip_config["text_config"]["hidden_size"] == 32
 
 
-def test_loading_in_half_precision_keeps_the_adapter_in_float32(trained_coop, tmp_path):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_loading_in_half_precision_keeps_the_adapter_in_float32_and_classifies(trained_coop, tmp_path, dtype):
     trained_coop.save_pretrained(tmp_path)
-    loaded = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
-    assert loaded.clip.dtype == torch.bfloat16
+    loaded = AutoModel.from_pretrained(tmp_path, dtype=dtype)
+    assert loaded.clip.dtype == dtype
     assert loaded.context.dtype == torch.float32
     assert torch.equal(loaded.context, trained_coop.context.detach())
+    pixel_values = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        half, full = loaded(pixel_values).logits, trained_coop(pixel_values).logits
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    torch.testing.assert_close(half, full, atol=2.0, rtol=0)  # logit scale 100: a few half-precision ulps
 
 
 def test_adapter_without_processor_files_takes_them_from_the_base(hub_cache, tmp_path):

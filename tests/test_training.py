@@ -77,13 +77,31 @@ def test_training_lowers_the_loss_and_the_adapter_reloads_identically(tiny_clip_
     assert before.accuracy > 50  # 4 classes: chance is 25 %
 
 
-def test_checkpoints_hold_only_the_adapter(tiny_clip_folder, tmp_path):
+def test_checkpoints_hold_only_the_adapter_and_only_the_last_ones_are_kept(tiny_clip_folder, tmp_path):
     model = make_model(tiny_clip_folder)
-    PromptTrainer(model, train_set(model), config(tmp_path, epochs=2), collate_fn=collate_fn).train()
+    PromptTrainer(model, train_set(model), config(tmp_path, epochs=3), collate_fn=collate_fn).train()
     checkpoints = sorted((tmp_path / "checkpoints").iterdir())
-    assert [c.name for c in checkpoints] == ["checkpoint-4", "checkpoint-8"]  # 32 images, batch 8
-    assert set(load_file(checkpoints[-1] / "model.safetensors")) == {"context"}
-    assert json.loads((checkpoints[-1] / "trainer_state.json").read_text())["global_step"] == 8
+    assert [c.name for c in checkpoints] == ["checkpoint-12", "checkpoint-8"]  # 32 images, batch 8, keep 2
+    assert set(load_file(checkpoints[0] / "model.safetensors")) == {"context"}
+    assert json.loads((checkpoints[0] / "trainer_state.json").read_text())["global_step"] == 12
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tiny_clip_folder, tmp_path):
+    """Batch 4 x 2 accumulation steps takes the optimiser steps of batch 8 (SGD: exact up to float error)."""
+    settings = dict(epochs=2, optimizer="sgd", learning_rate=0.05)
+    large, accumulated = make_model(tiny_clip_folder), make_model(tiny_clip_folder)
+    PromptTrainer(
+        large, train_set(large), config(tmp_path / "a", batch_size=8, **settings), collate_fn=collate_fn
+    ).train()
+    state = PromptTrainer(
+        accumulated,
+        train_set(accumulated),
+        config(tmp_path / "b", batch_size=4, gradient_accumulation_steps=2, **settings),
+        collate_fn=collate_fn,
+    ).train()
+    assert state.global_step == 8
+    assert not torch.equal(large.context, make_model(tiny_clip_folder).context)
+    torch.testing.assert_close(accumulated.context, large.context, atol=1e-5, rtol=1e-4)
 
 
 def free_port() -> int:
@@ -256,3 +274,26 @@ def test_protocols_that_cannot_run_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="protocol must be one of"):
         check_protocol("zero_shot", get_benchmark("dtd"))
     check_protocol("domain_generalization", get_benchmark("imagenet"), ["imagenet_v2"])
+
+
+def test_cross_dataset_evaluates_each_target_among_its_own_classes_and_restores_the_model():
+    from hf_prompt_clip import TINY_CLIP_ID, ZeroShotCLIPModel
+    from hf_prompt_clip.data import get_benchmark, load_benchmark
+    from hf_prompt_clip.evaluate import evaluate_accuracy
+    from hf_prompt_clip.runner import evaluate_protocol
+
+    source = get_benchmark("synthetic_shapes")
+    own = list(source.class_names[:6])
+    model = ZeroShotCLIPModel.from_clip(TINY_CLIP_ID, own)
+    targets = ["synthetic_colours", "synthetic_shape_only"]
+    metrics = evaluate_protocol(model, source, "cross_dataset", targets=targets)
+    assert list(metrics) == targets
+    assert model.config.class_names == own  # the adapter's own classes again
+    for key in targets:
+        spec = get_benchmark(key)
+        test = with_image_transform(load_benchmark(spec, "test"), eval_transform(model.image_processor))
+        with model.using_class_names(list(spec.class_names)):
+            direct = predict(model, test, collate_fn)
+        assert metrics[key] == pytest.approx(direct.accuracy)
+        assert metrics[key] == pytest.approx(evaluate_accuracy(model, test, collate_fn, spec))
+        assert metrics[key] > 2 * 100 / len(spec.class_names)  # the tiny CLIP knows colours and shapes
