@@ -18,7 +18,7 @@ is always measured on identical inputs; the full-size fast result is reported be
 reference time at full size is extrapolated linearly (its cost is exactly linear in K and B),
 marked as such.
 
-    python bench/text_engine.py --tokenizer ../shared/clip-tokenizer            # CPU
+    python bench/text_engine.py --tokenizer path/to/clip-tokenizer             # CPU, a local copy
     python bench/text_engine.py --device cuda --dtype bfloat16 --full-reference  # GPU
 """
 

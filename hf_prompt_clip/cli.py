@@ -21,7 +21,7 @@ from .train import SCHEDULES, TrainingConfig
 
 DEFAULT_DATASET = "synthetic_shapes_outline"
 # Settings for the embedded synthetic world, used there unless given: the papers' SGD at 0.002
-# suits ViT-B/16; the 1.7 M-parameter tiny CLIP needs a larger step. (Measured in docs/synthetic.md.)
+# suits ViT-B/16; the 1.75 M-parameter tiny CLIP needs a larger step. (Measured in docs/synthetic.md.)
 SYNTHETIC_DEFAULTS = {
     "epochs": 10,
     "lr": 0.01,

@@ -127,6 +127,13 @@ def test_card_without_results_has_no_model_index_and_a_local_base_is_not_claimed
     assert "base_model" not in metadata  # the Hub only accepts model ids there
 
 
+def test_a_shipped_base_model_is_not_claimed_as_hub_id(config):
+    from hf_prompt_clip import TINY_CLIP_ID
+
+    config.base_model_name_or_path = TINY_CLIP_ID
+    assert "base_model" not in front_matter(build_model_card(config))
+
+
 def test_save_model_card_reads_config_and_selection_record_from_the_folder(config, tmp_path):
     config.save_pretrained(tmp_path)
     SELECTION.save(tmp_path / SELECTION_FILE)

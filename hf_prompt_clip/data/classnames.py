@@ -1,4 +1,4 @@
-"""Class-name rules of the benchmarks (protocols.md) and the class lists shipped with the package.
+"""Class-name rules of the benchmarks (docs/data.md) and the class lists shipped with the package.
 
 Every rule is a small pure function from the raw name a source provides (a folder name, a Hub
 `ClassLabel` name, a name in a CoOp split file) to the name the prompt sees. Rules are idempotent:

@@ -1,6 +1,6 @@
 """Few-shot sampling with a replayable record, and the base/new class subsets of the CoCoOp protocol.
 
-Sampling (protocols.md): for each class, in order of first appearance, draw `shots` examples
+Sampling (docs/data.md): for each class, in order of first appearance, draw `shots` examples
 without replacement with `numpy.random.default_rng(seed)` (one generator for the whole draw);
 a class with fewer examples keeps them all. Draw on the full class list, before `select_classes`,
 so that all/base/new runs of one seed share their images.
@@ -102,7 +102,7 @@ def sample_few_shot(
     Example:
         >>> train = load_benchmark("eurosat", "train")
         >>> train16, record = sample_few_shot(train, shots=16, seed=1, benchmark="eurosat")
-        >>> record.save("fewshot.json")
+        >>> record.save("few_shot_selection.json")
     """
     rows = few_shot_indices(_labels(dataset), shots, seed)
     id_column = ID_COLUMN if ID_COLUMN in dataset.column_names else None

@@ -4,7 +4,7 @@
 removed, so its evaluators fail for every model with an AttributeError. The check only rules
 TensorFlow models out; an empty placeholder class makes it pass without changing anything else.
 Metrics from the Hub (`evaluate.load("accuracy")`) still need network access: offline, pass a
-metric module of your own (see docs/reports.md).
+metric module of your own (see docs/training.md, "With `evaluate.evaluator`").
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
     from hf_prompt_clip.hub import push_adapter_to_hub, save_model_card
     model.save_pretrained("coop-eurosat")
+    args = dataclasses.asdict(training_config)  # training_args is a dict
     save_model_card("coop-eurosat", model.config, training_args=args, results=results)
     push_adapter_to_hub("coop-eurosat", "org/coop-vitb16-eurosat")
 

@@ -19,6 +19,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
 
 from ..core.configuration import PromptCLIPConfig
+from ..core.modeling import resolve_base_model
 from ..core.registry import METHODS
 from ..evaluate.report import PROTOCOLS, check_results, results_table
 
@@ -154,7 +155,7 @@ def method_options(config: PromptCLIPConfig) -> dict:
 
 def _hub_model_id(name: str | None) -> str | None:
     """`name` if it can be a Hub model id (the `base_model` metadata must be one), else `None`."""
-    if not name or os.path.isdir(name):
+    if not name or os.path.isdir(name) or resolve_base_model(name) != name:  # a folder or a shipped model
         return None
     try:
         validate_repo_id(name)

@@ -33,7 +33,7 @@ ADAPTER_FILE = "model.safetensors"
 
 @dataclass
 class TrainingConfig:
-    """How to train (defaults: the CoOp/CoCoOp reference recipe, methods.md section 6).
+    """How to train (defaults: the CoOp/CoCoOp reference recipe, docs/training.md).
 
     Args:
         output_dir: where checkpoints and the final adapter go.
