@@ -292,3 +292,96 @@ def test_cross_dataset_evaluates_each_target_among_its_own_classes_and_restores_
         assert metrics[key] == pytest.approx(direct.accuracy)
         assert metrics[key] == pytest.approx(evaluate_accuracy(model, test, collate_fn, spec))
         assert metrics[key] > 2 * 100 / len(spec.class_names)  # the tiny CLIP knows colours and shapes
+
+
+def two_stage_cocoop(folder, stages):
+    """A CoCoOp whose training is split into stages, as PLOT++ and MP-FGVC will be."""
+    from hf_prompt_clip import CoCoOpModel, TrainingStage
+
+    class StagedCoCoOp(CoCoOpModel):
+        def training_stages(self):
+            return [TrainingStage(*stage) for stage in stages]
+
+    torch.manual_seed(0)
+    return StagedCoCoOp.from_clip(folder, ["red", "blue", "checkerboard", "stripes"], n_ctx=4)
+
+
+def test_stages_train_their_own_parameters_with_their_own_epochs_and_rates_and_resume_inside(
+    tiny_clip_folder, tmp_path
+):
+    stages = [("context", ("context",), 1, 0.05), ("meta_net", ("meta_net",), 2, 0.01)]
+    settings = dict(optimizer="sgd", epochs=5, learning_rate=0.5)  # the stages override both
+    staged = two_stage_cocoop(tiny_clip_folder, stages)
+    initial_meta = {k: v.clone() for k, v in staged.meta_net.state_dict().items()}
+    state = PromptTrainer(
+        staged, train_set(staged), config(tmp_path / "a", **settings), collate_fn=collate_fn
+    ).train()
+    assert [(e["stage"], e["epoch"], e["lr"]) for e in state.log] == [
+        ("context", 0, 0.05),
+        ("meta_net", 0, 0.01),
+        ("meta_net", 1, 0.01),
+    ]
+    assert state.global_step == 12  # 32 images, batch 8: 4 steps x 3 epochs
+
+    first_only = two_stage_cocoop(tiny_clip_folder, stages[:1])
+    PromptTrainer(
+        first_only, train_set(first_only), config(tmp_path / "b", **settings), collate_fn=collate_fn
+    ).train()
+    assert torch.equal(staged.context, first_only.context)  # stage 2 left the context alone
+    assert all(torch.equal(v, initial_meta[k]) for k, v in first_only.meta_net.state_dict().items())
+    assert not all(torch.equal(v, initial_meta[k]) for k, v in staged.meta_net.state_dict().items())
+
+    interrupted = two_stage_cocoop(tiny_clip_folder, stages)
+    calls = {"n": 0}
+    original_forward = interrupted.forward
+
+    def forward_then_stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:  # stage 2, epoch 1; the last checkpoint ends stage 2's epoch 0
+            raise Interrupt
+        return original_forward(*args, **kwargs)
+
+    interrupted.forward = forward_then_stop
+    with pytest.raises(Interrupt):
+        PromptTrainer(
+            interrupted, train_set(interrupted), config(tmp_path / "c", **settings), collate_fn=collate_fn
+        ).train()
+    resumed = two_stage_cocoop(tiny_clip_folder, stages)
+    resumed_config = config(tmp_path / "c", resume_from_checkpoint="latest", **settings)
+    state = PromptTrainer(resumed, train_set(resumed), resumed_config, collate_fn=collate_fn).train()
+    assert state.global_step == 12 and [e["stage"] for e in state.log] == ["context", "meta_net", "meta_net"]
+    torch.testing.assert_close(resumed.context, staged.context, atol=0, rtol=0)
+    for key, value in resumed.meta_net.state_dict().items():
+        torch.testing.assert_close(value, staged.meta_net.state_dict()[key], atol=1e-6, rtol=0)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate fixes the mixed precision once per process: start and leave this test with none."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    def reset():
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+    reset()
+    yield
+    reset()
+
+
+def test_bf16_mixed_precision_trains_a_float32_adapter(tiny_clip_folder, tmp_path, fresh_accelerate_state):
+    model = make_model(tiny_clip_folder)
+    in_bf16 = []
+    original_forward = model.forward
+
+    def spy(*args, **kwargs):
+        in_bf16.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return original_forward(*args, **kwargs)
+
+    model.forward = spy
+    settings = config(tmp_path, epochs=6, mixed_precision="bf16")
+    state = PromptTrainer(model, train_set(model), settings, collate_fn=collate_fn).train()
+    assert in_bf16 and all(in_bf16)  # every training forward ran under bf16 autocast
+    assert model.context.dtype == torch.float32 and model.clip.dtype == torch.float32
+    losses = [entry["loss"] for entry in state.log]
+    assert losses[-1] < 0.5 * losses[0]
