@@ -14,7 +14,8 @@ from hf_prompt_clip import (
 from hf_prompt_clip.core.text import build_prompt_layout
 from hf_prompt_clip.core.text_engine import encode_context_prompts
 
-# token lengths from 1 to 60 with the tiny one-token-per-character tokenizer
+# token lengths from 1 to 70 with the tiny one-token-per-character tokenizer; several names of
+# (nearly) one length share a length bucket, so small chunk budgets split buckets
 RAGGED_NAMES = [
     "x",
     "red star",
@@ -23,6 +24,9 @@ RAGGED_NAMES = [
     "yellow crescent moon",
     "ring",
     "an orange hexagon on stripes",
+    "tan star",
+    "big moon",
+    "grey sun",
 ]
 
 
@@ -67,6 +71,40 @@ def test_coop_fast_equals_straightforward(clip_parts, position, class_specific, 
     model = CoOpModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
     labels = torch.tensor([0, 2, 6, 3])
     assert_same(model, pixels(4), labels, chunk_tokens)
+
+
+def encoder_calls(model, monkeypatch, chunk_tokens, pixel_values):
+    from hf_prompt_clip.core import text_engine
+
+    calls = []
+    original = text_engine._encode_rows
+    monkeypatch.setattr(text_engine, "_encode_rows", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model.config.text_chunk_tokens = chunk_tokens
+    model._text_cache.clear()  # the budget does not change the features, so they stay cached
+    with torch.no_grad():
+        model(pixel_values)
+    return len(calls)
+
+
+def test_the_chunk_budgets_tested_above_really_split_the_work(clip_parts, monkeypatch):
+    clip, tokenizer, processor = clip_parts
+    coop = CoOpModel(
+        CoOpConfig(clip_config=clip.config.to_dict(), class_names=RAGGED_NAMES, n_ctx=4),
+        clip_model=clip,
+        tokenizer=tokenizer,
+        image_processor=processor,
+    )
+    counts = [encoder_calls(coop, monkeypatch, chunk, pixels(4)) for chunk in (32768, 45)]
+    assert counts[0] < counts[1]
+    cocoop = CoCoOpModel(
+        CoCoOpConfig(clip_config=clip.config.to_dict(), class_names=RAGGED_NAMES, n_ctx=4),
+        clip_model=clip,
+        tokenizer=tokenizer,
+        image_processor=processor,
+    )
+    for batch in (1, 3, 8):
+        counts = [encoder_calls(cocoop, monkeypatch, chunk, pixels(batch)) for chunk in (32768, 100, 37)]
+        assert counts[0] < counts[2] and (batch == 1 or counts[0] < counts[1]), (batch, counts)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 8])
