@@ -11,6 +11,7 @@ from transformers import (
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForZeroShotImageClassification,
+    CLIPModel,
 )
 
 from hf_prompt_clip import AdapterLoadError, CoOpModel, ZeroShotCLIPModel
@@ -54,6 +55,17 @@ def test_auto_classes_reproduce_logits_with_base_from_local_folder(trained_coop,
     loaded = auto_class.from_pretrained(tmp_path)
     assert isinstance(loaded, CoOpModel)
     assert loaded.config.id2label == trained_coop.config.id2label
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels()).logits, expected)
+
+
+def test_base_given_as_a_model_object_and_adapter_in_a_subfolder(trained_coop, tiny_clip_folder, tmp_path):
+    with torch.no_grad():
+        expected = trained_coop.eval()(pixels()).logits
+    trained_coop.save_pretrained(tmp_path / "adapters" / "coop")
+    base = CLIPModel.from_pretrained(tiny_clip_folder)
+    loaded = AutoModel.from_pretrained(tmp_path / "adapters", subfolder="coop", base_model=base)
+    assert loaded.clip is base  # wrapped, not copied
     with torch.no_grad():
         assert torch.equal(loaded(pixels()).logits, expected)
 
