@@ -30,6 +30,13 @@ RAGGED_NAMES = [
 ]
 
 
+def build(model_class, config_class, clip_parts, **options):
+    """A model of `model_class` on the test CLIP with the ragged class names."""
+    clip, tokenizer, processor = clip_parts
+    config = config_class(clip_config=clip.config.to_dict(), class_names=RAGGED_NAMES, **options)
+    return model_class(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+
+
 def pixels(batch, seed=0):
     return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
@@ -59,16 +66,9 @@ def assert_same(model, pixel_values, labels, chunk_tokens):
 @pytest.mark.parametrize("class_specific", [False, True])
 @pytest.mark.parametrize("chunk_tokens", [32768, 45])
 def test_coop_fast_equals_straightforward(clip_parts, position, class_specific, chunk_tokens):
-    clip, tokenizer, processor = clip_parts
-    config = CoOpConfig(
-        clip_config=clip.config.to_dict(),
-        class_names=RAGGED_NAMES,
-        n_ctx=4,
-        class_token_position=position,
-        class_specific_context=class_specific,
-    )
     torch.manual_seed(0)
-    model = CoOpModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+    options = dict(n_ctx=4, class_token_position=position, class_specific_context=class_specific)
+    model = build(CoOpModel, CoOpConfig, clip_parts, **options)
     labels = torch.tensor([0, 2, 6, 3])
     assert_same(model, pixels(4), labels, chunk_tokens)
 
@@ -87,21 +87,10 @@ def encoder_calls(model, monkeypatch, chunk_tokens, pixel_values):
 
 
 def test_the_chunk_budgets_tested_above_really_split_the_work(clip_parts, monkeypatch):
-    clip, tokenizer, processor = clip_parts
-    coop = CoOpModel(
-        CoOpConfig(clip_config=clip.config.to_dict(), class_names=RAGGED_NAMES, n_ctx=4),
-        clip_model=clip,
-        tokenizer=tokenizer,
-        image_processor=processor,
-    )
+    coop = build(CoOpModel, CoOpConfig, clip_parts, n_ctx=4)
     counts = [encoder_calls(coop, monkeypatch, chunk, pixels(4)) for chunk in (32768, 45)]
     assert counts[0] < counts[1]
-    cocoop = CoCoOpModel(
-        CoCoOpConfig(clip_config=clip.config.to_dict(), class_names=RAGGED_NAMES, n_ctx=4),
-        clip_model=clip,
-        tokenizer=tokenizer,
-        image_processor=processor,
-    )
+    cocoop = build(CoCoOpModel, CoCoOpConfig, clip_parts, n_ctx=4)
     for batch in (1, 3, 8):
         counts = [encoder_calls(cocoop, monkeypatch, chunk, pixels(batch)) for chunk in (32768, 100, 37)]
         assert counts[0] < counts[2] and (batch == 1 or counts[0] < counts[1]), (batch, counts)
@@ -111,16 +100,10 @@ def test_the_chunk_budgets_tested_above_really_split_the_work(clip_parts, monkey
 @pytest.mark.parametrize("position", ["end", "middle"])
 @pytest.mark.parametrize("chunk_tokens", [32768, 100, 37])  # 37 and 100 split the batch unevenly
 def test_cocoop_fast_equals_per_image_loop(clip_parts, batch, position, chunk_tokens):
-    clip, tokenizer, processor = clip_parts
-    config = CoCoOpConfig(
-        clip_config=clip.config.to_dict(),
-        class_names=RAGGED_NAMES,
-        n_ctx=4,
-        ctx_init=None,
-        class_token_position=position,
-    )
     torch.manual_seed(1)
-    model = CoCoOpModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+    model = build(
+        CoCoOpModel, CoCoOpConfig, clip_parts, n_ctx=4, ctx_init=None, class_token_position=position
+    )
     labels = torch.arange(batch) % len(RAGGED_NAMES)
     assert_same(model, pixels(batch, seed=batch), labels, chunk_tokens)
 
@@ -149,14 +132,10 @@ def test_per_prompt_set_contexts_match_one_call_per_context(clip_parts):
 
 
 def test_zero_shot_fast_equals_straightforward(clip_parts):
-    clip, tokenizer, processor = clip_parts
-    config = ZeroShotCLIPConfig(
-        clip_config=clip.config.to_dict(),
-        class_names=RAGGED_NAMES,
-        templates=["a photo of a {}.", "{} texture.", "itap of a {}."],
-        text_chunk_tokens=64,
+    templates = ["a photo of a {}.", "{} texture.", "itap of a {}."]
+    model = build(
+        ZeroShotCLIPModel, ZeroShotCLIPConfig, clip_parts, templates=templates, text_chunk_tokens=64
     )
-    model = ZeroShotCLIPModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
     with torch.no_grad():
         fast = model._compute_class_text_features()  # uncached: each path really runs
         model.config.fast = False
