@@ -43,10 +43,14 @@ def test_prompt_longer_than_77_positions(tiny_clip_folder):
     with pytest.raises(ValueError, match=expected):
         CoOpModel.from_clip(tiny_clip_folder, ["cat", long_name], n_ctx=16)
     model = CoOpModel.from_clip(tiny_clip_folder, ["cat", "dog"], n_ctx=16)
+    with torch.no_grad():
+        before = model(torch.ones(1, 3, 32, 32)).logits
     with pytest.raises(ValueError, match=expected):
         model.set_class_names(["cat", long_name])
     assert model.config.class_names == ["cat", "dog"]  # the failed change left the model as it was
-    model(torch.zeros(1, 3, 32, 32))
+    assert model.config.id2label == {0: "cat", 1: "dog"}
+    with torch.no_grad():
+        assert torch.equal(model(torch.ones(1, 3, 32, 32)).logits, before)
 
 
 def test_adapter_for_another_context_width(saved_coop, tmp_path):
