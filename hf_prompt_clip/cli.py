@@ -68,6 +68,10 @@ def _source(args):
     return None
 
 
+def _paper_or_synthetic(paper_default, key: str) -> str:
+    return f"default: {paper_default}, or {SYNTHETIC_DEFAULTS[key]} on the synthetic world"
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default where it has one."""
 
@@ -107,13 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-prompt-clip", description=__doc__, formatter_class=_HelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser(
-        "train",
-        help="train an adapter with a paper's protocol and evaluate it",
-        formatter_class=_HelpFormatter,
-    )
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=help, formatter_class=_HelpFormatter)
+
+    train = command("train", "train an adapter with a paper's protocol and evaluate it")
     train.add_argument(
         "--method",
         dest="methods",
@@ -152,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=None,
-        help=f"default: {defaults.epochs}, or {SYNTHETIC_DEFAULTS['epochs']} on the synthetic world",
+        help=_paper_or_synthetic(defaults.epochs, "epochs"),
     )
     train.add_argument(
         "--batch-size",
@@ -164,13 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr",
         type=float,
         default=None,
-        help=f"default: {defaults.learning_rate}, or {SYNTHETIC_DEFAULTS['lr']} on the synthetic world",
+        help=_paper_or_synthetic(defaults.learning_rate, "lr"),
     )
     train.add_argument(
         "--optimizer",
         default=None,
         choices=["sgd", "adamw"],
-        help=f"default: {defaults.optimizer}, or {SYNTHETIC_DEFAULTS['optimizer']} on the synthetic world",
+        help=_paper_or_synthetic(defaults.optimizer, "optimizer"),
     )
     train.add_argument(
         "--lr-schedule", default=defaults.lr_schedule, choices=SCHEDULES, help="learning-rate schedule"
@@ -213,18 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="evaluate a saved adapter (folder or Hub id)", formatter_class=_HelpFormatter
-    )
+    evaluate = command("evaluate", "evaluate a saved adapter (folder or Hub id)")
     evaluate.add_argument("--model", required=True, help="adapter folder or Hub id")
     add_data_arguments(evaluate)
     evaluate.add_argument("--output-dir", default=None, help="write results.json/.md and plots here")
 
-    summary = commands.add_parser(
-        "data-summary",
-        help="classes, split sizes and a few-shot draw of a dataset",
-        formatter_class=_HelpFormatter,
-    )
+    summary = command("data-summary", "classes, split sizes and a few-shot draw of a dataset")
     summary.add_argument("dataset")
     summary.add_argument("--shots", type=int, default=None)
     summary.add_argument("--seed", type=int, default=1)
@@ -303,8 +300,8 @@ def evaluate_command(args) -> dict:
 
     from .data import get_benchmark
     from .evaluate.report import write_report
-    from .hub import method_of
-    from .runner import SELECTION_FILE, evaluate_protocol, results_record
+    from .hub import SELECTION_FILE, method_of
+    from .runner import evaluate_protocol, results_record
 
     model = AutoModel.from_pretrained(args.model)
     # the few-shot draw saved with the adapter (folder or Hub repo), if any

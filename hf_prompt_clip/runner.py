@@ -41,13 +41,12 @@ from .evaluate.protocols import (
     summarize_runs,
 )
 from .evaluate.report import write_report
-from .hub import push_adapter_to_hub, save_model_card
+from .hub import SELECTION_FILE, push_adapter_to_hub, save_model_card
 from .train import PromptTrainer, TrainingConfig, list_checkpoints
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("few_shot", "base2new", "cross_dataset", "domain_generalization")
-SELECTION_FILE = "few_shot_selection.json"
 
 
 @dataclass

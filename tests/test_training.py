@@ -113,6 +113,22 @@ class Interrupt(Exception):
     pass
 
 
+def watch_forward(model, stop_at: int | None = None) -> list[bool]:
+    """Record the model's forward calls (each: did it run under bf16 autocast?); raise `Interrupt`
+    instead of running call number `stop_at`."""
+    calls = []
+    original_forward = model.forward
+
+    def forward(*args, **kwargs):
+        calls.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        if len(calls) == stop_at:
+            raise Interrupt
+        return original_forward(*args, **kwargs)
+
+    model.forward = forward
+    return calls
+
+
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folder, tmp_path):
     settings = dict(epochs=3, optimizer="sgd", learning_rate=0.02, checkpoint_every_steps=2)
     full = make_model(tiny_clip_folder)
@@ -121,16 +137,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folde
     ).train()
 
     interrupted = make_model(tiny_clip_folder)
-    calls = {"n": 0}
-    original_forward = interrupted.forward
-
-    def forward_then_stop(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # dies during step 4; the last checkpoint is at step 2
-            raise Interrupt
-        return original_forward(*args, **kwargs)
-
-    interrupted.forward = forward_then_stop
+    watch_forward(interrupted, stop_at=4)  # dies during step 4; the last checkpoint is at step 2
     with pytest.raises(Interrupt):
         PromptTrainer(
             interrupted,
@@ -140,19 +147,12 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folde
         ).train()
 
     resumed = make_model(tiny_clip_folder)
-    steps = {"n": 0}
-    resumed_forward = resumed.forward
-
-    def counted_forward(*args, **kwargs):
-        steps["n"] += 1
-        return resumed_forward(*args, **kwargs)
-
-    resumed.forward = counted_forward
+    steps = watch_forward(resumed)
     resumed_config = config(tmp_path / "b", resume_from_checkpoint="latest", **settings)
     state = PromptTrainer(
         resumed, train_set(resumed, augment=True), resumed_config, collate_fn=collate_fn
     ).train()
-    assert state.global_step == 12 and steps["n"] == 10  # continued after step 2, not restarted
+    assert state.global_step == 12 and len(steps) == 10  # continued after step 2, not restarted
     torch.testing.assert_close(resumed.context, full.context, atol=1e-6, rtol=0)
     assert not torch.equal(resumed.context, make_model(tiny_clip_folder).context)
 
@@ -332,16 +332,7 @@ def test_stages_train_their_own_parameters_with_their_own_epochs_and_rates_and_r
     assert not all(torch.equal(v, initial_meta[k]) for k, v in staged.meta_net.state_dict().items())
 
     interrupted = two_stage_cocoop(tiny_clip_folder, stages)
-    calls = {"n": 0}
-    original_forward = interrupted.forward
-
-    def forward_then_stop(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 10:  # stage 2, epoch 1; the last checkpoint ends stage 2's epoch 0
-            raise Interrupt
-        return original_forward(*args, **kwargs)
-
-    interrupted.forward = forward_then_stop
+    watch_forward(interrupted, stop_at=10)  # stage 2, epoch 1; the last checkpoint ends its epoch 0
     with pytest.raises(Interrupt):
         PromptTrainer(
             interrupted, train_set(interrupted), config(tmp_path / "c", **settings), collate_fn=collate_fn
@@ -371,14 +362,7 @@ def fresh_accelerate_state():
 
 def test_bf16_mixed_precision_trains_a_float32_adapter(tiny_clip_folder, tmp_path, fresh_accelerate_state):
     model = make_model(tiny_clip_folder)
-    in_bf16 = []
-    original_forward = model.forward
-
-    def spy(*args, **kwargs):
-        in_bf16.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
-        return original_forward(*args, **kwargs)
-
-    model.forward = spy
+    in_bf16 = watch_forward(model)
     settings = config(tmp_path, epochs=6, mixed_precision="bf16")
     state = PromptTrainer(model, train_set(model), settings, collate_fn=collate_fn).train()
     assert in_bf16 and all(in_bf16)  # every training forward ran under bf16 autocast
