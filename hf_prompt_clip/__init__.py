@@ -8,6 +8,7 @@ tiny CLIP's name (`TINY_CLIP_ID`) as a base model.
 from .core import (
     METHODS,
     AdapterLoadError,
+    MethodInfo,
     PromptCLIPConfig,
     PromptCLIPOutput,
     PromptCLIPPreTrainedModel,
@@ -15,7 +16,18 @@ from .core import (
     get_method,
     register_method,
 )
-from .methods import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
+from .methods import (
+    CoCoOpConfig,
+    CoCoOpModel,
+    CoOpConfig,
+    CoOpModel,
+    PLOTConfig,
+    PLOTModel,
+    PLOTPPConfig,
+    PLOTPPModel,
+    ZeroShotCLIPConfig,
+    ZeroShotCLIPModel,
+)
 from .shipped import TINY_CLIP_ID
 
 __version__ = "0.1.0"
@@ -28,6 +40,11 @@ __all__ = [
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "MethodInfo",
+    "PLOTConfig",
+    "PLOTModel",
+    "PLOTPPConfig",
+    "PLOTPPModel",
     "PromptCLIPConfig",
     "PromptCLIPOutput",
     "PromptCLIPPreTrainedModel",

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core.registry import METHODS
+from .core.registry import METHODS, baseline_method
 from .train import SCHEDULES, TrainingConfig
 
 DEFAULT_DATASET = "synthetic_shapes_outline"
@@ -29,7 +29,6 @@ SYNTHETIC_DEFAULTS = {
     "options": [("n_ctx", 4), ("ctx_init", "a photo of a")],
 }
 DEFAULT_HUB_BASE = "openai/clip-vit-base-patch16"
-BASELINE = "zeroshot"
 
 
 def default_base_model(dataset: str) -> str:
@@ -122,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="methods",
         nargs="+",
         default=["coop"],
-        choices=sorted(METHODS),
+        choices=list(METHODS),
         help="one or more methods, trained and reported side by side",
     )
     train.add_argument("--all-methods", action="store_true", help="every implemented method side by side")
@@ -247,15 +246,16 @@ def fill_defaults(args, methods: Sequence[str]) -> None:
 def train_command(args) -> list[dict]:
     from .runner import ExperimentConfig, run_comparison
 
-    methods = sorted(METHODS) if args.all_methods else list(dict.fromkeys(args.methods))
-    learned = [method for method in methods if method != BASELINE]
+    methods = list(METHODS) if args.all_methods else list(dict.fromkeys(args.methods))
+    baseline = baseline_method()
+    learned = [method for method in methods if method != baseline]
     if args.push_to_hub and len(learned) > 1:
         raise SystemExit(
             f"--push-to-hub publishes one adapter but {len(learned)} methods were given ({', '.join(learned)}); "
             "run the method you want to publish with --method on its own."
         )
-    if not args.no_baseline and BASELINE not in methods:
-        methods.insert(0, BASELINE)
+    if baseline and not args.no_baseline and baseline not in methods:
+        methods.insert(0, baseline)
     fill_defaults(args, methods)
     training = TrainingConfig(
         output_dir=args.output_dir,

@@ -187,9 +187,9 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
     names, prompts = class_lists(train_set, spec)
+    # the method's benchmark-dependent defaults (zero-shot templates, ...), then the user's options
     options = options_for(config.method, config.method_options)
-    if "templates" in _fields(model_class.config_class) and "templates" not in options:
-        options["templates"] = list(spec.templates)  # hand-written prompts: the benchmark's own
+    options = {**model_class.benchmark_options(spec, options), **options}
     set_seed(seed)  # the adapter's initialisation belongs to the seed too
     model = model_class.from_clip(
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options

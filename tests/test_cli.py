@@ -101,7 +101,7 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
     assert f'AutoModel.from_pretrained("{baseline}")' in (baseline / "README.md").read_text()
     results = json.loads((output / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
-    with pytest.raises(SystemExit, match="publishes one adapter but 2 methods"):
+    with pytest.raises(SystemExit, match=r"publishes one adapter but \d+ methods"):
         main(
             pattern_run(
                 tiny_clip_folder, pattern_folder, output, *QUICK, "--all-methods", "--push-to-hub", "org/x"

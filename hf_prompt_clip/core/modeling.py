@@ -146,6 +146,20 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         self._prompts_built_for = -1
         self._text_cache: dict[str, tuple[Any, torch.Tensor]] = {}
 
+    @classmethod
+    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """Config values this method takes from the benchmark it is trained on.
+
+        The experiment runner passes them to `from_clip` as defaults; the options the user gives
+        win. Zero-shot CLIP takes the benchmark's templates, PLOT++ its phrases, most methods nothing.
+
+        Args:
+            benchmark: the benchmark's registry entry (`hf_prompt_clip.data.BenchmarkSpec`: `key`,
+                `template`, `templates`, `ensemble_templates`, `super_category`, ...).
+            options: the options the user gave (e.g. to size a list by `n_prompts`).
+        """
+        return {}
+
     def init_weights(self):
         # The frozen CLIP arrives initialised (or loaded); methods initialise their own tensors in
         # __init__. transformers' default would re-initialise CLIP here.

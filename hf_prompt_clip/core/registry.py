@@ -1,6 +1,13 @@
-"""One registration point: a method's config and model become visible to the Auto classes."""
+"""One registration point: a method's config and model become visible to the Auto classes.
+
+The registry is also what generic code asks about methods: the order of tables and comparisons
+(registration order), which method is the baseline every comparison includes, and what model
+cards and reports say about each one (`MethodInfo`). Nothing outside a method's folder names it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from transformers import (
     AutoConfig,
@@ -14,16 +21,61 @@ from .modeling import PromptCLIPPreTrainedModel
 
 AUTO_MODEL_CLASSES = (AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification)
 
+#: Every method builds on CLIP: its model cards cite it beside the method's own paper.
+CLIP_CITATION = """@inproceedings{radford2021clip,
+  title     = {Learning Transferable Visual Models From Natural Language Supervision},
+  author    = {Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and
+               Agarwal, Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and
+               Krueger, Gretchen and Sutskever, Ilya},
+  booktitle = {International Conference on Machine Learning (ICML)},
+  year      = {2021}
+}"""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What model cards and reports say about one method.
+
+    Attributes:
+        title: display name (`"CoOp"`).
+        paper: short reference (`"Zhou et al., IJCV 2022"`).
+        learned: one or two sentences on what is learned.
+        citation: BibTeX of the method's paper.
+        frozen_base: whether the base CLIP stays entirely frozen (the adapter is tiny).
+        baseline: the method every comparison includes as its reference point (zero-shot CLIP).
+    """
+
+    title: str
+    paper: str = ""
+    learned: str = ""
+    citation: str = ""
+    frozen_base: bool = True
+    baseline: bool = False
+
+
+#: Registered methods in registration order, which is the order of every table and comparison.
 METHODS: dict[str, tuple[type[PromptCLIPConfig], type[PromptCLIPPreTrainedModel]]] = {}
+METHOD_INFO: dict[str, MethodInfo] = {}
 
 
 def register_method(
-    name: str, config_class: type[PromptCLIPConfig], model_class: type[PromptCLIPPreTrainedModel]
+    name: str,
+    config_class: type[PromptCLIPConfig],
+    model_class: type[PromptCLIPPreTrainedModel],
+    info: MethodInfo | None = None,
 ) -> None:
-    """Register a method under `name` (e.g. `"coop"`) with `AutoConfig` and the model Auto classes."""
+    """Register a method under `name` (e.g. `"coop"`) with `AutoConfig` and the model Auto classes.
+
+    Args:
+        name: the method's key (CLI `--method`, results, reports).
+        config_class, model_class: the method's config and model; `model_class.config_class` must
+            be `config_class`.
+        info: what cards and reports say about it (defaults to its name as the title).
+    """
     if model_class.config_class is not config_class:
         raise TypeError(f"{model_class.__name__}.config_class must be {config_class.__name__}.")
     METHODS[name] = (config_class, model_class)
+    METHOD_INFO[name] = info or MethodInfo(title=name)
     AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     for auto_class in AUTO_MODEL_CLASSES:
         auto_class.register(config_class, model_class, exist_ok=True)
@@ -32,5 +84,20 @@ def register_method(
 def get_method(name: str) -> tuple[type[PromptCLIPConfig], type[PromptCLIPPreTrainedModel]]:
     """The (config class, model class) registered under `name`."""
     if name not in METHODS:
-        raise ValueError(f"Unknown method {name!r}; available: {sorted(METHODS)}.")
+        raise ValueError(f"Unknown method {name!r}; available: {list(METHODS)}.")
     return METHODS[name]
+
+
+def method_info(name: str) -> MethodInfo:
+    """What cards and reports say about method `name` (its name as the title if it is unknown)."""
+    return METHOD_INFO.get(name) or MethodInfo(title=name)
+
+
+def method_order() -> tuple[str, ...]:
+    """The registered methods in table order (registration order)."""
+    return tuple(METHODS)
+
+
+def baseline_method() -> str | None:
+    """The method that every comparison includes as its baseline, if one is registered."""
+    return next((name for name, info in METHOD_INFO.items() if info.baseline), None)

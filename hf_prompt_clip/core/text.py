@@ -201,9 +201,8 @@ def encode_text_embeddings(
     text_model = clip.text_model
     dtype = text_model.embeddings.token_embedding.weight.dtype
     hidden = text_model.embeddings(inputs_embeds=token_embeds.to(dtype))
-    mask = create_causal_mask(
-        config=text_model.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
-    )
+    # config, inputs_embeds, attention_mask, cache (named past_key_values before transformers 5.24)
+    mask = create_causal_mask(text_model.config, hidden, None, None)
     hidden = text_model.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     pooled = text_model.final_layer_norm(hidden[rows, eos_positions.to(hidden.device)])

@@ -29,6 +29,7 @@ from statistics import mean
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..core.registry import method_order
 from .protocols import harmonic_mean
 from .reference_numbers import AVERAGE, BASE_TO_NEW_DATASETS, reference_metrics
 
@@ -40,7 +41,6 @@ PROTOCOLS: dict[str, str] = {
 }
 """Protocol key -> readable name, in table order."""
 
-METHOD_ORDER: tuple[str, ...] = ("zeroshot", "coop", "cocoop", "plot", "mpfgvc")
 BASE_TO_NEW_METRICS: tuple[str, ...] = ("base", "new", "hm")
 METRIC_NAMES: dict[str, str] = {"accuracy": "accuracy", "base": "base", "new": "new", "hm": "H"}
 REQUIRED_KEYS: tuple[str, ...] = ("method", "dataset", "protocol", "runs", "mean", "std")
@@ -100,7 +100,7 @@ def _sort_key(result: dict) -> tuple:
     dataset_known = (*BASE_TO_NEW_DATASETS, AVERAGE)
     return (
         _order(result["protocol"], tuple(PROTOCOLS)),
-        _order(result["method"], METHOD_ORDER),
+        _order(result["method"], method_order()),
         result.get("base_model") or "",
         _order(result["dataset"], dataset_known),
         result.get("shots") or 0,

@@ -10,9 +10,7 @@ See docs/reports.md.
 """
 
 from .model_card import (
-    METHOD_CARDS,
     SELECTION_FILE,
-    MethodCardInfo,
     build_model_card,
     eval_results_from,
     method_of,
@@ -21,9 +19,7 @@ from .model_card import (
 from .push import check_adapter_folder, push_adapter_to_hub
 
 __all__ = [
-    "METHOD_CARDS",
     "SELECTION_FILE",
-    "MethodCardInfo",
     "build_model_card",
     "check_adapter_folder",
     "eval_results_from",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from transformers import AutoConfig
 
 from ..core.configuration import PromptCLIPConfig
 from ..core.modeling import resolve_base_model
-from ..core.registry import METHODS
+from ..core.registry import CLIP_CITATION, METHODS, method_info
 from ..evaluate.report import PROTOCOLS, check_results, results_table
 
 SELECTION_FILE = "few_shot_selection.json"
@@ -29,97 +28,6 @@ SELECTION_FILE = "few_shot_selection.json"
 CARD_FILE = "README.md"
 TEMPLATE = "adapter_card.md"
 MAX_LISTED_CLASSES = 20
-
-_CLIP_CITATION = """@inproceedings{radford2021clip,
-  title     = {Learning Transferable Visual Models From Natural Language Supervision},
-  author    = {Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and
-               Agarwal, Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and
-               Krueger, Gretchen and Sutskever, Ilya},
-  booktitle = {International Conference on Machine Learning (ICML)},
-  year      = {2021}
-}"""
-
-
-@dataclass(frozen=True)
-class MethodCardInfo:
-    """What a model card says about one method.
-
-    Attributes:
-        title: display name (`"CoOp"`).
-        paper: short reference (`"Zhou et al., IJCV 2022"`).
-        learned: one or two sentences on what is learned.
-        citation: BibTeX of the method's paper.
-        frozen_base: whether the base CLIP stays entirely frozen (the adapter is tiny).
-    """
-
-    title: str
-    paper: str
-    learned: str
-    citation: str
-    frozen_base: bool = True
-
-
-METHOD_CARDS: dict[str, MethodCardInfo] = {
-    "zeroshot": MethodCardInfo(
-        "Zero-shot CLIP",
-        "Radford et al., ICML 2021",
-        "Nothing is learned: each class is described by hand-written prompt templates (averaged when "
-        "there are several), so the weights file is empty and the config holds the templates.",
-        _CLIP_CITATION,
-    ),
-    "coop": MethodCardInfo(
-        "CoOp",
-        "Zhou et al., IJCV 2022",
-        "CoOp learns M context vectors (one shared M x D set, or one per class) that replace the words "
-        "of a prompt template in front of each class name.",
-        """@article{zhou2022coop,
-  title   = {Learning to Prompt for Vision-Language Models},
-  author  = {Zhou, Kaiyang and Yang, Jingkang and Loy, Chen Change and Liu, Ziwei},
-  journal = {International Journal of Computer Vision (IJCV)},
-  year    = {2022}
-}""",
-    ),
-    "cocoop": MethodCardInfo(
-        "CoCoOp",
-        "Zhou et al., CVPR 2022",
-        "CoCoOp learns context vectors and a small Meta-Net that turns each image's features into a "
-        "bias added to the context, so the prompt adapts to the image.",
-        """@inproceedings{zhou2022cocoop,
-  title     = {Conditional Prompt Learning for Vision-Language Models},
-  author    = {Zhou, Kaiyang and Yang, Jingkang and Loy, Chen Change and Liu, Ziwei},
-  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2022}
-}""",
-    ),
-    "plot": MethodCardInfo(
-        "PLOT",
-        "Chen et al., ICLR 2023",
-        "PLOT learns several sets of context vectors per class and matches them to the image's patch "
-        "features with optimal transport (PLOT++ also learns visual prompt tokens).",
-        """@inproceedings{chen2023plot,
-  title     = {PLOT: Prompt Learning with Optimal Transport for Vision-Language Models},
-  author    = {Chen, Guangyi and Yao, Weiran and Song, Xiangchen and Li, Xinyue and Rao, Yongming and
-               Zhang, Kun},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year      = {2023}
-}""",
-    ),
-    "mpfgvc": MethodCardInfo(
-        "MP-FGVC",
-        "Jiang et al., AAAI 2024",
-        "MP-FGVC learns subcategory-specific text prompt tokens and a vision-language fusion module with "
-        "its classifier, and fine-tunes the image encoder: this is **not** a tiny adapter, the changed "
-        "image-encoder weights are stored here with the prompts (the text encoder stays frozen).",
-        """@inproceedings{jiang2024mpfgvc,
-  title     = {Delving into Multimodal Prompting for Fine-grained Visual Classification},
-  author    = {Jiang, Xin and Tang, Hao and Gao, Junyao and Du, Xiaoyu and He, Shengfeng and Li, Zechao},
-  booktitle = {AAAI Conference on Artificial Intelligence},
-  year      = {2024}
-}""",
-        frozen_base=False,
-    ),
-}
-"""Method key -> what its model card says."""
 
 METRIC_DESCRIPTIONS: dict[str, str] = {
     "accuracy": "accuracy",
@@ -277,12 +185,12 @@ def build_model_card(
         is a Hub id), `base_model_relation: adapter` and the measured results.
     """
     method = method_of(config)
-    info = METHOD_CARDS.get(method) or MethodCardInfo(method, "", "", "")
+    info = method_info(method)
     results = check_results(results or [])
     base = config.base_model_name_or_path or "unknown"
     model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
     class_names = config.class_names or []
-    citations = list(dict.fromkeys([info.citation, _CLIP_CITATION]))
+    citations = list(dict.fromkeys([info.citation, CLIP_CITATION]))
     return ModelCard.from_template(
         _card_data(config, method, results, model_name, license),
         template_str=_template(),

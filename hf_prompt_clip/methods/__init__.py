@@ -1,14 +1,25 @@
-"""One folder per method; importing this package registers them all with the Auto classes."""
+"""One folder per method; importing this package registers them all with the Auto classes.
 
-from .cocoop import CoCoOpConfig, CoCoOpModel
-from .coop import CoOpConfig, CoOpModel
+The import order below is the registration order, which is the order of every table and comparison.
+"""
+
+# isort: off
 from .zeroshot import ZeroShotCLIPConfig, ZeroShotCLIPModel
+from .coop import CoOpConfig, CoOpModel
+from .cocoop import CoCoOpConfig, CoCoOpModel
+from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
+
+# isort: on
 
 __all__ = [
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "PLOTConfig",
+    "PLOTModel",
+    "PLOTPPConfig",
+    "PLOTPPModel",
     "ZeroShotCLIPConfig",
     "ZeroShotCLIPModel",
 ]

@@ -1,7 +1,23 @@
-from ...core.registry import register_method
+from ...core.registry import MethodInfo, register_method
 from .config import CoOpConfig
 from .model import CoOpModel
 
-register_method("coop", CoOpConfig, CoOpModel)
+register_method(
+    "coop",
+    CoOpConfig,
+    CoOpModel,
+    MethodInfo(
+        "CoOp",
+        "Zhou et al., IJCV 2022",
+        "CoOp learns M context vectors (one shared M x D set, or one per class) that replace the words "
+        "of a prompt template in front of each class name.",
+        """@article{zhou2022coop,
+  title   = {Learning to Prompt for Vision-Language Models},
+  author  = {Zhou, Kaiyang and Yang, Jingkang and Loy, Chen Change and Liu, Ziwei},
+  journal = {International Journal of Computer Vision (IJCV)},
+  year    = {2022}
+}""",
+    ),
+)
 
 __all__ = ["CoOpConfig", "CoOpModel"]

@@ -1,7 +1,19 @@
-from ...core.registry import register_method
+from ...core.registry import CLIP_CITATION, MethodInfo, register_method
 from .config import ZeroShotCLIPConfig
 from .model import ZeroShotCLIPModel
 
-register_method("zeroshot", ZeroShotCLIPConfig, ZeroShotCLIPModel)
+register_method(
+    "zeroshot",
+    ZeroShotCLIPConfig,
+    ZeroShotCLIPModel,
+    MethodInfo(
+        "Zero-shot CLIP",
+        "Radford et al., ICML 2021",
+        "Nothing is learned: each class is described by hand-written prompt templates (averaged when "
+        "there are several), so the weights file is empty and the config holds the templates.",
+        CLIP_CITATION,
+        baseline=True,
+    ),
+)
 
 __all__ = ["ZeroShotCLIPConfig", "ZeroShotCLIPModel"]

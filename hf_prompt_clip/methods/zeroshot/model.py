@@ -30,6 +30,11 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
 
     config_class = ZeroShotCLIPConfig
 
+    @classmethod
+    def benchmark_options(cls, benchmark, options: dict) -> dict:
+        """The benchmark's own hand-written template(s)."""
+        return {"templates": list(benchmark.templates)}
+
     def _build_class_prompts(self, texts: list[str]) -> None:
         # tokenisation happens in class_text_features, which is cached per class list
         self._prompt_texts = texts

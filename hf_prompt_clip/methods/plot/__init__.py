@@ -1,0 +1,39 @@
+from ...core.registry import MethodInfo, register_method
+from .config import PLOTConfig, PLOTPPConfig
+from .model import PLOTModel, PLOTPPModel
+
+_CITATION = """@inproceedings{chen2023plot,
+  title     = {PLOT: Prompt Learning with Optimal Transport for Vision-Language Models},
+  author    = {Chen, Guangyi and Yao, Weiran and Song, Xiangchen and Li, Xinyue and Rao, Yongming and
+               Zhang, Kun},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2023}
+}"""
+
+register_method(
+    "plot",
+    PLOTConfig,
+    PLOTModel,
+    MethodInfo(
+        "PLOT",
+        "Chen et al., ICLR 2023",
+        "PLOT learns N context sets shared by the classes, giving N prompts per class, and matches them "
+        "to the image's patch features with optimal transport (Sinkhorn).",
+        _CITATION,
+    ),
+)
+register_method(
+    "plotpp",
+    PLOTPPConfig,
+    PLOTPPModel,
+    MethodInfo(
+        "PLOT++",
+        "Chen et al., ICLR 2023",
+        "PLOT++ learns N context sets (started from hand-written phrases) and M_v sets of visual prompt "
+        "tokens on the image tower, and matches the N prompts of each class to the M_v prompted image "
+        "features with optimal transport (Sinkhorn), in two training stages.",
+        _CITATION,
+    ),
+)
+
+__all__ = ["PLOTConfig", "PLOTModel", "PLOTPPConfig", "PLOTPPModel"]

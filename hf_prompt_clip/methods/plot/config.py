@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ...core.configuration import PromptCLIPConfig
+from ...core.optimal_transport import SINKHORN_STOPPING_RULES
+from ...core.text import CLASS_TOKEN_POSITIONS
+from .templates import initial_phrases
+
+#: Where PLOT's local visual features come from.
+LOCAL_FEATURES: tuple[str, ...] = ("patch", "visual_prompts")
+
+
+def _check_positive(config, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}.")
+
+
+@strict
+class PLOTConfig(PromptCLIPConfig):
+    r"""PLOT (Chen et al., ICLR 2023): N prompts per class matched to local visual features by optimal transport.
+
+    For every image and class, the cosine similarities `S` (`M_v x N`) between the image's `M_v`
+    local features and the class's N prompt features give a transport plan `T` (Sinkhorn, without
+    gradient); the class score is `logit_scale * sum(T * S)`.
+
+    Args:
+        n_prompts (`int`, *optional*, defaults to 4):
+            Number of prompt contexts N, shared across classes.
+        n_ctx (`int`, *optional*, defaults to 16):
+            Context vectors per prompt M. With `ctx_inits`, each context is as long as its phrase
+            in BPE tokens and `n_ctx` becomes the longest.
+        ctx_inits (`list[str]`, *optional*):
+            One phrase per prompt whose token embeddings initialise that context (PLOT++ starts
+            from N hand-written phrases). Random N(0, `ctx_init_std`^2) when empty, each context
+            drawn independently.
+        context_lengths (`list[int]`, *optional*):
+            Tokens of each context, recorded from `ctx_inits` when the model is built (derived;
+            all `n_ctx` without `ctx_inits`).
+        ctx_init_std (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the random context initialisation.
+        class_token_position (`str`, *optional*, defaults to `"end"`):
+            Where the class name goes in each prompt: `"end"`, `"middle"` or `"front"` (as CoOp).
+        local_features (`str`, *optional*, defaults to `"patch"`):
+            `"patch"`: the last layer's patch tokens through `post_layernorm` and
+            `visual_projection` (196 for ViT-B/16 at 224 px), the global feature is CLS.
+            `"visual_prompts"` (PLOT++): `n_visual_prompt_sets` sets of learned tokens appended to
+            the image tokens; the image tower runs once per set and the sets' CLS features are
+            the local features, their mean the global one.
+        n_visual_prompt_sets (`int`, *optional*, defaults to 4):
+            Sets of visual prompts `M_v` (`"visual_prompts"` only).
+        n_visual_prompt_tokens (`int`, *optional*, defaults to 2):
+            Tokens per visual prompt set, of the image tower's width (`"visual_prompts"` only).
+        visual_prompt_std (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the visual prompts' initialisation.
+        add_global_logits (`bool`, *optional*, defaults to `False`):
+            Add the global logits `logit_scale * cos(global image feature, mean prompt feature)`
+            to the transport logits (the reference does on ImageNet; PLOT++ always does in its
+            first training stage).
+        sinkhorn_eps (`float`, *optional*, defaults to 0.1):
+            Entropic regularisation of the transport problem.
+        sinkhorn_max_iter (`int`, *optional*, defaults to 100):
+            Most Sinkhorn iterations.
+        sinkhorn_stop (`str`, *optional*, defaults to `"reference"`):
+            `"reference"`: stop once the mean absolute change of the row scaling over the whole
+            batch falls below `sinkhorn_threshold` (the authors' rule; results then depend
+            slightly on what else is in the batch). `"fixed"`: always `sinkhorn_max_iter`
+            iterations, no wait for the host, each image independent of its batch.
+        sinkhorn_threshold (`float`, *optional*, defaults to 0.01):
+            Threshold of the reference stopping rule.
+        sinkhorn_check_every (`int`, *optional*, defaults to 5):
+            Iterations between host checks of the reference stopping rule (the result is the
+            same for any value; larger means fewer host syncs, more iterations computed past the
+            stopping point).
+        stage_epochs (`list[int]`, *optional*):
+            Epochs of each training stage; `None` uses the training configuration's epochs in
+            every stage (the papers: 50 per stage for PLOT++).
+        stage_learning_rates (`list[float]`, *optional*):
+            Peak learning rate of each training stage; `None` uses the training configuration's.
+    """
+
+    model_type = "prompt_clip_plot"
+
+    n_prompts: int = 4
+    n_ctx: int = 16
+    ctx_inits: list[str] | None = None
+    context_lengths: list[int] | None = None
+    ctx_init_std: float = 0.02
+    class_token_position: str = "end"
+    local_features: str = "patch"
+    n_visual_prompt_sets: int = 4
+    n_visual_prompt_tokens: int = 2
+    visual_prompt_std: float = 0.02
+    add_global_logits: bool = False
+    sinkhorn_eps: float = 0.1
+    sinkhorn_max_iter: int = 100
+    sinkhorn_stop: str = "reference"
+    sinkhorn_threshold: float = 0.01
+    sinkhorn_check_every: int = 5
+    stage_epochs: list[int] | None = None
+    stage_learning_rates: list[float] | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(
+                f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, "
+                f"got {self.class_token_position!r}."
+            )
+        if self.local_features not in LOCAL_FEATURES:
+            raise ValueError(f"local_features must be one of {LOCAL_FEATURES}, got {self.local_features!r}.")
+        if self.sinkhorn_stop not in SINKHORN_STOPPING_RULES:
+            raise ValueError(
+                f"sinkhorn_stop must be one of {SINKHORN_STOPPING_RULES}, got {self.sinkhorn_stop!r}."
+            )
+        _check_positive(
+            self,
+            (
+                "n_prompts",
+                "n_ctx",
+                "ctx_init_std",
+                "n_visual_prompt_sets",
+                "n_visual_prompt_tokens",
+                "visual_prompt_std",
+                "sinkhorn_eps",
+                "sinkhorn_max_iter",
+                "sinkhorn_threshold",
+                "sinkhorn_check_every",
+            ),
+        )
+        if self.ctx_inits is not None:
+            self.ctx_inits = list(self.ctx_inits)
+            if len(self.ctx_inits) != self.n_prompts:
+                raise ValueError(
+                    f"ctx_inits has {len(self.ctx_inits)} phrases for n_prompts={self.n_prompts} prompts; "
+                    "give one phrase per prompt (or set n_prompts to match)."
+                )
+            blank = [index for index, phrase in enumerate(self.ctx_inits) if not phrase.strip()]
+            if blank:
+                raise ValueError(f"ctx_inits {blank} are empty; give words to start each context from.")
+        if self.context_lengths is not None:
+            self.context_lengths = list(self.context_lengths)
+            if len(self.context_lengths) != self.n_prompts or min(self.context_lengths) < 1:
+                raise ValueError(
+                    f"context_lengths must give a positive length for each of the {self.n_prompts} "
+                    f"prompts, got {self.context_lengths}."
+                )
+        stages = len(self.stage_names)
+        for name in ("stage_epochs", "stage_learning_rates"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            setattr(self, name, list(values))
+            if len(values) != stages or min(values) <= 0:
+                raise ValueError(
+                    f"{name} must give a positive value for each of the {stages} training stages "
+                    f"{self.stage_names}, got {list(values)}."
+                )
+        super().__post_init__(**kwargs)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The training stages: `("prompt",)` for PLOT; `("visual", "joint")` with visual prompts."""
+        return ("visual", "joint") if self.local_features == "visual_prompts" else ("prompt",)
+
+
+@strict
+class PLOTPPConfig(PLOTConfig):
+    r"""PLOT++: PLOT on ViT image towers, with learned visual prompts and two training stages.
+
+    All PLOT options apply; the defaults follow the authors' PLOT++ code: visual-prompt local
+    features (4 sets of 2 tokens), 4 text contexts started from 4 hand-written phrases (the
+    benchmark's own list when trained through the experiment runner), no global logits after
+    the first stage. Stage `"visual"` trains the visual prompts only, with the text contexts
+    frozen at their phrases and logits = global + transport; stage `"joint"` trains both, with
+    transport logits only. Without `ctx_inits`, the contexts start from the reference's generic
+    phrases ("a photo of a", "this is a photo", "this is picture of", "one picture of a").
+    """
+
+    model_type = "prompt_clip_plotpp"
+
+    n_ctx: int = 4
+    local_features: str = "visual_prompts"
+
+    def __post_init__(self, **kwargs):
+        if self.ctx_inits is None:
+            self.ctx_inits = initial_phrases("", (), self.n_prompts)
+        super().__post_init__(**kwargs)

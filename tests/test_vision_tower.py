@@ -1,0 +1,90 @@
+"""The shared image-tower path (core/vision.py): plain, with patch outputs, with prompt sets."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_prompt_clip.core.vision import append_prompt_tokens, encode_image_tokens
+
+
+def pixels(batch=3):
+    return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+
+
+def reference_prompted_tower(clip, pixel_values, prompt):
+    """The authors' prompted ViT forward (PLOT++ `clip/model.py`) for one prompt set, written out
+    with transformers' modules: embeddings + positions, prompt appended, ln_pre, transformer, ln_post
+    of CLS, projection."""
+    vision = clip.vision_model
+    x = vision.embeddings(pixel_values)
+    x = torch.cat([x, prompt.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
+    x = vision.pre_layrnorm(x)
+    x = vision.encoder(inputs_embeds=x).last_hidden_state
+    return clip.visual_projection(vision.post_layernorm(x[:, 0]))
+
+
+def test_without_prompts_the_path_is_get_image_features_exactly(clip_parts):
+    clip, _, _ = clip_parts
+    with torch.no_grad():
+        ours = encode_image_tokens(clip, pixels(), return_patches=True)
+        theirs = clip.get_image_features(pixel_values=pixels()).pooler_output
+        hidden = clip.vision_model(pixel_values=pixels()).last_hidden_state
+    assert torch.equal(ours.pooled, theirs)
+    patches = clip.visual_projection(clip.vision_model.post_layernorm(hidden[:, 1:]))
+    assert ours.patches.shape == (3, 16, 16)  # 32 px / 8 px patches = 16 patches, E = 16
+    torch.testing.assert_close(ours.patches, patches, atol=1e-6, rtol=0)
+
+
+def test_prompt_sets_run_in_one_call_and_equal_one_run_per_set(clip_parts):
+    clip, _, _ = clip_parts
+    prompts = torch.randn(4, 2, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = encode_image_tokens(clip, pixels(), prompts, return_patches=True)
+        per_set = torch.stack([reference_prompted_tower(clip, pixels(), p) for p in prompts], dim=1)
+    assert ours.pooled.shape == (3, 4, 16) and ours.patches.shape == (3, 4, 16, 16)
+    torch.testing.assert_close(ours.pooled, per_set, atol=1e-5, rtol=0)
+    # the prompts change what the tower sees: every set gives another feature
+    assert (ours.pooled[:, 0] - ours.pooled[:, 1]).abs().max() > 1e-3
+
+
+def test_rows_pair_each_image_with_each_set_set_major():
+    images = torch.arange(2.0).view(2, 1, 1).expand(2, 5, 8)
+    prompts = 10 + torch.arange(3.0).view(3, 1, 1).expand(3, 2, 8)
+    tokens = append_prompt_tokens(images, prompts)
+    assert tokens.shape == (6, 7, 8)
+    for row in range(6):
+        assert tokens[row, 0, 0] == row % 2 and tokens[row, -1, 0] == 10 + row // 2
+
+
+def test_prompts_of_the_wrong_width_are_refused(clip_parts):
+    clip, _, _ = clip_parts
+    with pytest.raises(ValueError, match=r"\(sets, tokens, 32\)"):
+        encode_image_tokens(clip, pixels(), torch.zeros(2, 2, 16))
+
+
+def test_the_attention_backend_is_kept(clip_parts, monkeypatch):
+    """The layers run through transformers' SDPA integration (one call per layer and pass)."""
+    clip, _, _ = clip_parts
+    assert clip.config.vision_config._attn_implementation == "sdpa"
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
+    with torch.no_grad():
+        encode_image_tokens(clip, pixels(), torch.zeros(4, 2, 32))
+    layers = clip.config.vision_config.num_hidden_layers
+    assert len(calls) == layers
+    assert all(shape[0] == 4 * 3 and shape[2] == 1 + 16 + 2 for shape in calls)  # (S*B, heads, L, d)
+
+
+def test_gradients_reach_the_prompts_through_the_frozen_tower(clip_parts):
+    clip, _, _ = clip_parts
+    clip.requires_grad_(False)
+    prompts = torch.zeros(2, 2, 32, requires_grad=True)
+    encode_image_tokens(clip, pixels(), prompts).pooled.sum().backward()
+    assert prompts.grad is not None and prompts.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())
