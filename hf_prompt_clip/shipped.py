@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core.modeling import register_base_model_alias
+from .core.loading import register_base_model_alias
 
 TINY_CLIP_FOLDER = Path(__file__).resolve().parent / "assets" / "tiny-clip"
 #: the name adapters record for the shipped tiny CLIP (resolved to its folder when loading)

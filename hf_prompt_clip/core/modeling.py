@@ -23,14 +23,13 @@ import contextlib
 import copy
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import (
     AutoImageProcessor,
     AutoTokenizer,
@@ -38,28 +37,35 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.utils import SAFE_WEIGHTS_NAME
-from transformers.utils.hub import cached_file
 
 from .configuration import PromptCLIPConfig, validate_class_names
+from .loading import (
+    IGNORED_LOADING_KWARGS,
+    AdapterLoadError,
+    adapter_file,
+    check_adapter_tensors,
+    check_base_compatibility,
+    load_base_clip,
+    load_component,
+    read_adapter_file,
+    register_base_model_alias,
+    resolve_base_model,
+    resolve_dtype,
+)
+from .model_card import CARD_FILE, write_model_card
 from .outputs import PromptCLIPOutput
+from .push import push_adapter_to_hub
 from .text import prompt_class_name
+from .vision import encode_image_tokens
 
-_BASE_MODEL_ALIASES: dict[str, Callable[[], str]] = {}
-
-
-def register_base_model_alias(name: str, locate: Callable[[], str]) -> None:
-    """Let configs name a base model that ships with a package (`locate()` returns its folder), so
-    adapters record a portable name instead of a machine's path."""
-    _BASE_MODEL_ALIASES[name] = locate
-
-
-def resolve_base_model(name: str) -> str:
-    """The folder of an aliased base model, or `name` itself (a Hub id or a path)."""
-    return _BASE_MODEL_ALIASES[name]() if name in _BASE_MODEL_ALIASES else name
-
-
-class AdapterLoadError(OSError):
-    """An adapter folder or file cannot be used with the requested base model."""
+__all__ = [
+    "AdapterLoadError",
+    "PromptCLIPPreTrainedModel",
+    "TrainingStage",
+    "check_base_compatibility",
+    "register_base_model_alias",
+    "resolve_base_model",
+]
 
 
 @dataclass(frozen=True)
@@ -71,36 +77,6 @@ class TrainingStage:
     trainable: tuple[str, ...]
     epochs: int | None = None
     learning_rate: float | None = None
-
-
-# from_pretrained keywords that transformers' Auto classes and pipelines pass along and that
-# have no meaning for an adapter wrapper.
-_IGNORED_LOADING_KWARGS = frozenset(
-    {
-        "trust_remote_code",
-        "adapter_kwargs",
-        "use_safetensors",
-        "low_cpu_mem_usage",
-        "code_revision",
-        "proxies",
-        "use_fast",
-        "weights_only",
-        "output_loading_info",
-    }
-)
-
-_CLIP_SHAPE_KEYS = (
-    ("text_config", "hidden_size"),
-    ("text_config", "vocab_size"),
-    ("text_config", "max_position_embeddings"),
-    ("vision_config", "hidden_size"),
-    (None, "projection_dim"),
-)
-
-
-def _clip_dimension(config: dict, section: str | None, key: str) -> Any:
-    source = config if section is None else config.get(section) or {}
-    return source.get(key)
 
 
 class PromptCLIPPreTrainedModel(PreTrainedModel):
@@ -208,7 +184,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         if isinstance(clip_model, (str, os.PathLike)):
             source = os.fspath(clip_model)
             clip_model = CLIPModel.from_pretrained(
-                resolve_base_model(source), dtype=_resolve_dtype(dtype), **hub_kwargs
+                resolve_base_model(source), dtype=resolve_dtype(dtype), **hub_kwargs
             )
         else:
             source = clip_model.config._name_or_path or None
@@ -319,13 +295,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         return self.clip.text_projection.weight.device
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Projected image features `(B, E)`; the frozen image tower runs without autograd."""
+        """Projected image features `(B, E)` (`get_image_features`, through the shared image-tower path
+        of `core/vision.py`); the frozen image tower runs without autograd."""
         vision_trainable = any(m.startswith("vision") for m in self.adapter_clip_modules)
-        projection = self.clip.visual_projection.weight
-        pixel_values = pixel_values.to(device=projection.device, dtype=projection.dtype)
         with torch.set_grad_enabled(vision_trainable and torch.is_grad_enabled()):
-            features = self.clip.get_image_features(pixel_values=pixel_values)
-        return features.pooler_output
+            return encode_image_tokens(self.clip, pixel_values).pooled
 
     def similarity_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """`logit_scale * normalize(image) @ normalize(text).T`: `(B, E) x (K, E) -> (B, K)`."""
@@ -488,10 +462,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         if self.image_processor is not None:
             self.image_processor.save_pretrained(save_directory)
         if push_to_hub:
-            from ..hub import push_adapter_to_hub, save_model_card
-
-            if not os.path.isfile(os.path.join(save_directory, "README.md")):
-                save_model_card(save_directory, self.config)
+            if not os.path.isfile(os.path.join(save_directory, CARD_FILE)):
+                write_model_card(save_directory, self.config)
             repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
             push_adapter_to_hub(
                 save_directory,
@@ -582,7 +554,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 "on the loaded model."
             )
         unknown = {
-            k: v for k, v in kwargs.items() if not k.startswith("_") and k not in _IGNORED_LOADING_KWARGS
+            k: v for k, v in kwargs.items() if not k.startswith("_") and k not in IGNORED_LOADING_KWARGS
         }
         path = os.fspath(pretrained_model_name_or_path)
         hub_kwargs = {
@@ -605,11 +577,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 raise TypeError(f"{cls.__name__}.from_pretrained got an unexpected argument {key!r}.")
             setattr(config, key, value)
 
-        clip_model = _load_base_clip(
+        clip_model = load_base_clip(
             config,
             base_model,
             base_model_revision,
-            dtype=_resolve_dtype(dtype),
+            dtype=resolve_dtype(dtype),
             attn_implementation=attn_implementation,
             cache_dir=cache_dir,
             token=token,
@@ -622,12 +594,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             "token": token,
             "local_files_only": local_files_only,
         }
-        tokenizer = _load_component(AutoTokenizer, "tokenizer_config.json", path, hub_kwargs, base)
-        image_processor = _load_component(
+        tokenizer = load_component(AutoTokenizer, "tokenizer_config.json", path, hub_kwargs, base)
+        image_processor = load_component(
             AutoImageProcessor, "preprocessor_config.json", path, hub_kwargs, base
         )
         model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
-        model.load_adapter(_adapter_file(path, hub_kwargs))
+        model.load_adapter(adapter_file(path, hub_kwargs))
         if device_map == "auto":
             if torch.cuda.is_available():
                 model.to("cuda")
@@ -637,123 +609,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
 
     def load_adapter(self, weights_file: str | os.PathLike) -> None:
         """Load adapter tensors from a safetensors file, refusing missing, extra or misshapen ones."""
-        try:
-            state_dict = load_file(os.fspath(weights_file))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise AdapterLoadError(
-                f"The adapter file {weights_file} is corrupt or not a safetensors file ({error}). "
-                "Save it again with model.save_pretrained(folder) or download it again "
-                "(force_download=True)."
-            ) from error
-        self.load_adapter_state_dict(state_dict, source=os.fspath(weights_file))
+        self.load_adapter_state_dict(read_adapter_file(weights_file), source=os.fspath(weights_file))
 
     def load_adapter_state_dict(
         self, state_dict: dict[str, torch.Tensor], source: str = "state dict"
     ) -> None:
-        expected = self.adapter_state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(expected))
-        if missing or unexpected:
-            raise AdapterLoadError(
-                f"The adapter in {source} does not fit {type(self).__name__}: "
-                f"missing tensors {missing or 'none'}, unexpected tensors {unexpected or 'none'}. "
-                "Was it saved by a different method or configuration?"
-            )
-        for key, tensor in state_dict.items():
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise AdapterLoadError(
-                    f"Adapter tensor {key!r} in {source} has shape {tuple(tensor.shape)}, but this model "
-                    f"expects {tuple(expected[key].shape)}. The adapter was trained for a different base "
-                    "model or class list; load it on the base model recorded in its config."
-                )
+        check_adapter_tensors(self.adapter_state_dict(), state_dict, source, type(self).__name__)
         self.load_state_dict(state_dict, strict=False)
         self._text_cache.clear()
-
-
-def check_base_compatibility(config: PromptCLIPConfig, base_clip_config: dict, base_name: str) -> None:
-    """Refuse a base CLIP whose dimensions differ from those the adapter was built for."""
-    if config.clip_config is None:
-        return
-    mismatches = []
-    for section, key in _CLIP_SHAPE_KEYS:
-        want = _clip_dimension(config.clip_config, section, key)
-        have = _clip_dimension(base_clip_config, section, key)
-        if want is not None and have is not None and want != have:
-            label = f"{section}.{key}" if section else key
-            mismatches.append(f"{label}: adapter {want}, base {have}")
-    if mismatches:
-        raise AdapterLoadError(
-            f"The adapter was built for a CLIP of other dimensions than {base_name} ("
-            + "; ".join(mismatches)
-            + f"). Load it on its own base model ({config.base_model_name_or_path!r})."
-        )
-
-
-def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str) and dtype != "auto":
-        return getattr(torch, dtype)
-    return dtype
-
-
-def _load_base_clip(
-    config: PromptCLIPConfig,
-    base_model: str | os.PathLike | CLIPModel | None,
-    base_model_revision: str | None,
-    **loading_kwargs,
-) -> CLIPModel:
-    if isinstance(base_model, CLIPModel):
-        check_base_compatibility(config, base_model.config.to_dict(), "the given base_model")
-        return base_model
-    if base_model is not None:
-        source, revision = os.fspath(base_model), base_model_revision
-    else:
-        source = config.base_model_name_or_path
-        revision = base_model_revision or config.base_model_revision
-    if not source:
-        raise AdapterLoadError(
-            "The adapter's config names no base model (base_model_name_or_path is empty); pass "
-            "base_model='openai/clip-vit-base-patch16' (or the base it was trained on)."
-        )
-    loading_kwargs = {k: v for k, v in loading_kwargs.items() if v is not None}
-    try:
-        clip_model = CLIPModel.from_pretrained(
-            resolve_base_model(source), revision=revision, **loading_kwargs
-        )
-    except OSError as error:
-        raise AdapterLoadError(
-            f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): {error}. "
-            "Check the id and your network/cache, or pass base_model= a local copy."
-        ) from error
-    check_base_compatibility(config, clip_model.config.to_dict(), repr(source))
-    return clip_model
-
-
-def _file_in(path: str, filename: str, hub_kwargs: dict) -> str | None:
-    return cached_file(
-        path,
-        filename,
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-        **hub_kwargs,
-    )
-
-
-def _load_component(auto_class, marker_file: str, path: str, hub_kwargs: dict, base: dict):
-    """Load a tokenizer/image processor from the adapter folder, else from the base model."""
-    if _file_in(path, marker_file, hub_kwargs):
-        return auto_class.from_pretrained(path, **{k: v for k, v in hub_kwargs.items() if v is not None})
-    base_kwargs = {k: v for k, v in base.items() if k != "source" and v}
-    return auto_class.from_pretrained(resolve_base_model(base["source"]), **base_kwargs)
-
-
-def _adapter_file(path: str, hub_kwargs: dict) -> str:
-    resolved = _file_in(path, SAFE_WEIGHTS_NAME, hub_kwargs)
-    if resolved is None:
-        raise AdapterLoadError(
-            f"No adapter weights file {SAFE_WEIGHTS_NAME!r} in {path!r}"
-            + (f" (subfolder {hub_kwargs['subfolder']!r})" if hub_kwargs.get("subfolder") else "")
-            + ". Save the adapter with model.save_pretrained(folder), or check the repository id."
-        )
-    return resolved

@@ -8,6 +8,7 @@ cards and reports say about each one (`MethodInfo`). Nothing outside a method's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from transformers import (
     AutoConfig,
@@ -16,8 +17,9 @@ from transformers import (
     AutoModelForZeroShotImageClassification,
 )
 
-from .configuration import PromptCLIPConfig
-from .modeling import PromptCLIPPreTrainedModel
+if TYPE_CHECKING:  # the registry only stores classes: it imports no model code
+    from .configuration import PromptCLIPConfig
+    from .modeling import PromptCLIPPreTrainedModel
 
 AUTO_MODEL_CLASSES = (AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification)
 
@@ -86,6 +88,17 @@ def get_method(name: str) -> tuple[type[PromptCLIPConfig], type[PromptCLIPPreTra
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; available: {list(METHODS)}.")
     return METHODS[name]
+
+
+def method_of(config: PromptCLIPConfig) -> str:
+    """The registered method key of `config` (`"coop"` for a `CoOpConfig`)."""
+    for name, (config_class, _) in METHODS.items():
+        if config_class.model_type == config.model_type:
+            return name
+    raise ValueError(
+        f"No registered method has model_type {config.model_type!r}; registered: {list(METHODS)}. "
+        "Import the method's module (or `hf_prompt_clip`) first."
+    )
 
 
 def method_info(name: str) -> MethodInfo:

@@ -1,5 +1,8 @@
 """Sharing adapters on the Hugging Face Hub: model cards with measured results, and pushing folders.
 
+Pushing and the card itself are adapter I/O (`hf_prompt_clip.core.push`, `core.model_card`); this
+package adds the measured results, which need the evaluation layer.
+
     from hf_prompt_clip.hub import push_adapter_to_hub, save_model_card
     model.save_pretrained("coop-eurosat")
     args = dataclasses.asdict(training_config)  # training_args is a dict
@@ -9,6 +12,7 @@
 See docs/reports.md.
 """
 
+from ..core.push import check_adapter_folder, push_adapter_to_hub
 from .model_card import (
     SELECTION_FILE,
     build_model_card,
@@ -16,7 +20,6 @@ from .model_card import (
     method_of,
     save_model_card,
 )
-from .push import check_adapter_folder, push_adapter_to_hub
 
 __all__ = [
     "SELECTION_FILE",

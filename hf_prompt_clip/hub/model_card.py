@@ -1,4 +1,7 @@
-"""Model cards for saved adapters: Hub metadata (`model-index` of measured results) and a readable README.
+"""Model cards with measured results: evaluation results -> `model-index` entries and a results table.
+
+The card itself (metadata, README template) is `hf_prompt_clip.core.model_card`; this layer adds what
+needs the evaluation code: the results table beside the papers' numbers and the `EvalResult`s.
 
 Example:
     >>> model.save_pretrained("coop-eurosat")
@@ -7,27 +10,26 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-from importlib import resources
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
-from transformers import AutoConfig
+from huggingface_hub import EvalResult, ModelCard
 
 from ..core.configuration import PromptCLIPConfig
-from ..core.modeling import resolve_base_model
-from ..core.registry import CLIP_CITATION, METHODS, method_info
+from ..core.model_card import CARD_FILE, SELECTION_FILE, method_options, write_model_card
+from ..core.model_card import build_model_card as _build_card
+from ..core.registry import method_of
 from ..evaluate.report import PROTOCOLS, check_results, results_table
 
-SELECTION_FILE = "few_shot_selection.json"
-"""Name of the few-shot selection record inside an adapter folder."""
-
-CARD_FILE = "README.md"
-TEMPLATE = "adapter_card.md"
-MAX_LISTED_CLASSES = 20
+__all__ = [
+    "CARD_FILE",
+    "SELECTION_FILE",
+    "build_model_card",
+    "eval_results_from",
+    "method_of",
+    "method_options",
+    "save_model_card",
+]
 
 METRIC_DESCRIPTIONS: dict[str, str] = {
     "accuracy": "accuracy",
@@ -35,50 +37,6 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "new": "new accuracy",
     "hm": "harmonic mean",
 }
-
-
-# ---------------------------------------------------------------------------------------- config facts
-
-
-def method_of(config: PromptCLIPConfig) -> str:
-    """The registered method key of `config` (`"coop"` for a `CoOpConfig`)."""
-    for name, (config_class, _) in METHODS.items():
-        if config_class.model_type == config.model_type:
-            return name
-    raise ValueError(
-        f"No registered method has model_type {config.model_type!r}; registered: {sorted(METHODS)}. "
-        "Import the method's module (or `hf_prompt_clip`) before building its card."
-    )
-
-
-def method_options(config: PromptCLIPConfig) -> dict:
-    """The method's own config fields (those a `PromptCLIPConfig` does not have) and their values."""
-    shared = {field.name for field in dataclasses.fields(PromptCLIPConfig)}
-    return {
-        field.name: getattr(config, field.name)
-        for field in dataclasses.fields(type(config))
-        if field.name not in shared
-    }
-
-
-def _hub_model_id(name: str | None) -> str | None:
-    """`name` if it can be a Hub model id (the `base_model` metadata must be one), else `None`."""
-    if not name or os.path.isdir(name) or resolve_base_model(name) != name:  # a folder or a shipped model
-        return None
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return None
-    return name
-
-
-def _class_preview(class_names: list[str]) -> str:
-    shown = ", ".join(class_names[:MAX_LISTED_CLASSES])
-    hidden = len(class_names) - MAX_LISTED_CLASSES
-    return f"{shown}, … ({hidden} more)" if hidden > 0 else shown
-
-
-# ---------------------------------------------------------------------------------------- metadata
 
 
 def _metric_name(result: dict, key: str) -> str:
@@ -121,39 +79,14 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
     return evals
 
 
-def _card_data(
-    config: PromptCLIPConfig, method: str, results: list[dict], model_name: str, license: str
-) -> ModelCardData:
-    base_model = _hub_model_id(config.base_model_name_or_path)
-    evals = eval_results_from(results)
-    return ModelCardData(
-        library_name="hf_prompt_clip",
-        base_model=base_model,
-        base_model_relation="adapter" if base_model else None,
-        tags=[method, "clip", "prompt-learning", "image-classification"],
-        pipeline_tag="image-classification",
-        license=license,
-        metrics=["accuracy"] if evals else None,
-        eval_results=evals or None,
-        model_name=model_name if evals else None,
-    )
-
-
-# ---------------------------------------------------------------------------------------- card
-
-
-def _selection_summary(selection: dict) -> dict:
+def _formatted(results: list[dict] | None) -> dict:
+    """The card arguments that carry `results` (evaluation schema)."""
+    results = check_results(results or [])
     return {
-        "benchmark": selection.get("benchmark") or "unregistered data",
-        "split": selection.get("split"),
-        "seed": selection.get("seed"),
-        "shots": selection.get("shots"),
-        "examples": len(selection.get("ids", [])),
+        "results_markdown": results_table(results) if results else None,
+        "eval_results": eval_results_from(results),
+        "synthetic": any(result.get("synthetic") for result in results),
     }
-
-
-def _template() -> str:
-    return (resources.files("hf_prompt_clip") / "model_cards" / TEMPLATE).read_text(encoding="utf-8")
 
 
 def build_model_card(
@@ -161,13 +94,9 @@ def build_model_card(
     training_args: dict | None = None,
     results: list[dict] | None = None,
     selection: dict | None = None,
-    *,
-    repo_id: str | None = None,
-    model_name: str | None = None,
-    license: str = "apache-2.0",
-    selection_file: str | None = None,
+    **card_kwargs,
 ) -> ModelCard:
-    """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
+    """The model card of an adapter with its measured results.
 
     Args:
         config: the adapter's config (method, base model id and revision, classes).
@@ -175,47 +104,10 @@ def build_model_card(
         results: result dicts of the evaluation schema (see `hf_prompt_clip.evaluate.report`); their
             means become the `model-index` and a table beside the papers' numbers.
         selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
-        repo_id: Hub id (or folder) shown in the loading example; defaults to `model_name`.
-        model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
-        license: license id of the adapter.
-        selection_file: name of the full selection record in the repository, linked when given.
-
-    Returns:
-        A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
-        is a Hub id), `base_model_relation: adapter` and the measured results.
+        **card_kwargs: `repo_id`, `model_name`, `license`, `selection_file`
+            (`hf_prompt_clip.core.model_card.build_model_card`).
     """
-    method = method_of(config)
-    info = method_info(method)
-    results = check_results(results or [])
-    base = config.base_model_name_or_path or "unknown"
-    model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
-    class_names = config.class_names or []
-    citations = list(dict.fromkeys([info.citation, CLIP_CITATION]))
-    return ModelCard.from_template(
-        _card_data(config, method, results, model_name, license),
-        template_str=_template(),
-        model_name=model_name,
-        repo_id=repo_id or model_name,
-        method_title=info.title,
-        method_paper=info.paper,
-        learned=info.learned,
-        frozen_base=info.frozen_base,
-        model_type=config.model_type,
-        base_model_path=base,
-        base_model_revision=config.base_model_revision,
-        num_classes=len(class_names),
-        class_preview=_class_preview(class_names),
-        example_labels=json.dumps(class_names[:2] or ["cat", "dog"], ensure_ascii=False),
-        # hand-written templates are the hypothesis; a learned prompt takes the bare class name
-        hypothesis_template=(getattr(config, "templates", None) or ["{}"])[0],
-        method_config=method_options(config),
-        training_args=training_args,
-        selection=_selection_summary(selection) if selection else None,
-        selection_file=selection_file,
-        results_table=results_table(results) if results else None,
-        synthetic=any(result.get("synthetic") for result in results),
-        citations=[citation for citation in citations if citation],
-    )
+    return _build_card(config, training_args, selection, **_formatted(results), **card_kwargs)
 
 
 def save_model_card(
@@ -226,28 +118,9 @@ def save_model_card(
     selection: dict | None = None,
     **card_kwargs,
 ) -> Path:
-    """Write the adapter's model card as `README.md` into its saved folder and return the path.
+    """Write the adapter's model card, with its measured results, as `README.md` into its folder.
 
     `config` defaults to the folder's `config.json`; `selection` to its `few_shot_selection.json`,
     which the card then links. Other keyword arguments go to `build_model_card`.
     """
-    folder = Path(folder)
-    if config is None:
-        config = _load_config(folder)
-    record = folder / SELECTION_FILE
-    if record.is_file():
-        card_kwargs.setdefault("selection_file", SELECTION_FILE)
-        if selection is None:
-            selection = json.loads(record.read_text(encoding="utf-8"))
-    card = build_model_card(config, training_args, results, selection, **card_kwargs)
-    path = folder / CARD_FILE
-    card.save(path)
-    return path
-
-
-def _load_config(folder: Path) -> PromptCLIPConfig:
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{folder} has no config.json: pass `config=` or save the model there first (`model.save_pretrained`)."
-        )
-    return AutoConfig.from_pretrained(folder)
+    return write_model_card(folder, config, training_args, selection, **_formatted(results), **card_kwargs)

@@ -1,0 +1,190 @@
+"""Model cards of saved adapters: Hub metadata and a README saying what the adapter is and how to load it.
+
+Saving an adapter folder (`save_pretrained(push_to_hub=True)`, `push_to_hub`) writes one, so the card
+lives with the adapter I/O on the ground floor. Measured results arrive already formatted (a markdown
+table and `EvalResult` entries): `hf_prompt_clip.hub.save_model_card` turns evaluation results into
+them, so nothing here needs the evaluation layer.
+
+Example:
+    >>> model.save_pretrained("coop-eurosat")
+    >>> write_model_card("coop-eurosat", model.config, training_args={"lr": 0.002})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from transformers import AutoConfig
+
+from .configuration import PromptCLIPConfig
+from .loading import resolve_base_model
+from .registry import CLIP_CITATION, method_info, method_of
+
+SELECTION_FILE = "few_shot_selection.json"
+"""Name of the few-shot selection record inside an adapter folder."""
+
+CARD_FILE = "README.md"
+TEMPLATE = "adapter_card.md"
+MAX_LISTED_CLASSES = 20
+
+
+def method_options(config: PromptCLIPConfig) -> dict:
+    """The method's own config fields (those a `PromptCLIPConfig` does not have) and their values."""
+    shared = {field.name for field in dataclasses.fields(PromptCLIPConfig)}
+    return {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(type(config))
+        if field.name not in shared
+    }
+
+
+def _hub_model_id(name: str | None) -> str | None:
+    """`name` if it can be a Hub model id (the `base_model` metadata must be one), else `None`."""
+    if not name or os.path.isdir(name) or resolve_base_model(name) != name:  # a folder or a shipped model
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name
+
+
+def _class_preview(class_names: list[str]) -> str:
+    shown = ", ".join(class_names[:MAX_LISTED_CLASSES])
+    hidden = len(class_names) - MAX_LISTED_CLASSES
+    return f"{shown}, … ({hidden} more)" if hidden > 0 else shown
+
+
+def _card_data(
+    config: PromptCLIPConfig, method: str, evals: list[EvalResult], model_name: str, license: str
+) -> ModelCardData:
+    base_model = _hub_model_id(config.base_model_name_or_path)
+    return ModelCardData(
+        library_name="hf_prompt_clip",
+        base_model=base_model,
+        base_model_relation="adapter" if base_model else None,
+        tags=[method, "clip", "prompt-learning", "image-classification"],
+        pipeline_tag="image-classification",
+        license=license,
+        metrics=["accuracy"] if evals else None,
+        eval_results=evals or None,
+        model_name=model_name if evals else None,
+    )
+
+
+def _selection_summary(selection: dict) -> dict:
+    return {
+        "benchmark": selection.get("benchmark") or "unregistered data",
+        "split": selection.get("split"),
+        "seed": selection.get("seed"),
+        "shots": selection.get("shots"),
+        "examples": len(selection.get("ids", [])),
+    }
+
+
+def _template() -> str:
+    return (resources.files("hf_prompt_clip") / "model_cards" / TEMPLATE).read_text(encoding="utf-8")
+
+
+def build_model_card(
+    config: PromptCLIPConfig,
+    training_args: dict | None = None,
+    selection: dict | None = None,
+    *,
+    results_markdown: str | None = None,
+    eval_results: list[EvalResult] | None = None,
+    synthetic: bool = False,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    license: str = "apache-2.0",
+    selection_file: str | None = None,
+) -> ModelCard:
+    """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
+
+    Args:
+        config: the adapter's config (method, base model id and revision, classes).
+        training_args: training settings to list (optimizer, lr, epochs, ...), shown as a table.
+        selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
+        results_markdown: the measured results as a markdown table (`evaluate.report.results_table`).
+        eval_results: the same results as `model-index` entries.
+        synthetic: whether some results were measured on the synthetic world (the card says so).
+        repo_id: Hub id (or folder) shown in the loading example; defaults to `model_name`.
+        model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
+        license: license id of the adapter.
+        selection_file: name of the full selection record in the repository, linked when given.
+
+    Returns:
+        A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
+        is a Hub id), `base_model_relation: adapter` and the measured results.
+    """
+    method = method_of(config)
+    info = method_info(method)
+    base = config.base_model_name_or_path or "unknown"
+    model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
+    class_names = config.class_names or []
+    citations = list(dict.fromkeys([info.citation, CLIP_CITATION]))
+    return ModelCard.from_template(
+        _card_data(config, method, eval_results or [], model_name, license),
+        template_str=_template(),
+        model_name=model_name,
+        repo_id=repo_id or model_name,
+        method_title=info.title,
+        method_paper=info.paper,
+        learned=info.learned,
+        frozen_base=info.frozen_base,
+        model_type=config.model_type,
+        base_model_path=base,
+        base_model_revision=config.base_model_revision,
+        num_classes=len(class_names),
+        class_preview=_class_preview(class_names),
+        example_labels=json.dumps(class_names[:2] or ["cat", "dog"], ensure_ascii=False),
+        # hand-written templates are the hypothesis; a learned prompt takes the bare class name
+        hypothesis_template=(getattr(config, "templates", None) or ["{}"])[0],
+        method_config=method_options(config),
+        training_args=training_args,
+        selection=_selection_summary(selection) if selection else None,
+        selection_file=selection_file,
+        results_table=results_markdown,
+        synthetic=synthetic,
+        citations=[citation for citation in citations if citation],
+    )
+
+
+def write_model_card(
+    folder: str | os.PathLike,
+    config: PromptCLIPConfig | None = None,
+    training_args: dict | None = None,
+    selection: dict | None = None,
+    **card_kwargs,
+) -> Path:
+    """Write the adapter's model card as `README.md` into its saved folder and return the path.
+
+    `config` defaults to the folder's `config.json`; `selection` to its `few_shot_selection.json`,
+    which the card then links. Other keyword arguments go to `build_model_card`.
+    """
+    folder = Path(folder)
+    if config is None:
+        config = _load_config(folder)
+    record = folder / SELECTION_FILE
+    if record.is_file():
+        card_kwargs.setdefault("selection_file", SELECTION_FILE)
+        if selection is None:
+            selection = json.loads(record.read_text(encoding="utf-8"))
+    card = build_model_card(config, training_args, selection, **card_kwargs)
+    path = folder / CARD_FILE
+    card.save(path)
+    return path
+
+
+def _load_config(folder: Path) -> PromptCLIPConfig:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} has no config.json: pass `config=` or save the model there first (`model.save_pretrained`)."
+        )
+    return AutoConfig.from_pretrained(folder)
