@@ -1,11 +1,16 @@
-"""Benchmark: the exact fast text engine against the straightforward reference path.
+"""Benchmark: the exact fast text engine (and PLOT's Sinkhorn) against the straightforward reference path.
 
 Builds CLIP ViT-B/16 at its published dimensions (random weights: speed does not depend on the
 values), uses real class names from the package registry (ImageNet 1000, Flowers102, Pets)
 tokenised with the real CLIP tokenizer, and measures in one run, on the same inputs:
 
-- train steps (text side forward + backward, from given image features) of CoOp and CoCoOp;
-- evaluation of CoCoOp over 1000 classes (images/s) and CoOp's class-feature encoding;
+- train steps (text side forward + backward, from given image features) of CoOp, CoCoOp, PLOT and
+  PLOT++ (PLOT: N = 4 contexts of 16 tokens against 196 patch features; PLOT++: 4 phrase-started
+  contexts against 4 prompted CLS features; the reference path runs every prompt over 77 positions
+  and the authors' Sinkhorn loop, which waits for the host every iteration);
+- evaluation of CoCoOp over 1000 classes (images/s), CoOp's and PLOT's class-feature encoding, and
+  PLOT's per-batch transport over 1000 classes with cached text features;
+- for PLOT, the share of the step spent in Sinkhorn and its iteration count;
 - peak memory (CUDA max allocated on GPU; on CPU the peak resident set of a fresh subprocess
   above its level after building the model);
 - the token-count lower bound: positions that must be encoded (each prefix once + every suffix
@@ -16,9 +21,10 @@ machine (CoOp K=1000 training needs ~37 GB of fp32 activations), it runs on a sm
 (fewer classes or images) and the fast path is measured on that same problem too, so the ratio
 is always measured on identical inputs; the full-size fast result is reported beside it and the
 reference time at full size is extrapolated linearly (its cost is exactly linear in K and B),
-marked as such.
+marked as such. Rows of cases not run keep their earlier values in the results file.
 
     python bench/text_engine.py --tokenizer path/to/clip-tokenizer             # CPU, a local copy
+    python bench/text_engine.py --cases plot_train_flowers plot_infer_imagenet  # some cases only
     python bench/text_engine.py --device cuda --dtype bfloat16 --full-reference  # GPU
 """
 
@@ -41,14 +47,46 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
 
-# (name, method, class list, n_ctx, images per step, mode, reference size on CPU as (K, B))
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: a method on a class list, `images` per step, and the size at which the
+    reference path runs on a CPU (`(K, B)`)."""
+
+    method: str
+    source: str
+    images: int
+    mode: str  # "train": text side forward + backward; "eval": class features once; "infer": logits
+    reference_size: tuple[int, int]
+    options: tuple[tuple[str, object], ...] = ()
+
+
+PLOTPP_FLOWERS = (
+    "a photo of a flower",
+    "one picture of a flower",
+    "this is flower picture of",
+    "one picture of a flower",
+)
 CASES = {
-    "coop_train_imagenet": ("coop", "imagenet", 16, 32, "train", (250, 32)),
-    "cocoop_train_flowers": ("cocoop", "oxford_flowers", 4, 8, "train", (102, 2)),
-    "cocoop_train_pets": ("cocoop", "oxford_pets", 4, 8, "train", (37, 4)),
-    "cocoop_eval_imagenet": ("cocoop", "imagenet", 4, 8, "eval", (1000, 1)),
-    "coop_eval_imagenet": ("coop", "imagenet", 16, 0, "eval", (1000, 0)),
+    "coop_train_imagenet": Case(
+        "coop", "imagenet", 32, "train", (250, 32), (("n_ctx", 16), ("ctx_init", None))
+    ),
+    "cocoop_train_flowers": Case("cocoop", "oxford_flowers", 8, "train", (102, 2)),
+    "cocoop_train_pets": Case("cocoop", "oxford_pets", 8, "train", (37, 4)),
+    "cocoop_eval_imagenet": Case("cocoop", "imagenet", 8, "eval", (1000, 1)),
+    "coop_eval_imagenet": Case("coop", "imagenet", 0, "eval", (1000, 0), (("n_ctx", 16), ("ctx_init", None))),
+    "plot_train_flowers": Case("plot", "oxford_flowers", 32, "train", (26, 32)),
+    "plot_train_flowers_fixed100": Case(
+        "plot", "oxford_flowers", 32, "train", (26, 32), (("sinkhorn_stop", "fixed"),)
+    ),
+    "plotpp_train_flowers": Case(
+        "plotpp", "oxford_flowers", 32, "train", (26, 32), (("ctx_inits", PLOTPP_FLOWERS),)
+    ),
+    "plot_eval_imagenet": Case("plot", "imagenet", 0, "eval", (250, 0)),
+    "plot_infer_imagenet": Case("plot", "imagenet", 8, "infer", (1000, 8)),
 }
+#: Local features per image of the PLOT cases: ViT-B/16 patch tokens (PLOT), prompted CLS features (PLOT++).
+LOCAL_FEATURES = {"plot": 196, "plotpp": 4}
 
 
 @dataclass
@@ -62,6 +100,8 @@ class Measurement:
     peak_memory_mb: float
     encoded_tokens: int
     reference_tokens: int
+    sinkhorn_s: float = 0.0  # median time in Sinkhorn per repetition (PLOT)
+    sinkhorn_iterations: int = 0
 
 
 def class_names(source: str) -> tuple[list[str], list[str]]:
@@ -142,22 +182,54 @@ def token_counts(layout, prefixes: int) -> tuple[int, int]:
     return prefixes * (shared + suffix), prefixes * layout.num_prompts * layout.input_ids.shape[1]
 
 
+def model_token_counts(model, prefixes: int) -> tuple[int, int]:
+    """`token_counts` over a model's prompt layouts (PLOT: one per context length)."""
+    if hasattr(model, "solve_transport"):  # PLOT: N contexts, one layout per context length
+        counts = [
+            token_counts(model.prompt_layout(length), len(sets)) for length, sets in model._length_groups()
+        ]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return token_counts(model.prompt_layout, prefixes)
+
+
+class SinkhornTimer:
+    """Wraps `model.solve_transport` (PLOT) to time it, synchronising on CUDA, and read its iterations."""
+
+    def __init__(self, model, device: str):
+        self.seconds, self.iterations = 0.0, 0
+        solve = model.solve_transport
+
+        def timed(similarity):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            result = solve(similarity)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            self.seconds += time.perf_counter() - start
+            self.iterations = result.iterations
+            return result
+
+        model.solve_transport = timed
+
+
 def run_one(args) -> Measurement:
     from transformers import AutoTokenizer, CLIPModel
 
-    from hf_prompt_clip import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel
+    from hf_prompt_clip.core.registry import get_method
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    method, source, n_ctx, _, mode, _ = CASES[args.case]
+    case = CASES[args.case]
     device, dtype = args.device, getattr(torch, args.dtype)
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     clip = CLIPModel(vit_b16_config(tokenizer)).to(device=device, dtype=dtype).eval()
-    labels, prompts = class_names(source)
+    labels, prompts = class_names(case.source)
     names, prompt_names = labels[: args.classes], prompts[: args.classes]
-    config_class, model_class = (CoOpConfig, CoOpModel) if method == "coop" else (CoCoOpConfig, CoCoOpModel)
-    options = {"n_ctx": n_ctx, "ctx_init": None} if method == "coop" else {"ctx_init": "a photo of a"}
+    config_class, model_class = get_method(case.method)
+    options = {"ctx_init": "a photo of a"} if case.method == "cocoop" else {}
+    options.update({key: list(value) if isinstance(value, tuple) else value for key, value in case.options})
     config = config_class(
         clip_config=clip.config.to_dict(),
         class_names=names,
@@ -166,22 +238,40 @@ def run_one(args) -> Measurement:
         **options,
     )
     model = model_class(config, clip_model=clip, tokenizer=tokenizer).to(device)
-    features = torch.nn.functional.normalize(torch.randn(max(args.images, 1), 512, device=device), dim=-1)
+    plot = hasattr(model, "solve_transport")
+    timer = SinkhornTimer(model, device) if plot else None
+    if plot:
+        model.set_training_stage(model.training_stages()[-1])  # PLOT++: the joint stage (text learns)
+    batch = max(args.images, 1)
+    features = torch.nn.functional.normalize(torch.randn(batch, 512, device=device), dim=-1)
+    local = torch.randn(batch, LOCAL_FEATURES.get(case.method, 1), 512, device=device)
     labels = torch.arange(args.images, device=device) % len(names)
     autocast = torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32)
 
+    # inference measures the per-batch transport only: class text features are given, as the cache does
+    given_text = torch.randn(config.n_prompts, len(names), 512, device=device) if plot else None
+
+    def logits():
+        if plot:
+            text = given_text if case.mode == "infer" else model.prompt_text_features()
+            return model.logits_from_features(features, local, text)
+        return model.logits_from_image_features(features)
+
     def step():
-        if mode == "train":
+        if case.mode == "train":
             model.zero_grad(set_to_none=True)
             with autocast:
-                logits = model.logits_from_image_features(features)
-            torch.nn.functional.cross_entropy(logits.float(), labels % logits.shape[1]).backward()
-        elif method == "coop":
+                scores = logits()
+            torch.nn.functional.cross_entropy(scores.float(), labels % scores.shape[1]).backward()
+        elif case.mode == "eval" and plot:
+            with torch.no_grad(), autocast:
+                model.encode_prompts(model.context)
+        elif case.mode == "eval" and case.method == "coop":
             with torch.no_grad(), autocast:
                 model._compute_class_text_features()
-        else:
+        else:  # CoCoOp evaluation, PLOT inference
             with torch.no_grad(), autocast:
-                model.logits_from_image_features(features)
+                logits()
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -193,13 +283,16 @@ def run_one(args) -> Measurement:
         for _ in range(args.warmup):
             step()
     baseline = reset_peak_memory(device)
-    times = []
+    times, sinkhorn_times = [], []
     for _ in range(args.reps):
+        if timer:
+            timer.seconds = 0.0
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    prefixes = args.images if method == "cocoop" else 1
-    encoded, reference = token_counts(model.prompt_layout, prefixes)
+        sinkhorn_times.append(timer.seconds if timer else 0.0)
+    prefixes = args.images if case.method == "cocoop" else 1
+    encoded, reference = model_token_counts(model, prefixes)
     return Measurement(
         case=args.case,
         path=args.path,
@@ -210,6 +303,8 @@ def run_one(args) -> Measurement:
         peak_memory_mb=peak_memory(device) - baseline,
         encoded_tokens=encoded,
         reference_tokens=reference,
+        sinkhorn_s=statistics.median(sinkhorn_times),
+        sinkhorn_iterations=timer.iterations if timer else 0,
     )
 
 
@@ -252,14 +347,26 @@ def flops_per_token(layers: int = 12, width: int = 512) -> float:
     return 2 * layers * 12 * width * width
 
 
+def _ideal(row: dict) -> str:
+    """The token-count bound on the speed-up (inference rows encode no text: none)."""
+    return "—" if row["mode"] == "infer" else f"{row['ideal_speedup']:.1f}x"
+
+
+def _sinkhorn_share(measurement: dict) -> str:
+    if not measurement.get("sinkhorn_iterations"):
+        return "—"
+    share = 100 * measurement["sinkhorn_s"] / measurement["median_s"]
+    return f"{share:.0f}% ({measurement['sinkhorn_iterations']} it.)"
+
+
 def report(rows: list[dict], args) -> str:
     lines = [
         f"Device: {args.device_name}; dtype {args.dtype}; torch {torch.__version__}; "
         f"threads {args.threads or torch.get_num_threads()}; tokenizer {args.tokenizer}.",
         "",
         "| case | K | B | reference s | fast s | speed-up (same inputs) | ideal (tokens) | "
-        "fast at full size s | speed-up at full size | peak MB ref / fast |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "fast at full size s | speed-up at full size | peak MB ref / fast | Sinkhorn share ref / fast |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         full = row["full_fast"]
@@ -267,12 +374,20 @@ def report(rows: list[dict], args) -> str:
         lines.append(
             f"| {row['case']} | {row['reference']['classes']} | {row['reference']['images']} | "
             f"{row['reference']['median_s']:.2f} | {row['fast']['median_s']:.3f} | "
-            f"**{row['speedup']:.1f}x** | {row['ideal_speedup']:.1f}x | "
+            f"**{row['speedup']:.1f}x** | {_ideal(row)} | "
             f"{full['median_s']:.3f} (K={full['classes']}, B={full['images']}) | "
             f"{row['speedup_full']:.1f}x{extrapolated} | "
-            f"{row['reference']['peak_memory_mb']:.0f} / {row['fast']['peak_memory_mb']:.0f} |"
+            f"{row['reference']['peak_memory_mb']:.0f} / {row['fast']['peak_memory_mb']:.0f} | "
+            f"{_sinkhorn_share(row['reference'])} / {_sinkhorn_share(full)} |"
         )
     return "\n".join(lines)
+
+
+def _earlier_rows(output: Path, measured: list[str]) -> list[dict]:
+    """Rows of the results file for cases not measured in this run (kept, so one table holds all)."""
+    if not output.is_file():
+        return []
+    return [row for row in json.loads(output.read_text())["rows"] if row["case"] not in measured]
 
 
 def main() -> None:
@@ -311,8 +426,10 @@ def main() -> None:
     print(f"Benchmarking on {args.device_name}, dtype {args.dtype}")
     rows = []
     for case in args.cases:
-        _, source, _, images, mode, (reference_classes, reference_images) = CASES[case]
-        classes = len(class_names(source)[0])
+        spec = CASES[case]
+        images, mode = spec.images, spec.mode
+        reference_classes, reference_images = spec.reference_size
+        classes = len(class_names(spec.source)[0])
         if args.full_reference:
             reference_classes, reference_images = classes, images
         reference = spawn(args, case, "reference", reference_classes, reference_images, args.reference_reps)
@@ -339,12 +456,17 @@ def main() -> None:
                 * passes
                 / full.median_s
                 / 1e12,
+                "measured": time.strftime("%Y-%m-%d"),
             }
         )
-    table = report(rows, args)
-    print("\n" + table)
     output = Path(args.output or f"bench/results/text_engine_{args.device}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(
+        _earlier_rows(output, args.cases) + rows,
+        key=lambda row: list(CASES).index(row["case"]) if row["case"] in CASES else len(CASES),
+    )
+    table = report(rows, args)
+    print("\n" + table)
     meta = {
         "device": args.device_name,
         "dtype": args.dtype,

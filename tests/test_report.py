@@ -80,9 +80,16 @@ def test_reference_averages_match_the_papers_and_their_datasets():
         assert statistics.fmean(row["new"] for row in rows) == pytest.approx(average["new"], abs=0.01)
 
 
+@pytest.mark.parametrize("shots", [1, 2, 4, 8, 16])
+def test_plotpp_per_dataset_numbers_average_to_the_papers_averages(shots):
+    rows = [reference_metrics("plotpp", dataset, "few_shot", shots) for dataset in BASE_TO_NEW_DATASETS]
+    average = reference_metrics("plotpp", AVERAGE, "few_shot", shots)["accuracy"]
+    assert statistics.fmean(row["accuracy"] for row in rows) == pytest.approx(average, abs=0.01)
+
+
 def test_reference_lookup_covers_dg_plot_and_mpfgvc_and_answers_none_otherwise():
     assert reference_metrics("cocoop", "imagenet", "domain_generalization")["imagenet_r"] == 76.18
-    assert reference_metrics("plot", AVERAGE, "few_shot", shots=4) == {"accuracy": 76.92}
+    assert reference_metrics("plotpp", AVERAGE, "few_shot", shots=4) == {"accuracy": 76.92}
     assert reference_metrics("mpfgvc", "nabirds", "few_shot", shots=None) == {"accuracy": 91.0}
     assert reference_metrics("mpfgvc", "nabirds", "few_shot", shots=16) is None  # paper: full training set
     assert reference_metrics("coop", "cub200", "base2new") is None

@@ -1,17 +1,18 @@
 """The numbers the papers report (ViT-B/16), as data, for model cards, docs and result tables.
 
 They are what published runs measured, not targets for tests. Base-to-new and domain generalisation
-come from the CoCoOp paper (CLIP, CoOp and CoCoOp rows), few-shot averages from PLOT (PLOT++),
+come from the CoCoOp paper (CLIP, CoOp and CoCoOp rows), few-shot accuracies from PLOT (PLOT++),
 fine-grained accuracies from MP-FGVC (trained on the full training sets). Accuracies are in percent.
 
 Keys follow the results schema of `hf_prompt_clip.evaluate`: methods `"zeroshot"` (CLIP), `"coop"`,
-`"cocoop"`, `"plot"`, `"mpfgvc"`; dataset keys of the benchmark registry; `"average"` for the mean
-over the 11 base-to-new datasets (or the 11 few-shot datasets for PLOT++).
+`"cocoop"`, `"plotpp"`, `"mpfgvc"` (PLOT's paper reports RN50 only, so `"plot"` has no ViT-B/16
+row); dataset keys of the benchmark registry; `"average"` for the mean over the 11 base-to-new
+datasets (or the 11 few-shot datasets for PLOT++).
 
 Example:
     >>> reference_metrics("coop", "dtd", "base2new")
     {'base': 79.44, 'new': 41.18, 'hm': 54.24}
-    >>> reference_metrics("plot", "average", "few_shot", shots=4)
+    >>> reference_metrics("plotpp", "average", "few_shot", shots=4)
     {'accuracy': 76.92}
 """
 
@@ -43,7 +44,7 @@ PAPERS: dict[str, str] = {
     "zeroshot": "CLIP (Radford et al., ICML 2021), as reported by CoCoOp (Zhou et al., CVPR 2022)",
     "coop": "CoOp (Zhou et al., IJCV 2022), as reported by CoCoOp (Zhou et al., CVPR 2022)",
     "cocoop": "CoCoOp (Zhou et al., CVPR 2022)",
-    "plot": "PLOT++ (Chen et al., ICLR 2023)",
+    "plotpp": "PLOT++ (Chen et al., ICLR 2023; per-dataset numbers from the authors' plot-pp README)",
     "mpfgvc": "MP-FGVC (Jiang et al., AAAI 2024), full training sets",
 }
 """Where each method's reference numbers come from."""
@@ -120,8 +121,25 @@ _DOMAIN_GENERALIZATION: dict[str, dict[str, float]] = {
     },
 }
 
-# PLOT++ few-shot accuracy averaged over the 11 datasets, per number of shots.
+# PLOT++ few-shot accuracy averaged over the 11 datasets, per number of shots (paper).
 _PLOT_FEW_SHOT_AVERAGE: dict[int, float] = {1: 70.71, 2: 74.00, 4: 76.92, 8: 79.65, 16: 82.09}
+
+# PLOT++ few-shot accuracy per dataset at 1 / 2 / 4 / 8 / 16 shots (CHENGY12/PLOT, plot-pp/README.md;
+# their mean at 16 shots is the paper's 82.09).
+_PLOT_FEW_SHOT: dict[str, tuple[float, float, float, float, float]] = {
+    "caltech101": (94.34, 94.69, 95.13, 95.51, 96.04),
+    "dtd": (54.57, 56.72, 62.43, 66.49, 71.43),
+    "eurosat": (65.41, 76.80, 83.21, 88.37, 92.00),
+    "fgvc_aircraft": (28.60, 31.14, 35.29, 41.42, 46.74),
+    "oxford_flowers": (80.48, 89.81, 92.93, 95.44, 97.56),
+    "food101": (86.16, 86.33, 86.46, 86.58, 87.11),
+    "imagenet": (66.45, 68.28, 70.40, 71.31, 72.60),
+    "oxford_pets": (91.89, 92.29, 92.55, 93.02, 93.59),
+    "stanford_cars": (68.81, 73.17, 76.25, 81.26, 84.55),
+    "sun397": (66.77, 68.06, 71.73, 73.93, 76.03),
+    "ucf101": (74.31, 76.76, 79.76, 82.80, 85.34),
+}
+_SHOTS: tuple[int, ...] = (1, 2, 4, 8, 16)
 
 # MP-FGVC top-1 accuracy, trained on the full training sets (shots=None).
 _MPFGVC_FULL_DATA: dict[str, float] = {"cub200": 91.8, "nabirds": 91.0, "stanford_dogs": 91.0}
@@ -172,8 +190,12 @@ def _domain_generalization_rows() -> list[ReferenceNumber]:
 
 def _few_shot_rows() -> list[ReferenceNumber]:
     plot = [
-        ReferenceNumber("plot", AVERAGE, "few_shot", shots, {"accuracy": accuracy}, PAPERS["plot"])
+        ReferenceNumber("plotpp", AVERAGE, "few_shot", shots, {"accuracy": accuracy}, PAPERS["plotpp"])
         for shots, accuracy in _PLOT_FEW_SHOT_AVERAGE.items()
+    ] + [
+        ReferenceNumber("plotpp", dataset, "few_shot", shots, {"accuracy": accuracy}, PAPERS["plotpp"])
+        for dataset, accuracies in _PLOT_FEW_SHOT.items()
+        for shots, accuracy in zip(_SHOTS, accuracies)
     ]
     mpfgvc = [
         ReferenceNumber("mpfgvc", dataset, "few_shot", None, {"accuracy": accuracy}, PAPERS["mpfgvc"])
@@ -207,7 +229,7 @@ def reference_metrics(
     """The papers' metrics for (method, dataset, protocol, shots), keyed like the results schema.
 
     Args:
-        method: `"zeroshot"`, `"coop"`, `"cocoop"`, `"plot"` or `"mpfgvc"`.
+        method: `"zeroshot"`, `"coop"`, `"cocoop"`, `"plotpp"` or `"mpfgvc"`.
         dataset: a benchmark key (`"dtd"`, `"imagenet"`, ...) or `"average"`. For domain
             generalisation it is the training dataset (`"imagenet"`); the metrics are keyed by target.
         protocol: `"few_shot"`, `"base2new"`, `"cross_dataset"` or `"domain_generalization"`.

@@ -70,10 +70,10 @@ class PLOTConfig(PromptCLIPConfig):
             iterations, no wait for the host, each image independent of its batch.
         sinkhorn_threshold (`float`, *optional*, defaults to 0.01):
             Threshold of the reference stopping rule.
-        sinkhorn_check_every (`int`, *optional*, defaults to 5):
-            Iterations between host checks of the reference stopping rule (the result is the
-            same for any value; larger means fewer host syncs, more iterations computed past the
-            stopping point).
+        sinkhorn_check_every (`int`, *optional*):
+            Iterations between host checks of the reference stopping rule. The result is the same
+            for any value: larger means fewer waits for the device, more iterations computed past
+            the stopping point. `None`: every iteration on the CPU, every 5 on accelerators.
         stage_epochs (`list[int]`, *optional*):
             Epochs of each training stage; `None` uses the training configuration's epochs in
             every stage (the papers: 50 per stage for PLOT++).
@@ -98,7 +98,7 @@ class PLOTConfig(PromptCLIPConfig):
     sinkhorn_max_iter: int = 100
     sinkhorn_stop: str = "reference"
     sinkhorn_threshold: float = 0.01
-    sinkhorn_check_every: int = 5
+    sinkhorn_check_every: int | None = None
     stage_epochs: list[int] | None = None
     stage_learning_rates: list[float] | None = None
 
@@ -126,9 +126,10 @@ class PLOTConfig(PromptCLIPConfig):
                 "sinkhorn_eps",
                 "sinkhorn_max_iter",
                 "sinkhorn_threshold",
-                "sinkhorn_check_every",
             ),
         )
+        if self.sinkhorn_check_every is not None and self.sinkhorn_check_every < 1:
+            raise ValueError(f"sinkhorn_check_every must be positive, got {self.sinkhorn_check_every}.")
         if self.ctx_inits is not None:
             self.ctx_inits = list(self.ctx_inits)
             if len(self.ctx_inits) != self.n_prompts:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
-from ...core.optimal_transport import sinkhorn, sinkhorn_reference
+from ...core.optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
 from ...core.text import PromptLayout, build_prompt_layout, embed_tokens
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import encode_image_tokens
@@ -190,7 +190,7 @@ class PLOTModel(PromptCLIPPreTrainedModel):
             local = encode_image_tokens(self.clip, pixel_values, self.visual_prompts).pooled
         return local.mean(dim=1), local
 
-    def transport_plan(self, similarity: torch.Tensor) -> torch.Tensor:
+    def solve_transport(self, similarity: torch.Tensor) -> SinkhornResult:
         """Sinkhorn plans `(..., M_v, N)` for similarities `(..., M_v, N)` with the config's settings.
 
         `config.fast=False` runs the authors' linear-domain loop (`sinkhorn_reference`).
@@ -198,16 +198,14 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         config = self.config
         threshold = config.sinkhorn_threshold if config.sinkhorn_stop == "reference" else None
         if config.fast:
-            result = sinkhorn(
+            return sinkhorn(
                 similarity,
                 config.sinkhorn_eps,
                 config.sinkhorn_max_iter,
                 threshold,
                 config.sinkhorn_check_every,
             )
-        else:
-            result = sinkhorn_reference(similarity, config.sinkhorn_eps, config.sinkhorn_max_iter, threshold)
-        return result.plan
+        return sinkhorn_reference(similarity, config.sinkhorn_eps, config.sinkhorn_max_iter, threshold)
 
     @property
     def uses_global_logits(self) -> bool:
@@ -223,7 +221,9 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         `uses_global_logits` (the mean is over the N unnormalised prompt features, as the reference).
         """
         scale = self.clip.logit_scale.exp().float()
-        logits = scale * transport_logits(local_image, prompt_features, self.transport_plan)
+        logits = scale * transport_logits(
+            local_image, prompt_features, lambda s: self.solve_transport(s).plan
+        )
         if self.uses_global_logits:
             logits = logits + self.similarity_logits(global_image, prompt_features.float().mean(dim=0))
         return logits
