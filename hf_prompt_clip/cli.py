@@ -53,6 +53,19 @@ def _option(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+def _shots(text: str) -> int | None:
+    """A positive number of shots, or `all` (the full training set: `None`)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of shots or 'all', got {text!r}")
+    return value
+
+
 def _source(args):
     from .data import CoOpSplitSource, ImageFolderSource
 
@@ -147,7 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--base-revision", default=None, help="a commit, branch or tag of the base model")
     add_data_arguments(train)
-    train.add_argument("--shots", type=int, default=16, help="training images per class")
+    train.add_argument(
+        "--shots",
+        type=_shots,
+        default=16,
+        help="training images per class, or 'all' for the full training set",
+    )
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
     defaults = TrainingConfig()
     train.add_argument(
@@ -291,7 +309,7 @@ def train_command(args) -> list[dict]:
         private=args.private,
         training=training,
     )
-    return run_comparison(config, methods)
+    return run_comparison(config, methods, skip_unsupported=args.all_methods)
 
 
 def evaluate_command(args) -> dict:

@@ -60,7 +60,7 @@ class ExperimentConfig:
     dataset: str = "dtd"
     source: Source | None = None
     dataset_revision: str | None = None
-    shots: int = 16
+    shots: int | None = 16  # None: the full training set
     seeds: Sequence[int] = (1,)
     protocol: str = "base2new"
     targets: Sequence[str] = ()
@@ -78,6 +78,22 @@ class ExperimentConfig:
                 f"resume_from_checkpoint={resume!r} names one seed's checkpoint but {len(self.seeds)} seeds "
                 "run; use 'latest' (each seed resumes from its own last checkpoint)."
             )
+
+
+class ProtocolNotSupportedError(ValueError):
+    """The method (with these options) cannot be evaluated with the requested protocol."""
+
+
+def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -> None:
+    """Refuse protocols that classify other classes than the training ones (base-to-new, cross-dataset,
+    domain generalisation) for methods that learn parameters per training class."""
+    _, model_class = get_method(method)
+    if protocol != "few_shot" and not model_class.can_change_classes(options):
+        raise ProtocolNotSupportedError(
+            f"{method} with these options learns parameters per training class, so it cannot classify "
+            f"the new classes or other datasets that protocol {protocol!r} evaluates; use protocol "
+            "'few_shot' (--protocol few_shot)."
+        )
 
 
 def check_protocol(protocol: str, spec: BenchmarkSpec, targets: Sequence[str] = ()) -> None:
@@ -182,8 +198,10 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     spec = get_benchmark(config.dataset)
     _, model_class = get_method(config.method)
     output = Path(config.output_dir) / f"seed{seed}"
-    train_full = _load(spec, "train", config)
-    train_set, selection = sample_few_shot(train_full, config.shots, seed, benchmark=spec.key)
+    train_set = _load(spec, "train", config)
+    selection = None  # shots=None: the full training set
+    if config.shots is not None:
+        train_set, selection = sample_few_shot(train_set, config.shots, seed, benchmark=spec.key)
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
     names, prompts = class_lists(train_set, spec)
@@ -216,7 +234,8 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     training_args = dataclasses.asdict(training) if training else None
     if accelerator.is_main_process:
         model.save_pretrained(adapter_dir)
-        selection.save(adapter_dir / SELECTION_FILE)
+        if selection is not None:
+            selection.save(adapter_dir / SELECTION_FILE)
         if training_args:
             (adapter_dir / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
     accelerator.wait_for_everyone()
@@ -238,6 +257,7 @@ def run_experiment(
     synchronisation; each seed trains with an Accelerator of its own (its data order is seeded).
     """
     check_method_options([config.method], config.method_options)
+    check_method_protocol(config.method, config.method_options, config.protocol)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
@@ -246,12 +266,10 @@ def run_experiment(
         if write_results:
             write_report([results], config.output_dir)
         for index, run in enumerate(runs):
-            selection = json.loads((Path(run["adapter"]) / SELECTION_FILE).read_text())
-            # the card's loading example names where the adapter is found: the Hub repo, or this folder
+            # the card's loading example names where the adapter is found: the Hub repo, or this folder;
+            # it reads the few-shot record saved beside the adapter
             repo_id = config.push_to_hub if config.push_to_hub and index == 0 else run["adapter"]
-            save_model_card(
-                run["adapter"], run["config"], run["training"], [results], selection, repo_id=repo_id
-            )
+            save_model_card(run["adapter"], run["config"], run["training"], [results], repo_id=repo_id)
         if config.push_to_hub:
             url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
             logger.info("pushed %s to %s", runs[0]["adapter"], url)
@@ -259,13 +277,27 @@ def run_experiment(
     return results
 
 
-def run_comparison(config: ExperimentConfig, methods: Sequence[str]) -> list[dict[str, Any]]:
+def run_comparison(
+    config: ExperimentConfig, methods: Sequence[str], skip_unsupported: bool = False
+) -> list[dict[str, Any]]:
     """The same protocol for several methods side by side (each in `output_dir/<method>`), with
     one combined report in `output_dir`. Options apply to the methods that have them;
-    `config.push_to_hub` publishes the adapter of `config.method`."""
+    `config.push_to_hub` publishes the adapter of `config.method`. With `skip_unsupported`, methods
+    that cannot run the protocol (`check_method_protocol`) are left out with a warning; otherwise
+    they are refused before anything runs."""
     check_method_options(methods, config.method_options)
-    results = []
+    runnable = []
     for method in methods:
+        try:
+            check_method_protocol(method, options_for(method, config.method_options), config.protocol)
+        except ProtocolNotSupportedError as error:
+            if not skip_unsupported:
+                raise
+            logger.warning("skipping %s: %s", method, error)
+            continue
+        runnable.append(method)
+    results = []
+    for method in runnable:
         method_config = dataclasses.replace(
             config,
             method=method,

@@ -8,6 +8,7 @@ from transformers import AutoModel
 
 from hf_prompt_clip.cli import main
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_dataset
+from hf_prompt_clip.train import list_checkpoints
 
 
 @pytest.fixture
@@ -169,3 +170,42 @@ def test_zero_shot_alone_runs_on_the_default_synthetic_world(tmp_path):
     main(["train", "--method", "zeroshot", "--shots", "1", "--output-dir", str(tmp_path)])
     results = json.loads((tmp_path / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot"] and results[0]["mean"]["base"] > 10
+
+
+def test_full_training_set_and_a_fixed_class_method_from_the_cli(tiny_clip_folder, pattern_folder, tmp_path):
+    """`--shots all` trains on every training image; MP-FGVC runs the few-shot protocol, is refused on
+    base-to-new before anything trains, and is left out (with a warning) of `--all-methods` there."""
+    output = tmp_path / "full"
+    options = ["--method", "mpfgvc", "--option", "super_category=pattern", "--protocol", "few_shot"]
+    options += ["--shots", "all", "--epochs", "1", "--batch-size", "8"]
+    main(pattern_run(tiny_clip_folder, pattern_folder, output, *options))
+    results = json.loads((output / "results.json").read_text())
+    assert [(entry["method"], entry["shots"]) for entry in results] == [("zeroshot", None), ("mpfgvc", None)]
+    adapter = output / "mpfgvc" / "seed1" / "adapter"
+    assert not (adapter / "few_shot_selection.json").exists()  # nothing was sampled
+    last = list_checkpoints(output / "mpfgvc" / "seed1")[-1]
+    assert last.name == "checkpoint-6"  # 24 training images / batch 8 = 3 steps in each of 2 stages
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert [entry["stage"] for entry in state["log"]] == ["visual", "fusion"]
+    assert "| all |" in (output / "results.md").read_text()
+    with pytest.raises(ValueError, match="cannot classify the new classes"):
+        main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "b2n", "--method", "mpfgvc"))
+    assert not (tmp_path / "b2n").exists()
+    main(
+        pattern_run(
+            tiny_clip_folder,
+            pattern_folder,
+            tmp_path / "all",
+            "--all-methods",
+            *QUICK[:1],
+            "base2new",
+            *QUICK[2:],
+        )
+    )
+    methods = [entry["method"] for entry in json.loads((tmp_path / "all" / "results.json").read_text())]
+    assert "mpfgvc" not in methods and "plotpp" in methods
+
+
+def test_shots_take_a_positive_number_or_all(tiny_clip_folder, pattern_folder, tmp_path):
+    with pytest.raises(SystemExit):
+        main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path, "--shots", "0"))

@@ -145,6 +145,23 @@ def test_bad_arguments_are_refused():
         sinkhorn(torch.zeros(4))
 
 
+def test_a_fixed_iteration_count_never_waits_for_the_host(monkeypatch):
+    """No tensor is read on the host (bool/item/int/float) with threshold=None; NaN passes through."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sinkhorn read a tensor on the host")
+
+    similarity = similarities(4, 49, 4)
+    similarity[0, 0, 0] = float("nan")
+    for name in ("__bool__", "item", "__int__", "__float__", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    result = sinkhorn(similarity, threshold=None, max_iter=20)
+    plan = result.plan
+    monkeypatch.undo()
+    assert result.iterations == 20
+    assert torch.isnan(plan[0]).all() and torch.isfinite(plan[1:]).all()
+
+
 def test_the_plan_carries_no_gradient():
     similarity = similarities(2, 4, 3).requires_grad_()
     plan = sinkhorn(similarity).plan

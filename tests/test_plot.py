@@ -3,13 +3,14 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERN_NAMES, pattern_images
+from conftest import PATTERN_NAMES, fit_to_patterns, pattern_images
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForZeroShotImageClassification, pipeline
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from hf_prompt_clip.core.optimal_transport import sinkhorn
 from hf_prompt_clip.core.text import tokenize_texts
+from hf_prompt_clip.core.vision import encode_image_tokens
 from hf_prompt_clip.data import get_benchmark
 from hf_prompt_clip.methods.plot.model import transport_logits
 from hf_prompt_clip.methods.plot.templates import REFERENCE_PHRASES
@@ -184,14 +185,66 @@ def test_plotpp_stage_one_trains_the_visual_prompts_then_stage_two_both(clip_par
 
 
 def test_stage_one_logits_add_the_global_term(clip_parts):
-    model = perturb(make(clip_parts, PLOTPPModel))
+    """Global term = scale * cos(mean of the M_v prompted CLS features, mean of the N prompt features)."""
+    clip, tokenizer, _ = clip_parts
+    model = make(clip_parts, PLOTPPModel)  # contexts at their phrases
     with torch.no_grad():
+        model.visual_prompts.add_(0.3 * torch.randn_like(model.visual_prompts))
         transport = model(pixels()).logits
         model.set_training_stage("visual")
         both = model(pixels()).logits
-        global_image, _ = model.local_image_features(pixels())
-        expected = model.similarity_logits(global_image, model.prompt_text_features().mean(0))
+        prompted = encode_image_tokens(clip, pixels(), model.visual_prompts).pooled  # (B, M_v, E)
+        image = F.normalize(prompted.mean(1), dim=-1)
+        prompts = [  # the N prompt features of each class, straight from transformers' text tower
+            clip.get_text_features(input_ids=tokenize_texts(tokenizer, [f"{p} {name}." for name in NAMES])[0])
+            for p in PLOTPPConfig().ctx_inits
+        ]
+        text = F.normalize(torch.stack([f.pooler_output for f in prompts]).mean(0), dim=-1)
+        expected = clip.logit_scale.exp() * image @ text.T
     torch.testing.assert_close(both - transport, expected, atol=1e-4, rtol=0)
+
+
+def test_a_model_saved_in_stage_one_scores_as_it_did(tiny_clip_folder, tmp_path):
+    torch.manual_seed(0)
+    model = perturb(PLOTPPModel.from_clip(tiny_clip_folder, NAMES))
+    model.set_training_stage("visual")
+    with torch.no_grad():
+        expected = model(pixels()).logits
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert loaded.active_stage == "visual" and loaded.uses_global_logits
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixels()).logits, expected, atol=0, rtol=0)
+
+
+def test_transport_runs_in_float32_under_autocast():
+    generator = torch.Generator().manual_seed(1)
+    local, prompts = torch.randn(4, 9, 16, generator=generator), torch.randn(3, 5, 16, generator=generator)
+    plans = []
+
+    def plan_fn(similarity):
+        plans.append(similarity.dtype)
+        return sinkhorn(similarity).plan
+
+    expected = transport_logits(local, prompts, plan_fn)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = transport_logits(local, prompts, plan_fn)
+    assert plans == [torch.float32, torch.float32] and ours.dtype == torch.float32
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+
+
+def test_patch_transport_alone_learns(tiny_clip_folder):
+    """Without the global logits, the transport between patch and prompt features fits the patterns."""
+    torch.manual_seed(0)
+    model = PLOTModel.from_clip(tiny_clip_folder, PATTERN_NAMES, n_ctx=4)
+    assert not model.uses_global_logits
+    pixel_values = model.image_processor(pattern_images(), return_tensors="pt").pixel_values
+    with torch.no_grad():
+        before = model(pixel_values).logits.softmax(-1).diag()
+    fit_to_patterns(model)
+    with torch.no_grad():
+        after = model(pixel_values).logits.softmax(-1).diag()
+    assert before.min() < 0.5 and after.min() > 0.9, (before, after)
 
 
 def test_plot_trains_the_contexts_only(clip_parts):
@@ -277,7 +330,7 @@ def test_benchmark_defaults_follow_the_reference():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"ctx_inits": ["a", "b"]}, "ctx_inits has 2 phrases for n_prompts=4"),
+        ({"ctx_inits": ["a", "b", "c"], "n_prompts": 2}, "ctx_inits has 3 phrases for n_prompts=2"),
         ({"local_features": "grid"}, "local_features must be one of"),
         ({"sinkhorn_stop": "never"}, "sinkhorn_stop must be one of"),
         ({"sinkhorn_eps": 0.0}, "sinkhorn_eps must be positive"),
@@ -287,6 +340,19 @@ def test_benchmark_defaults_follow_the_reference():
 def test_bad_options_are_refused_with_the_fix(options, message):
     with pytest.raises(ValueError, match=message):
         PLOTConfig(**options)
+
+
+def test_contexts_past_the_phrases_start_random(clip_parts):
+    model = make(clip_parts, PLOTPPModel, n_prompts=6)
+    phrases = len(PLOTPPConfig().ctx_inits)
+    assert model.config.context_lengths[phrases:] == [4, 4]  # n_ctx tokens
+    assert model.context[phrases:, :4].std() > 0.01 and model.prompt_text_features().shape[0] == 6
+
+
+def test_phrases_without_a_tokenizer_are_refused(clip_parts):
+    clip, _, _ = clip_parts
+    with pytest.raises(ValueError, match="needs the base model's tokenizer"):
+        PLOTPPModel(PLOTPPConfig(clip_config=clip.config.to_dict(), class_names=NAMES), clip_model=clip)
 
 
 def test_plotpp_defaults_follow_the_authors_code():

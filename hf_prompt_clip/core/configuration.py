@@ -87,6 +87,15 @@ class PromptCLIPConfig(PreTrainedConfig):
         text_chunk_tokens (`int`, *optional*, defaults to 32768):
             Most token positions per text-encoder call in the fast engine; lower it to reduce
             peak memory, raise it for fewer, larger calls.
+        stage_epochs (`list[int]`, *optional*):
+            Epochs of each of the method's training stages (`model.training_stages()`); `None`
+            uses the training configuration's epochs in every stage.
+        stage_learning_rates (`list[float]`, *optional*):
+            Peak learning rate of each training stage; `None` uses the training configuration's.
+        training_stage (`str`, *optional*):
+            The training stage the adapter was last set to (`model.set_training_stage`), saved so a
+            loaded adapter scores as it did: methods whose logits differ between stages read it
+            (PLOT++ adds the global logits in its first stage). `None`: never trained.
     """
 
     model_type = "prompt_clip"
@@ -98,10 +107,20 @@ class PromptCLIPConfig(PreTrainedConfig):
     prompt_names: list[str] | None = None
     fast: bool = True
     text_chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    stage_epochs: list[int] | None = None
+    stage_learning_rates: list[float] | None = None
+    training_stage: str | None = None
 
     def __post_init__(self, **kwargs):
         if self.text_chunk_tokens < 1:
             raise ValueError(f"text_chunk_tokens must be positive, got {self.text_chunk_tokens}.")
+        for name in ("stage_epochs", "stage_learning_rates"):
+            values = getattr(self, name)
+            if values is not None:
+                values = list(values)
+                if not values or min(values) <= 0:
+                    raise ValueError(f"{name} must list a positive value per training stage, got {values}.")
+                setattr(self, name, values)
         if isinstance(self.clip_config, CLIPConfig):
             self.clip_config = self.clip_config.to_dict()
         elif self.clip_config is not None:

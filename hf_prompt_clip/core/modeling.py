@@ -70,13 +70,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainingStage:
-    """One stage of training: its name, the parameter-name prefixes it trains, and optional
-    overrides of the training configuration's epochs and learning rate."""
+    """One stage of training: its name, the parameter-name prefixes it trains, optional overrides of
+    the training configuration's epochs and learning rate, and learning-rate multipliers for some
+    of its parameters (`(prefix, scale)` pairs, e.g. a fine-tuned image tower at a tenth)."""
 
     name: str
     trainable: tuple[str, ...]
     epochs: int | None = None
     learning_rate: float | None = None
+    learning_rate_scales: tuple[tuple[str, float], ...] = ()
+
+    def learning_rate_scale(self, parameter_name: str) -> float:
+        """The multiplier of the stage's learning rate for `parameter_name` (first matching prefix)."""
+        return next(
+            (scale for prefix, scale in self.learning_rate_scales if parameter_name.startswith(prefix)), 1.0
+        )
 
 
 class PromptCLIPPreTrainedModel(PreTrainedModel):
@@ -99,6 +107,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     # CLIP submodules that a method trains; their weights are saved with the adapter.
     adapter_clip_modules: ClassVar[tuple[str, ...]] = ()
+    # Whether the model classifies free texts (the zero-shot pipeline, `forward(input_ids=...)`).
+    classifies_free_texts: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -272,6 +282,18 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     def _check_class_names(self, class_names: list[str]) -> None:
         """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
 
+    @classmethod
+    def can_change_classes(cls, options: dict[str, Any]) -> bool:
+        """Whether a model with these config values classifies class lists other than the one it was
+        built for (new classes, other datasets): false for per-class parameters (CoOp's
+        class-specific context, MP-FGVC). Asked before training, from the options alone."""
+        return True
+
+    @property
+    def classes_can_change(self) -> bool:
+        """`can_change_classes` for this model's config."""
+        return type(self).can_change_classes(self.config.to_dict())
+
     def _ensure_class_prompts(self) -> None:
         if self._prompts_built_for != self._class_version:
             self._check_has_classes()
@@ -379,21 +401,33 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             raise ValueError("forward() needs pixel_values: images prepared by the image processor.")
         if input_ids is not None:
             logits = self.zero_shot_logits(pixel_values, input_ids, attention_mask)
+            loss = None if labels is None else self.classification_loss(logits, labels)
         else:
-            logits = self.classify(pixel_values)
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            num_classes = logits.shape[-1]
-            if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-                raise ValueError(
-                    f"labels must be class indices in [0, {num_classes}), got values from "
-                    f"{int(labels.min())} to {int(labels.max())}. Check that the dataset's labels "
-                    "follow model.config.class_names."
-                )
-            loss = F.cross_entropy(logits, labels)
+            logits, loss = self.logits_and_loss(pixel_values, labels)
         output = PromptCLIPOutput(loss=loss, logits=logits, logits_per_image=logits, logits_per_text=logits.T)
         return output if return_dict is not False else output.to_tuple()
+
+    def logits_and_loss(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class logits `(B, K)` and, with labels, the training loss (cross-entropy of the logits).
+
+        Methods whose training objective is more than that (MP-FGVC's stage losses) override this.
+        """
+        logits = self.classify(pixel_values)
+        return logits, None if labels is None else self.classification_loss(logits, labels)
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of `logits` `(B, K)` against class indices `(B,)`, refusing labels out of range."""
+        labels = labels.to(logits.device)
+        num_classes = logits.shape[-1]
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"labels must be class indices in [0, {num_classes}), got values from "
+                f"{int(labels.min())} to {int(labels.max())}. Check that the dataset's labels "
+                "follow model.config.class_names."
+            )
+        return F.cross_entropy(logits, labels)
 
     # ------------------------------------------------------------------ training stages
 
@@ -406,12 +440,39 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             if not key.startswith("clip.") or key.startswith(kept)
         }
 
+    def saved_adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """What `save_pretrained` writes: the adapter tensors (a method may store some in a smaller
+        dtype; loading casts them back). Checkpoints always keep `adapter_state_dict()` as is."""
+        return self.adapter_state_dict()
+
     def training_stages(self) -> list[TrainingStage]:
         """The stages of training, in order; one stage training the whole adapter by default."""
-        return [TrainingStage("prompt", tuple(self.adapter_state_dict()))]
+        return self.stages_from_config({"prompt": tuple(self.adapter_state_dict())})
+
+    def stages_from_config(self, trainable: dict[str, tuple[str, ...]]) -> list[TrainingStage]:
+        """`TrainingStage`s named and ordered as `trainable` (stage -> parameter-name prefixes), with the
+        epochs and learning rates of `config.stage_epochs` / `config.stage_learning_rates`."""
+        names = list(trainable)
+        overrides = {}
+        for field in ("stage_epochs", "stage_learning_rates"):
+            values = getattr(self.config, field)
+            if values is not None and len(values) != len(names):
+                raise ValueError(
+                    f"{field}={values} gives {len(values)} values, but {type(self).__name__} trains in "
+                    f"{len(names)} stage(s) {names}: give one value per stage."
+                )
+            overrides[field] = values or [None] * len(names)
+        return [
+            TrainingStage(
+                name, trainable[name], overrides["stage_epochs"][i], overrides["stage_learning_rates"][i]
+            )
+            for i, name in enumerate(names)
+        ]
 
     def set_training_stage(self, stage: TrainingStage | str) -> list[str]:
-        """Make exactly the parameters of `stage` trainable; returns their names."""
+        """Make exactly the parameters of `stage` trainable and record it as `active_stage` (in the
+        config, so it is saved); returns the trainable parameters' names. Methods whose logits
+        differ between stages read `active_stage`."""
         if isinstance(stage, str):
             stages = {s.name: s for s in self.training_stages()}
             if stage not in stages:
@@ -423,7 +484,13 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             parameter.requires_grad_(trainable)
             if trainable:
                 names.append(name)
+        self.config.training_stage = stage.name
         return names
+
+    @property
+    def active_stage(self) -> str | None:
+        """The training stage the model was last set to (saved in its config), or `None`."""
+        return self.config.training_stage
 
     # ------------------------------------------------------------------ saving
 
@@ -442,21 +509,20 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         and works with the image pipelines.
         """
         if state_dict is None:
-            state_dict = self.adapter_state_dict()
+            state_dict = self.saved_adapter_state_dict()
         state_dict = {key: value.detach().contiguous() for key, value in state_dict.items()}
         repo_id = kwargs.pop("repo_id", None)
         commit_message = kwargs.pop("commit_message", None)
         private = kwargs.pop("private", None)
         revision = kwargs.pop("revision", None)
         token = kwargs.get("token")
-        empty_adapter = not state_dict  # check now: transformers consumes the dict while writing
-        super().save_pretrained(
-            save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs
-        )
+        # transformers writes the config (and no weights for an empty state dict); the adapter file is
+        # written here, under the modules' own names: transformers would rename some submodules' keys
+        # to their legacy checkpoint layout (a ViT's), which loading the adapter does not undo
+        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict={}, **kwargs)
         if not is_main_process:
             return
-        if empty_adapter:  # transformers writes no weights file for an empty state dict
-            save_file({}, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(state_dict, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
         if self.image_processor is not None:

@@ -72,8 +72,8 @@ def check_finite_plan(plan: torch.Tensor, similarity: torch.Tensor, eps: float) 
 #: Iterations between host reads of the stopping flag on accelerators (`sinkhorn(check_every=None)`).
 ACCELERATOR_CHECK_EVERY = 5
 
-#: Largest spread of `log K` over the batch (`(max S - min S) / eps`) for which the row-shifted
-#: kernel stays above float32's smallest normal number (e^-87); wider batches use log-sum-exp.
+#: Largest spread of `log K` (at most `2 / eps` for cosines) for which the row-shifted kernel stays
+#: above float32's smallest normal number (e^-87): eps >= 0.025; smaller eps use log-sum-exp.
 MAX_SHIFTED_SPAN = 80.0
 
 
@@ -111,9 +111,9 @@ def sinkhorn(
     Runs in float32 in the log domain for every problem at once: the scalings are kept as
     log-potentials, and each half-step `log(K exp(log c))` multiplies a kernel shifted by its row
     maxima before exponentiation with `exp(log c - max log c)`, so nothing under- or overflows
-    while the spread of `S / eps` over the batch is below `MAX_SHIFTED_SPAN` (all cosines at
-    eps >= 0.025); wider batches run each half-step as a log-sum-exp over the full matrices. Both
-    are exact.
+    while `2 / eps` (the widest spread of `S / eps` for cosines, which are clamped to [-1, 1]) is
+    below `MAX_SHIFTED_SPAN`, i.e. eps >= 0.025; smaller eps run each half-step as a log-sum-exp
+    over the full matrices. Both are exact.
 
     With `threshold`, iterations stop as in the reference: after the first iteration at which the
     mean absolute change of the row scaling `r` over the whole batch is below `threshold`. The
@@ -121,7 +121,8 @@ def sinkhorn(
     where it costs nothing, and every `ACCELERATOR_CHECK_EVERY` on an accelerator, where each read
     waits for the device); iterations past the stopping point leave the state unchanged, so the
     plan and the iteration count are the reference's for any `check_every`. With
-    `threshold=None`, exactly `max_iter` iterations run and nothing waits for the host.
+    `threshold=None`, exactly `max_iter` iterations run and nothing waits for the host (so the plan
+    is not checked either: non-finite similarities give a NaN plan, not an error).
 
     Args:
         similarity: `(..., M, N)` similarities (cosines, in [-1, 1]); any float dtype, any device.
@@ -134,7 +135,8 @@ def sinkhorn(
         `SinkhornResult` with `plan` `(..., M, N)` in float32 (no gradient) and `iterations`.
 
     Raises:
-        FloatingPointError: when the plan is not finite (non-finite similarities), naming the inputs.
+        FloatingPointError: with `threshold`, when the plan is not finite (non-finite similarities),
+            naming the inputs.
 
     Example:
         >>> similarity = torch.tensor([[[0.9, 0.1], [0.2, 0.8]]])          # one 2 x 2 problem
@@ -147,10 +149,10 @@ def sinkhorn(
         raise ValueError(f"check_every must be at least 1, got {check_every}.")
     shape = similarity.shape
     rows, columns = shape[-2:]
-    log_kernel = (similarity.float().reshape(-1, rows, columns) - 1.0) / eps  # log K = -(1 - S) / eps
+    # log K = -(1 - S) / eps, with S clamped to the cosines' range [-1, 1] (NaN stays NaN)
+    log_kernel = (similarity.float().reshape(-1, rows, columns).clamp(-1.0, 1.0) - 1.0) / eps
     log_u, log_v = -math.log(rows), -math.log(columns)
-    low, high = torch.aminmax(log_kernel)
-    if bool(high - low <= MAX_SHIFTED_SPAN):  # (a NaN spread takes the log-sum-exp path and fails its check)
+    if 2.0 / eps <= MAX_SHIFTED_SPAN:  # the spread of log K is at most 2 / eps: decided without the data
         row_shift = log_kernel.amax(dim=-1)  # (P, M)
         kernel = (log_kernel - row_shift.unsqueeze(-1)).exp()  # each row's largest entry is 1
 
@@ -193,7 +195,8 @@ def sinkhorn(
                 break
         iterations = int(count)
     plan = torch.exp(log_r.unsqueeze(-1) + log_kernel + log_c.unsqueeze(-2)).reshape(shape)
-    check_finite_plan(plan, similarity, eps)
+    if threshold is not None:  # the stopping rule reads the host anyway; a fixed count never does
+        check_finite_plan(plan, similarity, eps)
     return SinkhornResult(plan, iterations)
 
 

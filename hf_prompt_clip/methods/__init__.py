@@ -8,6 +8,7 @@ from .zeroshot import ZeroShotCLIPConfig, ZeroShotCLIPModel
 from .coop import CoOpConfig, CoOpModel
 from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
+from .mpfgvc import MPFGVCConfig, MPFGVCModel
 
 # isort: on
 
@@ -16,6 +17,8 @@ __all__ = [
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "MPFGVCConfig",
+    "MPFGVCModel",
     "PLOTConfig",
     "PLOTModel",
     "PLOTPPConfig",

@@ -70,6 +70,7 @@ def _spec(key: str, benchmark: str, template: str, description: str, **kwargs) -
         source=SyntheticSource(benchmark, **kwargs),
         class_names=names,
         synthetic=True,
+        super_category="shape",  # every class is a (coloured) shape: what MP-FGVC's prompts end with
         crop_scale=(0.6, 1.0),  # a 32-pixel image cropped to 8 % of its area loses the object
         description=description,
     )

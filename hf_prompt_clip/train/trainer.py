@@ -225,16 +225,26 @@ class PromptTrainer:
 
     # ------------------------------------------------------------------ training
 
-    def _optimizer(self, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    def _optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
+        """The optimiser over parameter groups `{"params", "lr_scale"}` (the lr is set every step)."""
         config = self.config
         if config.optimizer == "sgd":
             return torch.optim.SGD(
-                parameters,
+                groups,
                 lr=config.learning_rate,
                 momentum=config.momentum,
                 weight_decay=config.weight_decay,
             )
-        return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    @staticmethod
+    def _parameter_groups(model: torch.nn.Module, stage) -> list[dict]:
+        """The stage's trainable parameters, one group per learning-rate scale (in first-seen order)."""
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                groups.setdefault(stage.learning_rate_scale(name), []).append(parameter)
+        return [{"params": params, "lr_scale": scale} for scale, params in groups.items()]
 
     def train(self) -> TrainerState:
         """Run every training stage to the end (resuming first if configured)."""
@@ -287,7 +297,7 @@ class PromptTrainer:
                 "directly (hf_prompt_clip.evaluate)."
             )
         parameters = [p for p in model.parameters() if p.requires_grad]
-        optimizer = self._optimizer(parameters)
+        optimizer = self._optimizer(self._parameter_groups(model, stage))
         examples = EpochSeededDataset(self.train_dataset, config.seed)
         loader = DataLoader(
             examples,
@@ -328,7 +338,7 @@ class PromptTrainer:
             for batch in accelerator.skip_first_batches(loader, done) if done else loader:
                 lr = lr_now()
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group["lr_scale"]
                 loss = self._step(model_prepared, optimizer, parameters, batch, stage.name)
                 losses.append(loss)
                 if accelerator.sync_gradients:

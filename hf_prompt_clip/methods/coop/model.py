@@ -51,6 +51,10 @@ class CoOpModel(PromptCLIPPreTrainedModel):
             )
         self.context = nn.Parameter(context.to(self.text_device))
 
+    @classmethod
+    def can_change_classes(cls, options: dict) -> bool:
+        return not options.get("class_specific_context", cls.config_class.class_specific_context)
+
     def _check_class_names(self, class_names: list[str]) -> None:
         if self.config.class_specific_context and len(class_names) != self.context.shape[0]:
             raise ValueError(

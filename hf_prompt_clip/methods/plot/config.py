@@ -33,9 +33,9 @@ class PLOTConfig(PromptCLIPConfig):
             Context vectors per prompt M. With `ctx_inits`, each context is as long as its phrase
             in BPE tokens and `n_ctx` becomes the longest.
         ctx_inits (`list[str]`, *optional*):
-            One phrase per prompt whose token embeddings initialise that context (PLOT++ starts
-            from N hand-written phrases). Random N(0, `ctx_init_std`^2) when empty, each context
-            drawn independently.
+            Phrases whose token embeddings initialise the first contexts, one per context (PLOT++
+            starts from N hand-written phrases); the other contexts start random, N(0,
+            `ctx_init_std`^2) with `n_ctx` tokens, each drawn independently.
         context_lengths (`list[int]`, *optional*):
             Tokens of each context, recorded from `ctx_inits` when the model is built (derived;
             all `n_ctx` without `ctx_inits`).
@@ -74,11 +74,9 @@ class PLOTConfig(PromptCLIPConfig):
             Iterations between host checks of the reference stopping rule. The result is the same
             for any value: larger means fewer waits for the device, more iterations computed past
             the stopping point. `None`: every iteration on the CPU, every 5 on accelerators.
-        stage_epochs (`list[int]`, *optional*):
-            Epochs of each training stage; `None` uses the training configuration's epochs in
-            every stage (the papers: 50 per stage for PLOT++).
-        stage_learning_rates (`list[float]`, *optional*):
-            Peak learning rate of each training stage; `None` uses the training configuration's.
+
+    Each training stage's epochs and learning rate can be set with `stage_epochs` and
+    `stage_learning_rates` (shared options; the paper trains PLOT++ 50 epochs per stage).
     """
 
     model_type = "prompt_clip_plot"
@@ -99,8 +97,6 @@ class PLOTConfig(PromptCLIPConfig):
     sinkhorn_stop: str = "reference"
     sinkhorn_threshold: float = 0.01
     sinkhorn_check_every: int | None = None
-    stage_epochs: list[int] | None = None
-    stage_learning_rates: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         if self.class_token_position not in CLASS_TOKEN_POSITIONS:
@@ -132,10 +128,10 @@ class PLOTConfig(PromptCLIPConfig):
             raise ValueError(f"sinkhorn_check_every must be positive, got {self.sinkhorn_check_every}.")
         if self.ctx_inits is not None:
             self.ctx_inits = list(self.ctx_inits)
-            if len(self.ctx_inits) != self.n_prompts:
+            if len(self.ctx_inits) > self.n_prompts:
                 raise ValueError(
                     f"ctx_inits has {len(self.ctx_inits)} phrases for n_prompts={self.n_prompts} prompts; "
-                    "give one phrase per prompt (or set n_prompts to match)."
+                    "give at most one phrase per prompt (or raise n_prompts)."
                 )
             blank = [index for index, phrase in enumerate(self.ctx_inits) if not phrase.strip()]
             if blank:
@@ -147,18 +143,14 @@ class PLOTConfig(PromptCLIPConfig):
                     f"context_lengths must give a positive length for each of the {self.n_prompts} "
                     f"prompts, got {self.context_lengths}."
                 )
-        stages = len(self.stage_names)
+        super().__post_init__(**kwargs)
         for name in ("stage_epochs", "stage_learning_rates"):
             values = getattr(self, name)
-            if values is None:
-                continue
-            setattr(self, name, list(values))
-            if len(values) != stages or min(values) <= 0:
+            if values is not None and len(values) != len(self.stage_names):
                 raise ValueError(
-                    f"{name} must give a positive value for each of the {stages} training stages "
-                    f"{self.stage_names}, got {list(values)}."
+                    f"{name} must give a value for each of the {len(self.stage_names)} training stages "
+                    f"{self.stage_names}, got {values}."
                 )
-        super().__post_init__(**kwargs)
 
     @property
     def stage_names(self) -> tuple[str, ...]:

@@ -39,13 +39,15 @@ def transport_logits(
         plan_fn: similarities `(B, K, M_v, N)` -> transport plans of the same shape (no gradient).
 
     The plan weights the cosine similarities `S` as a constant: gradients reach the features only
-    through `S`.
+    through `S`. Everything here runs in float32, also under autocast (which would otherwise run
+    the similarity product in bf16/fp16).
     """
-    local = F.normalize(local_features.float(), dim=-1)
-    prompts = F.normalize(prompt_features.float(), dim=-1)
-    similarity = torch.einsum("bme,nke->bkmn", local, prompts)
-    plan = plan_fn(similarity.detach())
-    return (plan * similarity).sum(dim=(-2, -1))
+    with torch.autocast(device_type=local_features.device.type, enabled=False):
+        local = F.normalize(local_features.float(), dim=-1)
+        prompts = F.normalize(prompt_features.float(), dim=-1)
+        similarity = torch.einsum("bme,nke->bkmn", local, prompts)
+        plan = plan_fn(similarity.detach())
+        return (plan * similarity).sum(dim=(-2, -1))
 
 
 class PLOTModel(PromptCLIPPreTrainedModel):
@@ -74,23 +76,31 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         super().__init__(config, clip_model, tokenizer, image_processor)
         width = self.clip.config.text_config.hidden_size
         init_ids = None
-        if config.ctx_inits and tokenizer is not None:
-            init_ids = [
-                tokenizer(phrase, add_special_tokens=False)["input_ids"] for phrase in config.ctx_inits
-            ]
-            config.context_lengths = [len(ids) for ids in init_ids]
+        if config.ctx_inits:
+            if tokenizer is None and config.context_lengths is None:
+                raise ValueError(
+                    f"{type(self).__name__} starts its contexts from ctx_inits, which needs the base model's "
+                    "tokenizer: pass tokenizer=..., or build the model with from_clip() / from_pretrained()."
+                )
+            if tokenizer is not None:
+                init_ids = [
+                    tokenizer(text, add_special_tokens=False)["input_ids"] for text in config.ctx_inits
+                ]
+                lengths = [len(ids) for ids in init_ids]
+                # contexts past the phrases start random, with n_ctx tokens (as recorded, when reloading)
+                random_length = config.context_lengths[-1] if config.context_lengths else config.n_ctx
+                config.context_lengths = lengths + [random_length] * (config.n_prompts - len(lengths))
         if config.context_lengths:
             config.n_ctx = max(config.context_lengths)
         shape = (config.n_prompts, config.n_ctx, width)
+        # drawn on the CPU, so that a seed gives the same contexts whatever the CLIP's device
+        context = nn.init.normal_(torch.empty(shape), std=config.ctx_init_std)
         if init_ids is not None:
-            context = torch.zeros(shape)  # slots past a shorter phrase's end stay unused
             with torch.no_grad():
                 for index, ids in enumerate(init_ids):
                     words = embed_tokens(self.clip, torch.tensor(ids, device=self.text_device))
+                    context[index] = 0.0  # slots past a shorter phrase's end stay unused
                     context[index, : len(ids)] = words.float().cpu()
-        else:
-            # drawn on the CPU, so that a seed gives the same contexts whatever the CLIP's device
-            context = nn.init.normal_(torch.empty(shape), std=config.ctx_init_std)
         self.context = nn.Parameter(context.to(self.text_device))
         if config.local_features == "visual_prompts":
             vision_width = self.clip.config.vision_config.hidden_size
@@ -98,7 +108,6 @@ class PLOTModel(PromptCLIPPreTrainedModel):
             prompts = nn.init.normal_(torch.empty(shape), std=config.visual_prompt_std)
             self.visual_prompts = nn.Parameter(prompts.to(self.clip.visual_projection.weight.device))
         self._layouts: dict[int, PromptLayout] = {}
-        self._active_stage: str | None = None
 
     @classmethod
     def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +219,7 @@ class PLOTModel(PromptCLIPPreTrainedModel):
     @property
     def uses_global_logits(self) -> bool:
         """Whether the logits include the global term (PLOT++'s first stage always does)."""
-        return self.config.add_global_logits or self._active_stage == GLOBAL_LOGITS_STAGE
+        return self.config.add_global_logits or self.active_stage == GLOBAL_LOGITS_STAGE
 
     def logits_from_features(
         self, global_image: torch.Tensor, local_image: torch.Tensor, prompt_features: torch.Tensor
@@ -243,19 +252,7 @@ class PLOTModel(PromptCLIPPreTrainedModel):
     def training_stages(self) -> list[TrainingStage]:
         """PLOT: one stage training the contexts. PLOT++: `visual` (visual prompts, global + transport
         logits), then `joint` (contexts and visual prompts)."""
-        config = self.config
-        names = config.stage_names
-        epochs = config.stage_epochs or [None] * len(names)
-        rates = config.stage_learning_rates or [None] * len(names)
-        return [
-            TrainingStage(name, STAGE_PARAMETERS[name], epochs=epochs[index], learning_rate=rates[index])
-            for index, name in enumerate(names)
-        ]
-
-    def set_training_stage(self, stage: TrainingStage | str) -> list[str]:
-        names = super().set_training_stage(stage)
-        self._active_stage = stage if isinstance(stage, str) else stage.name
-        return names
+        return self.stages_from_config({name: STAGE_PARAMETERS[name] for name in self.config.stage_names})
 
 
 class PLOTPPModel(PLOTModel):

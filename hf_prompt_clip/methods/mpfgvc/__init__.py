@@ -1,0 +1,25 @@
+from ...core.registry import MethodInfo, register_method
+from .config import MPFGVCConfig
+from .model import MPFGVCModel
+
+register_method(
+    "mpfgvc",
+    MPFGVCConfig,
+    MPFGVCModel,
+    MethodInfo(
+        "MP-FGVC",
+        "Jiang et al., AAAI 2024",
+        "MP-FGVC learns subcategory-specific text prompt tokens and a vision-language fusion module with "
+        "its classifier, and fine-tunes the image encoder: this is **not** a tiny adapter, the changed "
+        "image-encoder weights are stored here with the prompts (the text encoder stays frozen).",
+        """@inproceedings{jiang2024mpfgvc,
+  title     = {Delving into Multimodal Prompting for Fine-grained Visual Classification},
+  author    = {Jiang, Xin and Tang, Hao and Gao, Junyao and Du, Xiaoyu and He, Shengfeng and Li, Zechao},
+  booktitle = {AAAI Conference on Artificial Intelligence},
+  year      = {2024}
+}""",
+        frozen_base=False,
+    ),
+)
+
+__all__ = ["MPFGVCConfig", "MPFGVCModel"]
