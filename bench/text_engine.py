@@ -150,6 +150,13 @@ def vit_b16_config(tokenizer):
     )
 
 
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU's architecture and core count."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
 def rss_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field):
@@ -418,11 +425,7 @@ def main() -> None:
         print(json.dumps(asdict(run_one(args))))
         return
 
-    args.device_name = (
-        torch.cuda.get_device_name()
-        if args.device == "cuda"
-        else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    )
+    args.device_name = device_name(args.device)
     print(f"Benchmarking on {args.device_name}, dtype {args.dtype}")
     rows = []
     for case in args.cases:

@@ -153,6 +153,11 @@ def evaluate_protocol(
 ) -> dict[str, float]:
     """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`)."""
     check_protocol(protocol, spec, targets)
+    if protocol != "few_shot" and not model.classes_can_change:
+        raise ProtocolNotSupportedError(
+            f"This {type(model).__name__} learned parameters per training class, so it cannot classify the "
+            f"new classes or other datasets that protocol {protocol!r} evaluates; use protocol 'few_shot'."
+        )
     transform = eval_transform(model.image_processor)
 
     def test_set(

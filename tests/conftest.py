@@ -69,3 +69,28 @@ def fit_to_patterns(model, steps: int = 100) -> None:
         loss.backward()
         optimizer.step()
     model.eval()
+
+
+def assert_pipelines_score_like_the_model(model, folder) -> None:
+    """Both image pipelines on the saved `folder` give `model`'s own class probabilities on every
+    generated pattern image (the zero-shot one with the classes reordered as candidate labels)."""
+    import pytest
+    from transformers import pipeline
+
+    classifier = pipeline("image-classification", model=str(folder))
+    zero_shot = pipeline("zero-shot-image-classification", model=str(folder))
+    reordered = PATTERN_NAMES[::-1]
+    for image in pattern_images():
+        pixel_values = model.image_processor(image, return_tensors="pt").pixel_values
+        with torch.no_grad():
+            probs = model(pixel_values).logits.softmax(-1)[0]
+            with model.using_class_names(reordered):
+                reordered_probs = model(pixel_values).logits.softmax(-1)[0]
+        assert probs.max() - probs.min() > 0.01  # distinct scores, so a label mix-up would show
+        scores = {r["label"]: r["score"] for r in classifier(image, top_k=len(PATTERN_NAMES))}
+        for k, name in enumerate(PATTERN_NAMES):
+            assert scores[name] == pytest.approx(probs[k].item(), abs=1e-5)
+        result = zero_shot(image, candidate_labels=reordered, hypothesis_template="{}")
+        scores = {r["label"]: r["score"] for r in result}
+        for k, name in enumerate(reordered):
+            assert scores[name] == pytest.approx(reordered_probs[k].item(), abs=1e-5)

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import PATTERN_NAMES, pattern_images
+from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForZeroShotImageClassification, CLIPConfig, CLIPModel, pipeline
+from transformers import AutoModel, AutoModelForZeroShotImageClassification, CLIPConfig, CLIPModel
 
 from hf_prompt_clip import CoCoOpConfig, CoCoOpModel, CoOpConfig, CoOpModel
 from hf_prompt_clip.testing import tiny_clip_tokenizer
@@ -110,23 +110,7 @@ def test_cocoop_in_both_pipelines(tiny_clip_folder, tmp_path):
     with torch.no_grad():
         model.meta_net.linear2.weight.normal_(std=0.5)
     model.save_pretrained(tmp_path)
-    classifier = pipeline("image-classification", model=str(tmp_path))
-    zero_shot = pipeline("zero-shot-image-classification", model=str(tmp_path))
-    reordered = PATTERN_NAMES[::-1]
-    for image in pattern_images():
-        pixel_values = model.image_processor(image, return_tensors="pt").pixel_values
-        with torch.no_grad():
-            probs = model(pixel_values).logits.softmax(-1)[0]
-            with model.using_class_names(reordered):
-                reordered_probs = model(pixel_values).logits.softmax(-1)[0]
-        assert probs.max() - probs.min() > 0.05  # distinct scores, so a label mix-up would show
-        scores = {r["label"]: r["score"] for r in classifier(image, top_k=len(PATTERN_NAMES))}
-        for k, name in enumerate(PATTERN_NAMES):
-            assert scores[name] == pytest.approx(probs[k].item(), abs=1e-5)
-        result = zero_shot(image, candidate_labels=reordered, hypothesis_template="{}")
-        scores = {r["label"]: r["score"] for r in result}
-        for k, name in enumerate(reordered):
-            assert scores[name] == pytest.approx(reordered_probs[k].item(), abs=1e-5)
+    assert_pipelines_score_like_the_model(model, tmp_path)
 
 
 def test_class_specific_context_is_refused():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERN_NAMES, fit_to_patterns, pattern_images
+from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model, fit_to_patterns, pattern_images
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForZeroShotImageClassification, pipeline
+from transformers import AutoModel, AutoModelForZeroShotImageClassification
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from hf_prompt_clip.core.optimal_transport import sinkhorn
@@ -295,23 +295,7 @@ def test_both_pipelines_score_like_the_model(tiny_clip_folder, tmp_path, model_c
     torch.manual_seed(0)
     model = perturb(model_class.from_clip(tiny_clip_folder, PATTERN_NAMES)).eval()
     model.save_pretrained(tmp_path)
-    classifier = pipeline("image-classification", model=str(tmp_path))
-    zero_shot = pipeline("zero-shot-image-classification", model=str(tmp_path))
-    reordered = PATTERN_NAMES[::-1]
-    for image in pattern_images():
-        pixel_values = model.image_processor(image, return_tensors="pt").pixel_values
-        with torch.no_grad():
-            probs = model(pixel_values).logits.softmax(-1)[0]
-            with model.using_class_names(reordered):
-                reordered_probs = model(pixel_values).logits.softmax(-1)[0]
-        assert probs.max() - probs.min() > 0.01  # distinct scores, so a label mix-up would show
-        scores = {r["label"]: r["score"] for r in classifier(image, top_k=len(PATTERN_NAMES))}
-        for k, name in enumerate(PATTERN_NAMES):
-            assert scores[name] == pytest.approx(probs[k].item(), abs=1e-5)
-        result = zero_shot(image, candidate_labels=reordered, hypothesis_template="{}")
-        scores = {r["label"]: r["score"] for r in result}
-        for k, name in enumerate(reordered):
-            assert scores[name] == pytest.approx(reordered_probs[k].item(), abs=1e-5)
+    assert_pipelines_score_like_the_model(model, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------- options

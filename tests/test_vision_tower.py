@@ -1,10 +1,11 @@
-"""The shared image-tower path (core/vision.py): plain, with patch outputs, with prompt sets."""
+"""The shared image-tower path (core/vision.py): plain, patch outputs, prompt sets, token selection, ViT towers."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import CLIPModel, ViTConfig, ViTModel
 
-from hf_prompt_clip.core.vision import append_prompt_tokens, encode_image_tokens
+from hf_prompt_clip.core.vision import append_prompt_tokens, encode_image_tokens, vit_vision_tower
 
 
 def pixels(batch=3):
@@ -88,3 +89,45 @@ def test_gradients_reach_the_prompts_through_the_frozen_tower(clip_parts):
     encode_image_tokens(clip, pixels(), prompts).pooled.sum().backward()
     assert prompts.grad is not None and prompts.grad.abs().sum() > 0
     assert all(p.grad is None for p in clip.parameters())
+
+
+def test_a_transformers_vit_runs_through_the_same_path():
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+    )
+    torch.manual_seed(0)
+    vit = ViTModel(config, add_pooling_layer=False).eval()
+    tower = vit_vision_tower(vit)
+    assert tower.num_patches == 16
+    with torch.no_grad():
+        ours = encode_image_tokens(tower, pixels(), return_patches=True)
+        theirs = vit(pixel_values=pixels()).last_hidden_state
+        torch.testing.assert_close(ours.pooled, theirs[:, 0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(ours.patches, theirs[:, 1:], atol=1e-6, rtol=0)
+        # token selection on the ViT: the penultimate layer's eager attention picks the same patches
+        vit.config._attn_implementation = "eager"
+        attentions = vit(pixel_values=pixels(), output_attentions=True).attentions
+        vit.config._attn_implementation = "sdpa"
+        expected = attentions[-2][:, :, 0, 1:].sum(1).topk(6).indices.sort().values
+        assert torch.equal(encode_image_tokens(tower, pixels(), keep_patches=6).kept_patches, expected)
+
+
+def test_token_selection_matches_clips_eager_attention_and_keeping_all_is_the_plain_tower(clip_parts):
+    clip, _, _ = clip_parts
+    eager = CLIPModel(clip.config)
+    eager.load_state_dict(clip.state_dict())
+    eager.config.vision_config._attn_implementation = "eager"
+    with torch.no_grad():
+        attentions = eager.vision_model(pixel_values=pixels(), output_attentions=True).attentions
+        selected = encode_image_tokens(clip, pixels(), keep_patches=4)
+        assert torch.equal(
+            selected.kept_patches, attentions[-2][:, :, 0, 1:].sum(1).topk(4).indices.sort().values
+        )
+        plain = clip.get_image_features(pixel_values=pixels()).pooler_output
+        assert torch.equal(encode_image_tokens(clip, pixels(), keep_patches=16).pooled, plain)
+        assert not torch.allclose(selected.pooled, plain)

@@ -21,10 +21,11 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .configuration import PromptCLIPConfig
 from .loading import resolve_base_model
-from .registry import CLIP_CITATION, method_info, method_of
+from .registry import CLIP_CITATION, METHODS, method_info, method_of
 
 SELECTION_FILE = "few_shot_selection.json"
 """Name of the few-shot selection record inside an adapter folder."""
@@ -104,6 +105,7 @@ def build_model_card(
     model_name: str | None = None,
     license: str = "apache-2.0",
     selection_file: str | None = None,
+    adapter_bytes: int | None = None,
 ) -> ModelCard:
     """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
 
@@ -118,6 +120,8 @@ def build_model_card(
         model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
         license: license id of the adapter.
         selection_file: name of the full selection record in the repository, linked when given.
+        adapter_bytes: size of the adapter's weights file, shown when given (`write_model_card`
+            reads it from the folder).
 
     Returns:
         A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
@@ -125,6 +129,7 @@ def build_model_card(
     """
     method = method_of(config)
     info = method_info(method)
+    model_class = METHODS[method][1]
     base = config.base_model_name_or_path or "unknown"
     model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
     class_names = config.class_names or []
@@ -153,7 +158,17 @@ def build_model_card(
         results_table=results_markdown,
         synthetic=synthetic,
         citations=[citation for citation in citations if citation],
+        free_texts=model_class.classifies_free_texts,
+        adapter_size=None if adapter_bytes is None else _file_size(adapter_bytes),
     )
+
+
+def _file_size(size: int) -> str:
+    """`"343.2 MB"`, `"32.1 KB"`."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def write_model_card(
@@ -176,6 +191,9 @@ def write_model_card(
         card_kwargs.setdefault("selection_file", SELECTION_FILE)
         if selection is None:
             selection = json.loads(record.read_text(encoding="utf-8"))
+    weights = folder / SAFE_WEIGHTS_NAME
+    if weights.is_file():
+        card_kwargs.setdefault("adapter_bytes", weights.stat().st_size)
     card = build_model_card(config, training_args, selection, **card_kwargs)
     path = folder / CARD_FILE
     card.save(path)
