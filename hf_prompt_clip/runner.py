@@ -84,16 +84,22 @@ class ProtocolNotSupportedError(ValueError):
     """The method (with these options) cannot be evaluated with the requested protocol."""
 
 
-def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -> None:
+def _check_classes_can_change(can_change: bool, what: str, protocol: str) -> None:
     """Refuse protocols that classify other classes than the training ones (base-to-new, cross-dataset,
-    domain generalisation) for methods that learn parameters per training class."""
-    _, model_class = get_method(method)
-    if protocol != "few_shot" and not model_class.can_change_classes(options):
+    domain generalisation) for models that learn parameters per training class."""
+    if protocol != "few_shot" and not can_change:
         raise ProtocolNotSupportedError(
-            f"{method} with these options learns parameters per training class, so it cannot classify "
-            f"the new classes or other datasets that protocol {protocol!r} evaluates; use protocol "
-            "'few_shot' (--protocol few_shot)."
+            f"{what} learns parameters per training class, so it cannot classify the new classes or other "
+            f"datasets that protocol {protocol!r} evaluates; use protocol 'few_shot' (--protocol few_shot)."
         )
+
+
+def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -> None:
+    """`ProtocolNotSupportedError` when `method` with `options` cannot run `protocol`, before anything runs."""
+    _, model_class = get_method(method)
+    _check_classes_can_change(
+        model_class.can_change_classes(options), f"{method} with these options", protocol
+    )
 
 
 def check_protocol(protocol: str, spec: BenchmarkSpec, targets: Sequence[str] = ()) -> None:
@@ -153,11 +159,7 @@ def evaluate_protocol(
 ) -> dict[str, float]:
     """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`)."""
     check_protocol(protocol, spec, targets)
-    if protocol != "few_shot" and not model.classes_can_change:
-        raise ProtocolNotSupportedError(
-            f"This {type(model).__name__} learned parameters per training class, so it cannot classify the "
-            f"new classes or other datasets that protocol {protocol!r} evaluates; use protocol 'few_shot'."
-        )
+    _check_classes_can_change(model.classes_can_change, f"This {type(model).__name__}", protocol)
     transform = eval_transform(model.image_processor)
 
     def test_set(
@@ -296,8 +298,8 @@ def run_comparison(
         try:
             check_method_protocol(method, options_for(method, config.method_options), config.protocol)
         except ProtocolNotSupportedError as error:
-            if not skip_unsupported:
-                raise
+            if not skip_unsupported or (config.push_to_hub and method == config.method):
+                raise  # never drop the method a push was asked for
             logger.warning("skipping %s: %s", method, error)
             continue
         runnable.append(method)

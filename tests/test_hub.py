@@ -223,3 +223,17 @@ def test_model_push_to_hub_uploads_the_adapter_with_our_card(clip_parts, hub_cal
     assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= set(uploaded)
     assert "library_name: hf_prompt_clip" in uploaded["README.md"]
     assert "base_model_relation: adapter" in uploaded["README.md"]
+
+
+def test_cards_offer_the_zero_shot_pipeline_only_where_classes_can_change():
+    from hf_prompt_clip.core.model_card import build_model_card
+
+    shared = CoOpConfig(class_names=["a", "b"], base_model_name_or_path="openai/clip-vit-base-patch16")
+    per_class = CoOpConfig(
+        class_names=["a", "b"],
+        class_specific_context=True,
+        base_model_name_or_path="openai/clip-vit-base-patch16",
+    )
+    assert 'pipeline("zero-shot-image-classification"' in str(build_model_card(shared))
+    text = str(build_model_card(per_class))
+    assert 'pipeline("zero-shot-image-classification"' not in text and "its class list cannot change" in text

@@ -137,6 +137,53 @@ def test_stage_one_tunes_the_image_tower_prompts_and_head_then_stage_two_the_fus
     assert dict(visual.learning_rate_scales)["clip.vision_model"] == model.config.image_tower_lr_scale
 
 
+def test_stage_one_gradients_reach_every_tower_tensor_and_the_prompts_through_the_frozen_text_tower(
+    clip_parts,
+):
+    model = make(clip_parts, visual_loss_weight=0.0)  # the contrastive loss alone
+    model.set_training_stage("visual")
+    model(pixels(), labels=torch.tensor([0, 1, 2])).loss.backward()
+    tower = {
+        n: p
+        for n, p in model.named_parameters()
+        if n.startswith(("clip.vision_model", "clip.visual_projection"))
+    }
+    assert tower and all(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.values())
+    assert model.context.grad.abs().sum() > 0  # through the text tower, which gets no gradient itself
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith("clip.text_model"))
+
+
+def test_stage_two_runs_the_image_tower_without_autograd(clip_parts):
+    model = make(clip_parts)
+    model.set_training_stage("fusion")
+    assert model.image_features(pixels()).grad_fn is None
+    model.set_training_stage("visual")
+    assert model.image_features(pixels()).grad_fn is not None
+
+
+def test_a_model_saved_after_stage_one_scores_with_its_head(tiny_clip_folder, tmp_path):
+    torch.manual_seed(0)
+    model = perturb(MPFGVCModel.from_clip(tiny_clip_folder, NAMES, super_category="shape"))
+    model.set_training_stage("visual")
+    with torch.no_grad():
+        head = model.visual_head(model.image_features(pixels()))
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(AutoModel.from_pretrained(tmp_path)(pixels()).logits, head, atol=0, rtol=0)
+
+
+def test_a_bf16_clip_trains_a_float32_tower(tiny_clip_folder):
+    model = MPFGVCModel.from_clip(tiny_clip_folder, NAMES, super_category="shape", dtype=torch.bfloat16)
+    assert model.clip.text_model.dtype == torch.bfloat16  # the frozen text tower as loaded
+    assert {value.dtype for value in model.adapter_state_dict().values()} == {torch.float32}  # tower included
+    model.set_training_stage("visual")
+    model(pixels(), labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert (
+        model.context.grad is not None
+        and model.clip.vision_model.embeddings.patch_embedding.weight.grad is not None
+    )
+
+
 def test_stage_one_loss_is_head_cross_entropy_plus_contrastive(clip_parts):
     model = perturb(make(clip_parts, visual_loss_weight=0.5, contrastive_loss_weight=2.0))
     model.set_training_stage("visual")
@@ -219,6 +266,10 @@ def test_a_transformers_vit_can_replace_clips_image_tower(tiny_clip_folder, tmp_
         expected = perturb(model).eval()(pixels()).logits
     visual, _ = model.training_stages()
     assert visual.trainable[:2] == ("image_tower", "image_projection")
+    assert (
+        visual.learning_rate_scale("image_tower.layers.0.mlp.fc1.weight") == model.config.image_tower_lr_scale
+    )
+    assert visual.learning_rate_scale("image_projection.weight") == 1.0  # new: learns at the full rate
     model.save_pretrained(tmp_path / "adapter")
     tensors = load_file(tmp_path / "adapter" / "model.safetensors")
     assert any(key.startswith("image_tower.") for key in tensors) and not any(
@@ -282,3 +333,14 @@ def test_the_card_says_what_is_stored_and_offers_no_zero_shot_use(tiny_clip_fold
     assert f"| adapter file | {size:.1f} KB |" in text
     assert "**not** a tiny adapter" in text and "zero-shot-image-classification pipeline refuses it" in text
     assert 'pipeline("zero-shot-image-classification"' not in text
+
+
+def test_frozen_parts_stay_in_eval_mode_while_training(clip_parts):
+    model = make(clip_parts)
+    model.set_training_stage("fusion")
+    model.train()
+    assert model.fusion.training and model.classifier.training
+    assert not model.clip.vision_model.training and not model.clip.text_model.training
+    model.set_training_stage("visual")
+    model.train()
+    assert model.clip.vision_model.training and not model.clip.text_model.training

@@ -346,6 +346,27 @@ def test_stages_train_their_own_parameters_with_their_own_epochs_and_rates_and_r
         torch.testing.assert_close(value, staged.meta_net.state_dict()[key], atol=1e-6, rtol=0)
 
 
+def test_a_stage_scales_the_learning_rate_of_some_parameters(tiny_clip_folder, tmp_path):
+    """One SGD step: with `learning_rate_scales`, those parameters move by the scale times as much."""
+    settings = dict(
+        optimizer="sgd", epochs=1, batch_size=32, learning_rate=0.5, warmup_epochs=0, lr_schedule="constant"
+    )
+    moved = {}
+    for scale in (1.0, 0.1):
+        model = two_stage_cocoop(
+            tiny_clip_folder, [("all", ("context", "meta_net"), None, None, (("meta_net", scale),))]
+        )
+        before = {name: value.clone() for name, value in model.adapter_state_dict().items()}
+        PromptTrainer(
+            model, train_set(model), config(tmp_path / str(scale), **settings), collate_fn=collate_fn
+        ).train()
+        moved[scale] = {name: value - before[name] for name, value in model.adapter_state_dict().items()}
+    torch.testing.assert_close(moved[0.1]["context"], moved[1.0]["context"])
+    for name in ("meta_net.linear1.weight", "meta_net.linear2.bias"):
+        assert moved[1.0][name].abs().max() > 0
+        torch.testing.assert_close(moved[0.1][name], 0.1 * moved[1.0][name], atol=1e-7, rtol=1e-4)
+
+
 @pytest.fixture
 def fresh_accelerate_state():
     """Accelerate fixes the mixed precision once per process: start and leave this test with none."""

@@ -1,5 +1,7 @@
 """The shared image-tower path (core/vision.py): plain, patch outputs, prompt sets, token selection, ViT towers."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -119,9 +121,10 @@ def test_a_transformers_vit_runs_through_the_same_path():
 
 def test_token_selection_matches_clips_eager_attention_and_keeping_all_is_the_plain_tower(clip_parts):
     clip, _, _ = clip_parts
-    eager = CLIPModel(clip.config)
+    eager = CLIPModel(copy.deepcopy(clip.config))  # a config of its own: `clip` stays on SDPA
     eager.load_state_dict(clip.state_dict())
     eager.config.vision_config._attn_implementation = "eager"
+    assert clip.config.vision_config._attn_implementation == "sdpa"
     with torch.no_grad():
         attentions = eager.vision_model(pixel_values=pixels(), output_attentions=True).attentions
         selected = encode_image_tokens(clip, pixels(), keep_patches=4)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, PreTrainedConfig
@@ -99,6 +99,8 @@ class PromptCLIPConfig(PreTrainedConfig):
     """
 
     model_type = "prompt_clip"
+    #: Fields that record derived values for loading (a backbone's config), not options: cards skip them.
+    recorded_fields: ClassVar[tuple[str, ...]] = ()
 
     base_model_name_or_path: str | None = None
     base_model_revision: str | None = None

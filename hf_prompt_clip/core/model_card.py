@@ -36,8 +36,9 @@ MAX_LISTED_CLASSES = 20
 
 
 def method_options(config: PromptCLIPConfig) -> dict:
-    """The method's own config fields (those a `PromptCLIPConfig` does not have) and their values."""
-    shared = {field.name for field in dataclasses.fields(PromptCLIPConfig)}
+    """The method's own options (config fields a `PromptCLIPConfig` does not have, less the values it
+    only records for loading, `recorded_fields`) and their values."""
+    shared = {field.name for field in dataclasses.fields(PromptCLIPConfig)} | set(config.recorded_fields)
     return {
         field.name: getattr(config, field.name)
         for field in dataclasses.fields(type(config))
@@ -158,7 +159,8 @@ def build_model_card(
         results_table=results_markdown,
         synthetic=synthetic,
         citations=[citation for citation in citations if citation],
-        free_texts=model_class.classifies_free_texts,
+        # offered where any class list works (a class-specific CoOp takes only lists of its own size)
+        free_texts=model_class.classifies_free_texts and model_class.can_change_classes(config.to_dict()),
         adapter_size=None if adapter_bytes is None else _file_size(adapter_bytes),
     )
 

@@ -107,7 +107,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     # CLIP submodules that a method trains; their weights are saved with the adapter.
     adapter_clip_modules: ClassVar[tuple[str, ...]] = ()
-    # Whether the model classifies free texts (the zero-shot pipeline, `forward(input_ids=...)`).
+    # Whether free texts can be classified (the zero-shot pipeline): not by a per-class classifier.
     classifies_free_texts: ClassVar[bool] = True
 
     def __init__(
@@ -126,6 +126,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             check_base_compatibility(config, clip_model.config.to_dict(), "the given clip_model")
         self.clip = clip_model
         self.clip.requires_grad_(False)
+        for name in self.adapter_clip_modules:  # trained CLIP parts stay float32, as every adapter tensor
+            getattr(self.clip, name).float()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self._class_version = 0
@@ -294,6 +296,15 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         """`can_change_classes` for this model's config."""
         return type(self).can_change_classes(self.config.to_dict())
 
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, except that frozen parts (every submodule whose parameters are all
+        frozen, e.g. CLIP's text tower) stay in eval mode: a frozen backbone keeps its inference
+        behaviour (no dropout) while the adapter trains."""
+        super().train(mode)
+        if mode:
+            _frozen_to_eval(self)
+        return self
+
     def _ensure_class_prompts(self) -> None:
         if self._prompts_built_for != self._class_version:
             self._check_has_classes()
@@ -370,6 +381,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         Learned prompts treat each text as a class name: the pipeline's `candidate_labels` with
         `hypothesis_template="{}"` classify exactly as `set_class_names(candidate_labels)` does.
         """
+        if not self.classifies_free_texts:
+            raise ValueError(
+                f"This {type(self).__name__} learned parameters per class, so it classifies its own fixed "
+                "classes, not free texts: use the image-classification pipeline (or a prompt learner "
+                "whose classes can change, such as CoOp, for zero-shot-image-classification)."
+            )
         if self.tokenizer is None:
             raise ValueError("Classifying free texts needs the tokenizer: set model.tokenizer first.")
         texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
@@ -504,9 +521,10 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     ) -> None:
         """Save the adapter folder: config, adapter safetensors, tokenizer and image processor.
 
-        Only the adapter tensors are written (see `adapter_state_dict`) unless an explicit
-        `state_dict` is passed. The folder loads back with `AutoModel.from_pretrained(folder)`
-        and works with the image pipelines.
+        Only the adapter tensors are written (see `saved_adapter_state_dict`) unless an explicit
+        `state_dict` is passed, as one `model.safetensors` file (no shards, no variants: loading
+        reads that one file). The folder loads back with `AutoModel.from_pretrained(folder)` and
+        works with the image pipelines.
         """
         if state_dict is None:
             state_dict = self.saved_adapter_state_dict()
@@ -683,3 +701,13 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         check_adapter_tensors(self.adapter_state_dict(), state_dict, source, type(self).__name__)
         self.load_state_dict(state_dict, strict=False)
         self._text_cache.clear()
+
+
+def _frozen_to_eval(module: torch.nn.Module) -> None:
+    """Put every child subtree without a trainable parameter (but with parameters) in eval mode."""
+    for child in module.children():
+        parameters = list(child.parameters())
+        if parameters and not any(p.requires_grad for p in parameters):
+            child.eval()
+        else:
+            _frozen_to_eval(child)

@@ -175,14 +175,18 @@ def _attention_parts(layer: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module,
 def cls_attention(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """The attention `(B, H, L)` of the CLS query over all L tokens in `layer` (a CLIP or ViT encoder
     layer), given the layer's input `(B, L, W)`: `softmax(q_cls k^T * scale)` per head, computed from
-    the layer's own norm and query/key projections (so the layer itself can run on SDPA)."""
+    the layer's own norm and query/key projections (so the layer itself can run on SDPA), in
+    float32 and without autograd."""
     norm, query, key, heads, scale = _attention_parts(layer)
-    normed = norm(hidden)
-    batch, length, _ = normed.shape
-    q = query(normed[:, :1]).view(batch, 1, heads, -1).transpose(1, 2)  # (B, H, 1, d)
-    k = key(normed).view(batch, length, heads, -1).transpose(1, 2)  # (B, H, L, d)
-    scores = (q.float() @ k.float().transpose(-1, -2)) * scale
-    return scores.softmax(dim=-1).squeeze(2)
+    # a selection, not a differentiable quantity; in float32 also under autocast
+    with torch.no_grad(), torch.autocast(device_type=hidden.device.type, enabled=False):
+        weight = query.weight
+        normed = norm(hidden.to(weight.dtype))
+        batch, length, _ = normed.shape
+        q = query(normed[:, :1]).view(batch, 1, heads, -1).transpose(1, 2)  # (B, H, 1, d)
+        k = key(normed).view(batch, length, heads, -1).transpose(1, 2)  # (B, H, L, d)
+        scores = (q.float() @ k.float().transpose(-1, -2)) * scale
+        return scores.softmax(dim=-1).squeeze(2)
 
 
 def top_patches(attention: torch.Tensor, keep: int) -> torch.Tensor:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from huggingface_hub.dataclasses import strict
 
 from ...core.configuration import PromptCLIPConfig
@@ -64,6 +66,7 @@ class MPFGVCConfig(PromptCLIPConfig):
     """
 
     model_type = "prompt_clip_mpfgvc"
+    recorded_fields: ClassVar[tuple[str, ...]] = ("image_tower_config",)
 
     super_category: str | None = None
     n_ctx: int = 16

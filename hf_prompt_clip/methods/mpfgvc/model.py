@@ -56,8 +56,8 @@ class VisionLanguageFusion(nn.Module):
         self.residual = residual
 
     def forward(self, visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        text_key = self.text_key or self.visual_key
-        text_value = self.text_value or self.visual_value
+        text_key = self.visual_key if self.text_key is None else self.text_key
+        text_value = self.visual_value if self.text_value is None else self.text_value
         batch = visual.shape[0]
         keys = torch.cat([self.visual_key(visual).unsqueeze(1), text_key(text).expand(batch, -1, -1)], dim=1)
         values = torch.cat(
@@ -97,7 +97,7 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
     """
 
     config_class = MPFGVCConfig
-    classifies_free_texts = False
+    classifies_free_texts = False  # a classifier over fixed subcategories
 
     def __init__(self, config: MPFGVCConfig, clip_model=None, tokenizer=None, image_processor=None):
         super().__init__(config, clip_model, tokenizer, image_processor)
@@ -255,7 +255,8 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
             return logits, None
         config = self.config
         text = F.normalize(self.class_text_features().float(), dim=-1)
-        contrastive = F.normalize(features.float(), dim=-1) @ text.T / config.contrastive_temperature
+        with torch.autocast(device_type=features.device.type, enabled=False):  # cos / 0.07 in float32
+            contrastive = F.normalize(features.float(), dim=-1) @ text.T / config.contrastive_temperature
         loss = config.visual_loss_weight * self.classification_loss(logits, labels)
         loss = loss + config.contrastive_loss_weight * self.classification_loss(contrastive, labels)
         return logits, loss
@@ -268,13 +269,6 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
             return self.visual_head(image_features.float())
         return self.fused_logits(image_features)
 
-    def zero_shot_logits(self, pixel_values, input_ids, attention_mask=None):
-        raise ValueError(
-            "MP-FGVC classifies its own fixed subcategories (per-class prompt tokens and classifier), not "
-            "free texts: use the image-classification pipeline, or a prompt learner such as CoOp for "
-            "zero-shot-image-classification."
-        )
-
     # ------------------------------------------------------------------ stages and saving
 
     def training_stages(self) -> list[TrainingStage]:
@@ -285,7 +279,9 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
                 FUSION_STAGE: ("fusion", "classifier"),
             }
         )
-        scales = tuple((prefix, self.config.image_tower_lr_scale) for prefix in self._tower_prefixes())
+        # the pretrained tower learns at a fraction of the rate; a ViT's new projection starts from scratch
+        pretrained = ("image_tower",) if self.config.image_tower else self._tower_prefixes()
+        scales = tuple((prefix, self.config.image_tower_lr_scale) for prefix in pretrained)
         return [dataclasses.replace(visual, learning_rate_scales=scales), fusion]
 
     def saved_adapter_state_dict(self) -> dict[str, torch.Tensor]:
