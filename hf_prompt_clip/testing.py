@@ -70,6 +70,24 @@ def tiny_clip(seed: int = 0, **config_kwargs) -> tuple[CLIPModel, CLIPTokenizer,
     return model, tokenizer, tiny_clip_image_processor(config.vision_config.image_size)
 
 
+def tiny_vit(seed: int = 0, width: int = 32, layers: int = 3, image_size: int = 32, patch_size: int = 8):
+    """A randomly initialised tiny transformers `ViTModel` (no pooler) and its `ViTImageProcessor`, for
+    the methods that take a separate image tower (MP-FGVC's ImageNet-21k ViT in real use)."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * width,
+        image_size=image_size,
+        patch_size=patch_size,
+    )
+    torch.manual_seed(seed)
+    processor = ViTImageProcessor(size={"height": image_size, "width": image_size})
+    return ViTModel(config, add_pooling_layer=False).eval(), processor
+
+
 def save_tiny_clip(folder: str | os.PathLike, seed: int = 0, **config_kwargs) -> str:
     """Write a tiny CLIP (weights, config, tokenizer, image processor) to `folder`, laid out like a Hub repo."""
     model, tokenizer, image_processor = tiny_clip(seed, **config_kwargs)

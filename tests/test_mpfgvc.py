@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from conftest import PATTERN_NAMES, pattern_images
 from safetensors.torch import load_file
-from transformers import AutoModel, ViTConfig, ViTImageProcessor, ViTModel, pipeline
+from transformers import AutoModel, ViTImageProcessor, pipeline
 
 from hf_prompt_clip import CoOpModel, MPFGVCConfig, MPFGVCModel
 from hf_prompt_clip.runner import ProtocolNotSupportedError, check_method_protocol
+from hf_prompt_clip.testing import tiny_vit
 
 NAMES = ["red star", "a blue circle of another length", "ring"]
 
@@ -241,18 +242,9 @@ def test_bf16_saving_halves_the_tower(tiny_clip_folder, tmp_path):
 
 def test_a_transformers_vit_can_replace_clips_image_tower(tiny_clip_folder, tmp_path):
     vit_folder = tmp_path / "vit"
-    config = ViTConfig(
-        hidden_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=48,
-        image_size=32,
-        patch_size=8,
-    )
-    torch.manual_seed(1)
-    vit = ViTModel(config, add_pooling_layer=False).eval()
+    vit, processor = tiny_vit(seed=1, width=24)
     vit.save_pretrained(vit_folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(vit_folder)
+    processor.save_pretrained(vit_folder)
     model = MPFGVCModel.from_clip(
         tiny_clip_folder, NAMES, super_category="shape", image_tower=str(vit_folder), ssvp_top_k=None
     )

@@ -5,9 +5,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import CLIPModel, ViTConfig, ViTModel
+from transformers import CLIPModel
 
 from hf_prompt_clip.core.vision import append_prompt_tokens, encode_image_tokens, vit_vision_tower
+from hf_prompt_clip.testing import tiny_vit
 
 
 def pixels(batch=3):
@@ -94,16 +95,7 @@ def test_gradients_reach_the_prompts_through_the_frozen_tower(clip_parts):
 
 
 def test_a_transformers_vit_runs_through_the_same_path():
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-    )
-    torch.manual_seed(0)
-    vit = ViTModel(config, add_pooling_layer=False).eval()
+    vit, _ = tiny_vit(seed=0)
     tower = vit_vision_tower(vit)
     assert tower.num_patches == 16
     with torch.no_grad():
