@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=16,
         help="training images per class, or 'all' for the full training set",
     )
+    train.add_argument(
+        "--few-shot-sampler",
+        default="numpy",
+        choices=["numpy", "dassl"],
+        help="'dassl' draws the shots as the CoOp authors' code does (the same images on their split files)",
+    )
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
     defaults = TrainingConfig()
     train.add_argument(
@@ -300,6 +306,7 @@ def train_command(args) -> list[dict]:
         source=_source(args),
         dataset_revision=args.dataset_revision,
         shots=args.shots,
+        few_shot_sampler=args.few_shot_sampler,
         seeds=args.seeds,
         protocol=args.protocol,
         targets=args.targets,

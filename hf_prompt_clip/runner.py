@@ -61,6 +61,7 @@ class ExperimentConfig:
     source: Source | None = None
     dataset_revision: str | None = None
     shots: int | None = 16  # None: the full training set
+    few_shot_sampler: str = "numpy"  # "dassl": the CoOp authors' draw (hf_prompt_clip.data.fewshot)
     seeds: Sequence[int] = (1,)
     protocol: str = "base2new"
     targets: Sequence[str] = ()
@@ -208,7 +209,9 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     train_set = _load(spec, "train", config)
     selection = None  # shots=None: the full training set
     if config.shots is not None:
-        train_set, selection = sample_few_shot(train_set, config.shots, seed, benchmark=spec.key)
+        train_set, selection = sample_few_shot(
+            train_set, config.shots, seed, benchmark=spec.key, sampler=config.few_shot_sampler
+        )
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
     names, prompts = class_lists(train_set, spec)

@@ -209,3 +209,20 @@ def test_full_training_set_and_a_fixed_class_method_from_the_cli(tiny_clip_folde
 def test_shots_take_a_positive_number_or_all(tiny_clip_folder, pattern_folder, tmp_path):
     with pytest.raises(SystemExit):
         main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path, "--shots", "0"))
+
+
+def test_the_dassl_sampler_from_the_cli_records_its_draw(tiny_clip_folder, pattern_folder, tmp_path):
+    main(
+        pattern_run(
+            tiny_clip_folder,
+            pattern_folder,
+            tmp_path,
+            "--method",
+            "coop",
+            "--few-shot-sampler",
+            "dassl",
+            *QUICK,
+        )
+    )
+    selection = json.loads((tmp_path / "coop" / "seed1" / "adapter" / "few_shot_selection.json").read_text())
+    assert selection["sampler"].startswith("Dassl") and selection["shots"] == 2

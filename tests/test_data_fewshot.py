@@ -1,8 +1,11 @@
 """Few-shot sampling, its replayable record, and base/new class subsets."""
 
+import json
+
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
+from PIL import Image
 
 from hf_prompt_clip.data import (
     FewShotSelection,
@@ -116,3 +119,73 @@ def test_all_base_and_new_runs_of_one_seed_share_images():
 def test_unknown_subset_name_is_refused():
     with pytest.raises(ValueError, match="'all', 'base', 'new'"):
         select_classes(labelled([1, 1]), "novel")
+
+
+# ---------------------------------------------------------------------------------------- Dassl sampler
+
+
+class Datum:
+    """Dassl's `Datum`, reduced to what the sampler reads."""
+
+    def __init__(self, impath, label, classname):
+        self.impath, self.label, self.classname = impath, label, classname
+
+
+def dassl_generate_fewshot_dataset(data_source, num_shots):
+    """Dassl's `DatasetBase.generate_fewshot_dataset` for one data source (repeat=False), as written:
+    the global `random`, `split_dataset_by_label` (a defaultdict in first-appearance order)."""
+    import random
+    from collections import defaultdict
+
+    tracker = defaultdict(list)
+    for item in data_source:
+        tracker[item.label].append(item)
+    dataset = []
+    for _label, items in tracker.items():
+        sampled = random.sample(items, num_shots) if len(items) >= num_shots else items
+        dataset.extend(sampled)
+    return dataset
+
+
+def the_authors_draw(split, seed, shots):
+    """CoOp's datasets: `set_random_seed(seed)`, then train with `shots`, then val with min(shots, 4)."""
+    import random
+
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        train = [Datum(*row) for row in split["train"]]
+        val = [Datum(*row) for row in split["val"]]
+        train = dassl_generate_fewshot_dataset(train, shots)
+        val = dassl_generate_fewshot_dataset(val, min(shots, 4))
+    finally:
+        random.setstate(state)
+    return [d.impath for d in train], [d.impath for d in val]
+
+
+def test_the_dassl_sampler_picks_what_the_authors_code_picks(tmp_path):
+    """On a split file of a few hundred items (classes of unequal size, interleaved, one smaller than
+    the shots), the same seed draws the same images, in the same order, for train and then val."""
+    from hf_prompt_clip.data import CoOpSplitSource, dassl_few_shot, load_benchmark, sample_few_shot
+
+    rng = np.random.default_rng(0)
+    names = [f"class_{k}" for k in range(7)]
+    sizes = {"train": [40, 25, 3, 90, 17, 33, 80], "val": [5, 9, 2, 12, 4, 7, 6]}
+    split = {"test": []}
+    for part, counts in sizes.items():
+        rows = [(f"{part}/{names[k]}/{i}.png", k, names[k]) for k in range(7) for i in range(counts[k])]
+        split[part] = [list(rows[i]) for i in rng.permutation(len(rows))]
+    split["test"] = split["val"][:3]
+    for path, _, _ in split["train"] + split["val"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (2, 2)).save(tmp_path / path)
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    source = CoOpSplitSource(tmp_path / "split.json", tmp_path)
+    train, val = (load_benchmark("eurosat", part, source=source) for part in ("train", "val"))
+    assert len(train) + len(val) > 300
+    for seed, shots in ((1, 16), (2, 4), (3, 1), (1, 8)):
+        expected_train, expected_val = the_authors_draw(split, seed, shots)
+        (_, ours_train), (_, ours_val) = dassl_few_shot(train, val, shots, seed, benchmark="eurosat")
+        assert ours_train.ids == expected_train and ours_val.ids == expected_val
+        assert sample_few_shot(train, shots, seed, sampler="dassl")[1].ids == expected_train
+    assert sample_few_shot(train, 16, 1)[1].ids != the_authors_draw(split, 1, 16)[0]  # the default differs

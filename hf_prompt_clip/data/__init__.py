@@ -32,8 +32,11 @@ from .errors import (
     UnreadableImageError,
 )
 from .fewshot import (
+    SAMPLERS,
     FewShotSelection,
     apply_selection,
+    dassl_few_shot,
+    dassl_few_shot_indices,
     few_shot_indices,
     sample_few_shot,
     select_classes,
@@ -64,6 +67,7 @@ from .transforms import (
 __all__ = [
     "BENCHMARKS",
     "IMAGENET_SELECT_TEMPLATES",
+    "SAMPLERS",
     "BenchmarkSpec",
     "CoOpSplitSource",
     "ColumnNotFoundError",
@@ -87,6 +91,8 @@ __all__ = [
     "clean_sun397",
     "clean_ucf101",
     "collate_fn",
+    "dassl_few_shot",
+    "dassl_few_shot_indices",
     "eval_transform",
     "few_shot_indices",
     "get_benchmark",

@@ -4,12 +4,19 @@ Sampling (docs/data.md): for each class, in order of first appearance, draw `sho
 without replacement with `numpy.random.default_rng(seed)` (one generator for the whole draw);
 a class with fewer examples keeps them all. Draw on the full class list, before `select_classes`,
 so that all/base/new runs of one seed share their images.
+
+`sampler="dassl"` reproduces the CoOp authors' draw instead (Dassl's `generate_fewshot_dataset`):
+Python's `random` seeded with the seed, `random.sample(items, shots)` per class in order of first
+appearance, examples kept in the order drawn, and the validation draw (`min(shots, 4)`) made after
+the training draw from the same stream. On the authors' split files (`CoOpSplitSource`) the same
+seed then picks the same images as their code.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -24,6 +31,12 @@ Subset = Literal["all", "base", "new"]
 SUBSETS: tuple[str, ...] = ("all", "base", "new")
 ID_COLUMN = "example_id"
 SAMPLER = "numpy.random.default_rng(seed).choice per class, classes in order of first appearance"
+DASSL_SAMPLER = (
+    "Dassl generate_fewshot_dataset: random.seed(seed), random.sample per class in order of first "
+    "appearance, in drawn order; validation drawn after train from the same stream"
+)
+#: Few-shot samplers: `"numpy"` (the package's, sorted within a class) and `"dassl"` (the CoOp authors').
+SAMPLERS: tuple[str, ...] = ("numpy", "dassl")
 
 
 @dataclass
@@ -88,27 +101,84 @@ def few_shot_indices(labels: Sequence[int] | np.ndarray, shots: int, seed: int) 
     return chosen
 
 
+def dassl_few_shot_indices(labels: Sequence[int] | np.ndarray, shots: int, rng: random.Random) -> list[int]:
+    """Row indices of Dassl's `generate_fewshot_dataset(data, num_shots=shots)` with Python RNG `rng`.
+
+    Classes in order of first appearance; `rng.sample(rows, shots)` for a class with at least `shots`
+    rows (kept in the drawn order), all its rows otherwise. `rng` advances exactly as Dassl's global
+    `random` does, so a second call continues the authors' stream (their validation draw).
+
+    Example:
+        >>> rng = random.Random(1)                                      # Dassl: set_random_seed(1)
+        >>> train_rows = dassl_few_shot_indices(train_labels, 16, rng)
+        >>> val_rows = dassl_few_shot_indices(val_labels, 4, rng)       # min(16, 4), same stream
+    """
+    if not isinstance(shots, int) or shots < 1:
+        raise ValueError(f"shots must be a positive integer, got {shots!r}.")
+    tracker: dict[int, list[int]] = {}
+    for row, label in enumerate(np.asarray(labels).tolist()):
+        tracker.setdefault(label, []).append(row)
+    chosen: list[int] = []
+    for rows in tracker.values():
+        chosen.extend(rng.sample(rows, shots) if len(rows) >= shots else rows)
+    return chosen
+
+
 def _labels(dataset: Dataset) -> np.ndarray:
     return dataset.with_format("arrow")["label"].to_numpy()
 
 
 def sample_few_shot(
-    dataset: Dataset, shots: int, seed: int, benchmark: str | None = None, split: str = "train"
+    dataset: Dataset,
+    shots: int,
+    seed: int,
+    benchmark: str | None = None,
+    split: str = "train",
+    sampler: str = "numpy",
 ) -> tuple[Dataset, FewShotSelection]:
     """`shots` examples per class of `dataset` and the record that reproduces the draw.
 
     Examples are identified by the `example_id` column when the dataset has one, else by row index.
+    `sampler="dassl"` makes the CoOp authors' training draw (see the module docstring; for their
+    validation draw as well, use `dassl_few_shot`).
 
     Example:
         >>> train = load_benchmark("eurosat", "train")
         >>> train16, record = sample_few_shot(train, shots=16, seed=1, benchmark="eurosat")
         >>> record.save("few_shot_selection.json")
     """
-    rows = few_shot_indices(_labels(dataset), shots, seed)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    if sampler == "dassl":
+        rows = dassl_few_shot_indices(_labels(dataset), shots, random.Random(seed))
+        return _selected(dataset, rows, benchmark, split, seed, shots, DASSL_SAMPLER)
+    return _selected(
+        dataset, few_shot_indices(_labels(dataset), shots, seed), benchmark, split, seed, shots, SAMPLER
+    )
+
+
+def dassl_few_shot(
+    train: Dataset, val: Dataset, shots: int, seed: int, benchmark: str | None = None
+) -> tuple[tuple[Dataset, FewShotSelection], tuple[Dataset, FewShotSelection]]:
+    """The CoOp authors' few-shot training and validation sets: `shots` per class from `train`, then
+    `min(shots, 4)` per class from `val`, both from one Python RNG seeded with `seed`."""
+    rng = random.Random(seed)
+    train_rows = dassl_few_shot_indices(_labels(train), shots, rng)
+    val_shots = validation_shots(shots)
+    val_rows = dassl_few_shot_indices(_labels(val), val_shots, rng)
+    return (
+        _selected(train, train_rows, benchmark, "train", seed, shots, DASSL_SAMPLER),
+        _selected(val, val_rows, benchmark, "val", seed, val_shots, DASSL_SAMPLER),
+    )
+
+
+def _selected(
+    dataset: Dataset, rows: list[int], benchmark: str | None, split: str, seed: int, shots: int, sampler: str
+) -> tuple[Dataset, FewShotSelection]:
     id_column = ID_COLUMN if ID_COLUMN in dataset.column_names else None
     selected = dataset.select(rows)
     ids: list[str | int] = [str(i) for i in selected[ID_COLUMN]] if id_column else list(rows)
-    return selected, FewShotSelection(benchmark, split, seed, shots, id_column, ids)
+    return selected, FewShotSelection(benchmark, split, seed, shots, id_column, ids, sampler)
 
 
 def apply_selection(dataset: Dataset, selection: FewShotSelection) -> Dataset:
