@@ -5,6 +5,8 @@
     accelerate launch -m hf_prompt_clip.cli train ...          # many GPUs (or examples/train.py)
     hf-prompt-clip evaluate --model org/coop-vitb16-dtd --dataset dtd --protocol base2new
     hf-prompt-clip data-summary eurosat --shots 16
+    hf-prompt-clip data export eurosat --split-file split_zhou_EuroSAT.json --image-root eurosat/2750 \\
+        --output-dir eurosat-coop --push-to-hub me/eurosat-coop
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ def _shots(text: str) -> int | None:
 
 
 def _source(args):
-    from .data import CoOpSplitSource, ImageFolderSource
+    from .data import CoOpSplitSource, ImageFolderSource, exported_source
 
+    if getattr(args, "exported", None):
+        return exported_source(args.exported)
     if args.image_folder:
         return ImageFolderSource(args.image_folder)
     if args.split_file:
@@ -107,6 +111,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)")
     group.add_argument("--image-root", default=None, help="the folder the split file's paths start from")
+    group.add_argument(
+        "--exported",
+        default=None,
+        metavar="REPO_OR_FOLDER",
+        help="a dataset written by `hf-prompt-clip data export` (its folder or Hub repository)",
+    )
     group.add_argument(
         "--protocol",
         default="base2new",
@@ -248,6 +258,28 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("dataset")
     summary.add_argument("--shots", type=int, default=None)
     summary.add_argument("--seed", type=int, default=1)
+
+    data = command("data", "dataset tools: export a benchmark as a Hub-layout parquet dataset")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    export = actions.add_parser(
+        "export",
+        help="write a benchmark from any source (a CoOp split file, an image folder, the Hub) as parquet",
+        formatter_class=_HelpFormatter,
+    )
+    export.add_argument(
+        "dataset", help="benchmark key of the registry: its class names and label order apply"
+    )
+    export.add_argument("--output-dir", required=True, help="the folder to write (data/<split>-*.parquet)")
+    export.add_argument(
+        "--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)"
+    )
+    export.add_argument("--image-root", default=None, help="the folder the split file's paths start from")
+    export.add_argument("--image-folder", default=None, help="a local imagefolder tree")
+    export.add_argument("--dataset-revision", default=None, help="revision of the registry's Hub source")
+    export.add_argument(
+        "--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this dataset repo"
+    )
+    export.add_argument("--private", action="store_true", help="create the Hub repository as private")
     return parser
 
 
@@ -366,6 +398,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     elif args.command == "evaluate":
         evaluate_command(args)
+    elif args.command == "data":
+        from .data import export_benchmark
+
+        folder = export_benchmark(
+            args.dataset,
+            args.output_dir,
+            source=_source(args),
+            revision=args.dataset_revision,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+        )
+        print(f"wrote {folder}" + (f" and pushed it to {args.push_to_hub}" if args.push_to_hub else ""))
     else:
         from .data import summarize
 

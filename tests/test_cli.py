@@ -1,6 +1,7 @@
 """The command line runs a whole experiment offline on a local image folder."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -226,3 +227,19 @@ def test_the_dassl_sampler_from_the_cli_records_its_draw(tiny_clip_folder, patte
     )
     selection = json.loads((tmp_path / "coop" / "seed1" / "adapter" / "few_shot_selection.json").read_text())
     assert selection["sampler"].startswith("Dassl") and selection["shots"] == 2
+
+
+def test_data_export_writes_a_dataset_that_trains_like_any_source(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys
+):
+    exported = tmp_path / "exported"
+    main(["data", "export", "dtd", "--image-folder", str(pattern_folder), "--output-dir", str(exported)])
+    assert "wrote" in capsys.readouterr().out
+    assert sorted(os.listdir(exported / "data")) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+    ]
+    data = ["--base-model", tiny_clip_folder, "--dataset", "dtd", "--exported", str(exported)]
+    main(["train", *data, "--output-dir", str(tmp_path / "run"), "--method", "coop", *QUICK])
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [entry["method"] for entry in results] == ["zeroshot", "coop"]

@@ -225,3 +225,38 @@ def test_coop_split_file_with_a_missing_image_says_which(tmp_path):
 def test_benchmark_without_hub_source_asks_for_a_local_one():
     with pytest.raises(ValueError, match="ImageFolderSource"):
         load_benchmark("nabirds", "train")
+
+
+def test_export_round_trip_gives_the_same_images_labels_and_names(tmp_path, monkeypatch):
+    """A CoOp split file -> `export_benchmark` -> a Hub-layout parquet folder -> `HubSource` again."""
+    from datasets import DatasetDict
+
+    from hf_prompt_clip.data import export_benchmark, exported_source
+
+    split_file, root = write_split_file(tmp_path, ["SeaLake", "AnnualCrop", "Forest"])
+    source = CoOpSplitSource(split_file, root)
+    pushed = []
+    monkeypatch.setattr(
+        DatasetDict, "push_to_hub", lambda self, repo, **kw: pushed.append((repo, sorted(self)))
+    )
+    folder = export_benchmark("eurosat", tmp_path / "exported", source=source, push_to_hub="me/eurosat-coop")
+    assert pushed == [("me/eurosat-coop", ["test", "train", "validation"])]
+    assert sorted(os.listdir(folder / "data")) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
+    os.rename(root, tmp_path / "originals-gone")  # the export holds the image bytes themselves
+    again = exported_source(folder)
+    for split in ("train", "val", "test"):
+        ours = load_benchmark(
+            "eurosat", split, source=dataclasses.replace(again, cache_dir=str(tmp_path / "c"))
+        )
+        original = load_benchmark(
+            "eurosat", split, source=CoOpSplitSource(split_file, tmp_path / "originals-gone")
+        )
+        assert ours.features["label"].names == ["Sea or Lake", "Annual Crop Land", "Forest"]
+        assert ours["label"][:] == original["label"][:] and ours["example_id"][:] == original["example_id"][:]
+        for a, b in zip(ours, original):
+            assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
+    assert "| train | 6 |" in (folder / "README.md").read_text()

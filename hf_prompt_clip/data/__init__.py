@@ -31,6 +31,7 @@ from .errors import (
     UnknownBenchmarkError,
     UnreadableImageError,
 )
+from .export import export_benchmark, exported_source
 from .fewshot import (
     SAMPLERS,
     FewShotSelection,
@@ -94,6 +95,8 @@ __all__ = [
     "dassl_few_shot",
     "dassl_few_shot_indices",
     "eval_transform",
+    "export_benchmark",
+    "exported_source",
     "few_shot_indices",
     "get_benchmark",
     "imagenet_class_names",

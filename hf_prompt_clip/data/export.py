@@ -1,0 +1,125 @@
+"""Export a benchmark from any source as a parquet dataset laid out like a Hub repository.
+
+The CoOp authors' benchmarks live in their split files over the original image folders; the most
+common request to their repositories is a download. `export_benchmark` reads a registered benchmark
+from any source (a CoOp split file, an image folder, the Hub) and writes
+
+    <output>/data/train-00000-of-00001.parquet
+    <output>/data/validation-00000-of-00001.parquet     # the protocol's "val"
+    <output>/data/test-00000-of-00001.parquet
+    <output>/README.md                                  # a dataset card: source, classes, sizes
+
+with the columns `image` (the bytes, embedded), `label` (`ClassLabel` of the registry's class
+names, in the benchmark's label order) and `example_id` (when the source has one). `exported_source`
+reads such a folder, or the repository it was pushed to, like any Hub dataset.
+
+Example:
+    >>> source = CoOpSplitSource("split_zhou_EuroSAT.json", "eurosat/2750")
+    >>> export_benchmark("eurosat", "eurosat-coop", source=source, push_to_hub="me/eurosat-coop")
+    >>> load_benchmark("eurosat", "train", source=exported_source("me/eurosat-coop"))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from datasets.table import embed_table_storage
+
+from .errors import SplitNotFoundError
+from .loading import load_benchmark
+from .registry import BenchmarkSpec, get_benchmark
+from .sources import HubSource, Source
+
+#: Protocol split -> the split name in an exported repository (`datasets` reads "validation").
+EXPORT_SPLITS: dict[str, str] = {"train": "train", "val": "validation", "test": "test"}
+
+
+def exported_source(repo_or_folder: str | os.PathLike, revision: str | None = None) -> HubSource:
+    """The source of a dataset written by `export_benchmark` (a local folder or its Hub repository)."""
+    return HubSource(
+        os.fspath(repo_or_folder),
+        revision=revision,
+        splits={split: name for split, name in EXPORT_SPLITS.items() if split != name},
+        id_column="example_id",
+    )
+
+
+def _embedded(dataset: Dataset) -> Dataset:
+    """The dataset with image files read into the table (as `push_to_hub` embeds them)."""
+    return dataset.with_format("arrow").map(embed_table_storage, batched=True).with_format(None)
+
+
+def _card(spec: BenchmarkSpec, origin: str, sizes: dict[str, int], names: list[str]) -> str:
+    rows = "\n".join(f"| {split} | {count} |" for split, count in sizes.items())
+    shown = ", ".join(names[:20]) + (f", … ({len(names) - 20} more)" if len(names) > 20 else "")
+    return f"""---
+task_categories:
+- image-classification
+tags:
+- hf-prompt-clip
+- {spec.key}
+---
+
+# {spec.key} ({spec.description or "benchmark"})
+
+Exported by [hf_prompt_clip](https://github.com/hf-prompt-clip/hf-prompt-clip) from {origin}, with
+the registry's class names in the benchmark's label order ({len(names)} classes: {shown}).
+
+| split | images |
+|---|---|
+{rows}
+
+Columns: `image`, `label` (`ClassLabel`), `example_id` (the image's id in the source, e.g. the
+path in the authors' split file). Read it with
+`load_benchmark("{spec.key}", "train", source=hf_prompt_clip.data.exported_source(<this repo>))`.
+"""
+
+
+def export_benchmark(
+    benchmark: str | BenchmarkSpec,
+    output_dir: str | os.PathLike,
+    *,
+    source: Source | None = None,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+    revision: str | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+) -> Path:
+    """Write `benchmark` (read from `source`, default its Hub source) as a Hub-layout parquet folder.
+
+    Args:
+        benchmark: a registry key or spec: its class-name rule and class list apply.
+        output_dir: the folder to write (`data/<split>-00000-of-00001.parquet`, `README.md`).
+        source: where to read from (`CoOpSplitSource`, `ImageFolderSource`, `HubSource`).
+        splits: protocol splits to export; a split the source lacks is left out (at least one must exist).
+        revision: revision of the default Hub source.
+        push_to_hub: also upload the dataset to this Hub repository (`DatasetDict.push_to_hub`).
+        private, token: for the push.
+
+    Returns:
+        The output folder.
+    """
+    spec = get_benchmark(benchmark)
+    parts: dict[str, Dataset] = {}
+    for split in splits:
+        try:
+            parts[split] = load_benchmark(spec, split, source=source, revision=revision)
+        except SplitNotFoundError:
+            continue
+    if not parts:
+        raise SplitNotFoundError(f"None of the splits {list(splits)} of {spec.key!r} exists in the source.")
+    output = Path(output_dir)
+    (output / "data").mkdir(parents=True, exist_ok=True)
+    exported = DatasetDict({EXPORT_SPLITS[split]: _embedded(data) for split, data in parts.items()})
+    for name, data in exported.items():
+        data.to_parquet(output / "data" / f"{name}-00000-of-00001.parquet")
+    names = list(next(iter(parts.values())).features["label"].names)
+    origin = type(source).__name__ if source is not None else f"the Hub source {spec.hub.repo_id!r}"
+    card = _card(spec, origin, {split: len(data) for split, data in parts.items()}, names)
+    (output / "README.md").write_text(card, encoding="utf-8")
+    if push_to_hub:
+        exported.push_to_hub(push_to_hub, private=private, token=token)
+    return output
