@@ -65,9 +65,11 @@ def test_base_new_counts_match_the_protocol_table():
             assert base_new_counts(classes) == split, key
 
 
-def test_ensemble_is_imagenet_select_for_the_imagenet_family_plus_own_template_elsewhere():
-    for key in ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
-        assert get_benchmark(key).ensemble_templates == IMAGENET_SELECT_TEMPLATES
+def test_ensemble_is_imagenet_select_for_imagenet_plus_own_template_elsewhere():
+    """As CoOp's zsclip.py: only the dataset named exactly ImageNet keeps the 7; its variants get 8."""
+    assert get_benchmark("imagenet").ensemble_templates == IMAGENET_SELECT_TEMPLATES
+    for key in ("imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
+        assert get_benchmark(key).ensemble_templates == (*IMAGENET_SELECT_TEMPLATES, "a photo of a {}.")
     dtd = get_benchmark("dtd")
     assert len(IMAGENET_SELECT_TEMPLATES) == 7
     assert dtd.ensemble_templates == (*IMAGENET_SELECT_TEMPLATES, "{} texture.")

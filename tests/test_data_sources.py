@@ -260,3 +260,20 @@ def test_export_round_trip_gives_the_same_images_labels_and_names(tmp_path, monk
         for a, b in zip(ours, original):
             assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))
     assert "| train | 6 |" in (folder / "README.md").read_text()
+
+
+def test_class_names_are_cleaned_as_the_reference_tokenizer_cleans_text(tmp_path):
+    """ftfy + HTML entities unescaped twice + white space collapsed, as OpenAI's simple_tokenizer."""
+    raw = ["rock &amp;amp; roll", "crème\u00a0brûlée  tart", "chef\u2019s  special"]
+    features = Features(image=ImageFeature(), label=ClassLabel(names=raw))
+    repo = write_hub_repo(
+        tmp_path / "repo", {"test": ({"image": [solid(1), solid(2), solid(3)], "label": [0, 1, 2]}, features)}
+    )
+    spec = BenchmarkSpec("food_like", hub=HubSource(repo, cache_dir=str(tmp_path / "cache")))
+    assert load_benchmark(spec, "test").features["label"].names == [
+        "rock & roll",
+        "crème brûlée tart",
+        "chef's special",
+    ]
+    kept = dataclasses.replace(spec, reference_text_cleanup=False)
+    assert load_benchmark(kept, "test").features["label"].names == raw

@@ -8,6 +8,7 @@ alike. A rule returns `None` for a class the protocol drops.
 
 from __future__ import annotations
 
+import html
 import re
 from functools import cache
 from importlib import resources
@@ -36,6 +37,20 @@ EUROSAT_NAMES = {
 _YEAR = re.compile(r"^(?P<model>.+?)\s+(?P<year>(?:19|20)\d\d)$")
 _FILE_INDEX = re.compile(r"_\d+$")
 _LIST_PREFIX = re.compile(r"^(?:\d+\.|n\d{8}-)")
+
+
+def reference_text_clean(text: str) -> str:
+    """OpenAI's CLIP tokenizer clean-up (`basic_clean` + `whitespace_clean` of `simple_tokenizer.py`):
+    `ftfy.fix_text`, HTML entities unescaped twice, runs of white space made one space, stripped.
+
+    Example:
+        >>> reference_text_clean("rock &amp;amp; roll  ’n’ blues")
+        "rock & roll 'n' blues"
+    """
+    import ftfy
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text)))
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def identity(name: str) -> str:

@@ -59,12 +59,15 @@ class BenchmarkSpec:
         prompt_names: prompt texts aligned with `class_names` where they differ from the labels
             (ImageNet: OpenAI's names, two of which repeat; labels must be unique).
         super_category: the category word of fine-grained sets (`"bird"`, `"dog"`), else `None`.
-        imagenet_family: ImageNet or one of its variants (selects the ensemble templates).
+        imagenet_family: ImageNet or one of its variants.
         base_new: whether the base-to-new protocol is defined for the benchmark.
         description: a one-line human description.
         synthetic: the data is the package's synthetic world (results are labelled as such).
         crop_scale: area range of the training random resized crop (the papers' (0.08, 1) suits
             224-pixel photos; small rendered objects need gentler crops).
+        reference_text_cleanup: clean raw class names from sources as OpenAI's CLIP tokenizer
+            cleans text (`ftfy.fix_text`, HTML entities unescaped twice, white space collapsed), so
+            curly quotes and entities reach the prompts as in the reference.
     """
 
     key: str
@@ -83,6 +86,7 @@ class BenchmarkSpec:
     description: str = ""
     synthetic: bool = False
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    reference_text_cleanup: bool = True
 
     def __post_init__(self) -> None:
         if self.template.count("{}") != 1:
@@ -110,8 +114,10 @@ class BenchmarkSpec:
 
     @property
     def ensemble_templates(self) -> tuple[str, ...]:
-        """ImageNet-select 7 for the ImageNet family; those 7 plus the benchmark's own template otherwise."""
-        if self.imagenet_family:
+        """The zero-shot ensemble of the reference (CoOp's `zsclip.py`): the 7 ImageNet-select templates
+        for ImageNet itself; those 7 plus the benchmark's own template for every other benchmark,
+        the ImageNet variants included (8 templates there, as the reference adds "a photo of a {}.")."""
+        if self.key == "imagenet":
             return IMAGENET_SELECT_TEMPLATES
         return (*IMAGENET_SELECT_TEMPLATES, self.template)
 

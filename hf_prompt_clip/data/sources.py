@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, Features, Image, IterableDataset, Value, load_dataset
 
-from .classnames import identity
+from .classnames import identity, reference_text_clean
 from .errors import ColumnNotFoundError, LabelError, SplitNotFoundError
 
 if TYPE_CHECKING:
@@ -243,6 +243,8 @@ def resolve_classes(
     matches raw names (or `spec.class_keys`) against the shipped list, or else builds the list from
     the cleaned raw names in source order (ASCII order of raw names with `spec.sort_raw_names`).
     """
+    if spec is not None and spec.reference_text_cleanup:
+        raw_names = [reference_text_clean(name) for name in raw_names]
     clean = spec.clean_name if spec is not None else identity
     shipped = spec.class_names if spec is not None else None
     if label_mode == "index" and shipped is not None:
