@@ -25,8 +25,16 @@ def pattern_folder(tmp_path):
 
 
 def pattern_run(tiny_clip_folder, pattern_folder, output, *options):
-    """`hf-prompt-clip train` arguments on the pattern folder (as a local 'dtd') with the tiny CLIP."""
-    data = ["--base-model", tiny_clip_folder, "--dataset", "dtd", "--image-folder", str(pattern_folder)]
+    """`hf-prompt-clip train` arguments on the pattern folder (as a local `fgvc_aircraft`, whose registry
+    entry ships no class list) with the tiny CLIP."""
+    data = [
+        "--base-model",
+        tiny_clip_folder,
+        "--dataset",
+        "fgvc_aircraft",
+        "--image-folder",
+        str(pattern_folder),
+    ]
     return ["train", *data, "--output-dir", str(output), *options]
 
 
@@ -156,12 +164,12 @@ def test_evaluate_command_reports_the_adapters_accuracy_and_shots(tiny_clip_fold
 
     main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "run", *QUICK, "--method", "coop"))
     adapter = tmp_path / "run" / "coop" / "seed1" / "adapter"
-    data = ["--dataset", "dtd", "--image-folder", str(pattern_folder), "--protocol", "few_shot"]
+    data = ["--dataset", "fgvc_aircraft", "--image-folder", str(pattern_folder), "--protocol", "few_shot"]
     main(["evaluate", "--model", str(adapter), *data, "--output-dir", str(tmp_path / "eval")])
     [entry] = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert entry["method"] == "coop" and entry["shots"] == 2  # read from the adapter's few-shot record
     model = AutoModel.from_pretrained(adapter)
-    spec = get_benchmark("dtd")
+    spec = get_benchmark("fgvc_aircraft")
     test = load_benchmark(spec, "test", source=ImageFolderSource(str(pattern_folder)))
     test = with_image_transform(test, eval_transform(model.image_processor))
     assert entry["mean"]["accuracy"] == pytest.approx(evaluate_accuracy(model, test, collate_fn, spec))
@@ -233,13 +241,23 @@ def test_data_export_writes_a_dataset_that_trains_like_any_source(
     tiny_clip_folder, pattern_folder, tmp_path, capsys
 ):
     exported = tmp_path / "exported"
-    main(["data", "export", "dtd", "--image-folder", str(pattern_folder), "--output-dir", str(exported)])
+    main(
+        [
+            "data",
+            "export",
+            "fgvc_aircraft",
+            "--image-folder",
+            str(pattern_folder),
+            "--output-dir",
+            str(exported),
+        ]
+    )
     assert "wrote" in capsys.readouterr().out
     assert sorted(os.listdir(exported / "data")) == [
         "test-00000-of-00001.parquet",
         "train-00000-of-00001.parquet",
     ]
-    data = ["--base-model", tiny_clip_folder, "--dataset", "dtd", "--exported", str(exported)]
+    data = ["--base-model", tiny_clip_folder, "--dataset", "fgvc_aircraft", "--exported", str(exported)]
     main(["train", *data, "--output-dir", str(tmp_path / "run"), "--method", "coop", *QUICK])
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]

@@ -181,11 +181,11 @@ def test_the_dassl_sampler_picks_what_the_authors_code_picks(tmp_path):
         Image.new("RGB", (2, 2)).save(tmp_path / path)
     (tmp_path / "split.json").write_text(json.dumps(split))
     source = CoOpSplitSource(tmp_path / "split.json", tmp_path)
-    train, val = (load_benchmark("eurosat", part, source=source) for part in ("train", "val"))
+    train, val = (load_benchmark("fgvc_aircraft", part, source=source) for part in ("train", "val"))
     assert len(train) + len(val) > 300
     for seed, shots in ((1, 16), (2, 4), (3, 1), (1, 8)):
         expected_train, expected_val = the_authors_draw(split, seed, shots)
-        (_, ours_train), (_, ours_val) = dassl_few_shot(train, val, shots, seed, benchmark="eurosat")
+        (_, ours_train), (_, ours_val) = dassl_few_shot(train, val, shots, seed, benchmark="fgvc_aircraft")
         assert ours_train.ids == expected_train and ours_val.ids == expected_val
         assert sample_few_shot(train, shots, seed, sampler="dassl")[1].ids == expected_train
     assert sample_few_shot(train, 16, 1)[1].ids != the_authors_draw(split, 1, 16)[0]  # the default differs

@@ -26,6 +26,7 @@ from hf_prompt_clip.data import (
     load_benchmark,
     with_image_transform,
 )
+from hf_prompt_clip.data.classnames import caltech101_class_names, eurosat_class_names
 from hf_prompt_clip.testing import tiny_clip_image_processor
 
 EUROSAT_RAW = ["AnnualCrop", "Forest", "SeaLake"]
@@ -70,11 +71,12 @@ def test_hub_source_loads_a_repository_with_load_dataset_and_cleans_names(tmp_pa
     repo = write_hub_repo(
         tmp_path / "repo", {"train": eurosat_columns([0, 1, 2, 2]), "test": eurosat_columns([2, 0])}
     )
-    train = load_benchmark("eurosat", "train", source=hub_like("eurosat", repo, tmp_path))
-    assert train.features["label"] == ClassLabel(names=["Annual Crop Land", "Forest", "Sea or Lake"])
-    assert train["label"][:] == [0, 1, 2, 2]
+    source = hub_like("eurosat", repo, tmp_path, val_from_train=None)
+    train = load_benchmark("eurosat", "train", source=source)
+    assert train.features["label"] == ClassLabel(names=list(eurosat_class_names()))  # CoOp's 10, in order
+    assert train["label"][:] == [0, 1, 9, 9]  # AnnualCrop, Forest, SeaLake, SeaLake
     assert isinstance(train[0]["image"], Image.Image)
-    test = load_benchmark("eurosat", "test", source=hub_like("eurosat", repo, tmp_path))
+    test = load_benchmark("eurosat", "test", source=source)
     assert len(test) == 2
 
 
@@ -82,8 +84,8 @@ def test_hub_source_maps_protocol_splits_and_reports_missing_ones(tmp_path):
     repo = write_hub_repo(
         tmp_path / "repo", {"train": eurosat_columns([0]), "validation": eurosat_columns([1, 2])}
     )
-    source = hub_like("eurosat", repo, tmp_path, splits={"test": "validation"})
-    assert load_benchmark("eurosat", "test", source=source)["label"][:] == [1, 2]
+    source = hub_like("eurosat", repo, tmp_path, splits={"test": "validation"}, val_from_train=None)
+    assert load_benchmark("eurosat", "test", source=source)["label"][:] == [1, 9]
     with pytest.raises(SplitNotFoundError, match="'val'"):
         load_benchmark("eurosat", "val", source=source)
 
@@ -166,12 +168,12 @@ def test_imagefolder_tree_follows_caltech_rules_and_records_file_names(tmp_path)
     }
     source = ImageFolderSource(write_tree(tmp_path / "caltech", tree), cache_dir=str(tmp_path / "cache"))
     train = load_benchmark("caltech101", "train", source=source)
-    assert train.features["label"].names == ["face", "accordion", "airplane"]
+    assert train.features["label"].names == list(caltech101_class_names())  # CoOp's 100, in its order
     assert sorted(zip(train["example_id"][:], train["label"][:])) == [
         ("train/Faces/f0.png", 0),
         ("train/Faces/f1.png", 0),
-        ("train/accordion/a0.png", 1),
-        ("train/airplanes/p0.png", 2),
+        ("train/accordion/a0.png", 3),
+        ("train/airplanes/p0.png", 4),
     ]
     with pytest.raises(SplitNotFoundError, match="'validation'"):
         load_benchmark("caltech101", "val", source=source)
@@ -180,7 +182,8 @@ def test_imagefolder_tree_follows_caltech_rules_and_records_file_names(tmp_path)
 def test_unreadable_image_error_names_the_file(tmp_path):
     root = write_tree(tmp_path / "data", {"train/cat": ["ok.png"], "train/dog": []})
     (tmp_path / "data" / "train" / "dog" / "broken.png").write_bytes(b"not an image")
-    train = load_benchmark("dtd", "train", source=ImageFolderSource(root, cache_dir=str(tmp_path / "cache")))
+    source = ImageFolderSource(root, cache_dir=str(tmp_path / "cache"))
+    train = load_benchmark("fgvc_aircraft", "train", source=source)  # no shipped class list: cat, dog
     transformed = with_image_transform(train, eval_transform(tiny_clip_image_processor()))
     broken = train["example_id"][:].index(os.path.join("train", "dog", "broken.png"))
     assert transformed[1 - broken]["pixel_values"].shape == (3, 32, 32)
@@ -202,12 +205,16 @@ def write_split_file(tmp_path, names_by_label: list[str]) -> tuple[str, str]:
     return str(split_file), root
 
 
-def test_coop_split_file_keeps_labels_and_cleans_names(tmp_path):
+def test_coop_split_file_names_map_onto_the_registry_order(tmp_path):
+    """The file numbers SeaLake 0, AnnualCrop 1, Forest 2; the registry's EuroSAT ids are 9, 0, 1."""
     split_file, root = write_split_file(tmp_path, ["SeaLake", "AnnualCrop", "Forest"])
     source = CoOpSplitSource(split_file, root)
     train = load_benchmark("eurosat", "train", source=source)
-    assert train.features["label"].names == ["Sea or Lake", "Annual Crop Land", "Forest"]
-    assert train["label"][:] == [0, 1, 2, 0, 1, 2]
+    assert train.features["label"].names == list(eurosat_class_names())
+    assert train["label"][:] == [9, 0, 1, 9, 0, 1]
+    unshipped = load_benchmark("fgvc_aircraft", "train", source=source)  # no class list: the file's order
+    assert unshipped.features["label"].names == ["SeaLake", "AnnualCrop", "Forest"]
+    assert unshipped["label"][:] == [0, 1, 2, 0, 1, 2]
     assert train["example_id"][0] == "images/SeaLake/SeaLake_0.png"
     assert train[0]["image"].size == (16, 16)
     assert len(load_benchmark("eurosat", "val", source=source)) == 1
@@ -255,7 +262,7 @@ def test_export_round_trip_gives_the_same_images_labels_and_names(tmp_path, monk
         original = load_benchmark(
             "eurosat", split, source=CoOpSplitSource(split_file, tmp_path / "originals-gone")
         )
-        assert ours.features["label"].names == ["Sea or Lake", "Annual Crop Land", "Forest"]
+        assert ours.features["label"].names == list(eurosat_class_names())
         assert ours["label"][:] == original["label"][:] and ours["example_id"][:] == original["example_id"][:]
         for a, b in zip(ours, original):
             assert np.array_equal(np.asarray(a["image"]), np.asarray(b["image"]))

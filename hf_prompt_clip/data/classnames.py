@@ -13,12 +13,13 @@ import re
 from functools import cache
 from importlib import resources
 
-CALTECH101_DROPPED = frozenset({"BACKGROUND_Google", "Faces_easy"})
+# Caltech101 folder names in any case (the original folders, mteb/Caltech101's lower-case labels)
+CALTECH101_DROPPED = frozenset({"background_google", "faces_easy"})
 CALTECH101_RENAMES = {
     "airplanes": "airplane",
-    "Faces": "face",
-    "Leopards": "leopard",
-    "Motorbikes": "motorbike",
+    "faces": "face",
+    "leopards": "leopard",
+    "motorbikes": "motorbike",
 }
 
 EUROSAT_NAMES = {
@@ -59,10 +60,12 @@ def identity(name: str) -> str:
 
 
 def clean_caltech101(name: str) -> str | None:
-    """Caltech101: drop `BACKGROUND_Google` and `Faces_easy`; `airplanes` -> `airplane`, `Faces` -> `face`, ..."""
-    if name in CALTECH101_DROPPED:
+    """Caltech101, in any letter case: drop `BACKGROUND_Google` and `Faces_easy`; `airplanes` ->
+    `airplane`, `Faces` -> `face`, `Leopards` -> `leopard`, `Motorbikes` -> `motorbike`."""
+    key = name.strip().lower()
+    if key in CALTECH101_DROPPED:
         return None
-    return CALTECH101_RENAMES.get(name, name)
+    return CALTECH101_RENAMES.get(key, name)
 
 
 def clean_oxford_pets(name: str) -> str:
@@ -84,7 +87,9 @@ def clean_stanford_cars(name: str) -> str:
 
 
 def clean_sun397(name: str) -> str:
-    """SUN397: `/a/apartment_building/outdoor` -> `outdoor apartment_building` (drop the letter, reverse the rest)."""
+    """SUN397: `/a/apartment_building/outdoor` -> `outdoor apartment_building` (drop the letter, reverse
+    the rest, as CoOp); names without a path (CoOp's, or tanganke/sun397's `apartment building outdoor`)
+    pass, and are matched to the class list by their words."""
     if "/" not in name:
         return name
     parts = [part for part in name.split("/") if part]
@@ -93,9 +98,34 @@ def clean_sun397(name: str) -> str:
     return " ".join(reversed(parts))
 
 
+# Words that name one EuroSAT class in the other naming schemes on the Hub (tanganke/eurosat uses the
+# task-arithmetic names: "brushland or shrubland", "industrial buildings or commercial buildings", ...)
+EUROSAT_KEYWORDS = {
+    "annual": "AnnualCrop",
+    "forest": "Forest",
+    "herbaceous": "HerbaceousVegetation",
+    "brushland": "HerbaceousVegetation",
+    "shrubland": "HerbaceousVegetation",
+    "highway": "Highway",
+    "industrial": "Industrial",
+    "pasture": "Pasture",
+    "permanent": "PermanentCrop",
+    "residential": "Residential",
+    "river": "River",
+    "sea": "SeaLake",
+    "lake": "SeaLake",
+}
+
+
 def clean_eurosat(name: str) -> str:
-    """EuroSAT: the descriptive names of CoOp (`AnnualCrop` -> `Annual Crop Land`, `SeaLake` -> `Sea or Lake`)."""
-    return EUROSAT_NAMES.get(name, name)
+    """EuroSAT: the descriptive names of CoOp (`AnnualCrop` -> `Annual Crop Land`, `SeaLake` -> `Sea or
+    Lake`), also from the Hub's other schemes by their distinctive word (`brushland or shrubland` ->
+    `Herbaceous Vegetation Land`, `lake or sea` -> `Sea or Lake`)."""
+    if name in EUROSAT_NAMES:
+        return EUROSAT_NAMES[name]
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    found = {EUROSAT_KEYWORDS[word] for word in words if word in EUROSAT_KEYWORDS}
+    return EUROSAT_NAMES[found.pop()] if len(found) == 1 else name
 
 
 def clean_ucf101(name: str) -> str:
@@ -180,3 +210,49 @@ def oxford_flowers_class_names() -> tuple[str, ...]:
 def oxford_pets_class_names() -> tuple[str, ...]:
     """The 37 OxfordPets breeds in label order, cleaned (`abyssinian`, `american_bulldog`, ...)."""
     return tuple(clean_oxford_pets(name) for name in _read_lines("oxford_pets.txt"))
+
+
+@cache
+def caltech101_class_names() -> tuple[str, ...]:
+    """CoOp's 100 Caltech101 classes in its label order (ASCII order of the original folders: `face`,
+    `leopard`, `motorbike`, `accordion`, `airplane`, ...)."""
+    return tuple(_read_lines("caltech101.txt"))
+
+
+@cache
+def dtd_class_names() -> tuple[str, ...]:
+    """The 47 DTD textures in label order (`banded`, `blotchy`, ...)."""
+    return tuple(_read_lines("dtd.txt"))
+
+
+@cache
+def food101_class_names() -> tuple[str, ...]:
+    """The 101 Food-101 dishes in label order (`apple_pie`, `baby_back_ribs`, ...)."""
+    return tuple(_read_lines("food101.txt"))
+
+
+@cache
+def eurosat_class_names() -> tuple[str, ...]:
+    """CoOp's 10 EuroSAT names in label order (`Annual Crop Land`, ..., `Sea or Lake`)."""
+    return tuple(EUROSAT_NAMES.values())
+
+
+@cache
+def sun397_class_names() -> tuple[str, ...]:
+    """CoOp's 397 SUN397 names in label order (`abbey`, ..., `outdoor apartment_building`, ...), from the
+    dataset's `ClassName.txt` paths."""
+    return tuple(clean_sun397(path) for path in _read_lines("sun397.txt"))
+
+
+@cache
+def ucf101_class_names() -> tuple[str, ...]:
+    """CoOp's 101 UCF101 names in `classInd.txt` order (`Apply_Eye_Makeup`, ...)."""
+    return tuple(clean_ucf101(action) for action in _read_lines("ucf101.txt"))
+
+
+def name_key(name: str) -> tuple[str, ...]:
+    """A spelling-independent key of a class name: its lower-case words, sorted (`Apply_Eye_Makeup`,
+    `apply eye makeup` and `ApplyEyeMakeup` -> ('apply', 'eye', 'makeup'); `outdoor apartment_building`
+    and `apartment building outdoor` -> ('apartment', 'building', 'outdoor'))."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return tuple(sorted(re.findall(r"[a-z0-9]+", spaced.lower())))

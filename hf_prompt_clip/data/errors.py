@@ -18,6 +18,10 @@ class LabelError(ValueError):
     """Labels that do not fit the class list (ids out of range, unknown or inconsistent class names)."""
 
 
+class ClassListMismatchError(LabelError):
+    """A registered source whose classes are not the benchmark's (a rewritten repository, another revision)."""
+
+
 class SplitNotFoundError(ValueError):
     """A split that the source does not provide."""
 

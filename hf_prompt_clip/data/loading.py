@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from datasets import IterableDataset
 
+from .errors import ClassListMismatchError
 from .fewshot import Subset, select_classes
 from .registry import BenchmarkSpec, get_benchmark
 from .sources import AnyDataset, Source
@@ -44,6 +46,11 @@ def load_benchmark(
     }
     if source is None and spec.hub is None and spec.source is not None:
         source = spec.source
+    if source is not None and overrides:
+        raise ValueError(
+            f"{sorted(overrides)} only apply to the registry's Hub source; set them on the source you pass."
+        )
+    registered = source is None or source is spec.hub
     if source is None:
         if spec.hub is None:
             raise ValueError(
@@ -51,11 +58,44 @@ def load_benchmark(
                 f"load_benchmark({spec.key!r}, {split!r}, source=ImageFolderSource('/data/{spec.key}'))."
             )
         source = dataclasses.replace(spec.hub, **overrides)
-    elif overrides:
-        raise ValueError(
-            f"{sorted(overrides)} only apply to the registry's Hub source; set them on the source you pass."
-        )
     dataset = source.load(split, spec)
+    if registered and spec.hub is not None:
+        check_registry_classes(dataset, spec, source, split)
     if subset != "all" and isinstance(dataset, IterableDataset):
         raise ValueError(f"subset={subset!r} needs a map-style dataset; load with streaming=False.")
     return select_classes(dataset, subset)
+
+
+def check_registry_classes(dataset: AnyDataset, spec: BenchmarkSpec, source: Source, split: str) -> None:
+    """Refuse a registered source that does not give the benchmark's classes.
+
+    The class count must be the papers' (`spec.num_classes`) and, for a map-style split, every class
+    must have images: a repository rewritten since the registry was checked (a renamed, added or
+    dropped class) fails here, naming the repository and revision, instead of silently giving
+    another task. (Unknown class names already fail while mapping names onto a shipped list.)
+
+    Raises:
+        ClassListMismatchError: naming the source, the revision and the difference.
+    """
+    names = list(dataset.features["label"].names)
+    where = f"{getattr(source, 'repo_id', source)!r} split {split!r} at revision " + (
+        repr(getattr(source, "revision", None) or "the default branch")
+    )
+    fix = (
+        "The repository may have been rewritten since the registry was checked: pin the revision it "
+        f"was checked at (revision=...), or pass another source (docs/data.md, {spec.key!r})."
+    )
+    if spec.num_classes is not None and len(names) != spec.num_classes:
+        raise ClassListMismatchError(
+            f"{where} gives {len(names)} classes, but {spec.key!r} has {spec.num_classes} (the papers'); "
+            f"its classes start {names[:5]}. {fix}"
+        )
+    if isinstance(dataset, IterableDataset):
+        return
+    counts = np.bincount(dataset.with_format("arrow")["label"].to_numpy(), minlength=len(names))
+    empty = [name for name, count in zip(names, counts) if count == 0]
+    if empty:
+        raise ClassListMismatchError(
+            f"{where} has no images of {len(empty)} of the {len(names)} classes of {spec.key!r}, e.g. "
+            f"{empty[:5]}: a class was renamed or dropped. {fix}"
+        )

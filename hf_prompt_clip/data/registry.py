@@ -14,12 +14,16 @@ from dataclasses import dataclass
 
 from ..core.templates import IMAGENET_SELECT_TEMPLATES
 from .classnames import (
+    caltech101_class_names,
     clean_caltech101,
     clean_eurosat,
     clean_oxford_pets,
     clean_stanford_cars,
     clean_sun397,
     clean_ucf101,
+    dtd_class_names,
+    eurosat_class_names,
+    food101_class_names,
     identity,
     imagenet_class_names,
     imagenet_prompt_names,
@@ -30,6 +34,8 @@ from .classnames import (
     oxford_flowers_class_names,
     oxford_pets_class_names,
     strip_list_prefix,
+    sun397_class_names,
+    ucf101_class_names,
 )
 from .errors import UnknownBenchmarkError
 from .sources import HubSource, Source
@@ -65,6 +71,8 @@ class BenchmarkSpec:
         synthetic: the data is the package's synthetic world (results are labelled as such).
         crop_scale: area range of the training random resized crop (the papers' (0.08, 1) suits
             224-pixel photos; small rendered objects need gentler crops).
+        paper_splits: the number of train / val / test images of the papers' protocol (CoOp's split
+            files; `None` where the protocol has no such split), shown beside the loaded counts.
         reference_text_cleanup: clean raw class names from sources as OpenAI's CLIP tokenizer
             cleans text (`ftfy.fix_text`, HTML entities unescaped twice, white space collapsed), so
             curly quotes and entities reach the prompts as in the reference.
@@ -86,6 +94,7 @@ class BenchmarkSpec:
     description: str = ""
     synthetic: bool = False
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    paper_splits: tuple[int | None, int | None, int | None] | None = None
     reference_text_cleanup: bool = True
 
     def __post_init__(self) -> None:
@@ -173,6 +182,7 @@ _WDS_TEST = {"label_mode": "index", "streaming": True, **_WDS}
 for _spec in (
     BenchmarkSpec(
         "imagenet",
+        paper_splits=(1281167, None, 50000),
         num_classes=1000,
         hub=HubSource(
             "ILSVRC/imagenet-1k", splits={"test": "validation", "val": "validation"}, label_mode="index"
@@ -185,17 +195,19 @@ for _spec in (
     ),
     BenchmarkSpec(
         "caltech101",
+        paper_splits=(4128, 1649, 2465),
         num_classes=100,
-        hub=HubSource("mteb/Caltech101"),
+        hub=HubSource("mteb/Caltech101", val_from_train=0.2),
         clean_name=clean_caltech101,
-        sort_raw_names=True,
+        class_names=caltech101_class_names(),
         description="Caltech101 without BACKGROUND_Google and Faces_easy.",
     ),
     BenchmarkSpec(
         "oxford_pets",
         "a photo of a {}, a type of pet.",
+        paper_splits=(2944, 736, 3669),
         num_classes=37,
-        hub=HubSource("timm/oxford-iiit-pet", id_column="image_id"),
+        hub=HubSource("timm/oxford-iiit-pet", id_column="image_id", val_from_train=0.2),
         clean_name=clean_oxford_pets,
         class_names=oxford_pets_class_names(),
         super_category="pet",
@@ -203,8 +215,9 @@ for _spec in (
     ),
     BenchmarkSpec(
         "stanford_cars",
+        paper_splits=(6509, 1635, 8041),
         num_classes=196,
-        hub=HubSource("tanganke/stanford_cars"),
+        hub=HubSource("tanganke/stanford_cars", val_from_train=0.2),
         clean_name=clean_stanford_cars,
         super_category="car",
         description="Stanford Cars, 196 make/model/year classes.",
@@ -212,6 +225,7 @@ for _spec in (
     BenchmarkSpec(
         "oxford_flowers",
         "a photo of a {}, a type of flower.",
+        paper_splits=(4093, 1633, 2463),
         num_classes=102,
         hub=HubSource("dpdl-benchmark/oxford_flowers102", splits={"val": "validation"}, label_mode="index"),
         class_names=oxford_flowers_class_names(),
@@ -221,51 +235,65 @@ for _spec in (
     BenchmarkSpec(
         "food101",
         "a photo of {}, a type of food.",
+        paper_splits=(50500, 20200, 30300),
         num_classes=101,
-        hub=HubSource("ethz/food101", splits={"test": "validation"}),
+        hub=HubSource("ethz/food101", splits={"test": "validation"}, val_from_train=0.2),
+        class_names=food101_class_names(),
         super_category="food",
         description="Food-101; the Hub's validation split is the official test set.",
     ),
     BenchmarkSpec(
         "fgvc_aircraft",
         "a photo of a {}, a type of aircraft.",
+        paper_splits=(3334, 3333, 3333),
         num_classes=100,
-        hub=HubSource("mteb/FGVCAircraft", label_column="variant"),
+        hub=HubSource("mteb/FGVCAircraft", label_column="variant", val_from_train=0.2),
         super_category="aircraft",
         description="FGVC-Aircraft, 100 variants.",
     ),
     BenchmarkSpec(
         "sun397",
+        paper_splits=(15880, 3970, 19850),
         num_classes=397,
-        hub=HubSource("tanganke/sun397"),
+        hub=HubSource("tanganke/sun397", val_from_train=0.2),
         clean_name=clean_sun397,
+        class_names=sun397_class_names(),
         description="SUN397 scenes.",
     ),
     BenchmarkSpec(
         "dtd",
         "{} texture.",
+        paper_splits=(2820, 1128, 1692),
         num_classes=47,
-        hub=HubSource("tanganke/dtd"),
+        hub=HubSource("tanganke/dtd", val_from_train=0.2),
+        class_names=dtd_class_names(),
         description="Describable Textures Dataset.",
     ),
     BenchmarkSpec(
         "eurosat",
         "a centered satellite photo of {}.",
+        paper_splits=(13500, 5400, 8100),
         num_classes=10,
-        hub=HubSource("tanganke/eurosat"),
+        hub=HubSource("tanganke/eurosat", val_from_train=0.2),
         clean_name=clean_eurosat,
+        class_names=eurosat_class_names(),
         description="EuroSAT RGB land-use tiles.",
     ),
     BenchmarkSpec(
         "ucf101",
         "a photo of a person doing {}.",
+        paper_splits=(7639, 1898, 3783),
         num_classes=101,
-        hub=HubSource("mteb/ucf101"),
+        hub=HubSource(
+            "mteb/ucf101", frame_groups=("video_id", "clip_id"), frame_column="frame", val_from_train=0.2
+        ),
         clean_name=clean_ucf101,
+        class_names=ucf101_class_names(),
         description="UCF101 actions (middle frames).",
     ),
     BenchmarkSpec(
         "imagenet_v2",
+        paper_splits=(None, None, 10000),
         num_classes=1000,
         hub=HubSource("clip-benchmark/wds_imagenetv2", **_WDS_TEST),
         class_names=imagenet_class_names(),
@@ -277,6 +305,7 @@ for _spec in (
     ),
     BenchmarkSpec(
         "imagenet_sketch",
+        paper_splits=(None, None, 50889),
         num_classes=1000,
         hub=HubSource("clip-benchmark/wds_imagenet_sketch", **_WDS_TEST),
         class_names=imagenet_class_names(),
@@ -288,6 +317,7 @@ for _spec in (
     ),
     BenchmarkSpec(
         "imagenet_a",
+        paper_splits=(None, None, 7500),
         num_classes=200,
         hub=HubSource("clip-benchmark/wds_imagenet-a", **_WDS_TEST),
         class_names=imagenet_subset_class_names("a"),
@@ -299,6 +329,7 @@ for _spec in (
     ),
     BenchmarkSpec(
         "imagenet_r",
+        paper_splits=(None, None, 30000),
         num_classes=200,
         hub=HubSource("axiong/imagenet-r", label_column="wnid"),
         class_names=imagenet_subset_class_names("r"),
@@ -311,8 +342,9 @@ for _spec in (
     BenchmarkSpec(
         "cub200",
         "a photo of a {}, a type of bird.",
+        paper_splits=(5994, None, 5794),
         num_classes=200,
-        hub=HubSource("Donghyun99/CUB-200-2011"),
+        hub=HubSource("Donghyun99/CUB-200-2011", val_from_train=0.2),
         clean_name=strip_list_prefix,
         super_category="bird",
         description="Caltech-UCSD Birds-200-2011.",
@@ -320,8 +352,9 @@ for _spec in (
     BenchmarkSpec(
         "stanford_dogs",
         "a photo of a {}, a type of dog.",
+        paper_splits=(12000, None, 8580),
         num_classes=120,
-        hub=HubSource("Donghyun99/Stanford-Dogs"),
+        hub=HubSource("Donghyun99/Stanford-Dogs", val_from_train=0.2),
         clean_name=strip_list_prefix,
         super_category="dog",
         description="Stanford Dogs, 120 breeds.",
@@ -329,6 +362,7 @@ for _spec in (
     BenchmarkSpec(
         "nabirds",
         "a photo of a {}, a type of bird.",
+        paper_splits=(23929, None, 24633),
         num_classes=555,
         hub=None,
         super_category="bird",

@@ -17,6 +17,7 @@ the benchmark's class list with the benchmark's class-name rule.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, Features, Image, IterableDataset, Value, load_dataset
 
-from .classnames import identity, reference_text_clean
+from .classnames import identity, name_key, reference_text_clean
 from .errors import ColumnNotFoundError, LabelError, SplitNotFoundError
 
 if TYPE_CHECKING:
@@ -93,6 +94,13 @@ class HubSource(Source):
         label_mode: see `RawSplit.label_mode`.
         streaming: iterate without downloading everything (large test-only sets).
         cache_dir: the `datasets` cache folder (`None`: the default).
+        val_from_train: the repository has no validation split: the protocol's `"val"` is this
+            fraction of each class of `"train"` (`split_off_validation`, seeded by `val_seed`), and
+            `"train"` the rest, so the two never share an image.
+        val_seed: seed of that split.
+        frame_groups / frame_column: the repository holds every frame of a video: keep one row per
+            group of `frame_groups` values (a clip), the middle one by `frame_column` (UCF101's
+            middle frames).
     """
 
     repo_id: str
@@ -105,10 +113,48 @@ class HubSource(Source):
     label_mode: LabelMode = "name"
     streaming: bool = False
     cache_dir: str | None = None
+    val_from_train: float | None = None
+    val_seed: int = 0
+    frame_groups: tuple[str, ...] = ()
+    frame_column: str | None = None
 
     def read(self, split: str) -> RawSplit:
+        if self.val_from_train is not None and split in ("train", "val"):
+            return self._read_derived(split)
+        raw = self._read_repository(split)
+        return self._middle_frames(raw) if self.frame_column else raw
+
+    @property
+    def describe_revision(self) -> str:
+        return self.revision or "the default branch"
+
+    def _read_derived(self, split: str) -> RawSplit:
+        raw = self._read_repository("train")
+        if self.frame_column:
+            raw = self._middle_frames(raw)
+        labels = raw.dataset.with_format("arrow")[raw.label_column].to_pylist()
+        train_rows, val_rows = split_off_validation(labels, self.val_from_train, self.val_seed)
+        rows, part = (val_rows, "val") if split == "val" else (train_rows, "train")
+        origin = (
+            f"{raw.origin} ({part} of the {self.val_from_train:.0%} per-class validation split derived "
+            f"from it, seed {self.val_seed})"
+        )
+        return dataclasses.replace(raw, dataset=raw.dataset.select(rows), origin=origin)
+
+    def _middle_frames(self, raw: RawSplit) -> RawSplit:
+        columns = [*self.frame_groups, self.frame_column]
+        for column in columns:
+            _require_column(raw, column, "frame")
+        table = raw.dataset.select_columns(columns).to_pandas()
+        ordered = table.sort_values([*self.frame_groups, self.frame_column], kind="stable")
+        groups = ordered.groupby(list(self.frame_groups), sort=False).indices
+        rows = sorted(int(ordered.index[positions[len(positions) // 2]]) for positions in groups.values())
+        origin = f"{raw.origin} (the middle frame of each of {len(rows)} clips)"
+        return dataclasses.replace(raw, dataset=raw.dataset.select(rows), origin=origin)
+
+    def _read_repository(self, split: str) -> RawSplit:
         hub_split = self.splits.get(split, split)
-        origin = f"Hub dataset {self.repo_id!r} split {hub_split!r}"
+        origin = f"Hub dataset {self.repo_id!r} split {hub_split!r} at revision {self.describe_revision!r}"
         try:
             dataset = load_dataset(
                 self.repo_id,
@@ -129,6 +175,30 @@ class HubSource(Source):
         candidates = (self.image_column,) if isinstance(self.image_column, str) else self.image_column
         image_column = next((c for c in candidates if columns is None or c in columns), candidates[0])
         return RawSplit(dataset, image_column, self.label_column, self.id_column, self.label_mode, origin)
+
+
+def split_off_validation(labels: Sequence, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train rows, validation rows) of a training split: `round(fraction * n)` rows of each class
+    (at least one where the class has two or more) go to validation, drawn with
+    `numpy.random.default_rng(seed)` class by class in order of first appearance.
+
+    Example:
+        >>> train_rows, val_rows = split_off_validation([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], 0.2, seed=0)
+        >>> len(val_rows), sorted(set(train_rows) & set(val_rows))
+        (2, [])
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"The validation fraction must be in (0, 1), got {fraction}.")
+    rng = np.random.default_rng(seed)
+    by_class: dict = {}
+    for row, label in enumerate(labels):
+        by_class.setdefault(label, []).append(row)
+    validation: list[int] = []
+    for rows in by_class.values():
+        count = max(1, round(fraction * len(rows))) if len(rows) > 1 else 0
+        validation.extend(rng.permutation(rows)[:count].tolist())
+    chosen = set(validation)
+    return [row for row in range(len(labels)) if row not in chosen], sorted(validation)
 
 
 @dataclass(frozen=True)
@@ -172,8 +242,10 @@ class CoOpSplitSource(Source):
     """The CoOp authors' split file over the original image folder (exact reproduction of the papers).
 
     `split_file` (`split_zhou_<Dataset>.json`) holds `"train"`, `"val"` and `"test"` lists of
-    `[relative_image_path, label, classname]`; paths are relative to `image_root`. Labels are taken
-    as the benchmark's ids; class names pass through the benchmark's rule.
+    `[relative_image_path, label, classname]`; paths are relative to `image_root`. Classes are matched
+    by name: the file's names pass through the benchmark's rule onto its class list (so a file whose
+    label ids differ from the registry's order is relabelled, not misread); without a shipped list
+    the file's label order is kept.
     """
 
     split_file: str | os.PathLike
@@ -220,7 +292,7 @@ class CoOpSplitSource(Source):
         )
         data = {"image": paths, "label": [int(r[1]) for r in rows], "example_id": [r[0] for r in rows]}
         return RawSplit(
-            Dataset.from_dict(data, features=features), "image", "label", "example_id", "index", origin
+            Dataset.from_dict(data, features=features), "image", "label", "example_id", "name", origin
         )
 
 
@@ -272,12 +344,19 @@ def resolve_classes(
 
 
 def _match_shipped(raw_names: Sequence[str], spec: BenchmarkSpec, origin: str) -> list[int]:
+    """Benchmark id of every raw name: by key (WordNet id), by cleaned name, else by the name's words
+    (`name_key`: `apply eye makeup` finds `Apply_Eye_Makeup`); `-1` for names the rule drops."""
     by_key = {key: i for i, key in enumerate(spec.class_keys or ())}
     by_name = {name: i for i, name in enumerate(spec.class_names or ())}
+    by_words: dict[tuple[str, ...], int] = {}
+    for name, i in by_name.items():
+        by_words[name_key(name)] = -2 if name_key(name) in by_words else i  # -2: ambiguous
     mapping, unknown = [], []
     for raw in raw_names:
         cleaned = raw if raw in by_key else spec.clean_name(raw)
         index = by_key.get(raw, by_name.get(cleaned, -1) if cleaned is not None else -1)
+        if index < 0 and cleaned is not None:
+            index = max(by_words.get(name_key(cleaned), -1), -1)
         if index < 0 and cleaned is not None:
             unknown.append(raw)
         mapping.append(index)

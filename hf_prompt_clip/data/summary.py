@@ -18,13 +18,15 @@ from .registry import BenchmarkSpec, base_new_counts, get_benchmark
 from .sources import SPLITS, CoOpSplitSource, ImageFolderSource, Source
 
 
-def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10) -> str:
-    """Rows, classes and images per class of a loaded split, with the first `max_classes` class names."""
+def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10, paper: int | None = None) -> str:
+    """Rows, classes and images per class of a loaded split, with the first `max_classes` class names
+    (and the papers' number of images of the split, when given)."""
     names = dataset.features["label"].names
     counts = np.bincount(dataset.with_format("arrow")["label"].to_numpy(), minlength=len(names))
     present = int((counts > 0).sum())
+    papers = f" (papers: {paper:,})" if paper else ""
     lines = [
-        f"{title}: {len(dataset)} images, {len(names)} classes ({present} with images; "
+        f"{title}: {len(dataset)} images{papers}, {len(names)} classes ({present} with images; "
         f"per class min {counts.min() if counts.size else 0}, max {counts.max(initial=0)})"
     ]
     shown = ", ".join(f"{name} ({count})" for name, count in zip(names[:max_classes], counts))
@@ -33,10 +35,13 @@ def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10) -> str
     return "\n".join(lines)
 
 
-def describe_benchmark(spec: BenchmarkSpec) -> str:
-    """The registry facts of a benchmark: templates, protocol class counts, source."""
-    if spec.hub is not None:
-        source = f"Hub {spec.hub.repo_id}"
+def describe_benchmark(spec: BenchmarkSpec, source: Source | None = None) -> str:
+    """The registry facts of a benchmark: templates, protocol class counts, and the source read."""
+    if source is not None:
+        source = repr(source)
+    elif spec.hub is not None:
+        revision = f" at {spec.hub.revision}" if spec.hub.revision else " (revision not pinned)"
+        source = f"Hub {spec.hub.repo_id}{revision}"
     elif spec.source is not None:
         source = f"built in ({type(spec.source).__name__})"
     else:
@@ -84,14 +89,18 @@ def summarize(
     spec = get_benchmark(benchmark)
     uses_hub = source is None and spec.hub is not None
     streaming = False if uses_hub else None  # summaries count every image
-    parts = [describe_benchmark(spec)]
+    parts = [describe_benchmark(spec, source)]
+    papers = dict(zip(SPLITS, spec.paper_splits or ()))
     for split in splits:
         try:
             full = load_benchmark(spec, split, source=source, streaming=streaming)
         except SplitNotFoundError as err:
             parts.append(f"{split}: not available ({err})")
             continue
-        parts.append(describe_dataset(select_classes(full, subset), f"{split} [{subset}]", max_classes))
+        paper = papers.get(split) if subset == "all" else None
+        parts.append(
+            describe_dataset(select_classes(full, subset), f"{split} [{subset}]", max_classes, paper)
+        )
         if shots is not None and split == "train":
             few, record = sample_few_shot(full, shots, seed, benchmark=spec.key, split=split)
             parts.append(
