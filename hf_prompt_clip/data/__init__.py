@@ -24,6 +24,7 @@ from .classnames import (
     strip_list_prefix,
 )
 from .errors import (
+    ClassListMismatchError,
     ColumnNotFoundError,
     LabelError,
     SelectionMismatchError,
@@ -70,6 +71,7 @@ __all__ = [
     "IMAGENET_SELECT_TEMPLATES",
     "SAMPLERS",
     "BenchmarkSpec",
+    "ClassListMismatchError",
     "CoOpSplitSource",
     "ColumnNotFoundError",
     "FewShotSelection",

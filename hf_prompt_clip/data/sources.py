@@ -165,7 +165,7 @@ class HubSource(Source):
                 cache_dir=self.cache_dir,
             )
         except ValueError as err:
-            if "Unknown split" not in str(err):
+            if "Unknown split" not in str(err) and "Bad split" not in str(err):  # (streaming says "Bad")
                 raise
             raise SplitNotFoundError(
                 f"{origin} does not exist (protocol split {split!r}): {err} Map protocol splits to the "
