@@ -279,3 +279,14 @@ def test_a_class_added_to_a_repository_without_a_shipped_list_fails_the_count_ch
     )
     with pytest.raises(ClassListMismatchError, match=r"gives 197 classes, but 'stanford_cars' has 196"):
         load_benchmark(spec, "test")
+
+
+@pytest.mark.parametrize("key", ["imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"])
+def test_imagenet_family_label_order_is_the_sorted_wordnet_ids(key):
+    """The wds repositories' `cls` is the target of torchvision's `ImageFolder` over the WordNet-id
+    folders (LAION-AI/CLIP_benchmark's builder wrote them), i.e. the index into the sorted ids; our
+    label order must be that order for `cls` to name the right class."""
+    spec = get_benchmark(key)
+    keys = list(spec.class_keys)
+    assert len(keys) == spec.num_classes and keys == sorted(keys)
+    assert set(keys) <= set(get_benchmark("imagenet").class_keys)
