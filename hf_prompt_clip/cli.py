@@ -355,7 +355,7 @@ def evaluate_command(args) -> dict:
     from transformers import AutoModel
     from transformers.utils import cached_file
 
-    from .data import get_benchmark
+    from .data import describe_data, get_benchmark
     from .evaluate.report import write_report
     from .hub import SELECTION_FILE, method_of
     from .runner import evaluate_protocol, results_record
@@ -376,7 +376,13 @@ def evaluate_command(args) -> dict:
     )
     base = model.config.base_model_name_or_path
     results = results_record(
-        method_of(model.config), base, spec, args.protocol, shots, [{"seed": None, "metrics": metrics}]
+        method_of(model.config),
+        base,
+        spec,
+        args.protocol,
+        shots,
+        [{"seed": None, "metrics": metrics}],
+        describe_data(spec, _source(args), args.dataset_revision),
     )
     if _is_main_process():
         if args.output_dir:

@@ -25,6 +25,7 @@ from .data import (
     BenchmarkSpec,
     Source,
     collate_fn,
+    describe_data,
     eval_transform,
     get_benchmark,
     load_benchmark,
@@ -180,14 +181,22 @@ def evaluate_protocol(
 
 
 def results_record(
-    method: str, base_model: str, spec: BenchmarkSpec, protocol: str, shots: int | None, runs: Sequence[dict]
+    method: str,
+    base_model: str,
+    spec: BenchmarkSpec,
+    protocol: str,
+    shots: int | None,
+    runs: Sequence[dict],
+    data: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs."""
+    """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs; `data` says
+    where the dataset was read (`describe_data`)."""
     mean, std = summarize_runs(runs)
     return {
         "method": method,
         "base_model": base_model,
         "dataset": spec.key,
+        "data": data,
         "protocol": protocol,
         "shots": shots,
         "synthetic": spec.synthetic,
@@ -271,7 +280,10 @@ def run_experiment(
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
-    results = results_record(config.method, config.base_model, spec, config.protocol, config.shots, runs)
+    data = describe_data(spec, config.source, config.dataset_revision)
+    results = results_record(
+        config.method, config.base_model, spec, config.protocol, config.shots, runs, data
+    )
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)

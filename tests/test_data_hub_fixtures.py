@@ -264,7 +264,9 @@ def test_a_rewritten_repository_fails_the_loader_check(change, tmp_path):
         names = names[:-1]
     spec = registered_on("dtd", write_repo(tmp_path / "repo", {"test": labelled(names, 1)}), tmp_path)
     error = ClassListMismatchError if change == "drop" else LabelError
-    with pytest.raises(error, match=r"repo.*split 'test' at revision 'the default branch'") as raised:
+    with pytest.raises(
+        error, match=r"repo.*split 'test' at revision 'd2afa97d9f335b1a6b3b09c637aef667f98f966e'"
+    ) as raised:
         load_benchmark(spec, "test")
     message = str(raised.value)
     assert {"rename": "checkered", "add": "velvety", "drop": "46 of the 47"}[change] in message or (
@@ -290,3 +292,32 @@ def test_imagenet_family_label_order_is_the_sorted_wordnet_ids(key):
     keys = list(spec.class_keys)
     assert len(keys) == spec.num_classes and keys == sorted(keys)
     assert set(keys) <= set(get_benchmark("imagenet").class_keys)
+
+
+def test_registered_hub_sources_are_pinned_to_full_commits():
+    """Every registered repository is read at a full commit, except the documented few whose commit
+    could not be found (a new source must be pinned or added here on purpose)."""
+    from hf_prompt_clip.data import BENCHMARKS
+    from hf_prompt_clip.data.registry import PINNED_REVISIONS
+
+    unpinned = {"ethz/food101", "clip-benchmark/wds_imagenetv2", "clip-benchmark/wds_imagenet-a"}
+    for key, spec in BENCHMARKS.items():
+        if spec.hub is None:
+            continue
+        if spec.hub.repo_id in unpinned:
+            assert spec.hub.revision is None, key
+        else:
+            assert spec.hub.revision == PINNED_REVISIONS[spec.hub.repo_id], key
+            assert len(spec.hub.revision) == 40 and int(spec.hub.revision, 16) >= 0, key
+
+
+def test_a_registered_source_describes_its_commit_and_derived_splits():
+    from hf_prompt_clip.data import describe_data
+
+    assert describe_data("ucf101") == (
+        "Hub dataset 'mteb/ucf101' at revision 'e0618988874f6ffbf90af69fa6dccecb9be3deb3', the middle "
+        "frame of each (video_id, clip_id) clip, val = 20% of train per class (seed 0)"
+    )
+    assert describe_data("imagenet_a", revision="abc") == (
+        "Hub dataset 'clip-benchmark/wds_imagenet-a' at revision 'abc'"
+    )

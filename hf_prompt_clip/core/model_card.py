@@ -102,6 +102,7 @@ def build_model_card(
     results_markdown: str | None = None,
     eval_results: list[EvalResult] | None = None,
     synthetic: bool = False,
+    data_sources: list[tuple[str, str]] | None = None,
     repo_id: str | None = None,
     model_name: str | None = None,
     license: str = "apache-2.0",
@@ -117,6 +118,7 @@ def build_model_card(
         results_markdown: the measured results as a markdown table (`evaluate.report.results_table`).
         eval_results: the same results as `model-index` entries.
         synthetic: whether some results were measured on the synthetic world (the card says so).
+        data_sources: `(dataset, where it was read)` pairs of the results (`describe_data`), listed.
         repo_id: Hub id (or folder) shown in the loading example; defaults to `model_name`.
         model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
         license: license id of the adapter.
@@ -158,6 +160,7 @@ def build_model_card(
         selection_file=selection_file,
         results_table=results_markdown,
         synthetic=synthetic,
+        data_sources=data_sources or None,
         citations=[citation for citation in citations if citation],
         # offered where any class list works (a class-specific CoOp takes only lists of its own size)
         free_texts=model_class.classifies_free_texts and model_class.can_change_classes(config.to_dict()),

@@ -44,7 +44,7 @@ from .fewshot import (
     select_classes,
     validation_shots,
 )
-from .loading import load_benchmark
+from .loading import describe_data, load_benchmark, resolve_source
 from .registry import (
     BENCHMARKS,
     IMAGENET_SELECT_TEMPLATES,
@@ -96,6 +96,7 @@ __all__ = [
     "collate_fn",
     "dassl_few_shot",
     "dassl_few_shot_indices",
+    "describe_data",
     "eval_transform",
     "export_benchmark",
     "exported_source",
@@ -111,6 +112,7 @@ __all__ = [
     "oxford_flowers_class_names",
     "oxford_pets_class_names",
     "register_benchmark",
+    "resolve_source",
     "sample_few_shot",
     "select_classes",
     "strip_list_prefix",

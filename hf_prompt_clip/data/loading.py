@@ -39,6 +39,35 @@ def load_benchmark(
         >>> new = load_benchmark("dtd", "test", subset="new")
     """
     spec = get_benchmark(benchmark)
+    source, registered = resolve_source(
+        spec, source, split=split, revision=revision, streaming=streaming, cache_dir=cache_dir
+    )
+    dataset = source.load(split, spec)
+    if registered and spec.hub is not None:
+        check_registry_classes(dataset, spec, source, split)
+    if subset != "all" and isinstance(dataset, IterableDataset):
+        raise ValueError(f"subset={subset!r} needs a map-style dataset; load with streaming=False.")
+    return select_classes(dataset, subset)
+
+
+def resolve_source(
+    benchmark: str | BenchmarkSpec,
+    source: Source | None = None,
+    *,
+    split: str = "test",
+    revision: str | None = None,
+    streaming: bool | None = None,
+    cache_dir: str | None = None,
+) -> tuple[Source, bool]:
+    """The source `load_benchmark` reads: `source`, else the benchmark's own (its Hub source with the
+    overrides applied, or its built-in source). Returns `(source, registered)`, `registered` telling
+    whether it is the registry's (then loading checks its classes); `split` only words the error.
+
+    Example:
+        >>> resolve_source("dtd", revision="<commit>")[0].describe()
+        "Hub dataset 'tanganke/dtd' at revision '<commit>', val = 20% of train per class (seed 0)"
+    """
+    spec = get_benchmark(benchmark)
     overrides = {
         name: value
         for name, value in (("revision", revision), ("streaming", streaming), ("cache_dir", cache_dir))
@@ -58,12 +87,14 @@ def load_benchmark(
                 f"load_benchmark({spec.key!r}, {split!r}, source=ImageFolderSource('/data/{spec.key}'))."
             )
         source = dataclasses.replace(spec.hub, **overrides)
-    dataset = source.load(split, spec)
-    if registered and spec.hub is not None:
-        check_registry_classes(dataset, spec, source, split)
-    if subset != "all" and isinstance(dataset, IterableDataset):
-        raise ValueError(f"subset={subset!r} needs a map-style dataset; load with streaming=False.")
-    return select_classes(dataset, subset)
+    return source, registered
+
+
+def describe_data(
+    benchmark: str | BenchmarkSpec, source: Source | None = None, revision: str | None = None
+) -> str:
+    """The data a run reads, in words (results and cards record it): `resolve_source(...).describe()`."""
+    return resolve_source(benchmark, source, revision=revision)[0].describe()
 
 
 def check_registry_classes(dataset: AnyDataset, spec: BenchmarkSpec, source: Source, split: str) -> None:

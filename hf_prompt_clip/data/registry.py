@@ -176,6 +176,36 @@ def base_new_counts(num_classes: int) -> tuple[int, int]:
     return base, num_classes - base
 
 
+# The commit each registered Hub repository is read at. Each was found on stored copies of the Hub's
+# pages (file listings and commits of that commit) or in other projects' pinned task definitions
+# (mteb), as the commit whose files are the parquet / webdataset layout the loader expects; no machine
+# of this project reaches the Hub, so none has been loaded from the Hub itself (docs/data.md lists the
+# evidence). Repositories without an entry are read at their default branch: only a short hash was
+# seen (the wds ImageNet-V2 and ImageNet-A repositories) or the commit after the parquet conversion is
+# not known (ethz/food101). The loader check guards every source either way.
+PINNED_REVISIONS: dict[str, str] = {
+    "ILSVRC/imagenet-1k": "49e2ee26f3810fb5a7536bbf732a7b07389a47b5",
+    "mteb/Caltech101": "011e51e5fb01f0c820824734edb7a539ab8e6650",
+    "timm/oxford-iiit-pet": "10b688881011725fa2fa3d856a47536c9a7e6968",
+    "tanganke/stanford_cars": "9abf6cf7d6dfa7b95152a0d6e791ea9435b47a40",
+    "dpdl-benchmark/oxford_flowers102": "544b55c9af69a05742ead7571cd7ae23cfcd758b",
+    "mteb/FGVCAircraft": "3ae0e4e94e37c610c26df758ec3255fa90d80e67",
+    "tanganke/sun397": "9c4afd6174afa3974f209a0ef099dbbe244dfd27",
+    "tanganke/dtd": "d2afa97d9f335b1a6b3b09c637aef667f98f966e",
+    "tanganke/eurosat": "43750fc422c7fbd4289e2df3f7473617a5937acc",
+    "mteb/ucf101": "e0618988874f6ffbf90af69fa6dccecb9be3deb3",
+    "clip-benchmark/wds_imagenet_sketch": "751cf0a06276ed52b015c5dfef068f161bd0dfb7",
+    "axiong/imagenet-r": "762a23f169e080bef0be7c9d96bf73a126cbb660",
+    "Donghyun99/CUB-200-2011": "0e344a8256fa95fe1e5c05325d407a94a961dbab",
+    "Donghyun99/Stanford-Dogs": "4246493e3d3e3a15a43c291ec5e394a003a2e10a",
+}
+
+
+def _hub(repo_id: str, **fields) -> HubSource:
+    """The registry's `HubSource` for `repo_id`, at its pinned revision when it has one."""
+    return HubSource(repo_id, revision=PINNED_REVISIONS.get(repo_id), **fields)
+
+
 _WDS = {"image_column": ("webp", "jpg", "png"), "label_column": "cls", "id_column": "__key__"}
 _WDS_TEST = {"label_mode": "index", "streaming": True, **_WDS}
 
@@ -184,7 +214,7 @@ for _spec in (
         "imagenet",
         paper_splits=(1281167, None, 50000),
         num_classes=1000,
-        hub=HubSource(
+        hub=_hub(
             "ILSVRC/imagenet-1k", splits={"test": "validation", "val": "validation"}, label_mode="index"
         ),
         class_names=imagenet_class_names(),
@@ -197,7 +227,7 @@ for _spec in (
         "caltech101",
         paper_splits=(4128, 1649, 2465),
         num_classes=100,
-        hub=HubSource("mteb/Caltech101", val_from_train=0.2),
+        hub=_hub("mteb/Caltech101", val_from_train=0.2),
         clean_name=clean_caltech101,
         class_names=caltech101_class_names(),
         description="Caltech101 without BACKGROUND_Google and Faces_easy.",
@@ -207,7 +237,7 @@ for _spec in (
         "a photo of a {}, a type of pet.",
         paper_splits=(2944, 736, 3669),
         num_classes=37,
-        hub=HubSource("timm/oxford-iiit-pet", id_column="image_id", val_from_train=0.2),
+        hub=_hub("timm/oxford-iiit-pet", id_column="image_id", val_from_train=0.2),
         clean_name=clean_oxford_pets,
         class_names=oxford_pets_class_names(),
         super_category="pet",
@@ -217,7 +247,7 @@ for _spec in (
         "stanford_cars",
         paper_splits=(6509, 1635, 8041),
         num_classes=196,
-        hub=HubSource("tanganke/stanford_cars", val_from_train=0.2),
+        hub=_hub("tanganke/stanford_cars", val_from_train=0.2),
         clean_name=clean_stanford_cars,
         super_category="car",
         description="Stanford Cars, 196 make/model/year classes.",
@@ -227,7 +257,7 @@ for _spec in (
         "a photo of a {}, a type of flower.",
         paper_splits=(4093, 1633, 2463),
         num_classes=102,
-        hub=HubSource("dpdl-benchmark/oxford_flowers102", splits={"val": "validation"}, label_mode="index"),
+        hub=_hub("dpdl-benchmark/oxford_flowers102", splits={"val": "validation"}, label_mode="index"),
         class_names=oxford_flowers_class_names(),
         super_category="flower",
         description="Oxford Flowers-102.",
@@ -237,7 +267,7 @@ for _spec in (
         "a photo of {}, a type of food.",
         paper_splits=(50500, 20200, 30300),
         num_classes=101,
-        hub=HubSource("ethz/food101", splits={"test": "validation"}, val_from_train=0.2),
+        hub=_hub("ethz/food101", splits={"test": "validation"}, val_from_train=0.2),
         class_names=food101_class_names(),
         super_category="food",
         description="Food-101; the Hub's validation split is the official test set.",
@@ -247,7 +277,7 @@ for _spec in (
         "a photo of a {}, a type of aircraft.",
         paper_splits=(3334, 3333, 3333),
         num_classes=100,
-        hub=HubSource("mteb/FGVCAircraft", label_column="variant", val_from_train=0.2),
+        hub=_hub("mteb/FGVCAircraft", label_column="variant", val_from_train=0.2),
         super_category="aircraft",
         description="FGVC-Aircraft, 100 variants.",
     ),
@@ -255,7 +285,7 @@ for _spec in (
         "sun397",
         paper_splits=(15880, 3970, 19850),
         num_classes=397,
-        hub=HubSource("tanganke/sun397", val_from_train=0.2),
+        hub=_hub("tanganke/sun397", val_from_train=0.2),
         clean_name=clean_sun397,
         class_names=sun397_class_names(),
         description="SUN397 scenes.",
@@ -265,7 +295,7 @@ for _spec in (
         "{} texture.",
         paper_splits=(2820, 1128, 1692),
         num_classes=47,
-        hub=HubSource("tanganke/dtd", val_from_train=0.2),
+        hub=_hub("tanganke/dtd", val_from_train=0.2),
         class_names=dtd_class_names(),
         description="Describable Textures Dataset.",
     ),
@@ -274,7 +304,7 @@ for _spec in (
         "a centered satellite photo of {}.",
         paper_splits=(13500, 5400, 8100),
         num_classes=10,
-        hub=HubSource("tanganke/eurosat", val_from_train=0.2),
+        hub=_hub("tanganke/eurosat", val_from_train=0.2),
         clean_name=clean_eurosat,
         class_names=eurosat_class_names(),
         description="EuroSAT RGB land-use tiles.",
@@ -284,7 +314,7 @@ for _spec in (
         "a photo of a person doing {}.",
         paper_splits=(7639, 1898, 3783),
         num_classes=101,
-        hub=HubSource(
+        hub=_hub(
             "mteb/ucf101", frame_groups=("video_id", "clip_id"), frame_column="frame", val_from_train=0.2
         ),
         clean_name=clean_ucf101,
@@ -295,7 +325,7 @@ for _spec in (
         "imagenet_v2",
         paper_splits=(None, None, 10000),
         num_classes=1000,
-        hub=HubSource("clip-benchmark/wds_imagenetv2", **_WDS_TEST),
+        hub=_hub("clip-benchmark/wds_imagenetv2", **_WDS_TEST),
         class_names=imagenet_class_names(),
         class_keys=imagenet_wnids(),
         prompt_names=imagenet_prompt_names(),
@@ -307,7 +337,7 @@ for _spec in (
         "imagenet_sketch",
         paper_splits=(None, None, 50889),
         num_classes=1000,
-        hub=HubSource("clip-benchmark/wds_imagenet_sketch", **_WDS_TEST),
+        hub=_hub("clip-benchmark/wds_imagenet_sketch", **_WDS_TEST),
         class_names=imagenet_class_names(),
         class_keys=imagenet_wnids(),
         prompt_names=imagenet_prompt_names(),
@@ -319,7 +349,7 @@ for _spec in (
         "imagenet_a",
         paper_splits=(None, None, 7500),
         num_classes=200,
-        hub=HubSource("clip-benchmark/wds_imagenet-a", **_WDS_TEST),
+        hub=_hub("clip-benchmark/wds_imagenet-a", **_WDS_TEST),
         class_names=imagenet_subset_class_names("a"),
         class_keys=imagenet_subset_wnids("a"),
         prompt_names=imagenet_subset_prompt_names("a"),
@@ -331,7 +361,7 @@ for _spec in (
         "imagenet_r",
         paper_splits=(None, None, 30000),
         num_classes=200,
-        hub=HubSource("axiong/imagenet-r", label_column="wnid"),
+        hub=_hub("axiong/imagenet-r", label_column="wnid"),
         class_names=imagenet_subset_class_names("r"),
         class_keys=imagenet_subset_wnids("r"),
         prompt_names=imagenet_subset_prompt_names("r"),
@@ -344,7 +374,7 @@ for _spec in (
         "a photo of a {}, a type of bird.",
         paper_splits=(5994, None, 5794),
         num_classes=200,
-        hub=HubSource("Donghyun99/CUB-200-2011", val_from_train=0.2),
+        hub=_hub("Donghyun99/CUB-200-2011", val_from_train=0.2),
         clean_name=strip_list_prefix,
         super_category="bird",
         description="Caltech-UCSD Birds-200-2011.",
@@ -354,7 +384,7 @@ for _spec in (
         "a photo of a {}, a type of dog.",
         paper_splits=(12000, None, 8580),
         num_classes=120,
-        hub=HubSource("Donghyun99/Stanford-Dogs", val_from_train=0.2),
+        hub=_hub("Donghyun99/Stanford-Dogs", val_from_train=0.2),
         clean_name=strip_list_prefix,
         super_category="dog",
         description="Stanford Dogs, 120 breeds.",

@@ -71,6 +71,11 @@ class Source(ABC):
     def read(self, split: str) -> RawSplit:
         """Read protocol split `split` (`"train"`, `"val"` or `"test"`) with its original columns."""
 
+    def describe(self) -> str:
+        """Where the data comes from, in words, for results and cards (`"Hub dataset 'tanganke/dtd' at
+        revision 'd2afa97...'"`)."""
+        return type(self).__name__
+
     def load(self, split: str, spec: BenchmarkSpec | None = None) -> AnyDataset:
         """Split `split` with columns `image`, `label` (cleaned `ClassLabel`) and, if known, `example_id`.
 
@@ -127,6 +132,14 @@ class HubSource(Source):
     @property
     def describe_revision(self) -> str:
         return self.revision or "the default branch"
+
+    def describe(self) -> str:
+        text = f"Hub dataset {self.repo_id!r} at revision {self.describe_revision!r}"
+        if self.frame_column:
+            text += f", the middle frame of each ({', '.join(self.frame_groups)}) clip"
+        if self.val_from_train is not None:
+            text += f", val = {self.val_from_train:.0%} of train per class (seed {self.val_seed})"
+        return text
 
     def _read_derived(self, split: str) -> RawSplit:
         raw = self._read_repository("train")
@@ -217,6 +230,9 @@ class ImageFolderSource(Source):
     splits: Mapping[str, str] = field(default_factory=lambda: {"val": "validation"})
     cache_dir: str | None = None
 
+    def describe(self) -> str:
+        return f"image folder {os.path.abspath(self.root)!r}"
+
     def read(self, split: str) -> RawSplit:
         root = os.path.abspath(self.root)
         if not os.path.isdir(root):
@@ -273,6 +289,9 @@ class CoOpSplitSource(Source):
                 f"ids {missing[:10]} have no example and the smallest id is {min(name_of)}."
             )
         return [name_of[i] for i in range(len(name_of))]
+
+    def describe(self) -> str:
+        return f"CoOp split file {os.fspath(self.split_file)!r} over {os.fspath(self.image_root)!r}"
 
     def read(self, split: str) -> RawSplit:
         origin = f"split file {os.fspath(self.split_file)!r} split {split!r}"

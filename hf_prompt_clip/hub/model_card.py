@@ -86,6 +86,9 @@ def _formatted(results: list[dict] | None) -> dict:
         "results_markdown": results_table(results) if results else None,
         "eval_results": eval_results_from(results),
         "synthetic": any(result.get("synthetic") for result in results),
+        "data_sources": list(
+            dict.fromkeys((result["dataset"], result["data"]) for result in results if result.get("data"))
+        ),
     }
 
 

@@ -44,6 +44,10 @@ class SyntheticSource(Source):
     seed: int = 0
     size: int = DEFAULT_IMAGE_SIZE
 
+    def describe(self) -> str:
+        counts = ", ".join(f"{split} {n}" for split, n in self.per_class.items())
+        return f"synthetic {self.benchmark} ({self.variant}, seed {self.seed}; images per class: {counts})"
+
     def read(self, split: str) -> RawSplit:
         if split not in self.per_class:
             raise SplitNotFoundError(
