@@ -35,7 +35,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from text_engine import device_name, peak_memory, reset_peak_memory, vit_b16_config
+from text_engine import bench_parser, device_name, peak_memory, reset_peak_memory, vit_b16_config
 
 CASES = ("visual", "fusion")
 
@@ -138,12 +138,7 @@ def report(rows: list[dict], args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--tokenizer", default="openai/clip-vit-base-patch16")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser = bench_parser(__doc__)
     parser.add_argument("--classes", type=int, default=200, help="subcategories (CUB-200: 200)")
     parser.add_argument("--images", type=int, default=4, help="images per step")
     parser.add_argument("--reps", type=int, default=3)

@@ -397,13 +397,17 @@ def _earlier_rows(output: Path, measured: list[str]) -> list[dict]:
     return [row for row in json.loads(output.read_text())["rows"] if row["case"] not in measured]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: `--tokenizer`, `--device`, `--dtype`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", default="openai/clip-vit-base-patch16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    return parser
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the fast path")
     parser.add_argument("--reference-reps", type=int, default=1)
