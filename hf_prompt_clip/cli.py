@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("dataset")
     summary.add_argument("--shots", type=int, default=None)
     summary.add_argument("--seed", type=int, default=1)
+    summary.add_argument("--few-shot-sampler", default="numpy", choices=["numpy", "dassl"])
 
     data = command("data", "dataset tools: export a benchmark as a Hub-layout parquet dataset")
     actions = data.add_subparsers(dest="data_command", required=True)
@@ -407,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "data":
         from .data import export_benchmark
 
+        if args.dataset_revision and _source(args) is not None:
+            raise SystemExit(
+                "--dataset-revision picks a commit of the registry's Hub source; it does not apply to "
+                "--split-file / --image-folder / --exported. Drop one of them."
+            )
         folder = export_benchmark(
             args.dataset,
             args.output_dir,
@@ -419,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         from .data import summarize
 
-        summarize(args.dataset, shots=args.shots, seed=args.seed)
+        summarize(args.dataset, shots=args.shots, seed=args.seed, sampler=args.few_shot_sampler)
     end_processes()
 
 

@@ -213,3 +213,26 @@ def test_fine_grained_folder_prefixes_are_stripped():
     assert strip_list_prefix("001.Black_footed_Albatross") == "Black_footed_Albatross"
     assert strip_list_prefix("n02085620-Chihuahua") == "Chihuahua"
     assert strip_list_prefix("Chihuahua") == "Chihuahua"
+
+
+@pytest.mark.parametrize("key", ["dtd", "food101", "eurosat"])
+def test_folder_read_benchmarks_keep_coops_ascii_folder_order(key):
+    """CoOp reads DTD, Food-101 (`read_and_split_data`) and EuroSAT from class folders sorted in plain
+    ASCII order (`cheese_plate` before `cheesecake`); label ids follow it."""
+    from hf_prompt_clip.data.classnames import EUROSAT_NAMES
+
+    names = list(get_benchmark(key).class_names)
+    folders = list(EUROSAT_NAMES) if key == "eurosat" else names
+    assert folders == sorted(folders)
+    if key == "eurosat":
+        assert names == [EUROSAT_NAMES[folder] for folder in sorted(EUROSAT_NAMES)]
+
+
+def test_zero_shot_takes_the_reference_ensemble_when_asked():
+    """`--option ensemble=True`: CoOp's ZeroshotCLIP2 templates; by default the benchmark's own one."""
+    from hf_prompt_clip import ZeroShotCLIPModel
+
+    dtd = get_benchmark("dtd")
+    assert ZeroShotCLIPModel.benchmark_options(dtd, {}) == {"templates": ["{} texture."]}
+    chosen = ZeroShotCLIPModel.benchmark_options(dtd, {"ensemble": True})["templates"]
+    assert chosen == list(dtd.ensemble_templates) and len(chosen) == 8

@@ -246,8 +246,23 @@ def test_export_round_trip_gives_the_same_images_labels_and_names(tmp_path, monk
     monkeypatch.setattr(
         DatasetDict, "push_to_hub", lambda self, repo, **kw: pushed.append((repo, sorted(self)))
     )
+    from huggingface_hub import DatasetCard
+
+    hub_card = DatasetCard("---\ndataset_info:\n  features: []\n---\nwritten by push_to_hub\n")
+    load = DatasetCard.load  # `datasets` reads local cards with it too
+
+    def load_card(cls, repo, **kw):
+        return hub_card if repo == "me/eurosat-coop" else load.__func__(cls, repo, **kw)
+
+    monkeypatch.setattr(DatasetCard, "load", classmethod(load_card))
+    monkeypatch.setattr(
+        DatasetCard, "push_to_hub", lambda self, repo, **kw: pushed.append((repo, self.content))
+    )
     folder = export_benchmark("eurosat", tmp_path / "exported", source=source, push_to_hub="me/eurosat-coop")
-    assert pushed == [("me/eurosat-coop", ["test", "train", "validation"])]
+    assert pushed[0] == ("me/eurosat-coop", ["test", "train", "validation"])
+    # the uploaded card keeps push_to_hub's metadata and carries our text (source, sizes)
+    assert pushed[1][0] == "me/eurosat-coop" and "dataset_info" in pushed[1][1]
+    assert "CoOp split file" in pushed[1][1] and "| train | 6 |" in pushed[1][1]
     assert sorted(os.listdir(folder / "data")) == [
         "test-00000-of-00001.parquet",
         "train-00000-of-00001.parquet",

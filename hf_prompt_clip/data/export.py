@@ -10,7 +10,8 @@ from any source (a CoOp split file, an image folder, the Hub) and writes
     <output>/README.md                                  # a dataset card: source, classes, sizes
 
 with the columns `image` (the bytes, embedded), `label` (`ClassLabel` of the registry's class
-names, in the benchmark's label order) and `example_id` (when the source has one). `exported_source`
+names, in the benchmark's label order) and `example_id` (the source's id, e.g. the path in the
+authors' split file; `"<split>/<row>"` where the source has none). `exported_source`
 reads such a folder, or the repository it was pushed to, like any Hub dataset.
 
 Example:
@@ -26,9 +27,10 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 from datasets.table import embed_table_storage
+from huggingface_hub import DatasetCard
 
 from .errors import SplitNotFoundError
-from .loading import load_benchmark
+from .loading import describe_data, load_benchmark
 from .registry import BenchmarkSpec, get_benchmark
 from .sources import HubSource, Source
 
@@ -49,6 +51,14 @@ def exported_source(repo_or_folder: str | os.PathLike, revision: str | None = No
 def _embedded(dataset: Dataset) -> Dataset:
     """The dataset with image files read into the table (as `push_to_hub` embeds them)."""
     return dataset.with_format("arrow").map(embed_table_storage, batched=True).with_format(None)
+
+
+def _with_ids(dataset: Dataset, split: str) -> Dataset:
+    """`dataset` with an `example_id` column: the source's, else `"<split>/<row>"` (stable within
+    the export, so few-shot records drawn on it can be replayed)."""
+    if "example_id" in dataset.column_names:
+        return dataset
+    return dataset.add_column("example_id", [f"{split}/{row:07d}" for row in range(len(dataset))])
 
 
 def _card(spec: BenchmarkSpec, origin: str, sizes: dict[str, int], names: list[str]) -> str:
@@ -72,7 +82,7 @@ the registry's class names in the benchmark's label order ({len(names)} classes:
 {rows}
 
 Columns: `image`, `label` (`ClassLabel`), `example_id` (the image's id in the source, e.g. the
-path in the authors' split file). Read it with
+path in the authors' split file, or `<split>/<row>` where the source has none). Read it with
 `load_benchmark("{spec.key}", "train", source=hf_prompt_clip.data.exported_source(<this repo>))`.
 """
 
@@ -103,12 +113,15 @@ def export_benchmark(
         The output folder.
     """
     spec = get_benchmark(benchmark)
+    # the registry's streamed test sets (the wds ImageNet variants) are read whole to be written
+    streaming = False if source is None else None
     parts: dict[str, Dataset] = {}
     for split in splits:
         try:
-            parts[split] = load_benchmark(spec, split, source=source, revision=revision)
+            data = load_benchmark(spec, split, source=source, revision=revision, streaming=streaming)
         except SplitNotFoundError:
             continue
+        parts[split] = _with_ids(data, EXPORT_SPLITS[split])
     if not parts:
         raise SplitNotFoundError(f"None of the splits {list(splits)} of {spec.key!r} exists in the source.")
     output = Path(output_dir)
@@ -117,9 +130,14 @@ def export_benchmark(
     for name, data in exported.items():
         data.to_parquet(output / "data" / f"{name}-00000-of-00001.parquet")
     names = list(next(iter(parts.values())).features["label"].names)
-    origin = type(source).__name__ if source is not None else f"the Hub source {spec.hub.repo_id!r}"
+    origin = describe_data(spec, source, revision)
     card = _card(spec, origin, {split: len(data) for split, data in parts.items()}, names)
     (output / "README.md").write_text(card, encoding="utf-8")
     if push_to_hub:
         exported.push_to_hub(push_to_hub, private=private, token=token)
+        # push_to_hub writes a card of its own (the features, the splits' files): keep its metadata,
+        # give it our text
+        hub_card = DatasetCard.load(push_to_hub, token=token)
+        hub_card.text = card.split("---\n", 2)[2]
+        hub_card.push_to_hub(push_to_hub, token=token)
     return output

@@ -76,6 +76,10 @@ class BenchmarkSpec:
         reference_text_cleanup: clean raw class names from sources as OpenAI's CLIP tokenizer
             cleans text (`ftfy.fix_text`, HTML entities unescaped twice, white space collapsed), so
             curly quotes and entities reach the prompts as in the reference.
+        index_names_match: a source read by label id (`label_mode="index"`) names its classes as
+            `class_names` does (in any spelling, `name_key`): its `ClassLabel` names are then checked
+            against the list, so a reordered or renamed repository fails instead of mislabelling
+            (Flowers; not ImageNet, whose repositories use WordNet lemmas).
     """
 
     key: str
@@ -96,6 +100,7 @@ class BenchmarkSpec:
     crop_scale: tuple[float, float] = (0.08, 1.0)
     paper_splits: tuple[int | None, int | None, int | None] | None = None
     reference_text_cleanup: bool = True
+    index_names_match: bool = False
 
     def __post_init__(self) -> None:
         if self.template.count("{}") != 1:
@@ -258,6 +263,7 @@ for _spec in (
         paper_splits=(4093, 1633, 2463),
         num_classes=102,
         hub=_hub("dpdl-benchmark/oxford_flowers102", splits={"val": "validation"}, label_mode="index"),
+        index_names_match=True,
         class_names=oxford_flowers_class_names(),
         super_category="flower",
         description="Oxford Flowers-102.",

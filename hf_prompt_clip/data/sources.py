@@ -326,9 +326,17 @@ def _require_column(raw: RawSplit, column: str, role: str) -> None:
 
 
 def resolve_classes(
-    raw_names: Sequence[str], spec: BenchmarkSpec | None, label_mode: LabelMode, origin: str
+    raw_names: Sequence[str],
+    spec: BenchmarkSpec | None,
+    label_mode: LabelMode,
+    origin: str,
+    raw_names_given: bool = False,
 ) -> tuple[tuple[str, ...], list[int]]:
     """The benchmark's class names and, for every raw class id, its benchmark id (`-1`: dropped).
+
+    `raw_names_given`: the names are the source's own (a `ClassLabel`), not filled in from the
+    shipped list; `"index"` mode then requires the shipped list's class count (and, with
+    `spec.index_names_match`, its names).
 
     `"index"` mode keeps raw ids (onto the shipped list when the benchmark has one); `"name"` mode
     matches raw names (or `spec.class_keys`) against the shipped list, or else builds the list from
@@ -339,11 +347,21 @@ def resolve_classes(
     clean = spec.clean_name if spec is not None else identity
     shipped = spec.class_names if spec is not None else None
     if label_mode == "index" and shipped is not None:
-        if len(raw_names) > len(shipped):
+        if len(raw_names) != len(shipped) and (len(raw_names) > len(shipped) or raw_names_given):
             raise LabelError(
-                f"{origin} has {len(raw_names)} classes but {spec.key!r} has {len(shipped)}; "
-                "label ids beyond the class list cannot be mapped."
+                f"{origin} has {len(raw_names)} classes but {spec.key!r} has {len(shipped)}; its label ids "
+                "cannot be read as the benchmark's. Pin the revision the registry was checked at, or "
+                "pass a source that holds the benchmark."
             )
+        if raw_names_given and spec.index_names_match:
+            wrong = [(i, raw, name) for i, (raw, name) in enumerate(zip(raw_names, shipped))
+                     if name_key(clean(raw) or "") != name_key(name)]  # fmt: skip
+            if wrong:
+                raise LabelError(
+                    f"{origin} names {len(wrong)} label id(s) otherwise than {spec.key!r}, e.g. "
+                    f"{[f'{i}: {raw!r} (expected {name!r})' for i, raw, name in wrong[:3]]}: the repository "
+                    "was reordered or renamed. Pin the revision the registry was checked at."
+                )
         return shipped, list(range(len(raw_names)))
     if label_mode == "name" and shipped is not None:
         return shipped, _match_shipped(raw_names, spec, origin)
@@ -384,7 +402,9 @@ def _match_shipped(raw_names: Sequence[str], spec: BenchmarkSpec, origin: str) -
         raise LabelError(
             f"{origin}: {len(unknown)} class name(s) are not among the {len(by_name)} classes of "
             f"{spec.key!r}, e.g. {unknown[:5]} (closest known names to the first: {close}). Rename the "
-            "classes, or use label_mode='index' if the integer labels already follow the benchmark's order."
+            "classes; for a registered repository rewritten since the registry was checked, pin the "
+            "revision it was checked at (revision=...). Use label_mode='index' only for your own data "
+            "whose integer labels already follow the benchmark's order."
         )
     return mapping
 
@@ -431,15 +451,17 @@ def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dat
         position = {name: i for i, name in enumerate(raw_names)}
         raw_ids = np.array([position[v] for v in strings], dtype=np.int64)
         label_mode = "name"
+        given = True
     else:
         raw_ids = values.to_numpy().astype(np.int64)
         raw_names = _raw_label_names(feature)
+        given = raw_names is not None
         if raw_names is None:  # plain integers: they are the benchmark's ids
             label_mode = "index"
             shipped = spec.class_names if spec is not None else None
             count = len(shipped) if shipped is not None else int(raw_ids.max(initial=-1)) + 1
             raw_names = list(shipped) if shipped is not None else [str(i) for i in range(count)]
-    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin)
+    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin, given)
     _check_ids(raw_ids, len(mapping), raw.origin, names)
     labels = np.asarray(mapping, dtype=np.int64)[raw_ids]
     dataset = dataset.remove_columns("raw_label").add_column(
@@ -454,6 +476,7 @@ def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dat
 def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec | None) -> IterableDataset:
     feature = dataset.features["raw_label"] if dataset.features else None
     raw_names = _raw_label_names(feature)
+    given = raw_names is not None
     label_mode = raw.label_mode
     if raw_names is None:  # integers or strings: both need the benchmark's fixed class list
         if spec is None or spec.class_names is None:
@@ -465,7 +488,7 @@ def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec
             raw_names, label_mode = list(dict.fromkeys([*(spec.class_keys or ()), *spec.class_names])), "name"
         else:
             raw_names, label_mode = list(spec.class_names), "index"
-    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin)
+    names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin, given)
     by_name = {name: mapping[i] for i, name in enumerate(raw_names)}
 
     def relabel(example: dict) -> dict:

@@ -77,13 +77,15 @@ def summarize(
     splits: Sequence[str] = SPLITS,
     shots: int | None = None,
     seed: int = 1,
+    sampler: str = "numpy",
     subset: Subset = "all",
     max_classes: int = 10,
     print_summary: bool = True,
 ) -> str:
     """Load each split of `benchmark` and describe it; with `shots`, also the few-shot draw of `seed`.
 
-    The few-shot draw is made on all classes and then restricted to `subset`, as in training.
+    The few-shot draw (`sampler`: `"numpy"` or the CoOp authors' `"dassl"`) is made on all classes and
+    then restricted to `subset`, as in training.
     Returns the text (and prints it unless `print_summary=False`).
     """
     spec = get_benchmark(benchmark)
@@ -102,7 +104,7 @@ def summarize(
             describe_dataset(select_classes(full, subset), f"{split} [{subset}]", max_classes, paper)
         )
         if shots is not None and split == "train":
-            few, record = sample_few_shot(full, shots, seed, benchmark=spec.key, split=split)
+            few, record = sample_few_shot(full, shots, seed, benchmark=spec.key, split=split, sampler=sampler)
             parts.append(
                 describe_dataset(select_classes(few, subset), f"{shots}-shot {split} [{subset}]", max_classes)
             )

@@ -16,11 +16,17 @@ class ZeroShotCLIPConfig(PromptCLIPConfig):
         templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
             Templates with one `{}` for the class name. With several, the text features of every
             template are L2-normalised, averaged and re-normalised (CLIP's prompt ensemble).
+        ensemble (`bool`, *optional*, defaults to `False`):
+            Built for a benchmark (the runner, `--option ensemble=True`): take its reference ensemble
+            (`BenchmarkSpec.ensemble_templates`, CoOp's `ZeroshotCLIP2`: the 7 ImageNet-select
+            templates plus the benchmark's own) instead of its single template. Recorded with the
+            templates it chose.
     """
 
     model_type = "prompt_clip_zeroshot"
 
     templates: list[str] | None = None
+    ensemble: bool = False
 
     def __post_init__(self, **kwargs):
         self.templates = list(self.templates) if self.templates else [DEFAULT_TEMPLATE]

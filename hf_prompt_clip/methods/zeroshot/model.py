@@ -32,8 +32,9 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
 
     @classmethod
     def benchmark_options(cls, benchmark, options: dict) -> dict:
-        """The benchmark's own hand-written template(s)."""
-        return {"templates": list(benchmark.templates)}
+        """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
+        ensemble = options.get("ensemble", cls.config_class.ensemble)
+        return {"templates": list(benchmark.ensemble_templates if ensemble else benchmark.templates)}
 
     def _build_class_prompts(self, texts: list[str]) -> None:
         # tokenisation happens in class_text_features, which is cached per class list
