@@ -31,6 +31,8 @@ SYNTHETIC_DEFAULTS = {
     "options": [("n_ctx", 4), ("ctx_init", "a photo of a")],
 }
 DEFAULT_HUB_BASE = "openai/clip-vit-base-patch16"
+#: `hf_prompt_clip.data.SAMPLERS`, spelled out so that building the parser imports no dataset code.
+FEW_SHOT_SAMPLERS = ("numpy", "dassl")
 
 
 def default_base_model(dataset: str) -> str:
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--few-shot-sampler",
         default="numpy",
-        choices=["numpy", "dassl"],
+        choices=FEW_SHOT_SAMPLERS,
         help="'dassl' draws the shots as the CoOp authors' code does (the same images on their split files)",
     )
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
@@ -258,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("dataset")
     summary.add_argument("--shots", type=int, default=None)
     summary.add_argument("--seed", type=int, default=1)
-    summary.add_argument("--few-shot-sampler", default="numpy", choices=["numpy", "dassl"])
+    summary.add_argument("--few-shot-sampler", default="numpy", choices=FEW_SHOT_SAMPLERS)
 
     data = command("data", "dataset tools: export a benchmark as a Hub-layout parquet dataset")
     actions = data.add_subparsers(dest="data_command", required=True)

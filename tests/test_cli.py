@@ -264,3 +264,10 @@ def test_data_export_writes_a_dataset_that_trains_like_any_source(
     main(["train", *data, "--output-dir", str(tmp_path / "run"), "--method", "coop", *QUICK])
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
+
+
+def test_the_cli_offers_every_few_shot_sampler():
+    from hf_prompt_clip.cli import FEW_SHOT_SAMPLERS
+    from hf_prompt_clip.data import SAMPLERS
+
+    assert FEW_SHOT_SAMPLERS == SAMPLERS

@@ -18,20 +18,25 @@ MARGIN = 5.0  # accuracy points; measured gains are about 10-14 (docs/synthetic.
 LEARNERS = ["zeroshot", "coop", "cocoop", "plot", "plotpp"]
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def compare(tmp_path_factory, protocol: str, methods: list[str], **config) -> dict[str, dict]:
+    """Mean metrics per method of one run of `methods` side by side on the sketches, 16 shots, seed 1."""
     config = ExperimentConfig(
-        method="coop",
-        method_options={"n_ctx": 4, "ctx_init": "a photo of a"},
         base_model=TINY_CLIP_ID,
         dataset="synthetic_shapes_outline",
         shots=16,
         seeds=[1],
-        protocol="base2new",
-        output_dir=str(tmp_path_factory.mktemp("learning")),
+        protocol=protocol,
+        output_dir=str(tmp_path_factory.mktemp(f"learning-{protocol}")),
         training=TrainingConfig(epochs=10, batch_size=32, learning_rate=0.01, optimizer="adamw"),
+        **config,
     )
-    return {r["method"]: r["mean"] for r in run_comparison(config, LEARNERS)}
+    return {r["method"]: r["mean"] for r in run_comparison(config, methods)}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    options = {"n_ctx": 4, "ctx_init": "a photo of a"}
+    return compare(tmp_path_factory, "base2new", LEARNERS, method="coop", method_options=options)
 
 
 @pytest.mark.parametrize("method", LEARNERS[1:])
@@ -41,17 +46,7 @@ def test_prompt_learning_beats_zero_shot_on_base_classes(results, method):
 
 @pytest.fixture(scope="module")
 def few_shot_results(tmp_path_factory):
-    config = ExperimentConfig(
-        method="mpfgvc",
-        base_model=TINY_CLIP_ID,
-        dataset="synthetic_shapes_outline",
-        shots=16,
-        seeds=[1],
-        protocol="few_shot",
-        output_dir=str(tmp_path_factory.mktemp("learning-few-shot")),
-        training=TrainingConfig(epochs=10, batch_size=32, learning_rate=0.01, optimizer="adamw"),
-    )
-    return {r["method"]: r["mean"] for r in run_comparison(config, ["zeroshot", "mpfgvc"])}
+    return compare(tmp_path_factory, "few_shot", ["zeroshot", "mpfgvc"], method="mpfgvc")
 
 
 def test_mpfgvc_two_stages_beat_zero_shot(few_shot_results):

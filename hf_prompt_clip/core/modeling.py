@@ -358,6 +358,16 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         self._text_cache[name] = (key, value)
         return value
 
+    def context_text_features(self, name: str, context: torch.Tensor, compute) -> torch.Tensor:
+        """`compute()`, text features of prompts holding the learned `context`: with autograd while
+        the context learns, else once per class list and context value (cached under `name`,
+        without autograd, also while other parameters train)."""
+        if torch.is_grad_enabled() and context.requires_grad:
+            return compute()
+        key = (self._class_version, self.config.fast, context._version, context.data_ptr())
+        with torch.no_grad():
+            return self.cached_text(name, key, compute)
+
     def class_text_features(self) -> torch.Tensor:
         """Text features `(K, E)` of the current classes (methods whose prompts ignore the image)."""
         raise NotImplementedError

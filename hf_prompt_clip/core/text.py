@@ -212,3 +212,29 @@ def encode_text_embeddings(
 def embed_tokens(clip: CLIPModel, input_ids: torch.Tensor) -> torch.Tensor:
     """Frozen token embeddings `(..., L, D)` of `input_ids` `(..., L)`."""
     return clip.text_model.embeddings.token_embedding(input_ids)
+
+
+def phrase_token_ids(tokenizer: PreTrainedTokenizerBase, phrase: str) -> list[int]:
+    """The BPE token ids of `phrase` without start/end tokens (a context's initial words).
+
+    Raises:
+        ValueError: when the phrase has no tokens.
+    """
+    ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"The context phrase {phrase!r} contains no tokens; give words or leave it out.")
+    return ids
+
+
+@torch.no_grad()
+def phrase_embeddings(clip: CLIPModel, ids: list[int]) -> torch.Tensor:
+    """Token embeddings `(T, D)` of phrase token ids, in float32 on the text tower's device (to start a
+    context from)."""
+    device = clip.text_model.embeddings.token_embedding.weight.device
+    return embed_tokens(clip, torch.tensor(ids, device=device)).float()
+
+
+def random_context(shape: tuple[int, ...], std: float) -> torch.Tensor:
+    """Normal(0, std) context vectors in float32, drawn on the CPU so that a seed gives the same values
+    whatever the model's device."""
+    return torch.nn.init.normal_(torch.empty(shape, dtype=torch.float32, device="cpu"), std=std)

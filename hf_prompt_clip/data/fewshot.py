@@ -149,12 +149,12 @@ def sample_few_shot(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    labels = _labels(dataset)
     if sampler == "dassl":
-        rows = dassl_few_shot_indices(_labels(dataset), shots, random.Random(seed))
-        return _selected(dataset, rows, benchmark, split, seed, shots, DASSL_SAMPLER)
-    return _selected(
-        dataset, few_shot_indices(_labels(dataset), shots, seed), benchmark, split, seed, shots, SAMPLER
-    )
+        rows, described = dassl_few_shot_indices(labels, shots, random.Random(seed)), DASSL_SAMPLER
+    else:
+        rows, described = few_shot_indices(labels, shots, seed), SAMPLER
+    return _selected(dataset, rows, benchmark, split, seed, shots, described)
 
 
 def dassl_few_shot(

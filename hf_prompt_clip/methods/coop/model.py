@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.text import PromptLayout, build_prompt_layout, embed_tokens
+from ...core.text import (
+    PromptLayout,
+    build_prompt_layout,
+    phrase_embeddings,
+    phrase_token_ids,
+    random_context,
+)
 from ...core.text_engine import encode_context_prompts
 from .config import CoOpConfig
 
@@ -33,22 +39,15 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         width = self.clip.config.text_config.hidden_size
         init_ids = None
         if config.ctx_init and tokenizer is not None:
-            init_ids = tokenizer(config.ctx_init, add_special_tokens=False)["input_ids"]
-            if not init_ids:
-                raise ValueError(f"ctx_init={config.ctx_init!r} contains no tokens.")
+            init_ids = phrase_token_ids(tokenizer, config.ctx_init)
             config.n_ctx = len(init_ids)
         self._context_ids = init_ids
         num_contexts = len(config.class_names) if config.class_specific_context else None
         shape = (config.n_ctx, width) if num_contexts is None else (num_contexts, config.n_ctx, width)
         if init_ids is not None:
-            with torch.no_grad():
-                words = embed_tokens(self.clip, torch.tensor(init_ids, device=self.text_device))
-                context = words.float().expand(shape).clone()
+            context = phrase_embeddings(self.clip, init_ids).expand(shape).clone()
         else:
-            # drawn on the CPU, so that a seed gives the same context whatever the CLIP's device
-            context = nn.init.normal_(
-                torch.empty(shape, dtype=torch.float32, device="cpu"), std=config.ctx_init_std
-            )
+            context = random_context(shape, config.ctx_init_std)
         self.context = nn.Parameter(context.to(self.text_device))
 
     @classmethod
@@ -102,5 +101,6 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         return self.encode_prompts(self.context)
 
     def class_text_features(self) -> torch.Tensor:
-        key = (self._class_version, self.config.fast, self.context._version, self.context.data_ptr())
-        return self.cached_text("class_text_features", key, self._compute_class_text_features)
+        return self.context_text_features(
+            "class_text_features", self.context, self._compute_class_text_features
+        )

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import AutoImageProcessor, ViTConfig, ViTModel
 
 from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
-from ...core.text import PromptLayout, build_prompt_layout
+from ...core.text import PromptLayout, build_prompt_layout, random_context
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import VisionTower, clip_vision_tower, encode_image_tokens, vit_vision_tower
 from .config import MPFGVCConfig
@@ -108,8 +108,7 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
         classes, embed_dim = len(config.class_names), self.clip.config.projection_dim
         width = self.clip.config.text_config.hidden_size
         device = self.text_device
-        # drawn on the CPU, so that a seed gives the same tokens whatever the CLIP's device
-        context = nn.init.normal_(torch.empty(classes, config.n_ctx, width), std=config.ctx_init_std)
+        context = random_context((classes, config.n_ctx, width), config.ctx_init_std)
         self.context = nn.Parameter(context.to(device))
         if config.image_tower is not None:
             if config.image_tower_config is None:
@@ -228,11 +227,9 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
 
     def class_text_features(self) -> torch.Tensor:
         """DaTP text features `E_T` `(C, E)`; cached while the tokens do not learn."""
-        if torch.is_grad_enabled() and self.context.requires_grad:
-            return self._compute_class_text_features()
-        key = (self._class_version, self.config.fast, self.context._version, self.context.data_ptr())
-        with torch.no_grad():
-            return self.cached_text("class_text_features", key, self._compute_class_text_features)
+        return self.context_text_features(
+            "class_text_features", self.context, self._compute_class_text_features
+        )
 
     def fused_logits(self, image_features: torch.Tensor) -> torch.Tensor:
         """The classifier's logits `(B, C)` on VLFM's fusion of image features `(B, E)` with `E_T`."""

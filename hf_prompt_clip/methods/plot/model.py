@@ -10,7 +10,13 @@ from torch import nn
 
 from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from ...core.optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
-from ...core.text import PromptLayout, build_prompt_layout, embed_tokens
+from ...core.text import (
+    PromptLayout,
+    build_prompt_layout,
+    phrase_embeddings,
+    phrase_token_ids,
+    random_context,
+)
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import encode_image_tokens
 from .config import PLOTConfig, PLOTPPConfig
@@ -83,29 +89,23 @@ class PLOTModel(PromptCLIPPreTrainedModel):
                     "tokenizer: pass tokenizer=..., or build the model with from_clip() / from_pretrained()."
                 )
             if tokenizer is not None:
-                init_ids = [
-                    tokenizer(text, add_special_tokens=False)["input_ids"] for text in config.ctx_inits
-                ]
+                init_ids = [phrase_token_ids(tokenizer, text) for text in config.ctx_inits]
                 lengths = [len(ids) for ids in init_ids]
                 # contexts past the phrases start random, with n_ctx tokens (as recorded, when reloading)
                 random_length = config.context_lengths[-1] if config.context_lengths else config.n_ctx
                 config.context_lengths = lengths + [random_length] * (config.n_prompts - len(lengths))
         if config.context_lengths:
             config.n_ctx = max(config.context_lengths)
-        shape = (config.n_prompts, config.n_ctx, width)
-        # drawn on the CPU, so that a seed gives the same contexts whatever the CLIP's device
-        context = nn.init.normal_(torch.empty(shape), std=config.ctx_init_std)
-        if init_ids is not None:
-            with torch.no_grad():
-                for index, ids in enumerate(init_ids):
-                    words = embed_tokens(self.clip, torch.tensor(ids, device=self.text_device))
-                    context[index] = 0.0  # slots past a shorter phrase's end stay unused
-                    context[index, : len(ids)] = words.float().cpu()
-        self.context = nn.Parameter(context.to(self.text_device))
+        context = random_context((config.n_prompts, config.n_ctx, width), config.ctx_init_std)
+        context = context.to(self.text_device)
+        for index, ids in enumerate(init_ids or ()):
+            context[index] = 0.0  # slots past a shorter phrase's end stay unused
+            context[index, : len(ids)] = phrase_embeddings(self.clip, ids)
+        self.context = nn.Parameter(context)
         if config.local_features == "visual_prompts":
             vision_width = self.clip.config.vision_config.hidden_size
             shape = (config.n_visual_prompt_sets, config.n_visual_prompt_tokens, vision_width)
-            prompts = nn.init.normal_(torch.empty(shape), std=config.visual_prompt_std)
+            prompts = random_context(shape, config.visual_prompt_std)
             self.visual_prompts = nn.Parameter(prompts.to(self.clip.visual_projection.weight.device))
         self._layouts: dict[int, PromptLayout] = {}
 
@@ -176,11 +176,9 @@ class PLOTModel(PromptCLIPPreTrainedModel):
 
     def prompt_text_features(self) -> torch.Tensor:
         """Text features `(N, K, E)` of the current classes; cached while the contexts do not learn."""
-        if torch.is_grad_enabled() and self.context.requires_grad:
-            return self.encode_prompts(self.context)
-        key = (self._class_version, self.config.fast, self.context._version, self.context.data_ptr())
-        with torch.no_grad():
-            return self.cached_text("prompt_text_features", key, lambda: self.encode_prompts(self.context))
+        return self.context_text_features(
+            "prompt_text_features", self.context, lambda: self.encode_prompts(self.context)
+        )
 
     # ------------------------------------------------------------------ image side and logits
 
