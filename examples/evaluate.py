@@ -16,4 +16,4 @@ import sys
 from hf_prompt_clip.cli import main
 
 if __name__ == "__main__":
-    main(["evaluate", *sys.argv[1:]])
+    main(sys.argv[1:], prog="examples/evaluate.py", command="evaluate")

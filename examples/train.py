@@ -13,4 +13,4 @@ import sys
 from hf_prompt_clip.cli import main
 
 if __name__ == "__main__":
-    main(["train", *sys.argv[1:]])
+    main(sys.argv[1:], prog="examples/train.py", command="train")

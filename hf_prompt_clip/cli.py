@@ -2,11 +2,17 @@
 
     hf-prompt-clip train --method cocoop --dataset imagenet --shots 16 --seed 1 \\
         --base-model openai/clip-vit-base-patch16 --push-to-hub org/cocoop-vitb16-imagenet
+    hf-prompt-clip train --method coop --data-dir my_photos --base-model openai/clip-vit-base-patch16 \\
+        --template "a photo of a {}, a type of flower." --shots 1 2 4 8 16 --protocol few_shot
     accelerate launch -m hf_prompt_clip.cli train ...          # many GPUs (or examples/train.py)
+    hf-prompt-clip evaluate --model outputs/run/coop/seed1/adapter          # on the data it was trained on
     hf-prompt-clip evaluate --model org/coop-vitb16-dtd --dataset dtd --protocol base2new
     hf-prompt-clip data-summary eurosat --shots 16
     hf-prompt-clip data export eurosat --split-file split_zhou_EuroSAT.json --image-root eurosat/2750 \\
         --output-dir eurosat-coop --push-to-hub me/eurosat-coop
+    hf-prompt-clip push outputs/run/coop/seed1/adapter me/coop-my-photos
+
+Errors are one line (what, why, the flag that fixes it) with exit code 2; --debug shows the traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +29,7 @@ from pathlib import Path
 from .core.registry import METHODS, baseline_method
 from .train import SCHEDULES, TrainingConfig
 
+PROG = "hf-prompt-clip"
 DEFAULT_DATASET = "synthetic_shapes_outline"
 # Settings for the embedded synthetic world, used there unless given: the papers' SGD at 0.002
 # suits ViT-B/16; the 1.75 M-parameter tiny CLIP needs a larger step. (Measured in docs/synthetic.md.)
@@ -30,20 +39,21 @@ SYNTHETIC_DEFAULTS = {
     "optimizer": "adamw",
     "options": [("n_ctx", 4), ("ctx_init", "a photo of a")],
 }
-DEFAULT_HUB_BASE = "openai/clip-vit-base-patch16"
+#: The base model the papers use, suggested when real data is given without --base-model.
+SUGGESTED_BASE = "openai/clip-vit-base-patch16"
 #: `hf_prompt_clip.data.SAMPLERS`, spelled out so that building the parser imports no dataset code.
 FEW_SHOT_SAMPLERS = ("numpy", "dassl")
+#: `hf_prompt_clip.data.LOCAL_DATASET`, likewise.
+LOCAL_DATASET = "imagefolder"
+PROTOCOL_CHOICES = ("few_shot", "base2new", "cross_dataset", "domain_generalization")
+SPLIT_CHOICES = ("train", "val", "test")
 
 
-def default_base_model(dataset: str) -> str:
-    """The shipped tiny CLIP for the synthetic world (it was trained on it), CLIP ViT-B/16 otherwise."""
-    from .data import get_benchmark
+class CLIError(ValueError):
+    """A mistake in the command line: printed as one line, exit code 2."""
 
-    if get_benchmark(dataset).synthetic:
-        from .synthetic import TINY_CLIP_ID
 
-        return TINY_CLIP_ID
-    return DEFAULT_HUB_BASE
+# ------------------------------------------------------------------------------------ argument types
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -70,24 +80,14 @@ def _shots(text: str) -> int | None:
     return value
 
 
-def _source(args):
-    from .data import CoOpSplitSource, ImageFolderSource, exported_source
-
-    if getattr(args, "exported", None):
-        return exported_source(args.exported)
-    if args.image_folder:
-        return ImageFolderSource(args.image_folder)
-    if args.split_file:
-        if not args.image_root:
-            raise SystemExit(
-                "--split-file needs --image-root (the folder the split file's paths start from)."
-            )
-        return CoOpSplitSource(args.split_file, args.image_root)
-    return None
-
-
-def _paper_or_synthetic(paper_default, key: str) -> str:
-    return f"default: {paper_default}, or {SYNTHETIC_DEFAULTS[key]} on the synthetic world"
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -100,17 +100,35 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def _paper_or_synthetic(paper_default, key: str) -> str:
+    return f"default: {paper_default}, or {SYNTHETIC_DEFAULTS[key]} on the synthetic world"
+
+
+# ------------------------------------------------------------------------------------ arguments
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, dataset_positional: bool = False) -> None:
+    """The data to read: a registry key, your own image folder, a CoOp split file or an exported set."""
     group = parser.add_argument_group("data")
+    dataset_help = (
+        "a benchmark key of the registry (docs/data.md), 'imagefolder' (your own folder, with --data-dir) "
+        "or the path of your folder"
+    )
+    if dataset_positional:
+        group.add_argument("dataset", help=dataset_help)
+    else:
+        group.add_argument("--dataset", default=None, help=dataset_help)
     group.add_argument(
-        "--dataset",
-        default=DEFAULT_DATASET,
-        help="benchmark key of the registry (docs/data.md); the default is the synthetic world",
+        "--data-dir",
+        "--image-folder",
+        dest="data_dir",
+        default=None,
+        metavar="DIR",
+        help="a local image folder: DIR/<class>/* (split per class) or DIR/{train,val,test}/<class>/*; "
+        "alone or with --dataset imagefolder it is your own dataset, with a registry key it holds that "
+        "benchmark's images",
     )
     group.add_argument("--dataset-revision", default=None, help="revision of the dataset on the Hub")
-    group.add_argument(
-        "--image-folder", default=None, help="read the benchmark from a local imagefolder tree"
-    )
     group.add_argument("--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)")
     group.add_argument("--image-root", default=None, help="the folder the split file's paths start from")
     group.add_argument(
@@ -119,11 +137,43 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REPO_OR_FOLDER",
         help="a dataset written by `hf-prompt-clip data export` (its folder or Hub repository)",
     )
+    own = parser.add_argument_group("your own image folder (--data-dir)")
+    own.add_argument(
+        "--template", default=None, help="zero-shot template with one {} (default: 'a photo of a {}.')"
+    )
+    own.add_argument(
+        "--class-names",
+        default=None,
+        metavar="FILE",
+        help='class names: one per line in the folders\' ASCII order, or JSON {"folder": "name"} '
+        "(default: the folder names, _ read as a space)",
+    )
+    own.add_argument(
+        "--super-category", default=None, help="what every class is (bird, car), for methods that use it"
+    )
+    own.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=None,
+        help="share of each class in val of a flat folder (0.1)",
+    )
+    own.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=None,
+        help="share of each class in test of a flat folder (0.2)",
+    )
+    own.add_argument("--split-seed", type=int, default=0, help="seed of the per-class split of a flat folder")
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser, default: str | None = "base2new") -> None:
+    group = parser.add_argument_group("protocol")
     group.add_argument(
         "--protocol",
-        default="base2new",
-        choices=["few_shot", "base2new", "cross_dataset", "domain_generalization"],
-        help="the papers' evaluation protocol (docs/training.md)",
+        default=default,
+        choices=PROTOCOL_CHOICES,
+        help="the papers' evaluation protocol (docs/training.md)"
+        + ("" if default else "; default: the one the adapter was trained with"),
     )
     group.add_argument(
         "--targets", nargs="*", default=[], help="test datasets for cross_dataset / domain shift"
@@ -131,16 +181,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-batch-size", type=int, default=64, help="per process")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hf-prompt-clip", description=__doc__, formatter_class=_HelpFormatter
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return subparsers.add_parser(name, help=help, formatter_class=_HelpFormatter)
-
-    train = command("train", "train an adapter with a paper's protocol and evaluate it")
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--method",
         dest="methods",
@@ -162,21 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a method option, e.g. n_ctx=4 or ctx_init='a photo of a'",
+        help="a method option, e.g. n_ctx=4 or ctx_init='a photo of a' (checked against the method's config)",
     )
     train.add_argument(
         "--base-model",
         default=None,
-        help=f"Hub id or folder of the base CLIP (default: {DEFAULT_HUB_BASE}, or the "
-        "package's tiny pretrained CLIP for the synthetic world)",
+        help=f"Hub id or folder of the base CLIP, e.g. {SUGGESTED_BASE}; required except on the "
+        "synthetic world (there: the package's tiny pretrained CLIP)",
     )
     train.add_argument("--base-revision", default=None, help="a commit, branch or tag of the base model")
-    add_data_arguments(train)
+    add_source_arguments(train)
+    add_protocol_arguments(train)
     train.add_argument(
         "--shots",
         type=_shots,
-        default=16,
-        help="training images per class, or 'all' for the full training set",
+        nargs="+",
+        default=[16],
+        help="training images per class, or 'all'; several (1 2 4 8 16) run the few-shot curve and draw it",
     )
     train.add_argument(
         "--few-shot-sampler",
@@ -187,10 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
     defaults = TrainingConfig()
     train.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help=_paper_or_synthetic(defaults.epochs, "epochs"),
+        "--epochs", type=int, default=None, help=_paper_or_synthetic(defaults.epochs, "epochs")
     )
     train.add_argument(
         "--batch-size",
@@ -199,10 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per process; the global batch is this x processes x accumulation steps",
     )
     train.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help=_paper_or_synthetic(defaults.learning_rate, "lr"),
+        "--lr", type=float, default=None, help=_paper_or_synthetic(defaults.learning_rate, "lr")
     )
     train.add_argument(
         "--optimizer",
@@ -241,59 +278,223 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output-dir",
         default="outputs/run",
-        help="results here, each method's adapters in <method>/seed<N>/",
+        help="results here, each method's adapters in <method>/seed<N>/ (<method>/shots<K>/seed<N>/ "
+        "with several --shots)",
     )
     train.add_argument(
         "--push-to-hub",
         default=None,
         metavar="REPO_ID",
-        help="publish the trained method's adapter (first seed) with its model card",
+        help="publish the trained method's adapter (first seed) with its model card; the login and write "
+        "access are checked before training",
     )
     train.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
-    evaluate = command("evaluate", "evaluate a saved adapter (folder or Hub id)")
+
+def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--model", required=True, help="adapter folder or Hub id")
-    add_data_arguments(evaluate)
+    add_source_arguments(evaluate)
+    add_protocol_arguments(evaluate, default=None)
+    evaluate.add_argument(
+        "--classes-from-data",
+        action="store_true",
+        help="evaluate on data other than the adapter's own (another benchmark or class list), classifying "
+        "the data's classes; refused without it",
+    )
     evaluate.add_argument("--output-dir", default=None, help="write results.json/.md and plots here")
 
-    summary = command("data-summary", "classes, split sizes and a few-shot draw of a dataset")
-    summary.add_argument("dataset")
-    summary.add_argument("--shots", type=int, default=None)
-    summary.add_argument("--seed", type=int, default=1)
-    summary.add_argument("--few-shot-sampler", default="numpy", choices=FEW_SHOT_SAMPLERS)
 
-    data = command("data", "dataset tools: export a benchmark as a Hub-layout parquet dataset")
+def add_summary_arguments(summary: argparse.ArgumentParser) -> None:
+    add_source_arguments(summary, dataset_positional=True)
+    summary.add_argument(
+        "--splits",
+        nargs="+",
+        default=list(SPLIT_CHOICES),
+        choices=SPLIT_CHOICES,
+        help="the splits to describe",
+    )
+    summary.add_argument(
+        "--subset",
+        default="all",
+        choices=("all", "base", "new"),
+        help="all classes, or the base / new half of the base-to-new protocol",
+    )
+    summary.add_argument(
+        "--shots", type=int, default=None, help="also draw this many training images per class"
+    )
+    summary.add_argument("--seed", type=int, default=1, help="seed of the few-shot draw")
+    summary.add_argument(
+        "--few-shot-sampler", default="numpy", choices=FEW_SHOT_SAMPLERS, help="how the draw is made"
+    )
+    summary.add_argument("--max-classes", type=int, default=10, help="class names listed per split")
+
+
+def add_export_arguments(export: argparse.ArgumentParser) -> None:
+    add_source_arguments(export, dataset_positional=True)
+    export.add_argument("--output-dir", required=True, help="the folder to write (data/<split>-*.parquet)")
+    export.add_argument(
+        "--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this dataset repo"
+    )
+    export.add_argument("--private", action="store_true", help="create the Hub repository as private")
+
+
+def add_push_arguments(push: argparse.ArgumentParser) -> None:
+    push.add_argument("adapter", help="a saved adapter folder (e.g. outputs/run/coop/seed1/adapter)")
+    push.add_argument("repo_id", help="the Hub model repository, namespace/name")
+    push.add_argument("--private", action="store_true", help="create the Hub repository as private")
+
+
+COMMANDS = {
+    "train": ("train an adapter with a paper's protocol and evaluate it", add_train_arguments),
+    "evaluate": ("evaluate a saved adapter (folder or Hub id)", add_evaluate_arguments),
+    "data-summary": ("classes, split sizes and a few-shot draw of a dataset", add_summary_arguments),
+    "push": ("publish a saved adapter folder (with its model card) on the Hub", add_push_arguments),
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only (no progress lines)")
+
+
+def build_parser(prog: str = PROG, command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI, or the parser of one `command` alone (what `examples/train.py` offers as `prog`)."""
+    if command is not None:
+        help_text, add = COMMANDS[command]
+        parser = argparse.ArgumentParser(
+            prog=prog, description=f"{help_text[0].upper()}{help_text[1:]} ({PROG} {command}).",
+            formatter_class=_HelpFormatter,
+        )  # fmt: skip
+        add(parser)
+        _add_common(parser)
+        parser.set_defaults(command=command)
+        return parser
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=_HelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add) in COMMANDS.items():
+        sub = subparsers.add_parser(
+            name, help=help_text, description=help_text, formatter_class=_HelpFormatter
+        )
+        add(sub)
+        _add_common(sub)
+    data = subparsers.add_parser(
+        "data", help="dataset tools: export a benchmark as a Hub-layout parquet dataset"
+    )
     actions = data.add_subparsers(dest="data_command", required=True)
     export = actions.add_parser(
         "export",
         help="write a benchmark from any source (a CoOp split file, an image folder, the Hub) as parquet",
         formatter_class=_HelpFormatter,
     )
-    export.add_argument(
-        "dataset", help="benchmark key of the registry: its class names and label order apply"
-    )
-    export.add_argument("--output-dir", required=True, help="the folder to write (data/<split>-*.parquet)")
-    export.add_argument(
-        "--split-file", default=None, help="a CoOp split_zhou_*.json file (with --image-root)"
-    )
-    export.add_argument("--image-root", default=None, help="the folder the split file's paths start from")
-    export.add_argument("--image-folder", default=None, help="a local imagefolder tree")
-    export.add_argument("--dataset-revision", default=None, help="revision of the registry's Hub source")
-    export.add_argument(
-        "--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this dataset repo"
-    )
-    export.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    add_export_arguments(export)
+    _add_common(export)
     return parser
 
 
-def fill_defaults(args, methods: Sequence[str]) -> None:
+# ------------------------------------------------------------------------------------ data
+
+
+def _folder_flags(args) -> list[str]:
+    flags = {
+        "--template": args.template,
+        "--class-names": args.class_names,
+        "--super-category": args.super_category,
+        "--val-fraction": args.val_fraction,
+        "--test-fraction": args.test_fraction,
+    }
+    return [flag for flag, value in flags.items() if value is not None]
+
+
+def _registered_source(args):
+    """The source of a registered benchmark given on the command line (`None`: its own)."""
+    from .data import CoOpSplitSource, ImageFolderSource, exported_source
+
+    given = [flag for flag, value in (("--data-dir", args.data_dir), ("--split-file", args.split_file),
+                                      ("--exported", args.exported)) if value]  # fmt: skip
+    if len(given) > 1:
+        raise CLIError(f"{' and '.join(given)} both name the data; give one of them.")
+    if args.dataset_revision and given:
+        raise CLIError(
+            f"--dataset-revision picks a commit of the registry's Hub source; it does not apply to {given[0]}. "
+            "Drop one of them."
+        )
+    if args.exported:
+        return exported_source(args.exported)
+    if args.data_dir:
+        return ImageFolderSource(args.data_dir)
+    if args.split_file:
+        if not args.image_root:
+            raise CLIError("--split-file needs --image-root (the folder the split file's paths start from).")
+        return CoOpSplitSource(args.split_file, args.image_root)
+    return None
+
+
+def resolve_data(args, default: str | None = DEFAULT_DATASET):
+    """`(spec, source)` of the data named on the command line: your own folder (`--data-dir`, `--dataset
+    imagefolder` or `--dataset PATH`) or a registered benchmark with an optional local source."""
+    from .data import UnknownBenchmarkError, folder_benchmark, get_benchmark
+
+    dataset, folder = args.dataset, args.data_dir
+    if dataset and dataset != LOCAL_DATASET and os.path.isdir(dataset):
+        try:
+            get_benchmark(dataset)
+        except UnknownBenchmarkError:
+            if folder:
+                raise CLIError(
+                    f"--dataset {dataset!r} is a folder and --data-dir names another; give one."
+                ) from None
+            dataset, folder = LOCAL_DATASET, dataset
+    if dataset is None and folder and not (args.split_file or args.exported):
+        dataset = LOCAL_DATASET
+    if dataset == LOCAL_DATASET:
+        if not folder:
+            raise CLIError("--dataset imagefolder reads your own folder: give it with --data-dir DIR.")
+        others = [flag for flag, value in (("--split-file", args.split_file), ("--exported", args.exported),
+                                           ("--dataset-revision", args.dataset_revision)) if value]  # fmt: skip
+        if others:
+            raise CLIError(f"{', '.join(others)} do not apply to your own folder (--data-dir); drop them.")
+        fractions = {"val": 0.1 if args.val_fraction is None else args.val_fraction,
+                     "test": 0.2 if args.test_fraction is None else args.test_fraction}  # fmt: skip
+        fractions = {name: value for name, value in fractions.items() if value > 0}
+        try:
+            return folder_benchmark(
+                folder,
+                template=args.template,
+                class_names=args.class_names,
+                super_category=args.super_category,
+                split_fractions=fractions,
+                split_seed=args.split_seed,
+            )
+        except (ValueError, FileNotFoundError) as error:
+            raise CLIError(str(error)) from error
+    if _folder_flags(args):
+        raise CLIError(
+            f"{', '.join(_folder_flags(args))} describe your own image folder; a registered benchmark "
+            f"({dataset or default!r}) has its own template, names and splits. Drop them, or train on your "
+            "folder with --data-dir DIR (without --dataset)."
+        )
+    if dataset is None:
+        if default is None:
+            raise CLIError("Say which data to use: --dataset KEY (a registered benchmark) or --data-dir DIR.")
+        dataset = default
+    try:
+        spec = get_benchmark(dataset)
+    except UnknownBenchmarkError as error:
+        raise CLIError(
+            f"{error} For your own images give the folder: --data-dir DIR (or --dataset DIR)."
+        ) from error
+    return spec, _registered_source(args)
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def fill_defaults(args, methods: Sequence[str], synthetic: bool) -> None:
     """Paper defaults for real benchmarks; `SYNTHETIC_DEFAULTS` for the embedded world (its method
     options, for the methods that have them, unless the user gives `--option`s)."""
-    from .data import get_benchmark
     from .runner import method_option_names
 
     paper = TrainingConfig()
-    synthetic = get_benchmark(args.dataset).synthetic
     args.epochs = args.epochs or (SYNTHETIC_DEFAULTS["epochs"] if synthetic else paper.epochs)
     args.lr = args.lr or (SYNTHETIC_DEFAULTS["lr"] if synthetic else paper.learning_rate)
     args.optimizer = args.optimizer or (SYNTHETIC_DEFAULTS["optimizer"] if synthetic else paper.optimizer)
@@ -302,20 +503,37 @@ def fill_defaults(args, methods: Sequence[str]) -> None:
         args.options = [(key, value) for key, value in SYNTHETIC_DEFAULTS["options"] if key in known]
 
 
+def base_model_for(args, spec) -> str:
+    """`--base-model`, or the shipped tiny CLIP on the synthetic world (it was trained on it)."""
+    if args.base_model:
+        return args.base_model
+    if spec.synthetic:
+        from .synthetic import TINY_CLIP_ID
+
+        return TINY_CLIP_ID
+    raise CLIError(
+        f"--base-model is required for {spec.key!r}: only the synthetic world has a default base model (the "
+        f"package's tiny CLIP). Give a Hub id such as --base-model {SUGGESTED_BASE} or a local CLIP folder."
+    )
+
+
 def train_command(args) -> list[dict]:
     from .runner import ExperimentConfig, run_comparison
 
     methods = list(METHODS) if args.all_methods else list(dict.fromkeys(args.methods))
+    named = list(methods)
     baseline = baseline_method()
     learned = [method for method in methods if method != baseline]
     if args.push_to_hub and len(learned) > 1:
-        raise SystemExit(
+        raise CLIError(
             f"--push-to-hub publishes one adapter but {len(learned)} methods were given ({', '.join(learned)}); "
             "run the method you want to publish with --method on its own."
         )
     if baseline and not args.no_baseline and baseline not in methods:
         methods.insert(0, baseline)
-    fill_defaults(args, methods)
+    spec, source = resolve_data(args)
+    base_model = base_model_for(args, spec)
+    fill_defaults(args, methods, spec.synthetic)
     training = TrainingConfig(
         output_dir=args.output_dir,
         epochs=args.epochs,
@@ -335,12 +553,12 @@ def train_command(args) -> list[dict]:
     config = ExperimentConfig(
         method=(learned or methods)[0],  # the method that --push-to-hub publishes
         method_options=dict(args.options),
-        base_model=args.base_model or default_base_model(args.dataset),
+        base_model=base_model,
         base_revision=args.base_revision,
-        dataset=args.dataset,
-        source=_source(args),
+        dataset=spec,
+        source=source,
         dataset_revision=args.dataset_revision,
-        shots=args.shots,
+        shots=args.shots[0],
         few_shot_sampler=args.few_shot_sampler,
         seeds=args.seeds,
         protocol=args.protocol,
@@ -351,83 +569,245 @@ def train_command(args) -> list[dict]:
         private=args.private,
         training=training,
     )
-    return run_comparison(config, methods, skip_unsupported=args.all_methods)
+    return run_comparison(config, methods, skip_unsupported=args.all_methods, shots=args.shots, named=named)
+
+
+def written_files(output_dir: str | os.PathLike) -> list[str]:
+    """The report files present in `output_dir` (`write_report` removes charts that do not apply)."""
+    from .evaluate.report import REPORT_FILES
+
+    return [name for name in REPORT_FILES.values() if (Path(output_dir) / name).is_file()]
+
+
+def _print_train_results(results: list[dict], output_dir: str) -> None:
+    from .evaluate.report import results_table
+
+    print("\n" + results_table(results))
+    print(
+        f"\nwrote {', '.join(written_files(output_dir))} in {output_dir}; adapters with model cards in "
+        f"{output_dir}/<method>/.../seed<N>/adapter"
+    )
+
+
+# ------------------------------------------------------------------------------------ evaluate
+
+
+def load_adapter(name: str):
+    """`AutoModel.from_pretrained(name)` with one clear error for a missing folder or Hub repository."""
+    from transformers import AutoModel
+
+    looks_like_a_path = name.startswith((".", "/", "~")) or name.count("/") > 1  # Hub ids have one "/"
+    if not os.path.isdir(name) and looks_like_a_path:
+        raise CLIError(
+            f"--model {name!r}: no such adapter folder. Give the folder an adapter was saved in (e.g. "
+            "outputs/run/coop/seed1/adapter) or a Hub id."
+        )
+    try:
+        return AutoModel.from_pretrained(name)
+    except OSError as error:
+        reason = " ".join(str(error).split())[:240]
+        where = "" if os.path.isdir(name) else "no adapter folder of that name is here, and "
+        raise CLIError(
+            f"--model {name!r}: {where}it could not be loaded ({reason}). Give a saved adapter folder (e.g. "
+            "outputs/run/coop/seed1/adapter) or a Hub id; offline (HF_HUB_OFFLINE=1) a Hub adapter must "
+            "already be in the cache."
+        ) from error
+
+
+def read_adapter_record(name: str, filename: str) -> dict | None:
+    """A JSON record saved beside an adapter (folder or Hub repository), or `None` when it has none."""
+    from transformers.utils import cached_file
+
+    path = cached_file(name, filename, _raise_exceptions_for_missing_entries=False)
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+
+
+def _data_of_record(args, record: dict | None):
+    """The data to evaluate on: as given on the command line, else the adapter's recorded data."""
+    from .data import folder_benchmark_from_record, get_benchmark
+
+    given = args.dataset or args.data_dir or args.split_file or args.exported
+    if given or record is None:
+        if not given:
+            raise CLIError(
+                "Say which data to evaluate on: --dataset KEY or --data-dir DIR (this adapter has no record "
+                "of its training data, training_data.json, to default to)."
+            )
+        return resolve_data(args, default=None)
+    if record.get("folder"):
+        if not os.path.isdir(record["folder"]["root"]):
+            raise CLIError(
+                f"The adapter was trained on the folder {record['folder']['root']!r}, which is not here; give "
+                "its new place with --data-dir DIR (and --val-fraction / --test-fraction if they differed)."
+            )
+        return folder_benchmark_from_record(record["folder"])
+    return get_benchmark(record["dataset"]), None
 
 
 def evaluate_command(args) -> dict:
-    from transformers import AutoModel
-    from transformers.utils import cached_file
-
-    from .data import describe_data, get_benchmark
+    from .data import describe_data
     from .evaluate.report import write_report
-    from .hub import SELECTION_FILE, method_of
-    from .runner import evaluate_protocol, results_record
+    from .hub import DATA_RECORD_FILE, SELECTION_FILE, method_of
+    from .runner import check_adapter_data, evaluate_protocol, format_metrics, results_record
 
-    model = AutoModel.from_pretrained(args.model)
-    # the few-shot draw saved with the adapter (folder or Hub repo), if any
-    record = cached_file(args.model, SELECTION_FILE, _raise_exceptions_for_missing_entries=False)
-    shots = json.loads(Path(record).read_text())["shots"] if record else None
-    spec = get_benchmark(args.dataset)
+    model = load_adapter(args.model)
+    record = read_adapter_record(args.model, DATA_RECORD_FILE)
+    spec, source = _data_of_record(args, record)
+    protocol = (
+        args.protocol or (record or {}).get("protocol") or ("base2new" if spec.base_new else "few_shot")
+    )
+    revision = args.dataset_revision or (None if args.dataset else (record or {}).get("dataset_revision"))
+    trained_on = check_adapter_data(
+        model,
+        record,
+        spec,
+        protocol,
+        source=source,
+        revision=revision,
+        classes_from_data=args.classes_from_data,
+    )
+    if record is not None:
+        shots = record["shots"]
+    elif not type(model).learns_parameters(model.config.to_dict()):
+        shots = 0
+    else:  # an adapter saved without a data record: its few-shot draw, if any
+        selection = read_adapter_record(args.model, SELECTION_FILE)
+        shots = selection["shots"] if selection else None
     metrics = evaluate_protocol(
         model,
         spec,
-        args.protocol,
-        source=_source(args),
+        protocol,
+        source=source,
         targets=args.targets,
-        dataset_revision=args.dataset_revision,
+        dataset_revision=revision,
         batch_size=args.eval_batch_size,
     )
-    base = model.config.base_model_name_or_path
     results = results_record(
         method_of(model.config),
-        base,
+        model.config.base_model_name_or_path,
         spec,
-        args.protocol,
+        protocol,
         shots,
-        [{"seed": None, "metrics": metrics}],
-        describe_data(spec, _source(args), args.dataset_revision),
+        [{"seed": (record or {}).get("seed"), "metrics": metrics}],
+        describe_data(spec, source, revision),
+        trained_on=trained_on,
     )
     if _is_main_process():
         if args.output_dir:
             write_report([results], args.output_dir)
+        print(f"{results['method']} on {spec.key} ({protocol}): {format_metrics(results['mean'])}")
         print(json.dumps(results["mean"], indent=1))
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if args.command == "train":
-        from .evaluate.report import results_table
+# ------------------------------------------------------------------------------------ the rest
 
-        results = train_command(args)
+
+def summary_command(args) -> None:
+    from .data import summarize
+
+    spec, source = resolve_data(args, default=None)
+    summarize(
+        spec,
+        source=source,
+        revision=args.dataset_revision,
+        splits=args.splits,
+        shots=args.shots,
+        seed=args.seed,
+        sampler=args.few_shot_sampler,
+        subset=args.subset,
+        max_classes=args.max_classes,
+    )
+
+
+def export_command(args) -> None:
+    from .data import export_benchmark
+
+    spec, source = resolve_data(args, default=None)
+    folder = export_benchmark(
+        spec,
+        args.output_dir,
+        source=source,
+        revision=args.dataset_revision,
+        push_to_hub=args.push_to_hub,
+        private=args.private,
+    )
+    print(f"wrote {folder}" + (f" and pushed it to {args.push_to_hub}" if args.push_to_hub else ""))
+
+
+def push_command(args) -> None:
+    from .hub import check_adapter_folder, check_push_access
+    from .runner import publish
+
+    check_adapter_folder(args.adapter)
+    check_push_access(args.repo_id)
+    print(f"pushed {args.adapter} to {publish(args.adapter, args.repo_id, private=args.private)}")
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """The package's progress lines on stderr (time and message); other libraries' logs and progress
+    bars silenced to errors, so the output tells what runs and how it ends."""
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # the package's own bars too
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
+    logging.getLogger("hf_prompt_clip").setLevel(logging.WARNING if quiet else logging.INFO)
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (a `KeyError`'s without its quotes)."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(text.split()) or type(error).__name__
+
+
+def run(args) -> None:
+    """Run the parsed command."""
+    from .runner import PushFailedError
+
+    if args.command == "train":
+        try:
+            results = train_command(args)
+        except PushFailedError as error:  # everything but the push is done: show it, then fail
+            if _is_main_process():
+                _print_train_results(error.results, args.output_dir)
+            raise
         if _is_main_process():
-            print("\n" + results_table(results))
-            print(
-                f"\nresults.json, results.md, charts and adapters (with model cards) are in {args.output_dir}"
-            )
+            _print_train_results(results, args.output_dir)
     elif args.command == "evaluate":
         evaluate_command(args)
     elif args.command == "data":
-        from .data import export_benchmark
-
-        if args.dataset_revision and _source(args) is not None:
-            raise SystemExit(
-                "--dataset-revision picks a commit of the registry's Hub source; it does not apply to "
-                "--split-file / --image-folder / --exported. Drop one of them."
-            )
-        folder = export_benchmark(
-            args.dataset,
-            args.output_dir,
-            source=_source(args),
-            revision=args.dataset_revision,
-            push_to_hub=args.push_to_hub,
-            private=args.private,
-        )
-        print(f"wrote {folder}" + (f" and pushed it to {args.push_to_hub}" if args.push_to_hub else ""))
+        export_command(args)
+    elif args.command == "push":
+        push_command(args)
     else:
-        from .data import summarize
+        summary_command(args)
 
-        summarize(args.dataset, shots=args.shots, seed=args.seed, sampler=args.few_shot_sampler)
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG, command: str | None = None) -> None:
+    """The command line. `command` builds the parser of that command alone (under `prog`)."""
+    args = build_parser(prog, command).parse_args(argv)
+    configure_logging(args.quiet)
+    try:
+        run(args)
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted (train: rerun with --resume-from-checkpoint latest to continue)",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
     end_processes()
 
 

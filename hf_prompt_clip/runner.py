@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
+import sys
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +20,22 @@ from typing import Any
 
 from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
+from huggingface_hub.dataclasses import type_validator
 
 from .core.configuration import PromptCLIPConfig
+from .core.logs import main_process_logger
 from .core.registry import get_method
 from .data import (
     BenchmarkSpec,
+    ImageFolderSource,
     Source,
+    base_new_counts,
     collate_fn,
     describe_data,
     eval_transform,
+    folder_record,
     get_benchmark,
+    is_local_key,
     load_benchmark,
     sample_few_shot,
     select_classes,
@@ -42,23 +50,26 @@ from .evaluate.protocols import (
     summarize_runs,
 )
 from .evaluate.report import write_report
-from .hub import SELECTION_FILE, push_adapter_to_hub, save_model_card
+from .hub import DATA_RECORD_FILE, SELECTION_FILE, check_push_access, push_adapter_to_hub, save_model_card
 from .train import PromptTrainer, TrainingConfig, list_checkpoints
 
-logger = logging.getLogger(__name__)
+logger = main_process_logger(__name__)
 
 PROTOCOLS = ("few_shot", "base2new", "cross_dataset", "domain_generalization")
 
 
 @dataclass
 class ExperimentConfig:
-    """What to run. `training` carries the optimisation settings (epochs, lr, ...)."""
+    """What to run. `training` carries the optimisation settings (epochs, lr, ...).
+
+    `dataset` is a registry key or a `BenchmarkSpec` (your own folder: `data.folder_benchmark`).
+    """
 
     method: str = "coop"
     method_options: dict[str, Any] = field(default_factory=dict)
     base_model: str = "openai/clip-vit-base-patch16"
     base_revision: str | None = None
-    dataset: str = "dtd"
+    dataset: str | BenchmarkSpec = "dtd"
     source: Source | None = None
     dataset_revision: str | None = None
     shots: int | None = 16  # None: the full training set
@@ -133,19 +144,98 @@ def method_option_names(methods: Sequence[str]) -> set[str]:
     return set().union(*(_fields(get_method(m)[0]) for m in methods))
 
 
-def check_method_options(methods: Sequence[str], options: dict[str, Any]) -> None:
-    """Refuse options that none of `methods` has, naming the ones they have."""
+def own_option_names(method: str) -> list[str]:
+    """The options of `method` itself (its config fields beyond the shared `PromptCLIPConfig` ones)."""
+    return sorted(_fields(get_method(method)[0]) - _fields(PromptCLIPConfig))
+
+
+def _field_type(config_class: type, name: str) -> Any:
+    """The type of config field `name` (annotations may be strings); `Any` where it cannot be resolved."""
+    for config_field in dataclasses.fields(config_class):
+        if config_field.name == name:
+            hint = config_field.type
+            if isinstance(hint, str):
+                module = sys.modules.get(config_class.__module__)
+                try:
+                    hint = eval(hint, vars(module) if module else {})  # a class's own annotation
+                except Exception:
+                    return Any
+            return hint
+    return Any
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """`value` in the form `hint` takes where the spelling differs only (an int for a float, a list for
+    a tuple); anything else unchanged, for the type check to judge."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    allowed = typing.get_args(hint) if union else (hint,)
+    if isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
+        return float(value)
+    if isinstance(value, list) and any(typing.get_origin(a) is tuple for a in allowed):
+        return tuple(value)
+    return value
+
+
+def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` of `method` checked against the types of its config fields (and coerced where only the
+    spelling differs: `lr=1` for a float); raises `ValueError` naming the option, the expected type,
+    what was given and an example.
+
+    Example:
+        >>> check_option_values("coop", {"n_ctx": "abc"})
+        Traceback (most recent call last):
+        ValueError: Option n_ctx of coop takes int, got 'abc' (str): give e.g. --option n_ctx=16.
+    """
+    config_class = get_method(method)[0]
+    checked = {}
+    for key, value in options.items():
+        hint = _field_type(config_class, key)
+        value = _coerce(value, hint)
+        try:
+            type_validator(key, value, hint)
+        except (TypeError, ValueError) as error:
+            default = getattr(config_class, key, None)
+            example = f"give e.g. --option {key}={default!r}" if default is not None else "see its docstring"
+            raise ValueError(
+                f"Option {key} of {method} takes {_type_name(hint)}, got {value!r} ({type(value).__name__}): "
+                f"{example} (values are Python literals; quote text with spaces: --option \"{key}='...'\")."
+            ) from error
+        checked[key] = value
+    return checked
+
+
+def check_method_options(
+    methods: Sequence[str], options: dict[str, Any], named: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Refuse options that none of `methods` has, listing the options of each method the user `named`
+    (default: all of `methods`; an implicitly added baseline is not listed), and values of the wrong type
+    for a method that has the option. Returns the options with values coerced (`check_option_values`)."""
     known = method_option_names(methods)
     unknown = sorted(set(options) - known)
     if unknown:
-        own = sorted(known - _fields(PromptCLIPConfig))
+        listing = "; ".join(f"{m}: {', '.join(own_option_names(m)) or 'none'}" for m in (named or methods))
         raise ValueError(
-            f"Method {', '.join(map(repr, methods))} has no option {unknown}; its options are {own}."
+            f"No method of this run has option {', '.join(unknown)}. The options are: {listing} (the shared "
+            "ones, e.g. fast, stage_epochs, apply to every method). Fix the spelling in --option KEY=VALUE."
         )
+    checked = dict(options)
+    for method in methods:
+        checked.update(check_option_values(method, options_for(method, checked)))
+    return checked
 
 
 def _load(spec: BenchmarkSpec, split: str, config: ExperimentConfig):
     return load_benchmark(spec, split, source=config.source, revision=config.dataset_revision)
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """`"base 80.10 %, new 60.20 %, H 68.74 %"`: metrics rounded for people (logs, the CLI)."""
+    names = {"hm": "H"}
+    return ", ".join(f"{names.get(key, key)} {value:.2f} %" for key, value in metrics.items())
 
 
 def evaluate_protocol(
@@ -172,12 +262,28 @@ def evaluate_protocol(
 
     if protocol == "base2new":
         own = test_set(spec, source, dataset_revision)
-        return evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator)
-    if protocol == "few_shot":
+        metrics = evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator)
+        images = len(own)
+    elif protocol == "few_shot":
         own = test_set(spec, source, dataset_revision)
-        return {"accuracy": evaluate_accuracy(model, own, collate_fn, spec, batch_size, accelerator)}
-    sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
-    return evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
+        metrics = {"accuracy": evaluate_accuracy(model, own, collate_fn, spec, batch_size, accelerator)}
+        images = len(own)
+    else:
+        sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
+        metrics = evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
+        images = sum(len(data) for data, _ in sets.values())
+    where = spec.key if protocol in ("base2new", "few_shot") else ", ".join(targets)
+    logger.info("evaluated on %s (%s, %d test images): %s", where, protocol, images, format_metrics(metrics))
+    return metrics
+
+
+ROUND_DIGITS = 2
+"""Decimals of the accuracies people read (`mean`, `std`, `metrics`); `*_full_precision` keep the rest."""
+
+
+def rounded(metrics: dict[str, float], digits: int = ROUND_DIGITS) -> dict[str, float]:
+    """The metrics rounded to `digits` decimals (`44.49999928` -> `44.5`)."""
+    return {key: round(float(value), digits) for key, value in metrics.items()}
 
 
 def results_record(
@@ -188,11 +294,22 @@ def results_record(
     shots: int | None,
     runs: Sequence[dict],
     data: str | None = None,
+    trained_on: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs; `data` says
-    where the dataset was read (`describe_data`)."""
+    """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs.
+
+    Args:
+        shots: training images per class of the adapter: `None` the full training set, `0` nothing
+            trained (zero-shot CLIP).
+        data: where the dataset was read (`describe_data`).
+        trained_on: the benchmark the adapter was trained on, recorded when it is not `spec`'s (an
+            adapter evaluated on other classes with `--classes-from-data`); `shots` are of that training.
+
+    `mean`, `std` and each run's `metrics` are rounded to `ROUND_DIGITS` decimals; `mean_full_precision`,
+    `std_full_precision` and `metrics_full_precision` hold the exact values.
+    """
     mean, std = summarize_runs(runs)
-    return {
+    record = {
         "method": method,
         "base_model": base_model,
         "dataset": spec.key,
@@ -200,24 +317,69 @@ def results_record(
         "protocol": protocol,
         "shots": shots,
         "synthetic": spec.synthetic,
-        "runs": [{"seed": run["seed"], "metrics": run["metrics"]} for run in runs],
-        "mean": mean,
-        "std": std,
+        "runs": [
+            {
+                "seed": run["seed"],
+                "metrics": rounded(run["metrics"]),
+                "metrics_full_precision": run["metrics"],
+            }
+            for run in runs
+        ],
+        "mean": rounded(mean),
+        "std": rounded(std),
+        "mean_full_precision": mean,
+        "std_full_precision": std,
+    }
+    if trained_on is not None and trained_on != spec.key:
+        record["trained_on"] = trained_on
+    return record
+
+
+def describe_shots(shots: int | None, trained: bool = True) -> str:
+    """`"16 shots per class"`, `"the full training set"`, or `"nothing to train"`."""
+    if not trained:
+        return "nothing to train"
+    if shots is None:
+        return "the full training set"
+    return f"{shots} shot{'s' if shots != 1 else ''} per class"
+
+
+def data_record(
+    config: ExperimentConfig, spec: BenchmarkSpec, names: Sequence[str], shots: int | None, seed: int
+) -> dict[str, Any]:
+    """The record of the data an adapter was trained on, saved beside it (`DATA_RECORD_FILE`): the
+    benchmark, where it was read, the protocol, its class list, the shots (`0`: nothing trained) and,
+    for your own folder, what rebuilds it (`folder_record`)."""
+    own = config.source is None or config.source is spec.source
+    local = is_local_key(spec.key) and own and isinstance(spec.source, ImageFolderSource)
+    return {
+        "dataset": spec.key,
+        "data": describe_data(spec, config.source, config.dataset_revision),
+        "dataset_revision": config.dataset_revision,
+        "protocol": config.protocol,
+        "classes": "base" if config.protocol == "base2new" else "all",
+        "class_names": list(names),
+        "shots": shots,
+        "seed": seed,
+        "few_shot_sampler": config.few_shot_sampler if shots else None,
+        "folder": folder_record(spec, spec.source) if local else None,
     }
 
 
 def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> dict[str, Any]:
     """Train (if the method learns anything) and evaluate one seed.
 
-    Returns `{"seed", "metrics", "adapter", "config", "training"}`; `training` is the settings the
-    adapter was trained with (None when nothing was trained).
+    Returns `{"seed", "metrics", "shots", "adapter", "config", "training"}`; `shots` is what was trained
+    (`0`: nothing), `training` the settings the adapter was trained with (None when nothing was trained).
     """
     spec = get_benchmark(config.dataset)
     _, model_class = get_method(config.method)
+    options = options_for(config.method, config.method_options)
+    learns = model_class.learns_parameters(options)
     output = Path(config.output_dir) / f"seed{seed}"
     train_set = _load(spec, "train", config)
     selection = None  # shots=None: the full training set
-    if config.shots is not None:
+    if learns and config.shots is not None:
         train_set, selection = sample_few_shot(
             train_set, config.shots, seed, benchmark=spec.key, sampler=config.few_shot_sampler
         )
@@ -225,8 +387,14 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         train_set = select_classes(train_set, "base")
     names, prompts = class_lists(train_set, spec)
     # the method's benchmark-dependent defaults (zero-shot templates, ...), then the user's options
-    options = options_for(config.method, config.method_options)
     options = {**model_class.benchmark_options(spec, options), **options}
+    subset = "base " if config.protocol == "base2new" else ""
+    logger.info(
+        "%s, seed %d: %s (%s), %s, %d %sclasses, %s%s; base model %s; device %s",
+        config.method, seed, spec.key, describe_data(spec, config.source, config.dataset_revision),
+        config.protocol, len(names), subset, describe_shots(config.shots, learns),
+        f" = {len(train_set)} training images" if learns else "", config.base_model, accelerator.device,
+    )  # fmt: skip
     set_seed(seed)  # the adapter's initialisation belongs to the seed too
     model = model_class.from_clip(
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
@@ -239,6 +407,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
         # its own Accelerator: the data order is seeded with this seed
         PromptTrainer(model, examples, training, collate_fn=collate_fn).train()
+    shots = config.shots if training else 0
     metrics = evaluate_protocol(
         model,
         spec,
@@ -253,36 +422,133 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     training_args = dataclasses.asdict(training) if training else None
     if accelerator.is_main_process:
         model.save_pretrained(adapter_dir)
-        if selection is not None:
+        (adapter_dir / SELECTION_FILE).unlink(missing_ok=True)  # a folder reused from an earlier run
+        if selection is not None and training:
             selection.save(adapter_dir / SELECTION_FILE)
+        record = data_record(config, spec, names, shots, seed)
+        (adapter_dir / DATA_RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False))
         if training_args:
             (adapter_dir / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
     accelerator.wait_for_everyone()
     return {
         "seed": seed,
         "metrics": metrics,
+        "shots": shots,
         "adapter": str(adapter_dir),
         "config": model.config,
         "training": training_args,
     }
 
 
+class PushFailedError(RuntimeError):
+    """Publishing an adapter failed after training; every local result was kept (`results`: the
+    results of the run, when raised by `run_comparison`)."""
+
+    def __init__(self, message: str, results: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.results = results or []
+
+
+def _preview(names: Sequence[str], count: int = 4) -> str:
+    shown = ", ".join(map(repr, names[:count]))
+    return f"{shown}, ..." if len(names) > count else shown
+
+
+def check_adapter_data(
+    model,
+    record: dict[str, Any] | None,
+    spec: BenchmarkSpec,
+    protocol: str,
+    *,
+    source: Source | None = None,
+    revision: str | None = None,
+    classes_from_data: bool = False,
+) -> str | None:
+    """Refuse to evaluate an adapter on data it was not trained for, unless `classes_from_data`.
+
+    The adapter's recorded benchmark (`DATA_RECORD_FILE`, when it has one) must be `spec`, and its
+    class list the one training on `spec` with `protocol` gives (the base half for base-to-new, all
+    classes otherwise): numbers on other classes would not measure what it learned. With
+    `classes_from_data` the data's classes are classified anyway (for methods that can change classes).
+
+    Returns:
+        The benchmark the adapter was trained on when it is not `spec` (results record it as
+        `trained_on`), else `None`.
+
+    Raises:
+        ValueError: naming both datasets and class lists and the two ways on.
+    """
+    recorded = (record or {}).get("dataset")
+    names = list(load_benchmark(spec, "test", source=source, revision=revision).features["label"].names)
+    if protocol == "base2new":
+        names = names[: base_new_counts(len(names))[0]]
+    adapter = list(model.config.class_names or [])
+    problems = []
+    if recorded is not None and recorded != spec.key:
+        problems.append(f"it was trained on {recorded!r}, not on {spec.key!r}")
+    if adapter != names:
+        subset = "base " if protocol == "base2new" else ""
+        problems.append(
+            f"its {len(adapter)} classes ({_preview(adapter)}) are not the {len(names)} {subset}classes of "
+            f"{spec.key!r} ({_preview(names)})"
+        )
+    if problems and not classes_from_data:
+        raise ValueError(
+            f"This adapter does not fit the data: {'; '.join(problems)}, so its numbers would not measure "
+            "what it learned. Evaluate it on its own data (leave out --dataset / --data-dir: its record "
+            "names them), or pass --classes-from-data to classify this data's classes anyway."
+        )
+    if problems:
+        logger.warning(
+            "evaluating on other data than the adapter's (--classes-from-data): %s", "; ".join(problems)
+        )
+    return recorded if recorded != spec.key else None
+
+
+def publish(adapter: str | Path, repo_id: str, private: bool = False) -> str:
+    """Push a saved adapter folder (with its card) to `repo_id`; returns the commit URL.
+
+    Raises:
+        PushFailedError: naming the reason and the command that retries the push.
+    """
+    try:
+        url = push_adapter_to_hub(adapter, repo_id, private=private)
+    except Exception as error:
+        retry = f"hf-prompt-clip push {adapter} {repo_id}" + (" --private" if private else "")
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise PushFailedError(
+            f"Pushing {adapter} to {repo_id} failed ({reason}); every local result is kept. "
+            f"Retry with: {retry}"
+        ) from error
+    logger.info("pushed %s to %s", adapter, url)
+    return url
+
+
 def run_experiment(
-    config: ExperimentConfig, accelerator: Accelerator | None = None, write_results: bool = True
+    config: ExperimentConfig,
+    accelerator: Accelerator | None = None,
+    write_results: bool = True,
+    push: bool = True,
 ) -> dict[str, Any]:
     """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
 
     Returns the results dict (schema in docs/reports.md). `accelerator` serves evaluation and
     synchronisation; each seed trains with an Accelerator of its own (its data order is seeded).
+    With `push=False`, `config.push_to_hub` only names the repository in the cards (the caller pushes).
+    The Hub login and write access are checked before anything runs; a push that fails after training
+    raises `PushFailedError` with every local file written.
     """
-    check_method_options([config.method], config.method_options)
+    options = check_method_options([config.method], config.method_options)
+    config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
+    if push and config.push_to_hub:
+        check_push_access(config.push_to_hub)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
     data = describe_data(spec, config.source, config.dataset_revision)
     results = results_record(
-        config.method, config.base_model, spec, config.protocol, config.shots, runs, data
+        config.method, config.base_model, spec, config.protocol, runs[0]["shots"], runs, data
     )
     if accelerator.is_main_process:
         if write_results:
@@ -292,42 +558,86 @@ def run_experiment(
             # it reads the few-shot record saved beside the adapter
             repo_id = config.push_to_hub if config.push_to_hub and index == 0 else run["adapter"]
             save_model_card(run["adapter"], run["config"], run["training"], [results], repo_id=repo_id)
-        if config.push_to_hub:
-            url = push_adapter_to_hub(runs[0]["adapter"], config.push_to_hub, private=config.private)
-            logger.info("pushed %s to %s", runs[0]["adapter"], url)
+        if push and config.push_to_hub:
+            publish(runs[0]["adapter"], config.push_to_hub, private=config.private)
     accelerator.wait_for_everyone()
     return results
 
 
+def shots_folder(shots: int | None) -> str:
+    """The folder of one number of shots in a sweep (`"shots16"`, `"shots_all"`)."""
+    return "shots_all" if shots is None else f"shots{shots}"
+
+
 def run_comparison(
-    config: ExperimentConfig, methods: Sequence[str], skip_unsupported: bool = False
+    config: ExperimentConfig,
+    methods: Sequence[str],
+    skip_unsupported: bool = False,
+    shots: Sequence[int | None] | None = None,
+    named: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The same protocol for several methods side by side (each in `output_dir/<method>`), with
-    one combined report in `output_dir`. Options apply to the methods that have them;
-    `config.push_to_hub` publishes the adapter of `config.method`. With `skip_unsupported`, methods
-    that cannot run the protocol (`check_method_protocol`) are left out with a warning; otherwise
-    they are refused before anything runs."""
-    check_method_options(methods, config.method_options)
+    one combined report in `output_dir`.
+
+    Args:
+        config: what to run; options apply to the methods that have them; `config.push_to_hub`
+            publishes the adapter of `config.method` (first seed), after every result is written.
+        methods: the methods, in order.
+        skip_unsupported: leave out, with a warning, methods that cannot run the protocol
+            (`check_method_protocol`); otherwise they are refused before anything runs.
+        shots: several numbers of shots (the few-shot curve): each learning method runs each of them
+            in `output_dir/<method>/shots<N>/`; a method that learns nothing runs once. Default:
+            `config.shots` alone.
+        named: the methods the user asked for (an error about options lists theirs only).
+
+    Raises:
+        PushFailedError: the push failed after training (every result is written).
+    """
+    values = list(dict.fromkeys(shots)) if shots else [config.shots]
+    options = check_method_options(methods, config.method_options, named)
+    config = dataclasses.replace(config, method_options=options)
+    if config.push_to_hub and len(values) > 1:
+        raise ValueError(
+            f"push_to_hub publishes one adapter but {len(values)} numbers of shots run {values}; "
+            "run the one to publish alone (--shots N)."
+        )
     runnable = []
     for method in methods:
         try:
-            check_method_protocol(method, options_for(method, config.method_options), config.protocol)
+            check_method_protocol(method, options_for(method, options), config.protocol)
         except ProtocolNotSupportedError as error:
             if not skip_unsupported or (config.push_to_hub and method == config.method):
                 raise  # never drop the method a push was asked for
             logger.warning("skipping %s: %s", method, error)
             continue
         runnable.append(method)
-    results = []
+    if config.push_to_hub:
+        check_push_access(config.push_to_hub)  # before anything trains
+    results, pushed = [], None
     for method in runnable:
-        method_config = dataclasses.replace(
-            config,
-            method=method,
-            method_options=options_for(method, config.method_options),
-            output_dir=str(Path(config.output_dir) / method),
-            push_to_hub=config.push_to_hub if method == config.method else None,
-        )
-        results.append(run_experiment(method_config, write_results=False))
+        method_options = options_for(method, options)
+        learns = get_method(method)[1].learns_parameters(method_options)
+        for value in values if learns else [config.shots]:
+            output = Path(config.output_dir) / method
+            if learns and len(values) > 1:
+                output = output / shots_folder(value)
+            method_config = dataclasses.replace(
+                config,
+                method=method,
+                method_options=method_options,
+                shots=value,
+                output_dir=str(output),
+                push_to_hub=config.push_to_hub if method == config.method else None,
+            )
+            results.append(run_experiment(method_config, write_results=False, push=False))
+            if method_config.push_to_hub:
+                pushed = output / f"seed{config.seeds[0]}" / "adapter"
     if PartialState().is_main_process:
         write_report(results, config.output_dir)
+        if pushed is not None:
+            try:
+                publish(pushed, config.push_to_hub, private=config.private)
+            except PushFailedError as error:
+                error.results = results  # the caller can still show them
+                raise
     return results

@@ -25,17 +25,28 @@ def pattern_folder(tmp_path):
 
 
 def pattern_run(tiny_clip_folder, pattern_folder, output, *options):
-    """`hf-prompt-clip train` arguments on the pattern folder (as a local `fgvc_aircraft`, whose registry
-    entry ships no class list) with the tiny CLIP."""
-    data = [
-        "--base-model",
-        tiny_clip_folder,
-        "--dataset",
-        "fgvc_aircraft",
-        "--image-folder",
-        str(pattern_folder),
-    ]
+    """`hf-prompt-clip train` arguments on the pattern folder (your own data: `--data-dir`) with the tiny CLIP."""
+    data = ["--base-model", tiny_clip_folder, "--data-dir", str(pattern_folder)]
     return ["train", *data, "--output-dir", str(output), *options]
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """`main(argv)` as a shell runs it: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    """The one error line the CLI prints (there must be exactly one, and no traceback)."""
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 QUICK = ["--protocol", "few_shot", "--shots", "2", "--epochs", "1", "--batch-size", "4"]
@@ -59,19 +70,26 @@ def test_train_command_writes_results_adapter_and_card(tiny_clip_folder, pattern
     assert selection["shots"] == 4 and len(selection["ids"]) == 4 * len(PATTERN_CLASSES)
     data = f"image folder {str(pattern_folder.resolve())!r}"  # what was read, in results and card
     assert all(entry["data"] == data for entry in results)
-    assert f"- fgvc_aircraft: {data}" in (adapter / "README.md").read_text()
+    assert f"- imagefolder:patterns: {data}" in (adapter / "README.md").read_text()
     model = AutoModel.from_pretrained(adapter)
     assert model.config.class_names == ["blue", "checkerboard"]  # base classes: first half, sorted
     assert "coop" in capsys.readouterr().out
 
 
-def test_unknown_method_option_names_the_valid_ones(tiny_clip_folder, pattern_folder, tmp_path):
-    with pytest.raises(ValueError, match=r"has no option \['n_context'\].*'n_ctx'"):
-        main(
-            pattern_run(
-                tiny_clip_folder, pattern_folder, tmp_path, "--method", "coop", "--option", "n_context=4"
-            )
-        )
+def test_bad_options_exit_2_with_one_line_naming_the_methods_own_options(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys
+):
+    run = pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "run", "--method", "coop")
+    code, _, err = run_cli([*run, "--option", "n_context=4"], capsys)
+    line = error_line(err)
+    assert code == 2 and "n_context" in line and "coop: " in line and "n_ctx" in line
+    assert "templates" not in line  # the implicit zero-shot baseline's options are not listed
+    code, _, err = run_cli([*run, "--option", "n_ctx=abc"], capsys)  # was: TypeError '<' ... 'str'
+    line = error_line(err)
+    assert code == 2 and "n_ctx of coop takes int, got 'abc'" in line
+    with pytest.raises(ValueError, match="takes int"):  # --debug: the exception itself
+        main([*run, "--option", "n_ctx=abc", "--debug"])
+    assert not (tmp_path / "run").exists()  # refused before anything ran
 
 
 def test_main_job_defaults_to_the_synthetic_world_and_the_shipped_clip(tmp_path, capsys):
@@ -96,6 +114,7 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
     tiny_clip_folder, pattern_folder, tmp_path, monkeypatch
 ):
     pushed = []
+    monkeypatch.setattr("hf_prompt_clip.runner.check_push_access", lambda repo: "org")
     monkeypatch.setattr(
         "hf_prompt_clip.runner.push_adapter_to_hub", lambda folder, repo, **kw: pushed.append((folder, repo))
     )
@@ -105,7 +124,7 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
             tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop", "--push-to-hub", "org/x"
         )
     )
-    assert pushed == [(str(output / "coop" / "seed1" / "adapter"), "org/x")]
+    assert pushed == [(output / "coop" / "seed1" / "adapter", "org/x")]
     assert (
         'AutoModel.from_pretrained("org/x")'
         in (output / "coop" / "seed1" / "adapter" / "README.md").read_text()
@@ -114,11 +133,12 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
     assert f'AutoModel.from_pretrained("{baseline}")' in (baseline / "README.md").read_text()
     results = json.loads((output / "results.json").read_text())
     assert [entry["method"] for entry in results] == ["zeroshot", "coop"]
-    with pytest.raises(SystemExit, match=r"publishes one adapter but \d+ methods"):
+    with pytest.raises(ValueError, match=r"publishes one adapter but \d+ methods"):
         main(
             pattern_run(
                 tiny_clip_folder, pattern_folder, output, *QUICK, "--all-methods", "--push-to-hub", "org/x"
             )
+            + ["--debug"]
         )
 
 
@@ -167,15 +187,18 @@ def test_evaluate_command_reports_the_adapters_accuracy_and_shots(tiny_clip_fold
 
     main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "run", *QUICK, "--method", "coop"))
     adapter = tmp_path / "run" / "coop" / "seed1" / "adapter"
-    data = ["--dataset", "fgvc_aircraft", "--image-folder", str(pattern_folder), "--protocol", "few_shot"]
-    main(["evaluate", "--model", str(adapter), *data, "--output-dir", str(tmp_path / "eval")])
+    # no data named: the adapter's record gives its folder and protocol
+    main(["evaluate", "--model", str(adapter), "--output-dir", str(tmp_path / "eval")])
     [entry] = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert entry["method"] == "coop" and entry["shots"] == 2  # read from the adapter's few-shot record
+    assert entry["method"] == "coop" and entry["shots"] == 2  # read from the adapter's data record
+    assert entry["dataset"] == "imagefolder:patterns" and entry["protocol"] == "few_shot"
     model = AutoModel.from_pretrained(adapter)
-    spec = get_benchmark("fgvc_aircraft")
-    test = load_benchmark(spec, "test", source=ImageFolderSource(str(pattern_folder)))
+    test = load_benchmark("fgvc_aircraft", "test", source=ImageFolderSource(str(pattern_folder)))
     test = with_image_transform(test, eval_transform(model.image_processor))
-    assert entry["mean"]["accuracy"] == pytest.approx(evaluate_accuracy(model, test, collate_fn, spec))
+    spec = get_benchmark("fgvc_aircraft")
+    exact = evaluate_accuracy(model, test, collate_fn, spec)
+    assert entry["mean_full_precision"]["accuracy"] == pytest.approx(exact)
+    assert entry["mean"]["accuracy"] == round(exact, 2)
 
 
 def test_zero_shot_alone_runs_on_the_default_synthetic_world(tmp_path):
@@ -188,11 +211,11 @@ def test_full_training_set_and_a_fixed_class_method_from_the_cli(tiny_clip_folde
     """`--shots all` trains on every training image; MP-FGVC runs the few-shot protocol, is refused on
     base-to-new before anything trains, and is left out (with a warning) of `--all-methods` there."""
     output = tmp_path / "full"
-    options = ["--method", "mpfgvc", "--option", "super_category=pattern", "--protocol", "few_shot"]
+    options = ["--method", "mpfgvc", "--super-category", "pattern", "--protocol", "few_shot"]
     options += ["--shots", "all", "--epochs", "1", "--batch-size", "8"]
     main(pattern_run(tiny_clip_folder, pattern_folder, output, *options))
     results = json.loads((output / "results.json").read_text())
-    assert [(entry["method"], entry["shots"]) for entry in results] == [("zeroshot", None), ("mpfgvc", None)]
+    assert [(entry["method"], entry["shots"]) for entry in results] == [("zeroshot", 0), ("mpfgvc", None)]
     adapter = output / "mpfgvc" / "seed1" / "adapter"
     assert not (adapter / "few_shot_selection.json").exists()  # nothing was sampled
     last = list_checkpoints(output / "mpfgvc" / "seed1")[-1]
@@ -201,7 +224,7 @@ def test_full_training_set_and_a_fixed_class_method_from_the_cli(tiny_clip_folde
     assert [entry["stage"] for entry in state["log"]] == ["visual", "fusion"]
     assert "| all |" in (output / "results.md").read_text()
     with pytest.raises(ValueError, match="cannot classify the new classes"):
-        main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "b2n", "--method", "mpfgvc"))
+        main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "b2n", "--method", "mpfgvc", "--debug"))
     assert not (tmp_path / "b2n").exists()
     main(
         pattern_run(
@@ -271,3 +294,176 @@ def test_the_cli_offers_every_few_shot_sampler():
     from hf_prompt_clip.data import SAMPLERS
 
     assert FEW_SHOT_SAMPLERS == SAMPLERS
+
+
+@pytest.fixture
+def flat_folder(tmp_path):
+    """A flat folder of your own (no split folders): 4 classes of 10 images, names with underscores."""
+    images, labels = pattern_dataset(10, seed=3)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "my_patterns" / f"{PATTERN_CLASSES[label]}_pattern"
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    return tmp_path / "my_patterns"
+
+
+def test_a_flat_folder_of_your_own_trains_and_evaluates_from_the_cli(
+    tiny_clip_folder, flat_folder, tmp_path, capsys
+):
+    output = tmp_path / "run"
+    own = ["--data-dir", str(flat_folder), "--template", "a {} texture.", "--test-fraction", "0.3"]
+    command = ["train", "--base-model", tiny_clip_folder, *own, "--output-dir", str(output)]
+    code, out, err = run_cli(
+        [*command, "--method", "coop", "--protocol", "few_shot", "--shots", "2", "--epochs", "1"], capsys
+    )
+    assert code == 0, err
+    results = json.loads((output / "results.json").read_text())
+    assert all(entry["dataset"] == "imagefolder:my_patterns" for entry in results)  # the folder, no benchmark
+    assert "flat; split per class: val 10%, test 30%" in results[0]["data"]  # the split, recorded
+    adapter = output / "coop" / "seed1" / "adapter"
+    config = json.loads((adapter / "config.json").read_text())
+    assert config["class_names"] == ["blue pattern", "checkerboard pattern", "red pattern", "stripes pattern"]
+    card = (adapter / "README.md").read_text()
+    assert (
+        "blue_pattern" not in card
+        and "type: imagefolder" in card
+        and "my_patterns (local image folder)" in card
+    )
+    record = json.loads((adapter / "training_data.json").read_text())
+    assert record["folder"]["split_fractions"] == {"val": 0.1, "test": 0.3} and record["shots"] == 2
+    # each class of 10 images: 3 test, 1 val, 6 train; the parts never share an image
+    from hf_prompt_clip.data import folder_benchmark_from_record, load_benchmark
+
+    spec, source = folder_benchmark_from_record(record["folder"])
+    ids = {
+        split: set(load_benchmark(spec, split, source=source)["example_id"])
+        for split in ("train", "val", "test")
+    }
+    assert [len(ids[split]) for split in ("train", "val", "test")] == [24, 4, 12]
+    assert not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    # evaluation without naming the data reads the same folder with the same split
+    code, out, err = run_cli(["evaluate", "--model", str(adapter)], capsys)
+    assert code == 0, err
+    coop = next(entry for entry in results if entry["method"] == "coop")
+    assert f"accuracy {coop['mean']['accuracy']:.2f} %" in out
+    # a base model is required off the synthetic world
+    code, _, err = run_cli(["train", *own, "--output-dir", str(tmp_path / "no-base")], capsys)
+    assert code == 2 and "--base-model is required" in error_line(err)
+
+
+def test_evaluate_refuses_an_adapter_trained_on_other_classes_unless_told(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys
+):
+    main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "run", *QUICK, "--method", "coop"))
+    adapter = str(tmp_path / "run" / "coop" / "seed1" / "adapter")
+    other = ["--dataset", "synthetic_shapes", "--protocol", "few_shot"]
+    code, out, err = run_cli(["evaluate", "--model", adapter, *other], capsys)
+    line = error_line(err)
+    assert code == 2 and "trained on 'imagefolder:patterns', not on 'synthetic_shapes'" in line
+    assert "--classes-from-data" in line and "accuracy" not in out  # no numbers were printed
+    code, out, err = run_cli(
+        ["evaluate", "--model", adapter, *other, "--classes-from-data", "--output-dir", str(tmp_path / "e")],
+        capsys,
+    )
+    assert code == 0, err
+    [entry] = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert entry["trained_on"] == "imagefolder:patterns" and entry["shots"] == 2  # shots of that training
+    assert "| 2 (on imagefolder:patterns) |" in (tmp_path / "e" / "results.md").read_text()
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    code, _, err = run_cli(["evaluate", "--model", "missing-dir"], capsys)  # was: a Hub connection error
+    assert code == 2 and "--model 'missing-dir': no adapter folder of that name is here" in error_line(err)
+    code, _, err = run_cli(["evaluate", "--model", str(tmp_path / "nowhere" / "adapter")], capsys)
+    assert code == 2 and "no such adapter folder" in error_line(err)
+    code, _, err = run_cli(["train", "--dataset", "my_shapes", "--output-dir", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--data-dir DIR" in error_line(err)  # not register_benchmark(...)
+    code, _, err = run_cli(["train", "--dataset", "imagefolder"], capsys)
+    assert code == 2 and "--data-dir" in error_line(err)
+    code, _, err = run_cli(["train", "--template", "a {}.", "--output-dir", str(tmp_path / "x")], capsys)
+    assert code == 2 and "describe your own image folder" in error_line(err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_push_is_checked_before_training_and_a_failed_push_keeps_every_result(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys, monkeypatch
+):
+    output = tmp_path / "run"
+    command = pattern_run(
+        tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop", "--push-to-hub", "me/x"
+    )
+    code, _, err = run_cli(command, capsys)  # offline: no login can be confirmed
+    assert code == 2 and "Cannot push to 'me/x'" in error_line(err) and not output.exists()
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("the Hub went away")
+
+    monkeypatch.setattr("hf_prompt_clip.runner.check_push_access", lambda repo: "me")
+    monkeypatch.setattr("hf_prompt_clip.runner.push_adapter_to_hub", refuse)
+    code, out, err = run_cli(command, capsys)
+    line = error_line(err)
+    assert code == 2 and "the Hub went away" in line
+    assert f"Retry with: hf-prompt-clip push {output / 'coop' / 'seed1' / 'adapter'} me/x" in line
+    for name in ("results.json", "results.md"):
+        assert (output / name).is_file(), name
+    assert "| coop |" in out  # the results table was still printed
+    assert (output / "coop" / "seed1" / "adapter" / "model.safetensors").is_file()
+
+
+def test_the_zero_shot_baseline_claims_no_shots(tiny_clip_folder, pattern_folder, tmp_path):
+    output = tmp_path / "run"
+    main(pattern_run(tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop"))
+    adapter = output / "zeroshot" / "seed1" / "adapter"
+    assert not (adapter / "few_shot_selection.json").exists()  # nothing was drawn for it
+    card = (adapter / "README.md").read_text()
+    assert (
+        "Few-shot selection" not in card
+        and "accuracy (few-shot, zero-shot)" in card
+        and "2 shots" not in card
+    )
+    results = json.loads((output / "results.json").read_text())
+    assert [entry["shots"] for entry in results] == [0, 2]
+    assert json.loads((adapter / "training_data.json").read_text())["shots"] == 0
+    for entry in results:  # rounded for people, exact beside
+        assert all(round(value, 2) == value for value in entry["mean"].values())
+        assert set(entry["mean_full_precision"]) == set(entry["mean"])
+
+
+def test_several_shots_run_the_few_shot_curve_and_draw_it(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys, caplog
+):
+    output = tmp_path / "curve"
+    command = pattern_run(
+        tiny_clip_folder, pattern_folder, output, *QUICK[:2], "--shots", "1", "2", *QUICK[4:]
+    )
+    with caplog.at_level("INFO", logger="hf_prompt_clip"):
+        code, out, err = run_cli([*command, "--method", "coop"], capsys)
+    assert code == 0, err
+    results = json.loads((output / "results.json").read_text())
+    assert [(entry["method"], entry["shots"]) for entry in results] == [
+        ("zeroshot", 0),
+        ("coop", 1),
+        ("coop", 2),
+    ]
+    assert (output / "accuracy_vs_shots.png").stat().st_size > 0
+    assert (output / "coop" / "shots1" / "seed1" / "adapter").is_dir()
+    assert "wrote results.json, results.md, accuracy_vs_shots.png in" in out  # what was written, only
+    logs = caplog.text
+    assert "coop, seed 1: imagefolder:patterns" in logs and "1 shot per class = 4 training images" in logs
+    assert (
+        "training stage 'prompt'" in logs
+        and "evaluated on imagefolder:patterns (few_shot, 16 test images): accuracy" in logs
+    )
+
+
+def test_help_texts_name_their_program_and_describe_every_flag(capsys):
+    from hf_prompt_clip.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["data-summary", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--data-dir", "--split-file", "--splits", "--subset", "--shots", "--few-shot-sampler"):
+        assert flag in text, flag
+    assert "a benchmark key of the registry" in text  # the positional is described
+    parser = build_parser("examples/train.py", command="train")
+    assert parser.format_usage().startswith("usage: examples/train.py [-h]")

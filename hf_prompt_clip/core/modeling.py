@@ -291,6 +291,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         class-specific context, MP-FGVC). Asked before training, from the options alone."""
         return True
 
+    @classmethod
+    def learns_parameters(cls, options: dict[str, Any]) -> bool:
+        """Whether a model with these config values has anything to train (false for zero-shot CLIP):
+        runs then evaluate it once, whatever the number of shots, and record no shots."""
+        return True
+
     @property
     def classes_can_change(self) -> bool:
         """`can_change_classes` for this model's config."""

@@ -34,6 +34,48 @@ def check_adapter_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+class PushAccessError(PermissionError):
+    """The Hub cannot be written as asked (offline, not logged in, read-only token, foreign namespace)."""
+
+
+def check_push_access(repo_id: str, token: str | None = None) -> str:
+    """Check, before anything trains, that `repo_id` can be pushed to: the Hub answers, the token is
+    valid and may write, and the namespace is the user's or one of their organisations'. Nothing is
+    created. Returns the user name.
+
+    Raises:
+        PushAccessError: naming what is missing and how to fix it.
+
+    Example:
+        >>> check_push_access("me/coop-vitb16-eurosat")
+        'me'
+    """
+    fix = (
+        "Log in with `hf auth login` (or set HF_TOKEN to a token with write access), make sure the Hub "
+        "can be reached (HF_HUB_OFFLINE unset), or drop --push-to-hub and push later with "
+        f"`hf-prompt-clip push <adapter folder> {repo_id}`."
+    )
+    try:
+        info = HfApi(token=token).whoami()
+    except Exception as error:  # offline mode, no token, a network error, an invalid token
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise PushAccessError(
+            f"Cannot push to {repo_id!r}: the Hub did not confirm a login ({reason}). {fix}"
+        ) from error
+    user = info.get("name", "")
+    namespace = repo_id.split("/")[0] if "/" in repo_id else user
+    allowed = {user, *(org.get("name") for org in info.get("orgs", []))}
+    if namespace not in allowed:
+        raise PushAccessError(
+            f"Cannot push to {repo_id!r}: {user!r} may write to {sorted(filter(None, allowed))}, not to "
+            f"{namespace!r}. Use one of those namespaces, or log in as a member of {namespace!r}."
+        )
+    role = info.get("auth", {}).get("accessToken", {}).get("role")
+    if role == "read":
+        raise PushAccessError(f"Cannot push to {repo_id!r}: the token is read-only. {fix}")
+    return user
+
+
 def push_adapter_to_hub(
     folder: str | os.PathLike,
     repo_id: str,

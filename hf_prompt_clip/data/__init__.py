@@ -45,6 +45,14 @@ from .fewshot import (
     validation_shots,
 )
 from .loading import describe_data, load_benchmark, resolve_source
+from .local import (
+    LOCAL_DATASET,
+    folder_benchmark,
+    folder_benchmark_from_record,
+    folder_record,
+    is_local_key,
+    local_name,
+)
 from .registry import (
     BENCHMARKS,
     IMAGENET_SELECT_TEMPLATES,
@@ -54,7 +62,15 @@ from .registry import (
     list_benchmarks,
     register_benchmark,
 )
-from .sources import CoOpSplitSource, HubSource, ImageFolderSource, RawSplit, Source, to_benchmark_format
+from .sources import (
+    CoOpSplitSource,
+    HubSource,
+    ImageFolderSource,
+    RawSplit,
+    Source,
+    split_by_class,
+    to_benchmark_format,
+)
 from .summary import summarize
 from .transforms import (
     ImageSettings,
@@ -69,6 +85,7 @@ from .transforms import (
 __all__ = [
     "BENCHMARKS",
     "IMAGENET_SELECT_TEMPLATES",
+    "LOCAL_DATASET",
     "SAMPLERS",
     "BenchmarkSpec",
     "ClassListMismatchError",
@@ -101,20 +118,26 @@ __all__ = [
     "export_benchmark",
     "exported_source",
     "few_shot_indices",
+    "folder_benchmark",
+    "folder_benchmark_from_record",
+    "folder_record",
     "get_benchmark",
     "imagenet_class_names",
     "imagenet_prompt_names",
     "imagenet_subset_class_names",
     "imagenet_subset_prompt_names",
+    "is_local_key",
     "list_benchmarks",
     "load_benchmark",
     "load_rgb",
+    "local_name",
     "oxford_flowers_class_names",
     "oxford_pets_class_names",
     "register_benchmark",
     "resolve_source",
     "sample_few_shot",
     "select_classes",
+    "split_by_class",
     "strip_list_prefix",
     "summarize",
     "to_benchmark_format",

@@ -190,10 +190,60 @@ class HubSource(Source):
         return RawSplit(dataset, image_column, self.label_column, self.id_column, self.label_mode, origin)
 
 
+def split_by_class(labels: Sequence, fractions: Mapping[str, float], seed: int = 0) -> dict[str, list[int]]:
+    """Rows of each part of a seeded per-class split; the rows left over form `"train"`.
+
+    For each class, in order of first appearance, its rows are shuffled with one
+    `numpy.random.default_rng(seed)` and cut in the order of `fractions`: `round(fraction * n)` rows
+    per part, at least one each where the class has more rows than there are parts (so train keeps
+    at least one), none where it has fewer. Parts never share a row; every row is in one part.
+
+    Args:
+        labels: the label of each row (any hashable values), length N.
+        fractions: part name -> fraction of each class, e.g. `{"val": 0.1, "test": 0.2}`; each in
+            (0, 1), summing to less than 1.
+        seed: the shuffle's seed.
+
+    Returns:
+        `{"train": rows, **{part: rows}}`, each list of row indices sorted.
+
+    Example:
+        >>> parts = split_by_class([0] * 10 + [1] * 10, {"val": 0.1, "test": 0.2}, seed=0)
+        >>> [len(parts[name]) for name in ("train", "val", "test")]
+        [14, 2, 4]
+    """
+    if any(not 0 < fraction < 1 for fraction in fractions.values()) or sum(fractions.values()) >= 1:
+        raise ValueError(
+            f"Split fractions must each be in (0, 1) and sum to less than 1 (the rest is train), got "
+            f"{dict(fractions)}."
+        )
+    if "train" in fractions:
+        raise ValueError("'train' is the rest of a split: give the fractions of the other parts only.")
+    rng = np.random.default_rng(seed)
+    by_class: dict = {}
+    for row, label in enumerate(labels):
+        by_class.setdefault(label, []).append(row)
+    parts: dict[str, list[int]] = {name: [] for name in fractions}
+    for rows in by_class.values():
+        shuffled = rng.permutation(rows).tolist()
+        if len(rows) <= len(fractions):
+            continue  # too few to split: all train
+        start = 0
+        for name, fraction in fractions.items():
+            count = min(max(1, round(fraction * len(rows))), len(rows) - start - 1)
+            parts[name].extend(shuffled[start : start + count])
+            start += count
+    taken = set().union(*map(set, parts.values()))
+    return {"train": [row for row in range(len(labels)) if row not in taken]} | {
+        name: sorted(rows) for name, rows in parts.items()
+    }
+
+
 def split_off_validation(labels: Sequence, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
     """(train rows, validation rows) of a training split: `round(fraction * n)` rows of each class
     (at least one where the class has two or more) go to validation, drawn with
-    `numpy.random.default_rng(seed)` class by class in order of first appearance.
+    `numpy.random.default_rng(seed)` class by class in order of first appearance
+    (`split_by_class(labels, {"val": fraction}, seed)`).
 
     Example:
         >>> train_rows, val_rows = split_off_validation([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], 0.2, seed=0)
@@ -202,41 +252,70 @@ def split_off_validation(labels: Sequence, fraction: float, seed: int = 0) -> tu
     """
     if not 0 < fraction < 1:
         raise ValueError(f"The validation fraction must be in (0, 1), got {fraction}.")
-    rng = np.random.default_rng(seed)
-    by_class: dict = {}
-    for row, label in enumerate(labels):
-        by_class.setdefault(label, []).append(row)
-    validation: list[int] = []
-    for rows in by_class.values():
-        count = max(1, round(fraction * len(rows))) if len(rows) > 1 else 0
-        validation.extend(rng.permutation(rows)[:count].tolist())
-    chosen = set(validation)
-    return [row for row in range(len(labels)) if row not in chosen], sorted(validation)
+    parts = split_by_class(labels, {"val": fraction}, seed)
+    return parts["train"], parts["val"]
+
+
+#: Folder names `datasets`' imagefolder reads as splits; a tree with none of them is flat.
+SPLIT_FOLDERS: tuple[str, ...] = ("train", "val", "validation", "valid", "dev", "test", "testing", "eval")
+
+
+def has_split_folders(root: str | os.PathLike) -> bool:
+    """Whether an image tree is split into `train/`, `test/`, ... folders (else it is flat: `root/<class>/`)."""
+    return any(os.path.isdir(os.path.join(root, name)) for name in SPLIT_FOLDERS)
 
 
 @dataclass(frozen=True)
 class ImageFolderSource(Source):
-    """A local `imagefolder` tree: `root/<split>/<class>/<image>` (or `root/<class>/<image>`: train only).
+    """A local `imagefolder` tree: `root/<split>/<class>/<image>`, or a flat `root/<class>/<image>`.
 
-    Class folders are read in ASCII order; `example_id` is each file's path relative to `root`.
+    Class folders are read in ASCII order; `example_id` is each file's path relative to `root`. A flat
+    tree is the training split, or, with `split_fractions`, is split per class into train / val / test
+    (`split_by_class`, seeded by `split_seed`), the same way on every read.
 
     Attributes:
         root: the top folder.
         splits: protocol split -> `imagefolder` split; `datasets` names a `val/` folder `"validation"`.
         cache_dir: the `datasets` cache folder (`None`: the default).
+        split_fractions: for a flat tree, the fraction of each class in `"val"` and `"test"`
+            (`{"val": 0.1, "test": 0.2}`; the rest is `"train"`); ignored by a tree with split folders.
+        split_seed: seed of that split.
+
+    Example:
+        >>> source = ImageFolderSource("my_photos", split_fractions={"val": 0.1, "test": 0.2})
+        >>> source.load("test").features["label"].names
+        ['cat', 'dog']
     """
 
     root: str | os.PathLike
     splits: Mapping[str, str] = field(default_factory=lambda: {"val": "validation"})
     cache_dir: str | None = None
+    split_fractions: Mapping[str, float] | None = None
+    split_seed: int = 0
+
+    @property
+    def flat(self) -> bool:
+        """The tree has no split folders."""
+        return not has_split_folders(self.root)
 
     def describe(self) -> str:
-        return f"image folder {os.path.abspath(self.root)!r}"
+        text = f"image folder {os.path.abspath(self.root)!r}"
+        if self.flat and self.split_fractions:
+            parts = ", ".join(f"{name} {fraction:.0%}" for name, fraction in self.split_fractions.items())
+            text += f" (flat; split per class: {parts}, train the rest; seed {self.split_seed})"
+        elif self.flat:
+            text += " (flat: train only)"
+        return text
 
     def read(self, split: str) -> RawSplit:
         root = os.path.abspath(self.root)
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"Image folder {root!r} does not exist.")
+            raise FileNotFoundError(
+                f"Image folder {root!r} does not exist. Give a folder with one sub-folder of images per "
+                "class (root/<class>/*.jpg), or with train/ and test/ folders of class folders."
+            )
+        if self.flat:
+            return self._read_flat(root, split)
         folder_split = self.splits.get(split, split)
         origin = f"image folder {root!r} split {folder_split!r}"
         try:
@@ -247,6 +326,26 @@ class ImageFolderSource(Source):
             raise SplitNotFoundError(
                 f"{origin} does not exist: {err} Put the split's class folders in {root}/{folder_split}/."
             ) from err
+        return self._raw(dataset, root, origin)
+
+    def _read_flat(self, root: str, split: str) -> RawSplit:
+        if split != "train" and not self.split_fractions:
+            raise SplitNotFoundError(
+                f"Image folder {root!r} is flat (one folder per class, no train/ or test/ folders), so it "
+                f"has no {split!r} split. Split it per class: ImageFolderSource(root, "
+                "split_fractions={'val': 0.1, 'test': 0.2}) (--val-fraction / --test-fraction on the CLI)."
+            )
+        dataset = load_dataset("imagefolder", data_dir=root, split="train", cache_dir=self.cache_dir)
+        origin = f"image folder {root!r}"
+        if self.split_fractions:
+            labels = dataset.with_format("arrow")["label"].to_pylist()
+            rows = split_by_class(labels, self.split_fractions, self.split_seed)[split]
+            dataset = dataset.select(rows)
+            origin += f" ({split} part of its per-class split, seed {self.split_seed})"
+        return self._raw(dataset, root, origin)
+
+    @staticmethod
+    def _raw(dataset: Dataset, root: str, origin: str) -> RawSplit:
         paths = dataset.cast_column("image", Image(decode=False)).with_format("arrow")["image"]
         ids = [os.path.relpath(path, root) for path in pc.struct_field(paths, "path").to_pylist()]
         dataset = dataset.add_column("example_id", ids, feature=Value("string"))

@@ -1,21 +1,21 @@
 """A readable summary of what a run trains and tests on: classes, counts per split, few-shot picks.
 
-python -m hf_prompt_clip.data.summary eurosat --image-folder /data/eurosat --shots 16 --seed 1
+hf-prompt-clip data-summary eurosat --data-dir /data/eurosat --shots 16 --seed 1
+hf-prompt-clip data-summary --help                    (also: python -m hf_prompt_clip.data.summary)
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import numpy as np
 from datasets import Dataset
 
 from .errors import SplitNotFoundError
-from .fewshot import SUBSETS, FewShotSelection, Subset, sample_few_shot, select_classes
+from .fewshot import FewShotSelection, Subset, sample_few_shot, select_classes
 from .loading import load_benchmark
 from .registry import BenchmarkSpec, base_new_counts, get_benchmark
-from .sources import SPLITS, CoOpSplitSource, ImageFolderSource, Source
+from .sources import SPLITS, Source
 
 
 def describe_dataset(dataset: Dataset, title: str, max_classes: int = 10, paper: int | None = None) -> str:
@@ -81,11 +81,12 @@ def summarize(
     subset: Subset = "all",
     max_classes: int = 10,
     print_summary: bool = True,
+    revision: str | None = None,
 ) -> str:
     """Load each split of `benchmark` and describe it; with `shots`, also the few-shot draw of `seed`.
 
     The few-shot draw (`sampler`: `"numpy"` or the CoOp authors' `"dassl"`) is made on all classes and
-    then restricted to `subset`, as in training.
+    then restricted to `subset`, as in training. `revision` pins the registry's Hub source.
     Returns the text (and prints it unless `print_summary=False`).
     """
     spec = get_benchmark(benchmark)
@@ -95,7 +96,7 @@ def summarize(
     papers = dict(zip(SPLITS, spec.paper_splits or ()))
     for split in splits:
         try:
-            full = load_benchmark(spec, split, source=source, streaming=streaming)
+            full = load_benchmark(spec, split, source=source, streaming=streaming, revision=revision)
         except SplitNotFoundError as err:
             parts.append(f"{split}: not available ({err})")
             continue
@@ -116,32 +117,10 @@ def summarize(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m hf_prompt_clip.data.summary KEY [--image-folder ROOT | --split-file F --image-root R] ...`"""
-    parser = argparse.ArgumentParser(description="Summarise a benchmark's data as the package loads it.")
-    parser.add_argument("benchmark", help="registry key, e.g. eurosat")
-    parser.add_argument("--image-folder", help="read a local imagefolder tree instead of the Hub")
-    parser.add_argument("--split-file", help="a CoOp split_zhou_*.json file (needs --image-root)")
-    parser.add_argument("--image-root", help="folder the split file's paths are relative to")
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS))
-    parser.add_argument("--shots", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--subset", choices=SUBSETS, default="all")
-    args = parser.parse_args(argv)
-    source: Source | None = None
-    if args.split_file:
-        if not args.image_root:
-            parser.error("--split-file needs --image-root")
-        source = CoOpSplitSource(args.split_file, args.image_root)
-    elif args.image_folder:
-        source = ImageFolderSource(args.image_folder)
-    summarize(
-        args.benchmark,
-        source=source,
-        splits=args.splits,
-        shots=args.shots,
-        seed=args.seed,
-        subset=args.subset,
-    )
+    """`python -m hf_prompt_clip.data.summary ...`: the same as `hf-prompt-clip data-summary ...`."""
+    from ..cli import main as cli_main
+
+    cli_main(argv, prog="python -m hf_prompt_clip.data.summary", command="data-summary")
 
 
 if __name__ == "__main__":

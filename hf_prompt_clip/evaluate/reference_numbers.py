@@ -152,7 +152,8 @@ class ReferenceNumber:
     Attributes:
         method / dataset / protocol: keys of the results schema (`protocol` is one of `"few_shot"`,
             `"base2new"`, `"domain_generalization"`).
-        shots: training images per class; `None` when the paper trained on the full training set.
+        shots: training images per class; `None` when the paper trained on the full training set, `0`
+            for methods that train nothing (zero-shot CLIP), as the results schema records them.
         metrics: metric key -> accuracy in percent (`base`/`new`/`hm`, `accuracy`, or one key per
             target dataset), as in the results schema.
         source: the paper the numbers come from.
@@ -166,13 +167,17 @@ class ReferenceNumber:
     source: str
 
 
+#: Shots of the papers' rows per method where they are not 16: zero-shot CLIP trains nothing.
+_SHOTS_OF: dict[str, int] = {"zeroshot": 0}
+
+
 def _base_to_new_rows() -> list[ReferenceNumber]:
     return [
         ReferenceNumber(
             method,
             dataset,
             "base2new",
-            16,
+            _SHOTS_OF.get(method, 16),
             {"base": base, "new": new, "hm": round(harmonic_mean(base, new), 2)},
             PAPERS[method],
         )
@@ -183,7 +188,14 @@ def _base_to_new_rows() -> list[ReferenceNumber]:
 
 def _domain_generalization_rows() -> list[ReferenceNumber]:
     return [
-        ReferenceNumber(method, "imagenet", "domain_generalization", 16, dict(targets), PAPERS[method])
+        ReferenceNumber(
+            method,
+            "imagenet",
+            "domain_generalization",
+            _SHOTS_OF.get(method, 16),
+            dict(targets),
+            PAPERS[method],
+        )
         for method, targets in _DOMAIN_GENERALIZATION.items()
     ]
 

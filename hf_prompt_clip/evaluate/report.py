@@ -8,7 +8,10 @@ A result is one dict per (method, dataset, protocol), as the evaluation code wri
      "mean": {"base": 80.3, "new": 60.0, "hm": 68.6}, "std": {"base": 0.4, "new": 0.9, "hm": 0.5}}
 
 Metric keys: `accuracy` (few_shot); `base`, `new`, `hm` (base2new); one key per target dataset
-(cross_dataset, domain_generalization). Accuracies are in percent.
+(cross_dataset, domain_generalization). Accuracies are in percent, rounded to 2 decimals in `mean`,
+`std` and `metrics` (`*_full_precision` hold the exact values). `shots` is what the adapter was
+trained with: a number per class, `None` for the full training set, `0` for nothing (zero-shot CLIP);
+`trained_on` names the training benchmark when it is not `dataset`.
 
 Example:
     >>> paths = write_report(results, "outputs/report")   # results.json, results.md, PNG charts
@@ -60,6 +63,7 @@ REPORT_FILES: dict[str, str] = {
     "markdown": "results.md",
     "base_to_new": "base_to_new.png",
     "accuracy_vs_shots": "accuracy_vs_shots.png",
+    "base_to_new_vs_shots": "base_to_new_vs_shots.png",
 }
 """Key of `write_report`'s answer -> file name in the output folder."""
 
@@ -130,8 +134,9 @@ def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
         datasets = [member["dataset"] for member in members]
         if len(set(datasets)) < 2:
             continue
-        base = mean(member["mean"]["base"] for member in members)
-        new = mean(member["mean"]["new"] for member in members)
+        exact = [member.get("mean_full_precision") or member["mean"] for member in members]
+        base = mean(values["base"] for values in exact)
+        new = mean(values["new"] for values in exact)
         name = (
             AVERAGE
             if sorted(datasets) == sorted(BASE_TO_NEW_DATASETS)
@@ -168,6 +173,20 @@ def format_accuracy(mean_value: float, std_value: float | None, seeds: int) -> s
     return f"{mean_value:.2f}"
 
 
+def shots_label(result: dict) -> str:
+    """The table's shots cell: `"16"`, `"all"` (full training set), `"0 (zero-shot)"`, `"16 (on dtd)"`."""
+    shots = result.get("shots")
+    text = "all" if shots is None else "0 (zero-shot)" if shots == 0 else str(shots)
+    return f"{text} (on {result['trained_on']})" if result.get("trained_on") else text
+
+
+def shots_setting(result: dict) -> str:
+    """The training in words: `"16 shots"`, `"full training set"`, `"zero-shot"`, `"16 shots on dtd"`."""
+    shots = result.get("shots")
+    text = "full training set" if shots is None else "zero-shot" if shots == 0 else f"{shots} shots"
+    return f"{text} on {result['trained_on']}" if result.get("trained_on") else text
+
+
 def _dataset_label(result: dict) -> str:
     return f"{result['dataset']} *(synthetic)*" if result.get("synthetic") else result["dataset"]
 
@@ -176,7 +195,6 @@ def _table_rows(result: dict) -> list[list[str]]:
     """One markdown row per metric of `result`."""
     paper = _paper_metrics(result) or {}
     seeds = len(result["runs"])
-    shots = result.get("shots")
     rows = []
     for key, value in result["mean"].items():
         rows.append(
@@ -184,7 +202,7 @@ def _table_rows(result: dict) -> list[list[str]]:
                 result["method"],
                 _dataset_label(result),
                 PROTOCOLS[result["protocol"]],
-                "all" if shots is None else str(shots),
+                shots_label(result),
                 METRIC_NAMES.get(key, key),
                 format_accuracy(value, result["std"].get(key), seeds),
                 str(seeds) if seeds else "—",
@@ -246,11 +264,15 @@ def _new_figure(panels: int, panel_width: float, panel_height: float = 3.6) -> t
     return figure, axes[:panels]
 
 
-def _series_label(result: dict, several_base_models: bool) -> str:
-    """The method, plus the base model's short name when the results mix base models."""
-    if not several_base_models:
-        return result["method"]
-    return f"{result['method']} ({str(result.get('base_model')).rstrip('/').split('/')[-1]})"
+def _series_label(result: dict, several_base_models: bool, with_shots: bool = False) -> str:
+    """The method, plus the base model's short name when the results mix base models, plus the shots
+    when the results mix numbers of shots (`with_shots`)."""
+    label = result["method"]
+    if several_base_models:
+        label += f" ({str(result.get('base_model')).rstrip('/').split('/')[-1]})"
+    if with_shots and result.get("shots") != 0:
+        label += f" {shots_label(result)}"
+    return label
 
 
 def _panel_title(dataset: str, members: Iterable[dict]) -> str:
@@ -275,7 +297,9 @@ def _save(figure: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def _draw_base_to_new_panel(axis, title: str, members: list[dict], several_base_models: bool) -> None:
+def _draw_base_to_new_panel(
+    axis, title: str, members: list[dict], several_base_models: bool, with_shots: bool = False
+) -> None:
     """Grouped bars: one group per method, bars for base, new and H with std error bars and values."""
     width = 0.26
     positions = range(len(members))
@@ -292,7 +316,8 @@ def _draw_base_to_new_panel(axis, title: str, members: list[dict], several_base_
             label=METRIC_NAMES[key],
         )
         axis.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    axis.set_xticks(list(positions), [_series_label(member, several_base_models) for member in members])
+    labels = [_series_label(member, several_base_models, with_shots) for member in members]
+    axis.set_xticks(list(positions), labels, rotation=30 if with_shots else 0)
     axis.set_ylim(0, 110)
     axis.set_ylabel("accuracy (%)")
     axis.set_title(title)
@@ -310,53 +335,70 @@ def plot_base_to_new(results: Iterable[dict], path: str | os.PathLike) -> Path:
         raise ValueError("plot_base_to_new needs results with protocol 'base2new'; none were given.")
     panels = _by_dataset(results + base_to_new_averages(results))
     several = _several_base_models(results)
+    with_shots = len({result.get("shots") for result in results if result.get("shots") != 0}) > 1
     figure, axes = _new_figure(len(panels), panel_width=max(4.5, 1.3 * max(map(len, panels.values())) + 1))
     for axis, (dataset, members) in zip(axes, panels.items()):
-        _draw_base_to_new_panel(axis, _panel_title(dataset, members), members, several)
+        _draw_base_to_new_panel(axis, _panel_title(dataset, members), members, several, with_shots)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=3)
     figure.suptitle("Base-to-new accuracy (H: harmonic mean)")
     return _save(figure, path)
 
 
-def _draw_shots_panel(axis, title: str, members: list[dict], several_base_models: bool) -> None:
-    """One line per method over the number of shots, with std error bars."""
+def _draw_shots_panel(axis, title: str, members: list[dict], several_base_models: bool, metric: str) -> None:
+    """One line per method of `metric` over the number of shots, with std error bars; methods that train
+    nothing (0 shots: zero-shot CLIP) are a dashed horizontal line."""
     series: dict[str, list[dict]] = defaultdict(list)
     for member in members:
         series[_series_label(member, several_base_models)].append(member)
+    shots = sorted({member["shots"] for member in members if member["shots"]})
     for label, points in series.items():
-        points = sorted(points, key=lambda point: point["shots"])
-        axis.errorbar(
-            [point["shots"] for point in points],
-            [point["mean"]["accuracy"] for point in points],
-            yerr=[point["std"].get("accuracy", 0.0) for point in points],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
-    shots = sorted({member["shots"] for member in members})
+        trained = sorted((p for p in points if p["shots"]), key=lambda point: point["shots"])
+        for point in points:
+            if point["shots"] == 0:
+                axis.axhline(
+                    point["mean"][metric], linestyle="--", color="grey", label=f"{label} (zero-shot)"
+                )
+        if trained:
+            axis.errorbar(
+                [point["shots"] for point in trained],
+                [point["mean"][metric] for point in trained],
+                yerr=[point["std"].get(metric, 0.0) for point in trained],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
     axis.set_xscale("log", base=2)
     axis.set_xticks(shots, [str(value) for value in shots])
     axis.set_xlabel("shots per class")
-    axis.set_ylabel("accuracy (%)")
+    axis.set_ylabel(
+        f"{METRIC_NAMES.get(metric, metric)} accuracy (%)" if metric != "accuracy" else "accuracy (%)"
+    )
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
 
 
-def _few_shot_results(results: Iterable[dict]) -> list[dict]:
-    """Few-shot results with a number of shots (not full-training-set runs)."""
-    return [result for result in results if result["protocol"] == "few_shot" and result.get("shots")]
+def _shot_results(results: Iterable[dict], protocol: str) -> list[dict]:
+    """Results of `protocol` with a number of shots (zero-shot's 0 included; not full-training-set runs)."""
+    return [
+        result for result in results if result["protocol"] == protocol and result.get("shots") is not None
+    ]
+
+
+def _trained_shot_counts(results: Iterable[dict]) -> set[int]:
+    return {result["shots"] for result in results if result["shots"]}
 
 
 def plot_accuracy_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> Path:
-    """Line chart of few-shot accuracy over the number of shots: a panel per dataset, a line per method.
+    """Line chart of few-shot accuracy over the number of shots: a panel per dataset, a line per method
+    (zero-shot CLIP as a dashed line).
 
     Raises:
-        ValueError: when no result has protocol `"few_shot"` and a number of shots.
+        ValueError: when no few-shot result was trained with a number of shots.
     """
-    results = _few_shot_results(check_results(results))
-    if not results:
+    results = _shot_results(check_results(results), "few_shot")
+    if not _trained_shot_counts(results):
         raise ValueError(
             "plot_accuracy_vs_shots needs results with protocol 'few_shot' and shots; none were given."
         )
@@ -364,8 +406,30 @@ def plot_accuracy_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> 
     several = _several_base_models(results)
     figure, axes = _new_figure(len(panels), panel_width=5.0)
     for axis, (dataset, members) in zip(axes, panels.items()):
-        _draw_shots_panel(axis, _panel_title(dataset, members), members, several)
+        _draw_shots_panel(axis, _panel_title(dataset, members), members, several, "accuracy")
     figure.suptitle("Few-shot accuracy against shots per class")
+    return _save(figure, path)
+
+
+def plot_base_to_new_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Base, new and H accuracy over the number of shots: a row of three panels per dataset.
+
+    Raises:
+        ValueError: when no base-to-new result was trained with a number of shots.
+    """
+    results = _shot_results(check_results(results), "base2new")
+    if not _trained_shot_counts(results):
+        raise ValueError("plot_base_to_new_vs_shots needs base-to-new results with shots; none were given.")
+    datasets = _by_dataset(results)
+    several = _several_base_models(results)
+    figure, axes = _new_figure(3 * len(datasets), panel_width=4.5)
+    panels = [
+        (dataset, members, metric) for dataset, members in datasets.items() for metric in BASE_TO_NEW_METRICS
+    ]
+    for axis, (dataset, members, metric) in zip(axes, panels):
+        title = f"{_panel_title(dataset, members)}: {METRIC_NAMES[metric]}"
+        _draw_shots_panel(axis, title, members, several, metric)
+    figure.suptitle("Base-to-new accuracy against shots per class (H: harmonic mean)")
     return _save(figure, path)
 
 
@@ -374,7 +438,11 @@ def plot_accuracy_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> 
 
 def _markdown_report(results: list[dict], images: dict[str, Path]) -> str:
     parts = ["# Results", "", results_table(results)]
-    titles = {"base_to_new": "Base-to-new generalisation", "accuracy_vs_shots": "Accuracy against shots"}
+    titles = {
+        "base_to_new": "Base-to-new generalisation",
+        "accuracy_vs_shots": "Accuracy against shots",
+        "base_to_new_vs_shots": "Base-to-new accuracy against shots",
+    }
     for key, path in images.items():
         parts += [f"## {titles[key]}", "", f"![{titles[key]}]({path.name})", ""]
     return "\n".join(parts)
@@ -383,11 +451,13 @@ def _markdown_report(results: list[dict], images: dict[str, Path]) -> str:
 def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
     """Write `results.json`, `results.md` and the charts that apply into `output_dir`.
 
-    `base_to_new.png` is drawn when there are base-to-new results, `accuracy_vs_shots.png` when few-shot
-    results cover at least two numbers of shots.
+    `base_to_new.png` is drawn when there are base-to-new results; `accuracy_vs_shots.png` (few-shot)
+    and `base_to_new_vs_shots.png` (base-to-new) when the results cover at least two numbers of shots.
+    A chart that does not apply is removed if an earlier report left one, so the folder shows only
+    this report's.
 
     Returns:
-        Key (`"json"`, `"markdown"`, `"base_to_new"`, `"accuracy_vs_shots"`) -> written path.
+        Key (`"json"`, `"markdown"`, `"base_to_new"`, ...) -> written path.
     """
     results = check_results(results)
     output_dir = Path(output_dir)
@@ -395,10 +465,17 @@ def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict
     images: dict[str, Path] = {}
     if any(result["protocol"] == "base2new" for result in results):
         images["base_to_new"] = plot_base_to_new(results, output_dir / REPORT_FILES["base_to_new"])
-    if len({result["shots"] for result in _few_shot_results(results)}) > 1:
+    if len(_trained_shot_counts(_shot_results(results, "few_shot"))) > 1:
         images["accuracy_vs_shots"] = plot_accuracy_vs_shots(
             results, output_dir / REPORT_FILES["accuracy_vs_shots"]
         )
+    if len(_trained_shot_counts(_shot_results(results, "base2new"))) > 1:
+        images["base_to_new_vs_shots"] = plot_base_to_new_vs_shots(
+            results, output_dir / REPORT_FILES["base_to_new_vs_shots"]
+        )
+    for key, name in REPORT_FILES.items():
+        if key not in images and name.endswith(".png"):
+            (output_dir / name).unlink(missing_ok=True)
     paths = {"json": output_dir / REPORT_FILES["json"], "markdown": output_dir / REPORT_FILES["markdown"]}
     paths["json"].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     paths["markdown"].write_text(_markdown_report(results, images), encoding="utf-8")

@@ -12,8 +12,9 @@ package adds the measured results, which need the evaluation layer.
 See docs/reports.md.
 """
 
-from ..core.push import check_adapter_folder, push_adapter_to_hub
+from ..core.push import PushAccessError, check_adapter_folder, check_push_access, push_adapter_to_hub
 from .model_card import (
+    DATA_RECORD_FILE,
     SELECTION_FILE,
     build_model_card,
     eval_results_from,
@@ -22,9 +23,12 @@ from .model_card import (
 )
 
 __all__ = [
+    "DATA_RECORD_FILE",
     "SELECTION_FILE",
+    "PushAccessError",
     "build_model_card",
     "check_adapter_folder",
+    "check_push_access",
     "eval_results_from",
     "method_of",
     "push_adapter_to_hub",

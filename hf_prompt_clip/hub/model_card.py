@@ -16,13 +16,15 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard
 
 from ..core.configuration import PromptCLIPConfig
-from ..core.model_card import CARD_FILE, SELECTION_FILE, method_options, write_model_card
+from ..core.model_card import CARD_FILE, DATA_RECORD_FILE, SELECTION_FILE, method_options, write_model_card
 from ..core.model_card import build_model_card as _build_card
 from ..core.registry import method_of
-from ..evaluate.report import PROTOCOLS, check_results, results_table
+from ..data.local import is_local_key, local_name
+from ..evaluate.report import PROTOCOLS, check_results, results_table, shots_setting
 
 __all__ = [
     "CARD_FILE",
+    "DATA_RECORD_FILE",
     "SELECTION_FILE",
     "build_model_card",
     "eval_results_from",
@@ -40,10 +42,9 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 
 
 def _metric_name(result: dict, key: str) -> str:
-    """E.g. `"base accuracy (base-to-new, 16 shots)"`; transfer metrics name the training dataset."""
-    protocol = PROTOCOLS[result["protocol"]]
-    shots = result.get("shots")
-    setting = f"{protocol}, full training set" if shots is None else f"{protocol}, {shots} shots"
+    """E.g. `"base accuracy (base-to-new, 16 shots)"`, `"accuracy (few-shot, zero-shot)"`; transfer
+    metrics name the training dataset."""
+    setting = f"{PROTOCOLS[result['protocol']]}, {shots_setting(result)}"
     if result["protocol"] in ("cross_dataset", "domain_generalization"):
         setting += f", trained on {result['dataset']}"
     if result.get("synthetic"):
@@ -56,7 +57,8 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
 
     Cross-dataset and domain-generalisation metrics are keyed by target dataset, so each becomes a
     result on that dataset. Synthetic results use dataset config `"synthetic"` and a `(synthetic)`
-    dataset name, so the Hub never lists them as results on the real benchmark.
+    dataset name, so the Hub never lists them as results on the real benchmark; results on your own
+    folder have dataset type `imagefolder` and the folder's name.
     """
     evals = []
     for result in check_results(results):
@@ -64,11 +66,12 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
         synthetic = bool(result.get("synthetic"))
         for key, value in result["mean"].items():
             dataset = key if transfer else result["dataset"]
+            name = f"{local_name(dataset)} (local image folder)" if is_local_key(dataset) else dataset
             evals.append(
                 EvalResult(
                     task_type="image-classification",
-                    dataset_type=dataset,
-                    dataset_name=f"{dataset} (synthetic)" if synthetic else dataset,
+                    dataset_type="imagefolder" if is_local_key(dataset) else dataset,
+                    dataset_name=f"{dataset} (synthetic)" if synthetic else name,
                     dataset_config="synthetic" if synthetic else None,
                     dataset_split="test",
                     metric_type="accuracy",

@@ -22,8 +22,11 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel
 from .schedule import SCHEDULES, learning_rate
+
+logger = main_process_logger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -255,6 +258,10 @@ class PromptTrainer:
         )
         if resume is not None:
             self.state = TrainerState(**json.loads((resume / STATE_FILE).read_text()))
+            logger.info(
+                "resumed from %s (stage %d, epoch %d, step %d of the epoch, %d steps done)",
+                resume, self.state.stage, self.state.epoch, self.state.step_in_epoch, self.state.global_step,
+            )  # fmt: skip
         if config.report_to:
             accelerator.init_trackers("hf_prompt_clip", config=asdict(config))
         stages = self.model.training_stages()
@@ -315,6 +322,13 @@ class PromptTrainer:
         epochs = stage.epochs or config.epochs
         base_lr = stage.learning_rate or config.learning_rate
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+        logger.info(
+            "training stage %r (%d of %d): %d epochs x %d steps = %d steps of %d x %d processes x %d "
+            "accumulated images; %s, lr %.3g (%s schedule); %d trainable tensors",
+            stage.name, stage_index + 1, len(self.model.training_stages()), epochs, steps_per_epoch,
+            epochs * steps_per_epoch, config.batch_size, accelerator.num_processes,
+            config.gradient_accumulation_steps, config.optimizer, base_lr, config.lr_schedule, len(parameters),
+        )  # fmt: skip
         progress = tqdm(
             total=epochs * steps_per_epoch,
             initial=self.state.epoch * steps_per_epoch + self.state.step_in_epoch,
@@ -362,6 +376,13 @@ class PromptTrainer:
             if self.state.epoch % config.checkpoint_every_epochs == 0 or self.state.epoch == epochs:
                 self.save_checkpoint()
         progress.close()
+        last = next(
+            (entry["loss"] for entry in reversed(self.state.log) if entry["stage"] == stage.name), None
+        )
+        logger.info(
+            "stage %r done after %d steps%s", stage.name, self.state.global_step,
+            f"; last epoch's mean loss {last:.4f}" if last is not None else "",
+        )  # fmt: skip
         self.state.stage = stage_index + 1
         self.state.epoch = 0
         model_prepared.eval()

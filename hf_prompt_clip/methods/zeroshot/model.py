@@ -31,6 +31,11 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
     config_class = ZeroShotCLIPConfig
 
     @classmethod
+    def learns_parameters(cls, options: dict) -> bool:
+        """Nothing is trained: templates and the frozen CLIP make the classifier."""
+        return False
+
+    @classmethod
     def benchmark_options(cls, benchmark, options: dict) -> dict:
         """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
         ensemble = options.get("ensemble", cls.config_class.ensemble)
