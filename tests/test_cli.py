@@ -136,9 +136,15 @@ def test_push_to_hub_publishes_the_method_and_evaluates_the_baseline_beside_it(
     with pytest.raises(ValueError, match=r"publishes one adapter but \d+ methods"):
         main(
             pattern_run(
-                tiny_clip_folder, pattern_folder, output, *QUICK, "--all-methods", "--push-to-hub", "org/x"
+                tiny_clip_folder,
+                pattern_folder,
+                output,
+                *QUICK,
+                "--all-methods",
+                "--push-to-hub",
+                "org/x",
+                "--debug",
             )
-            + ["--debug"]
         )
 
 
