@@ -624,7 +624,7 @@ def read_adapter_record(name: str, filename: str) -> dict | None:
 
 def _data_of_record(args, record: dict | None):
     """The data to evaluate on: as given on the command line, else the adapter's recorded data."""
-    from .data import folder_benchmark_from_record, get_benchmark
+    from .data import describe_data, folder_benchmark_from_record, get_benchmark
 
     given = args.dataset or args.data_dir or args.split_file or args.exported
     if given or record is None:
@@ -641,7 +641,14 @@ def _data_of_record(args, record: dict | None):
                 "its new place with --data-dir DIR (and --val-fraction / --test-fraction if they differed)."
             )
         return folder_benchmark_from_record(record["folder"])
-    return get_benchmark(record["dataset"]), None
+    spec = get_benchmark(record["dataset"])
+    registry = describe_data(spec, None, record.get("dataset_revision"))
+    if record.get("data") and record["data"] != registry:
+        logging.getLogger(__name__).warning(
+            "the adapter was trained on %s; evaluating on %s (name the same source with --data-dir, "
+            "--split-file or --exported to read the same images)", record["data"], registry,
+        )  # fmt: skip
+    return spec, None
 
 
 def evaluate_command(args) -> dict:
@@ -736,11 +743,13 @@ def export_command(args) -> None:
 
 
 def push_command(args) -> None:
+    from .core.model_card import retarget_model_card
     from .hub import check_adapter_folder, check_push_access
     from .runner import publish
 
     check_adapter_folder(args.adapter)
     check_push_access(args.repo_id)
+    retarget_model_card(args.adapter, args.repo_id)  # its loading example names the repository
     print(f"pushed {args.adapter} to {publish(args.adapter, args.repo_id, private=args.private)}")
 
 

@@ -413,7 +413,19 @@ def test_push_is_checked_before_training_and_a_failed_push_keeps_every_result(
     for name in ("results.json", "results.md"):
         assert (output / name).is_file(), name
     assert "| coop |" in out  # the results table was still printed
-    assert (output / "coop" / "seed1" / "adapter" / "model.safetensors").is_file()
+    adapter = output / "coop" / "seed1" / "adapter"
+    assert (adapter / "model.safetensors").is_file()
+    # the retry pushes the same folder; another adapter's card is made to name the repository
+    pushed = []
+    monkeypatch.setattr("hf_prompt_clip.hub.check_push_access", lambda repo: "me")
+    monkeypatch.setattr(
+        "hf_prompt_clip.runner.push_adapter_to_hub", lambda folder, repo, **kw: pushed.append(repo)
+    )
+    baseline = output / "zeroshot" / "seed1" / "adapter"
+    code, out, err = run_cli(["push", str(baseline), "me/zero-shot-patterns"], capsys)
+    assert code == 0 and pushed == ["me/zero-shot-patterns"], err
+    card = (baseline / "README.md").read_text()
+    assert 'AutoModel.from_pretrained("me/zero-shot-patterns")' in card and str(baseline) not in card
 
 
 def test_the_zero_shot_baseline_claims_no_shots(tiny_clip_folder, pattern_folder, tmp_path):

@@ -299,3 +299,51 @@ def test_class_names_are_cleaned_as_the_reference_tokenizer_cleans_text(tmp_path
     ]
     kept = dataclasses.replace(spec, reference_text_cleanup=False)
     assert load_benchmark(kept, "test").features["label"].names == raw
+
+
+def test_split_by_class_cuts_every_class_into_disjoint_seeded_parts():
+    from hf_prompt_clip.data import split_by_class
+    from hf_prompt_clip.data.sources import split_off_validation
+
+    labels = ["a"] * 10 + ["b"] * 20 + ["c"] * 2  # "c" is too small to split: all train
+    parts = split_by_class(labels, {"val": 0.1, "test": 0.2}, seed=3)
+    assert sorted(row for rows in parts.values() for row in rows) == list(range(len(labels)))  # each row once
+    counts = {name: {k: sum(labels[r] == k for r in rows) for k in "abc"} for name, rows in parts.items()}
+    assert counts["val"] == {"a": 1, "b": 2, "c": 0} and counts["test"] == {"a": 2, "b": 4, "c": 0}
+    assert parts == split_by_class(labels, {"val": 0.1, "test": 0.2}, seed=3)  # seeded
+    assert parts != split_by_class(labels, {"val": 0.1, "test": 0.2}, seed=4)
+    # one part is the registry's validation split, draw for draw
+    one = split_by_class(labels, {"val": 0.2}, seed=0)
+    assert (one["train"], one["val"]) == split_off_validation(labels, 0.2, seed=0)
+    with pytest.raises(ValueError, match="sum to less than 1"):
+        split_by_class(labels, {"val": 0.5, "test": 0.5})
+
+
+def test_a_folder_benchmark_takes_names_from_a_file_and_refuses_bad_ones(tmp_path):
+    from hf_prompt_clip.data import folder_benchmark, load_benchmark
+
+    root = tmp_path / "pets"
+    for name in ("big_cat", "small_dog"):
+        for index in range(5):
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(root / name / f"{index}.png")
+    spec, source = folder_benchmark(root, split_fractions={"test": 0.2})
+    assert spec.key == "imagefolder:pets" and spec.class_names == ("big cat", "small dog")
+    assert load_benchmark(spec, "test", source=source).features["label"].names == ["big cat", "small dog"]
+    with pytest.raises(SplitNotFoundError, match="--val-fraction"):  # no val part was asked for
+        load_benchmark(spec, "val", source=source)
+    (tmp_path / "names.txt").write_text("# one per folder\nlion\nterrier\n")
+    assert folder_benchmark(root, class_names=tmp_path / "names.txt")[0].class_names == ("lion", "terrier")
+    (tmp_path / "names.json").write_text(json.dumps({"small_dog": "terrier"}))
+    assert folder_benchmark(root, class_names=tmp_path / "names.json")[0].class_names == (
+        "big cat",
+        "terrier",
+    )
+    (tmp_path / "short.txt").write_text("lion\n")
+    with pytest.raises(ValueError, match="lists 1 names but there are 2 class folders"):
+        folder_benchmark(root, class_names=tmp_path / "short.txt")
+    with pytest.raises(ValueError, match="same class name"):
+        folder_benchmark(root, class_names={"big_cat": "pet", "small_dog": "pet"})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no class folders"):
+        folder_benchmark(tmp_path / "empty")

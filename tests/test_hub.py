@@ -237,3 +237,33 @@ def test_cards_offer_the_zero_shot_pipeline_only_where_classes_can_change():
     assert 'pipeline("zero-shot-image-classification"' in str(build_model_card(shared))
     text = str(build_model_card(per_class))
     assert 'pipeline("zero-shot-image-classification"' not in text and "its class list cannot change" in text
+
+
+def test_push_access_is_checked_without_creating_anything(monkeypatch):
+    from hf_prompt_clip.hub import PushAccessError, check_push_access
+
+    answer = {"name": "me", "orgs": [{"name": "lab"}], "auth": {"accessToken": {"role": "write"}}}
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, *a, **k: answer)
+    assert check_push_access("me/x") == "me" and check_push_access("lab/x") == "me"
+    with pytest.raises(PushAccessError, match=r"may write to \['lab', 'me'\], not to 'other'"):
+        check_push_access("other/x")
+    answer["auth"]["accessToken"]["role"] = "read"
+    with pytest.raises(PushAccessError, match="read-only"):
+        check_push_access("me/x")
+
+    def offline(self, *args, **kwargs):
+        raise huggingface_hub.errors.OfflineModeIsEnabled("offline mode is enabled")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", offline)
+    with pytest.raises(PushAccessError, match=r"did not confirm a login.*hf auth login"):
+        check_push_access("me/x")
+
+
+def test_results_on_your_own_folder_are_listed_as_imagefolder_results():
+    from hf_prompt_clip.hub import eval_results_from
+
+    result = {"method": "coop", "dataset": "imagefolder:my_photos", "protocol": "few_shot", "shots": 4,
+              "runs": [{"seed": 1, "metrics": {"accuracy": 80.0}}], "mean": {"accuracy": 80.0}, "std": {}}  # fmt: skip
+    [entry] = eval_results_from([result])
+    assert entry.dataset_type == "imagefolder" and entry.dataset_name == "my_photos (local image folder)"
+    assert entry.metric_name == "accuracy (few-shot, 4 shots)"

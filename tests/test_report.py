@@ -178,3 +178,24 @@ def test_write_report_writes_json_markdown_and_the_charts_that_apply(tmp_path):
     markdown = paths["markdown"].read_text()
     assert "79.44" in markdown and "(base_to_new.png)" in markdown
     assert_png(paths["base_to_new"])
+
+
+def test_a_report_draws_the_curves_of_several_shots_and_drops_charts_that_no_longer_apply(tmp_path):
+    curve = [base_to_new("coop", "dtd", [60.0 + s], [50.0 + s], shots=s) for s in (1, 2, 4)]
+    curve.append(base_to_new("zeroshot", "dtd", [55.0], [60.0], shots=0))
+    paths = write_report(curve, tmp_path)
+    assert {"base_to_new", "base_to_new_vs_shots"} <= set(paths)
+    assert (tmp_path / "base_to_new_vs_shots.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "| zeroshot | dtd | base-to-new | 0 (zero-shot) |" in (tmp_path / "results.md").read_text()
+    # a later report in the same folder with one few-shot result: no stale base-to-new chart stays
+    paths = write_report([make_result("coop", "dtd", "few_shot", [{"accuracy": 70.0}])], tmp_path)
+    assert set(paths) == {"json", "markdown"}
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_the_shots_of_a_result_are_worded_for_what_was_trained():
+    from hf_prompt_clip.evaluate.report import shots_label, shots_setting
+
+    assert [shots_label({"shots": s}) for s in (16, None, 0)] == ["16", "all", "0 (zero-shot)"]
+    assert shots_setting({"shots": 4, "trained_on": "dtd"}) == "4 shots on dtd"
+    assert shots_setting({"shots": 0}) == "zero-shot"

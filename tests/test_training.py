@@ -390,3 +390,16 @@ def test_bf16_mixed_precision_trains_a_float32_adapter(tiny_clip_folder, tmp_pat
     assert model.context.dtype == torch.float32 and model.clip.dtype == torch.float32
     losses = [entry["loss"] for entry in state.log]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_method_options_are_checked_and_coerced_against_the_config_types():
+    from hf_prompt_clip.runner import check_method_options, check_option_values
+
+    assert check_option_values("coop", {"n_ctx": 4, "ctx_init_std": 1}) == {"n_ctx": 4, "ctx_init_std": 1.0}
+    with pytest.raises(ValueError, match=r"n_ctx of coop takes int, got '4' \(str\)"):
+        check_option_values("coop", {"n_ctx": "4"})
+    with pytest.raises(ValueError, match=r"coop: class_specific_context.*n_ctx") as error:
+        check_method_options(["zeroshot", "coop"], {"n_context": 4}, named=["coop"])
+    assert "zeroshot" not in str(error.value)  # only the methods the user named are listed
+    # an option of one method passes the others by
+    assert check_method_options(["zeroshot", "coop"], {"n_ctx": 2}) == {"n_ctx": 2}

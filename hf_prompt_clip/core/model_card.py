@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -215,3 +216,25 @@ def _load_config(folder: Path) -> PromptCLIPConfig:
             f"{folder} has no config.json: pass `config=` or save the model there first (`model.save_pretrained`)."
         )
     return AutoConfig.from_pretrained(folder)
+
+
+_LOADING_EXAMPLE = re.compile(r'AutoModel\.from_pretrained\("([^"]+)"\)')
+
+
+def retarget_model_card(folder: str | os.PathLike, repo_id: str) -> bool:
+    """Make the loading examples of a saved card name `repo_id` (a card written for the local folder,
+    pushed later with `hf-prompt-clip push`). Returns whether the card changed.
+
+    Example:
+        >>> retarget_model_card("outputs/run/coop/seed1/adapter", "me/coop-dtd")
+        True
+    """
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    found = _LOADING_EXAMPLE.search(text)
+    if found is None or found.group(1) == repo_id:
+        return False
+    path.write_text(text.replace(f'"{found.group(1)}"', f'"{repo_id}"'), encoding="utf-8")
+    return True

@@ -329,11 +329,11 @@ class ImageFolderSource(Source):
         return self._raw(dataset, root, origin)
 
     def _read_flat(self, root: str, split: str) -> RawSplit:
-        if split != "train" and not self.split_fractions:
+        if split != "train" and split not in (self.split_fractions or {}):
             raise SplitNotFoundError(
-                f"Image folder {root!r} is flat (one folder per class, no train/ or test/ folders), so it "
-                f"has no {split!r} split. Split it per class: ImageFolderSource(root, "
-                "split_fractions={'val': 0.1, 'test': 0.2}) (--val-fraction / --test-fraction on the CLI)."
+                f"Image folder {root!r} is flat (one folder per class, no train/ or test/ folders) and is "
+                f"not split into a {split!r} part. Split it per class: ImageFolderSource(root, "
+                f"split_fractions={{'{split}': 0.1, ...}}) (--val-fraction / --test-fraction on the CLI)."
             )
         dataset = load_dataset("imagefolder", data_dir=root, split="train", cache_dir=self.cache_dir)
         origin = f"image folder {root!r}"
