@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.logs import main_process_logger
 from .core.registry import METHODS, baseline_method
 from .train import SCHEDULES, TrainingConfig
 
@@ -47,6 +48,9 @@ FEW_SHOT_SAMPLERS = ("numpy", "dassl")
 LOCAL_DATASET = "imagefolder"
 PROTOCOL_CHOICES = ("few_shot", "base2new", "cross_dataset", "domain_generalization")
 SPLIT_CHOICES = ("train", "val", "test")
+
+
+logger = main_process_logger(__name__)
 
 
 class CLIError(ValueError):
@@ -163,7 +167,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, dataset_positional: bo
         default=None,
         help="share of each class in test of a flat folder (0.2)",
     )
-    own.add_argument("--split-seed", type=int, default=0, help="seed of the per-class split of a flat folder")
+    own.add_argument(
+        "--split-seed", type=int, default=None, help="seed of the per-class split of a flat folder (0)"
+    )
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser, default: str | None = "base2new") -> None:
@@ -401,6 +407,7 @@ def _folder_flags(args) -> list[str]:
         "--super-category": args.super_category,
         "--val-fraction": args.val_fraction,
         "--test-fraction": args.test_fraction,
+        "--split-seed": args.split_seed,
     }
     return [flag for flag, value in flags.items() if value is not None]
 
@@ -421,6 +428,14 @@ def _registered_source(args):
     if args.exported:
         return exported_source(args.exported)
     if args.data_dir:
+        from .data.sources import has_split_folders
+
+        if os.path.isdir(args.data_dir) and not has_split_folders(args.data_dir):
+            raise CLIError(
+                f"--dataset {args.dataset} --data-dir {args.data_dir} reads that benchmark's images from the "
+                "folder, which then needs train/ and test/ folders of class folders, but it is flat. For "
+                "your own classes leave out --dataset (the folder is then split per class)."
+            )
         return ImageFolderSource(args.data_dir)
     if args.split_file:
         if not args.image_root:
@@ -429,9 +444,43 @@ def _registered_source(args):
     return None
 
 
-def resolve_data(args, default: str | None = DEFAULT_DATASET):
+def _folder_settings(args, folder: str, recorded: dict) -> dict:
+    """`folder_benchmark` settings from the command line; flags not given take the `recorded` ones (an
+    adapter's `training_data.json`: the same names, template and split), else the defaults."""
+    from .data.local import DEFAULT_SPLIT_FRACTIONS
+    from .data.sources import has_split_folders
+
+    def pick(value, key, default=None):
+        return value if value is not None else recorded.get(key, default)
+
+    fractions = dict(pick(None, "split_fractions", DEFAULT_SPLIT_FRACTIONS))
+    for name, value in (("val", args.val_fraction), ("test", args.test_fraction)):
+        if value is not None:
+            fractions[name] = value
+    fractions = {name: value for name, value in fractions.items() if value > 0}
+    if sum(fractions.values()) >= 1:
+        raise CLIError(
+            f"--val-fraction and --test-fraction take {sum(fractions.values()):.0%} of each class together; "
+            "they must leave some images to train on (e.g. 0.1 and 0.2)."
+        )
+    if "test" not in fractions and not has_split_folders(folder):
+        raise CLIError(
+            "--test-fraction 0 leaves a flat folder without test images; give a fraction such as 0.2."
+        )
+    return {
+        "template": pick(args.template, "template"),
+        "class_names": pick(args.class_names, "class_names"),
+        "super_category": pick(args.super_category, "super_category"),
+        "split_fractions": fractions,
+        "split_seed": pick(args.split_seed, "split_seed", 0),
+        "name": recorded.get("name"),  # a moved folder keeps its dataset name
+    }
+
+
+def resolve_data(args, default: str | None = DEFAULT_DATASET, recorded: dict | None = None):
     """`(spec, source)` of the data named on the command line: your own folder (`--data-dir`, `--dataset
-    imagefolder` or `--dataset PATH`) or a registered benchmark with an optional local source."""
+    imagefolder` or `--dataset PATH`) or a registered benchmark with an optional local source.
+    `recorded`: the folder record of an adapter being evaluated, whose settings fill the flags not given."""
     from .data import UnknownBenchmarkError, folder_benchmark, get_benchmark
 
     dataset, folder = args.dataset, args.data_dir
@@ -453,18 +502,9 @@ def resolve_data(args, default: str | None = DEFAULT_DATASET):
                                            ("--dataset-revision", args.dataset_revision)) if value]  # fmt: skip
         if others:
             raise CLIError(f"{', '.join(others)} do not apply to your own folder (--data-dir); drop them.")
-        fractions = {"val": 0.1 if args.val_fraction is None else args.val_fraction,
-                     "test": 0.2 if args.test_fraction is None else args.test_fraction}  # fmt: skip
-        fractions = {name: value for name, value in fractions.items() if value > 0}
+        settings = _folder_settings(args, folder, recorded or {})
         try:
-            return folder_benchmark(
-                folder,
-                template=args.template,
-                class_names=args.class_names,
-                super_category=args.super_category,
-                split_fractions=fractions,
-                split_seed=args.split_seed,
-            )
+            return folder_benchmark(folder, **settings)
         except (ValueError, FileNotFoundError) as error:
             raise CLIError(str(error)) from error
     if _folder_flags(args):
@@ -627,6 +667,18 @@ def _data_of_record(args, record: dict | None):
     from .data import describe_data, folder_benchmark_from_record, get_benchmark
 
     given = args.dataset or args.data_dir or args.split_file or args.exported
+    folder = (record or {}).get("folder")
+    if folder and args.data_dir and args.dataset in (None, LOCAL_DATASET):  # the folder moved
+        spec, source = resolve_data(args, default=None, recorded=folder)
+        if (dict(source.split_fractions or {}), source.split_seed) != (
+            folder["split_fractions"],
+            folder["split_seed"],
+        ):
+            logger.warning(
+                "the split differs from the one the adapter was trained with (%s, seed %s): its test "
+                "images may include training images", folder["split_fractions"], folder["split_seed"],
+            )  # fmt: skip
+        return spec, source
     if given or record is None:
         if not given:
             raise CLIError(
@@ -634,17 +686,17 @@ def _data_of_record(args, record: dict | None):
                 "of its training data, training_data.json, to default to)."
             )
         return resolve_data(args, default=None)
-    if record.get("folder"):
-        if not os.path.isdir(record["folder"]["root"]):
+    if folder:
+        if not os.path.isdir(folder["root"]):
             raise CLIError(
-                f"The adapter was trained on the folder {record['folder']['root']!r}, which is not here; give "
-                "its new place with --data-dir DIR (and --val-fraction / --test-fraction if they differed)."
+                f"The adapter was trained on the folder {folder['root']!r}, which is not here; give its new "
+                "place with --data-dir DIR (its recorded names, template and split apply)."
             )
-        return folder_benchmark_from_record(record["folder"])
+        return folder_benchmark_from_record(folder)
     spec = get_benchmark(record["dataset"])
     registry = describe_data(spec, None, record.get("dataset_revision"))
     if record.get("data") and record["data"] != registry:
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "the adapter was trained on %s; evaluating on %s (name the same source with --data-dir, "
             "--split-file or --exported to read the same images)", record["data"], registry,
         )  # fmt: skip
@@ -663,7 +715,8 @@ def evaluate_command(args) -> dict:
     protocol = (
         args.protocol or (record or {}).get("protocol") or ("base2new" if spec.base_new else "few_shot")
     )
-    revision = args.dataset_revision or (None if args.dataset else (record or {}).get("dataset_revision"))
+    named = args.dataset or args.data_dir or args.split_file or args.exported
+    revision = args.dataset_revision or (None if named else (record or {}).get("dataset_revision"))
     trained_on = check_adapter_data(
         model,
         record,
@@ -698,6 +751,7 @@ def evaluate_command(args) -> dict:
         [{"seed": (record or {}).get("seed"), "metrics": metrics}],
         describe_data(spec, source, revision),
         trained_on=trained_on,
+        trained_protocol=(record or {}).get("protocol"),
     )
     if _is_main_process():
         if args.output_dir:
@@ -787,6 +841,7 @@ def run(args) -> None:
         except PushFailedError as error:  # everything but the push is done: show it, then fail
             if _is_main_process():
                 _print_train_results(error.results, args.output_dir)
+            end_processes()  # the other processes finished and wait at the end
             raise
         if _is_main_process():
             _print_train_results(results, args.output_dir)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator, PartialState
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from huggingface_hub.dataclasses import type_validator
 
 from .core.configuration import PromptCLIPConfig
@@ -50,7 +50,14 @@ from .evaluate.protocols import (
     summarize_runs,
 )
 from .evaluate.report import write_report
-from .hub import DATA_RECORD_FILE, SELECTION_FILE, check_push_access, push_adapter_to_hub, save_model_card
+from .hub import (
+    DATA_RECORD_FILE,
+    SELECTION_FILE,
+    PushAccessError,
+    check_push_access,
+    push_adapter_to_hub,
+    save_model_card,
+)
 from .train import PromptTrainer, TrainingConfig, list_checkpoints
 
 logger = main_process_logger(__name__)
@@ -169,14 +176,22 @@ def _type_name(hint: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any) -> Any:
-    """`value` in the form `hint` takes where the spelling differs only (an int for a float, a list for
-    a tuple); anything else unchanged, for the type check to judge."""
+    """`value` in the form `hint` takes where the spelling differs only (an int for a float, a tuple for
+    a list and back, element by element); anything else unchanged, for the type check to judge."""
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     allowed = typing.get_args(hint) if union else (hint,)
     if isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
         return float(value)
-    if isinstance(value, list) and any(typing.get_origin(a) is tuple for a in allowed):
-        return tuple(value)
+    if isinstance(value, (list, tuple)):
+        for option in allowed:
+            origin, args = typing.get_origin(option), typing.get_args(option)
+            if origin is list:
+                return [_coerce(item, args[0] if args else Any) for item in value]
+            if origin is tuple:
+                if len(args) == 2 and args[1] is Ellipsis:
+                    return tuple(_coerce(item, args[0]) for item in value)
+                if len(args) == len(value):
+                    return tuple(_coerce(item, arg) for item, arg in zip(value, args))
     return value
 
 
@@ -295,6 +310,7 @@ def results_record(
     runs: Sequence[dict],
     data: str | None = None,
     trained_on: str | None = None,
+    trained_protocol: str | None = None,
 ) -> dict[str, Any]:
     """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs.
 
@@ -304,6 +320,8 @@ def results_record(
         data: where the dataset was read (`describe_data`).
         trained_on: the benchmark the adapter was trained on, recorded when it is not `spec`'s (an
             adapter evaluated on other classes with `--classes-from-data`); `shots` are of that training.
+        trained_protocol: the protocol it was trained with, recorded when it is another of the
+            protocols tested on the training data itself (a few-shot adapter tested base-to-new).
 
     `mean`, `std` and each run's `metrics` are rounded to `ROUND_DIGITS` decimals; `mean_full_precision`,
     `std_full_precision` and `metrics_full_precision` hold the exact values.
@@ -332,6 +350,13 @@ def results_record(
     }
     if trained_on is not None and trained_on != spec.key:
         record["trained_on"] = trained_on
+    own_data = ("few_shot", "base2new")
+    if (
+        trained_protocol is not None
+        and trained_protocol != protocol
+        and {trained_protocol, protocol} <= set(own_data)
+    ):
+        record["trained_protocol"] = trained_protocol
     return record
 
 
@@ -498,16 +523,38 @@ def check_adapter_data(
             f"{spec.key!r} ({_preview(names)})"
         )
     if problems and not classes_from_data:
+        own = (
+            f" (recorded: {recorded!r} with protocol {record.get('protocol')!r}; `hf-prompt-clip evaluate "
+            "--model ...` without --dataset, --data-dir or --protocol evaluates it so)"
+            if record
+            else ""
+        )
         raise ValueError(
             f"This adapter does not fit the data: {'; '.join(problems)}, so its numbers would not measure "
-            "what it learned. Evaluate it on its own data (leave out --dataset / --data-dir: its record "
-            "names them), or pass --classes-from-data to classify this data's classes anyway."
+            f"what it learned. Evaluate it on the data and protocol it was trained with{own}, or pass "
+            "--classes-from-data to classify this data's classes anyway."
         )
     if problems:
         logger.warning(
             "evaluating on other data than the adapter's (--classes-from-data): %s", "; ".join(problems)
         )
     return recorded if recorded != spec.key else None
+
+
+def _check_push_access_on_main(repo_id: str) -> None:
+    """`check_push_access` on the main process, its outcome shared, so every process refuses together
+    (or none does) before anything trains."""
+    state = PartialState()
+    outcome: list[str | None] = [None]
+    if state.is_main_process:
+        try:
+            check_push_access(repo_id)
+        except PushAccessError as error:
+            outcome = [str(error)]
+    if state.num_processes > 1:
+        broadcast_object_list(outcome)
+    if outcome[0] is not None:
+        raise PushAccessError(outcome[0])
 
 
 def publish(adapter: str | Path, repo_id: str, private: bool = False) -> str:
@@ -547,7 +594,7 @@ def run_experiment(
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
     if push and config.push_to_hub:
-        check_push_access(config.push_to_hub)
+        _check_push_access_on_main(config.push_to_hub)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
@@ -617,7 +664,7 @@ def run_comparison(
             continue
         runnable.append(method)
     if config.push_to_hub:
-        check_push_access(config.push_to_hub)  # before anything trains
+        _check_push_access_on_main(config.push_to_hub)  # before anything trains
     results, pushed = [], None
     for method in runnable:
         method_options = options_for(method, options)

@@ -352,7 +352,20 @@ def test_a_flat_folder_of_your_own_trains_and_evaluates_from_the_cli(
     assert code == 0, err
     coop = next(entry for entry in results if entry["method"] == "coop")
     assert f"accuracy {coop['mean']['accuracy']:.2f} %" in out
+    # moved: the new place with the recorded names and split (not the defaults: test 30 %, not 20 %)
+    import shutil
+
+    shutil.move(flat_folder, tmp_path / "moved")
+    code, _, err = run_cli(["evaluate", "--model", str(adapter)], capsys)
+    assert code == 2 and "give its new place with --data-dir" in error_line(err)
+    code, out, err = run_cli(
+        ["evaluate", "--model", str(adapter), "--data-dir", str(tmp_path / "moved")], capsys
+    )
+    assert code == 0 and f"accuracy {coop['mean']['accuracy']:.2f} %" in out, err
+    code, _, err = run_cli([*command, "--test-fraction", "0"], capsys)
+    assert code == 2 and "without test images" in error_line(err)
     # a base model is required off the synthetic world
+    own[1] = str(tmp_path / "moved")
     code, _, err = run_cli(["train", *own, "--output-dir", str(tmp_path / "no-base")], capsys)
     assert code == 2 and "--base-model is required" in error_line(err)
 
@@ -466,6 +479,9 @@ def test_several_shots_run_the_few_shot_curve_and_draw_it(
     assert (output / "accuracy_vs_shots.png").stat().st_size > 0
     assert (output / "coop" / "shots1" / "seed1" / "adapter").is_dir()
     assert "wrote results.json, results.md, accuracy_vs_shots.png in" in out  # what was written, only
+    from datasets.utils.logging import is_progress_bar_enabled
+
+    assert not is_progress_bar_enabled()  # third-party bars are off; the story is in the log lines
     logs = caplog.text
     assert "coop, seed 1: imagefolder:patterns" in logs and "1 shot per class = 4 training images" in logs
     assert (

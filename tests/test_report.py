@@ -199,3 +199,10 @@ def test_the_shots_of_a_result_are_worded_for_what_was_trained():
     assert [shots_label({"shots": s}) for s in (16, None, 0)] == ["16", "all", "0 (zero-shot)"]
     assert shots_setting({"shots": 4, "trained_on": "dtd"}) == "4 shots on dtd"
     assert shots_setting({"shots": 0}) == "zero-shot"
+
+
+def test_papers_numbers_stand_only_beside_results_of_the_same_training():
+    result = base_to_new("coop", "dtd", [80.0], [60.0])
+    assert "| 79.44 |" in results_table([result])  # CoOp's paper row for DTD
+    for moved in ({"trained_on": "eurosat"}, {"trained_protocol": "few_shot"}):
+        assert "79.44" not in results_table([{**result, **moved}])

@@ -123,6 +123,7 @@ def folder_benchmark(
     split_fractions: Mapping[str, float] | None = None,
     split_seed: int = 0,
     cache_dir: str | None = None,
+    name: str | None = None,
 ) -> tuple[BenchmarkSpec, ImageFolderSource]:
     """A benchmark spec and its source for a local image folder, usable wherever a registered key is.
 
@@ -136,6 +137,8 @@ def folder_benchmark(
             (default `{"val": 0.1, "test": 0.2}`); ignored when the folder has split folders.
         split_seed: seed of that split.
         cache_dir: the `datasets` cache folder.
+        name: the dataset's name in its key (default: the folder's name; a moved folder keeps its
+            recorded one).
 
     Returns:
         `(spec, source)`: the spec's key is `imagefolder:<folder name>`, its classes the class folders
@@ -160,7 +163,7 @@ def folder_benchmark(
             f"{[f for f, n in names.items() if n in repeated][:6]}): class names must be unique. Rename a "
             "folder or give distinct names in a class-names file (--class-names)."
         )
-    name = Path(os.path.abspath(root)).name
+    name = name or Path(os.path.abspath(root)).name
     source = ImageFolderSource(
         str(root),
         cache_dir=cache_dir,
@@ -187,6 +190,7 @@ def folder_record(spec: BenchmarkSpec, source: ImageFolderSource) -> dict:
     names = dict(spec.clean_name.names) if isinstance(spec.clean_name, FolderNames) else None
     return {
         "root": os.path.abspath(source.root),
+        "name": local_name(spec.key),
         "template": spec.template,
         "class_names": names,
         "super_category": spec.super_category,
@@ -204,4 +208,5 @@ def folder_benchmark_from_record(record: Mapping) -> tuple[BenchmarkSpec, ImageF
         super_category=record.get("super_category"),
         split_fractions=record.get("split_fractions"),
         split_seed=record.get("split_seed", 0),
+        name=record.get("name"),
     )

@@ -333,7 +333,8 @@ class ImageFolderSource(Source):
             raise SplitNotFoundError(
                 f"Image folder {root!r} is flat (one folder per class, no train/ or test/ folders) and is "
                 f"not split into a {split!r} part. Split it per class: ImageFolderSource(root, "
-                f"split_fractions={{'{split}': 0.1, ...}}) (--val-fraction / --test-fraction on the CLI)."
+                f"split_fractions={{'{split}': 0.1, ...}}) (on the CLI, your own folder given with --data-dir "
+                "alone is split so; a registered benchmark's local copy needs split folders)."
             )
         dataset = load_dataset("imagefolder", data_dir=root, split="train", cache_dir=self.cache_dir)
         origin = f"image folder {root!r}"

@@ -160,8 +160,9 @@ def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
 
 
 def _paper_metrics(result: dict) -> dict[str, float] | None:
-    """The papers' numbers for this result; never for synthetic results."""
-    if result.get("synthetic"):
+    """The papers' numbers for this result; never for synthetic results, nor for an adapter evaluated
+    on other data or with another protocol than it was trained for (`trained_on`, `trained_protocol`)."""
+    if result.get("synthetic") or result.get("trained_on") or result.get("trained_protocol"):
         return None
     return reference_metrics(result["method"], result["dataset"], result["protocol"], result.get("shots"))
 
