@@ -330,7 +330,7 @@ def test_a_folder_benchmark_takes_names_from_a_file_and_refuses_bad_ones(tmp_pat
     spec, source = folder_benchmark(root, split_fractions={"test": 0.2})
     assert spec.key == "imagefolder:pets" and spec.class_names == ("big cat", "small dog")
     assert load_benchmark(spec, "test", source=source).features["label"].names == ["big cat", "small dog"]
-    with pytest.raises(SplitNotFoundError, match="not split into a .val. part"):  # none was asked for
+    with pytest.raises(SplitNotFoundError, match="not split into a 'val' part"):  # none was asked for
         load_benchmark(spec, "val", source=source)
     (tmp_path / "names.txt").write_text("# one per folder\nlion\nterrier\n")
     assert folder_benchmark(root, class_names=tmp_path / "names.txt")[0].class_names == ("lion", "terrier")
