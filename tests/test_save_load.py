@@ -133,3 +133,66 @@ def test_adapter_without_processor_files_takes_them_from_the_base(hub_cache, tmp
     loaded = AutoModel.from_pretrained(tmp_path, cache_dir=cache_dir)
     assert loaded.tokenizer("a cat").input_ids == model.tokenizer("a cat").input_ids
     assert loaded.image_processor.crop_size == model.image_processor.crop_size
+
+
+LOAD_WITHOUT_IMPORT = """
+import sys
+from PIL import Image
+from transformers import AutoModel, pipeline
+folder = sys.argv[1]
+try:
+    AutoModel.from_pretrained(folder)
+except ValueError as error:
+    print("refused:", "trust_remote_code" in str(error))
+model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+print(type(model).__name__, model.config.class_names)
+scores = pipeline("image-classification", model=folder, trust_remote_code=True)(Image.new("RGB", (32, 32)))
+print(sorted(entry["label"] for entry in scores))
+"""
+
+NOT_INSTALLED = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "hf_prompt_clip":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Missing())
+from transformers import AutoModel
+try:
+    AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+except ImportError as error:
+    print(error)
+"""
+
+
+def test_a_saved_adapter_loads_with_trust_remote_code_in_a_process_that_never_imported_the_package(
+    clip_parts, tmp_path
+):
+    import subprocess
+    import sys
+
+    clip, tokenizer, processor = clip_parts
+    model = CoOpModel.from_clip(clip, ["cat", "dog"], tokenizer=tokenizer, image_processor=processor, n_ctx=2)
+    base = tmp_path / "base"
+    clip.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    processor.save_pretrained(base)
+    model.config.base_model_name_or_path = str(base)
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "hf_prompt_clip_loader.py").is_file()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_IMPORT, str(tmp_path / "adapter")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()  # (transformers also prints why it asks for trust_remote_code)
+    assert lines[-3].endswith("refused: True") and lines[-2:] == [
+        "CoOpModel ['cat', 'dog']",
+        "['cat', 'dog']",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-c", NOT_INSTALLED, str(tmp_path / "adapter")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert "pip install hf_prompt_clip" in run.stdout, (run.stdout, run.stderr)

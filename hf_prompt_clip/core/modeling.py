@@ -55,6 +55,7 @@ from .loading import (
 from .model_card import CARD_FILE, write_model_card
 from .outputs import PromptCLIPOutput
 from .push import push_adapter_to_hub
+from .remote_code import auto_map, write_loader_module
 from .text import prompt_class_name
 from .vision import encode_image_tokens
 
@@ -535,7 +536,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         push_to_hub: bool = False,
         **kwargs,
     ) -> None:
-        """Save the adapter folder: config, adapter safetensors, tokenizer and image processor.
+        """Save the adapter folder: config, adapter safetensors, tokenizer, image processor, and the
+        `hf_prompt_clip_loader.py` that the config's `auto_map` names (`core/remote_code.py`).
 
         Only the adapter tensors are written (see `saved_adapter_state_dict`) unless an explicit
         `state_dict` is passed, as one `model.safetensors` file (no shards, no variants: loading
@@ -553,9 +555,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         # transformers writes the config (and no weights for an empty state dict); the adapter file is
         # written here, under the modules' own names: transformers would rename some submodules' keys
         # to their legacy checkpoint layout (a ViT's), which loading the adapter does not undo
+        self.config.auto_map = auto_map(type(self))  # trust_remote_code=True loads it with no setup
         super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict={}, **kwargs)
         if not is_main_process:
             return
+        write_loader_module(save_directory, type(self))
         save_file(state_dict, os.path.join(save_directory, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
