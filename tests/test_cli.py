@@ -501,3 +501,22 @@ def test_help_texts_name_their_program_and_describe_every_flag(capsys):
     assert "a benchmark key of the registry" in text  # the positional is described
     parser = build_parser("examples/train.py", command="train")
     assert parser.format_usage().startswith("usage: examples/train.py [-h]")
+
+
+def test_report_to_tensorboard_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output = tmp_path / "run"
+    main(
+        pattern_run(
+            tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop", "--report-to", "tensorboard"
+        )
+    )
+    events = sorted(output.glob("coop/seed1/**/events.out.tfevents*"))
+    assert events, list(output.rglob("*"))
+    scalars = set()
+    for path in events:
+        accumulator = EventAccumulator(str(path.parent))
+        accumulator.Reload()
+        scalars |= set(accumulator.Tags()["scalars"])
+    assert "train/loss" in scalars  # and init_trackers took the settings (lists flattened to text)

@@ -161,8 +161,15 @@ def hub_calls(monkeypatch):
 
     def upload_folder(self, **kwargs):
         calls.append(("upload_folder", self.token, kwargs["repo_id"], kwargs))
-        return types.SimpleNamespace(commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/0123")
+        pr = f"https://huggingface.co/{kwargs['repo_id']}/discussions/1" if kwargs.get("create_pr") else None
+        return types.SimpleNamespace(
+            commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/0123", pr_url=pr
+        )
 
+    def create_branch(self, repo_id, **kwargs):
+        calls.append(("create_branch", self.token, repo_id, kwargs))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_branch", create_branch)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     return calls
@@ -178,7 +185,8 @@ def test_push_creates_the_repo_and_uploads_exactly_the_adapter_folder(clip_parts
     url = push_adapter_to_hub(folder, "org/coop-adapter", private=True, token="hf_test", revision="v1")
 
     assert url == "https://huggingface.co/org/coop-adapter/commit/0123"
-    (create, upload) = hub_calls
+    (create, branch, upload) = hub_calls
+    assert branch[2:] == ("org/coop-adapter", {"branch": "v1", "exist_ok": True, "repo_type": "model"})
     assert create[:3] == ("create_repo", "hf_test", "org/coop-adapter")
     assert create[3]["private"] is True and create[3]["exist_ok"] is True
     assert upload[:3] == ("upload_folder", "hf_test", "org/coop-adapter")
@@ -267,3 +275,33 @@ def test_results_on_your_own_folder_are_listed_as_imagefolder_results():
     [entry] = eval_results_from([result])
     assert entry.dataset_type == "imagefolder" and entry.dataset_name == "my_photos (local image folder)"
     assert entry.metric_name == "accuracy (few-shot, 4 shots)"
+
+
+def test_model_push_to_hub_takes_transformers_arguments(clip_parts, hub_calls):
+    clip, tokenizer, processor = clip_parts
+    model = CoOpModel.from_clip(clip, ["cat", "dog"], tokenizer=tokenizer, image_processor=processor, n_ctx=2)
+    url = model.push_to_hub(
+        "org/coop-cats", commit_description="first", create_pr=True, tags=["cats"], max_shard_size="5GB"
+    )
+    assert url == "https://huggingface.co/org/coop-cats/discussions/1"
+    upload = next(call[3] for call in hub_calls if call[0] == "upload_folder")
+    assert upload["create_pr"] is True and upload["commit_description"] == "first"
+    assert not [call for call in hub_calls if call[0] == "create_branch"]  # a PR needs no branch
+    model.push_to_hub(
+        "org/coop-cats", revision="experiments"
+    )  # a new branch is created, as transformers does
+    assert hub_calls[-2][:3] == ("create_branch", None, "org/coop-cats")
+    with pytest.raises(ValueError, match="does not take variant"):
+        model.save_pretrained("unused", variant="fp16")
+    with pytest.raises(TypeError, match="unexpected arguments \\['safe_serialization'\\]"):
+        model.push_to_hub("org/x", safe_serialization=False)
+
+
+def test_pushed_cards_carry_the_given_tags(clip_parts, tmp_path, hub_calls):
+    clip, tokenizer, processor = clip_parts
+    model = CoOpModel.from_clip(clip, ["cat", "dog"], tokenizer=tokenizer, image_processor=processor, n_ctx=2)
+    model.save_pretrained(tmp_path)
+    save_model_card(tmp_path, model.config)
+    push_adapter_to_hub(tmp_path, "org/x", tags=["cats", "coop"])
+    tags = ModelCard.load(tmp_path / "README.md").data.tags
+    assert tags.count("coop") == 1 and tags[-1] == "cats"

@@ -59,6 +59,17 @@ from .remote_code import auto_map, write_loader_module
 from .text import prompt_class_name
 from .vision import encode_image_tokens
 
+#: `save_pretrained(push_to_hub=True, ...)` arguments that go to the push, not to the config.
+PUSH_ARGUMENTS = (
+    "repo_id",
+    "commit_message",
+    "commit_description",
+    "private",
+    "revision",
+    "create_pr",
+    "tags",
+)
+
 __all__ = [
     "AdapterLoadError",
     "PromptCLIPPreTrainedModel",
@@ -67,6 +78,17 @@ __all__ = [
     "register_base_model_alias",
     "resolve_base_model",
 ]
+
+#: `save_pretrained(push_to_hub=True, ...)` arguments that go to the push, not to the config.
+PUSH_ARGUMENTS = (
+    "repo_id",
+    "commit_message",
+    "commit_description",
+    "private",
+    "revision",
+    "create_pr",
+    "tags",
+)
 
 
 @dataclass(frozen=True)
@@ -542,16 +564,31 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         Only the adapter tensors are written (see `saved_adapter_state_dict`) unless an explicit
         `state_dict` is passed, as one `model.safetensors` file (no shards, no variants: loading
         reads that one file). The folder loads back with `AutoModel.from_pretrained(folder)` and
-        works with the image pipelines.
+        works with the image pipelines. With `push_to_hub=True` the folder is uploaded too, taking
+        `push_to_hub`'s arguments (`repo_id`, `commit_message`, `commit_description`, `private`,
+        `token`, `revision`, `create_pr`, `tags`).
+
+        transformers' `max_shard_size`, `save_peft_format` and `save_original_format` are accepted
+        and have nothing to do (one small file, no PEFT or legacy layout); `variant`,
+        `safe_serialization=False` and `distributed_checkpoint=True` are refused: loading reads one
+        `model.safetensors`.
         """
+        for name, refused, reason in (
+            ("variant", kwargs.pop("variant", None), "loading reads one model.safetensors file"),
+            ("safe_serialization=False", kwargs.pop("safe_serialization", True) is False,
+             "adapters are written as safetensors only (nothing is pickled)"),
+            ("distributed_checkpoint=True", kwargs.pop("distributed_checkpoint", False),
+             "the adapter is a few tensors, saved whole by the main process"),
+        ):  # fmt: skip
+            if refused:
+                raise ValueError(f"{type(self).__name__}.save_pretrained does not take {name}: {reason}.")
+        for ignored in ("max_shard_size", "save_peft_format", "save_original_format"):
+            kwargs.pop(ignored, None)
         if state_dict is None:
             state_dict = self.saved_adapter_state_dict()
         state_dict = {key: value.detach().contiguous() for key, value in state_dict.items()}
-        repo_id = kwargs.pop("repo_id", None)
-        commit_message = kwargs.pop("commit_message", None)
-        private = kwargs.pop("private", None)
-        revision = kwargs.pop("revision", None)
-        token = kwargs.get("token")
+        push = {name: kwargs.pop(name, None) for name in PUSH_ARGUMENTS}
+        push["token"] = kwargs.get("token")
         # transformers writes the config (and no weights for an empty state dict); the adapter file is
         # written here, under the modules' own names: transformers would rename some submodules' keys
         # to their legacy checkpoint layout (a ViT's), which loading the adapter does not undo
@@ -568,37 +605,44 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         if push_to_hub:
             if not os.path.isfile(os.path.join(save_directory, CARD_FILE)):
                 write_model_card(save_directory, self.config)
-            repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
-            push_adapter_to_hub(
+            repo_id = push.pop("repo_id") or os.path.basename(os.path.normpath(save_directory))
+            self._last_push_url = push_adapter_to_hub(
                 save_directory,
                 repo_id,
-                private=bool(private),
-                token=token,
-                commit_message=commit_message,
-                revision=revision,
+                private=bool(push.pop("private")),
+                create_pr=bool(push.pop("create_pr")),
+                **push,
             )
 
     def push_to_hub(
         self,
         repo_id: str,
         *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
         private: bool | None = None,
         token: str | bool | None = None,
-        commit_message: str | None = None,
         revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = None,
+        tags: list[str] | None = None,
         **kwargs,
-    ) -> None:
-        """Upload the adapter folder (adapter, config, processors and our model card) to `repo_id`.
+    ) -> str:
+        """Upload the adapter folder (adapter, config, processors, loader module and our model card)
+        to `repo_id`, with transformers' arguments; returns the commit (or pull request) URL.
 
-        `revision` is the branch to commit to (it must exist); the default is the main branch.
-
-        Unlike transformers' default, the card is this package's (how to load the adapter, base
-        model, `base_model_relation: adapter`), never a generic one. To publish measured results
-        in the card, write it first with `hf_prompt_clip.hub.save_model_card` and push the folder
-        with `hf_prompt_clip.hub.push_adapter_to_hub`.
+        `revision` is the branch to commit to, created if it does not exist; `create_pr` opens a pull
+        request instead; `tags` join the card's tags; `max_shard_size` has nothing to do (one small
+        file). Unlike transformers' default, the card is this package's (how to load the adapter, base
+        model, `base_model_relation: adapter`), never a generic one. To publish measured results in the
+        card, write it first with `hf_prompt_clip.hub.save_model_card` and push the folder with
+        `hf_prompt_clip.hub.push_adapter_to_hub`.
         """
         if kwargs:
-            raise TypeError(f"push_to_hub got unexpected arguments {sorted(kwargs)}.")
+            raise TypeError(
+                f"push_to_hub got unexpected arguments {sorted(kwargs)}; it takes repo_id, commit_message, "
+                "commit_description, private, token, revision, create_pr, max_shard_size and tags."
+            )
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(
                 folder,
@@ -607,8 +651,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                 private=private,
                 token=token,
                 commit_message=commit_message,
+                commit_description=commit_description,
                 revision=revision,
+                create_pr=create_pr,
+                tags=tags,
             )
+        return self._last_push_url
 
     # ------------------------------------------------------------------ loading
 

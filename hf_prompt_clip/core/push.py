@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 
 from .model_card import CARD_FILE
 
@@ -84,6 +84,9 @@ def push_adapter_to_hub(
     token: str | None = None,
     commit_message: str | None = None,
     revision: str | None = None,
+    commit_description: str | None = None,
+    create_pr: bool = False,
+    tags: list[str] | None = None,
 ) -> str:
     """Create `repo_id` if needed and upload the adapter folder, every file of it and nothing else.
 
@@ -91,31 +94,44 @@ def push_adapter_to_hub(
 
     Args:
         folder: a folder written by `model.save_pretrained` (config, adapter safetensors, tokenizer,
-            image processor, README.md, few-shot record).
+            image processor, loader module, README.md, records).
         repo_id: `"namespace/name"` on the Hub.
         private: create the repository as private (an existing repository keeps its visibility).
         token: Hub token; `None` uses the usual places (`HF_TOKEN`, `hf auth login`).
         commit_message: defaults to `"Upload <folder name> adapter"`.
-        revision: branch to commit to (must exist); defaults to the main branch.
+        revision: the branch to commit to, created from the main branch if it does not exist, as
+            transformers does; defaults to the main branch.
+        commit_description: the commit's (or pull request's) description.
+        create_pr: open a pull request with the upload instead of committing to `revision`.
+        tags: tags added to the card's metadata (beside the method's own).
 
     Returns:
-        The URL of the commit.
+        The URL of the commit (of the pull request with `create_pr`).
 
     Raises:
         FileNotFoundError: when `folder` is not a saved adapter (see `check_adapter_folder`).
     """
     folder = check_adapter_folder(folder)
-    if not (folder / CARD_FILE).is_file():
+    card = folder / CARD_FILE
+    if not card.is_file():
         logger.warning(
             "%s has no %s: the repository will have no model card (see save_model_card).", folder, CARD_FILE
         )
+    elif tags:
+        model_card = ModelCard.load(card)
+        model_card.data.tags = list(dict.fromkeys([*(model_card.data.tags or []), *tags]))
+        model_card.save(card)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if revision is not None and not create_pr:
+        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
     commit = api.upload_folder(
         repo_id=repo_id,
         folder_path=folder,
         repo_type="model",
         revision=revision,
         commit_message=commit_message or f"Upload {folder.name} adapter",
+        commit_description=commit_description,
+        create_pr=create_pr,
     )
-    return commit.commit_url
+    return (getattr(commit, "pr_url", None) if create_pr else None) or commit.commit_url

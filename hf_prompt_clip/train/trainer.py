@@ -28,6 +28,26 @@ from .schedule import SCHEDULES, learning_rate
 
 logger = main_process_logger(__name__)
 
+
+def tracker_config(values: dict) -> dict[str, bool | int | float | str]:
+    """Settings as every tracker takes them (TensorBoard's `add_hparams` takes only scalars and
+    strings): lists, tuples and dicts as JSON text, `None` as `"None"`, others as they are.
+
+    Example:
+        >>> tracker_config({"report_to": ["tensorboard"], "max_grad_norm": None, "epochs": 10})
+        {'report_to': '["tensorboard"]', 'max_grad_norm': 'None', 'epochs': 10}
+    """
+    flat = {}
+    for key, value in values.items():
+        if value is None:
+            flat[key] = "None"
+        elif isinstance(value, (bool, int, float, str)):
+            flat[key] = value
+        else:
+            flat[key] = json.dumps(value, default=str)
+    return flat
+
+
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
@@ -263,7 +283,7 @@ class PromptTrainer:
                 resume, self.state.stage, self.state.epoch, self.state.step_in_epoch, self.state.global_step,
             )  # fmt: skip
         if config.report_to:
-            accelerator.init_trackers("hf_prompt_clip", config=asdict(config))
+            accelerator.init_trackers("hf_prompt_clip", config=tracker_config(asdict(config)))
         stages = self.model.training_stages()
         for stage_index in range(self.state.stage, len(stages)):
             self._train_stage(
