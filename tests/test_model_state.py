@@ -223,6 +223,7 @@ def test_push_to_hub_forwards_the_revision(clip_parts, monkeypatch):
     model = CoOpModel.from_clip(clip, NAMES, tokenizer=tokenizer, image_processor=processor, n_ctx=2)
     uploads = []
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kwargs: repo_id)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_branch", lambda self, repo_id, **kwargs: None)
 
     def upload_folder(self, **kwargs):
         uploads.append(kwargs)

@@ -196,3 +196,16 @@ def test_a_saved_adapter_loads_with_trust_remote_code_in_a_process_that_never_im
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert "pip install hf_prompt_clip" in run.stdout, (run.stdout, run.stderr)
+
+
+def test_the_base_commit_the_hub_resolved_is_recorded(hub_cache, tiny_clip_folder, tmp_path):
+    cache_dir, repo_id, commit = hub_cache
+    model = CoOpModel.from_clip(repo_id, ["cat", "dog"], cache_dir=cache_dir, n_ctx=2)  # no revision: main
+    assert model.config.base_model_revision == commit  # main's commit, not a branch that can move
+    model.save_pretrained(tmp_path / "a")
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    config["base_model_revision"] = None  # an adapter saved before the commit was recorded
+    (tmp_path / "a" / "config.json").write_text(json.dumps(config))
+    assert AutoModel.from_pretrained(tmp_path / "a", cache_dir=cache_dir).config.base_model_revision == commit
+    local = CoOpModel.from_clip(tiny_clip_folder, ["cat", "dog"], n_ctx=2)
+    assert local.config.base_model_revision is None  # a local folder has no commit

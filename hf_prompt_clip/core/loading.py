@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import CLIPModel
-from transformers.utils import SAFE_WEIGHTS_NAME
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import cached_file
 
 from .configuration import PromptCLIPConfig
@@ -92,6 +93,39 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str:
     if isinstance(dtype, str) and dtype != "auto":
         return getattr(torch, dtype)
     return dtype
+
+
+def is_commit(revision: str | None) -> bool:
+    """Whether `revision` is a full commit hash (40 hex digits), not a branch or tag that can move."""
+    return bool(revision) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
+
+
+def resolved_commit(source: str, revision: str | None = None, **hub_kwargs) -> str | None:
+    """The commit the Hub resolved for a base model id (and branch or tag `revision`), read from the
+    path of its cached `config.json` (`.../snapshots/<commit>/config.json`); `None` for a local folder,
+    the shipped tiny CLIP (read from the package) or anything not in the Hub cache.
+
+    Example:
+        >>> resolved_commit("openai/clip-vit-base-patch16")  # after loading it once
+        '57c216476eefef5ab752ec549e440a49ae4ae5f3'
+    """
+    location = resolve_base_model(source)
+    if os.path.isdir(location):
+        return None
+    hub_kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
+    path = cached_file(
+        location,
+        CONFIG_NAME,
+        revision=revision,
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+    parts = Path(path).parts if path else ()
+    if "snapshots" in parts[:-1]:
+        commit = parts[parts.index("snapshots") + 1]
+        return commit if is_commit(commit) else None
+    return None
 
 
 def load_base_clip(

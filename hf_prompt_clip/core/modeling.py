@@ -45,12 +45,14 @@ from .loading import (
     adapter_file,
     check_adapter_tensors,
     check_base_compatibility,
+    is_commit,
     load_base_clip,
     load_component,
     read_adapter_file,
     register_base_model_alias,
     resolve_base_model,
     resolve_dtype,
+    resolved_commit,
 )
 from .model_card import CARD_FILE, write_model_card
 from .outputs import PromptCLIPOutput
@@ -234,7 +236,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             image_processor = image_processor or AutoImageProcessor.from_pretrained(location, **hub_kwargs)
         config = cls.config_class(
             base_model_name_or_path=base_model_name_or_path or source,
-            base_model_revision=revision,
+            # the commit the Hub resolved (a branch moves): the adapter always finds the exact base
+            base_model_revision=(
+                revision
+                if is_commit(revision) or not source
+                else resolved_commit(source, revision, cache_dir=cache_dir, token=token) or revision
+            ),
             clip_config=clip_model.config.to_dict(),
             class_names=class_names,
             prompt_names=prompt_names,
@@ -750,6 +757,15 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         image_processor = load_component(
             AutoImageProcessor, "preprocessor_config.json", path, hub_kwargs, base
         )
+        if (
+            base_model is None
+            and config.base_model_name_or_path
+            and not is_commit(config.base_model_revision)
+        ):
+            commit = resolved_commit(
+                config.base_model_name_or_path, config.base_model_revision, cache_dir=cache_dir, token=token
+            )
+            config.base_model_revision = commit or config.base_model_revision
         model = cls(config, clip_model=clip_model, tokenizer=tokenizer, image_processor=image_processor)
         model.load_adapter(adapter_file(path, hub_kwargs))
         if device_map == "auto":
