@@ -81,17 +81,6 @@ __all__ = [
     "resolve_base_model",
 ]
 
-#: `save_pretrained(push_to_hub=True, ...)` arguments that go to the push, not to the config.
-PUSH_ARGUMENTS = (
-    "repo_id",
-    "commit_message",
-    "commit_description",
-    "private",
-    "revision",
-    "create_pr",
-    "tags",
-)
-
 
 @dataclass(frozen=True)
 class TrainingStage:
