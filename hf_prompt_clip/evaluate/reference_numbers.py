@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.registry import METHODS
 from .protocols import harmonic_mean
 
 AVERAGE = "average"
@@ -152,8 +153,8 @@ class ReferenceNumber:
     Attributes:
         method / dataset / protocol: keys of the results schema (`protocol` is one of `"few_shot"`,
             `"base2new"`, `"domain_generalization"`).
-        shots: training images per class; `None` when the paper trained on the full training set, `0`
-            for methods that train nothing (zero-shot CLIP), as the results schema records them.
+        shots: training images per class of the paper's table; `None` when the paper trained on the
+            full training set. (A method that trains nothing stands in its table's row.)
         metrics: metric key -> accuracy in percent (`base`/`new`/`hm`, `accuracy`, or one key per
             target dataset), as in the results schema.
         source: the paper the numbers come from.
@@ -167,17 +168,13 @@ class ReferenceNumber:
     source: str
 
 
-#: Shots of the papers' rows per method where they are not 16: zero-shot CLIP trains nothing.
-_SHOTS_OF: dict[str, int] = {"zeroshot": 0}
-
-
 def _base_to_new_rows() -> list[ReferenceNumber]:
     return [
         ReferenceNumber(
             method,
             dataset,
             "base2new",
-            _SHOTS_OF.get(method, 16),
+            16,
             {"base": base, "new": new, "hm": round(harmonic_mean(base, new), 2)},
             PAPERS[method],
         )
@@ -192,7 +189,7 @@ def _domain_generalization_rows() -> list[ReferenceNumber]:
             method,
             "imagenet",
             "domain_generalization",
-            _SHOTS_OF.get(method, 16),
+            16,
             dict(targets),
             PAPERS[method],
         )
@@ -232,7 +229,19 @@ def reference_number(
     method: str, dataset: str, protocol: str, shots: int | None = 16
 ) -> ReferenceNumber | None:
     """The papers' row for (method, dataset, protocol, shots), or `None` when no paper reports it."""
-    return _INDEX.get((method, dataset, protocol, shots))
+    row = _INDEX.get((method, dataset, protocol, shots))
+    registered = METHODS.get(method)
+    trains_nothing = registered is not None and not registered[1].learns_parameters({})
+    if row is None and shots == 0 and trains_nothing:  # its results record 0 shots: its row in the table
+        row = next(
+            (
+                r
+                for r in REFERENCE_NUMBERS
+                if (r.method, r.dataset, r.protocol) == (method, dataset, protocol)
+            ),
+            None,
+        )
+    return row
 
 
 def reference_metrics(
