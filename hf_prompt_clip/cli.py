@@ -662,11 +662,16 @@ def read_adapter_record(name: str, filename: str) -> dict | None:
     return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
 
+def _names_data(args) -> bool:
+    """Whether the command line names the data (else an adapter's record does)."""
+    return bool(args.dataset or args.data_dir or args.split_file or args.exported)
+
+
 def _data_of_record(args, record: dict | None):
     """The data to evaluate on: as given on the command line, else the adapter's recorded data."""
     from .data import describe_data, folder_benchmark_from_record, get_benchmark
 
-    given = args.dataset or args.data_dir or args.split_file or args.exported
+    given = _names_data(args)
     folder = (record or {}).get("folder")
     if folder and args.data_dir and args.dataset in (None, LOCAL_DATASET):  # the folder moved
         spec, source = resolve_data(args, default=None, recorded=folder)
@@ -715,8 +720,9 @@ def evaluate_command(args) -> dict:
     protocol = (
         args.protocol or (record or {}).get("protocol") or ("base2new" if spec.base_new else "few_shot")
     )
-    named = args.dataset or args.data_dir or args.split_file or args.exported
-    revision = args.dataset_revision or (None if named else (record or {}).get("dataset_revision"))
+    revision = args.dataset_revision or (
+        None if _names_data(args) else (record or {}).get("dataset_revision")
+    )
     trained_on = check_adapter_data(
         model,
         record,

@@ -49,7 +49,7 @@ from .evaluate.protocols import (
     evaluate_targets,
     summarize_runs,
 )
-from .evaluate.report import write_report
+from .evaluate.report import METRIC_NAMES, write_report
 from .hub import (
     DATA_RECORD_FILE,
     SELECTION_FILE,
@@ -249,8 +249,7 @@ def _load(spec: BenchmarkSpec, split: str, config: ExperimentConfig):
 
 def format_metrics(metrics: dict[str, float]) -> str:
     """`"base 80.10 %, new 60.20 %, H 68.74 %"`: metrics rounded for people (logs, the CLI)."""
-    names = {"hm": "H"}
-    return ", ".join(f"{names.get(key, key)} {value:.2f} %" for key, value in metrics.items())
+    return ", ".join(f"{METRIC_NAMES.get(key, key)} {value:.2f} %" for key, value in metrics.items())
 
 
 def evaluate_protocol(
