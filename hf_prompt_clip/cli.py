@@ -712,7 +712,7 @@ def evaluate_command(args) -> dict:
     from .data import describe_data
     from .evaluate.report import write_report
     from .hub import DATA_RECORD_FILE, SELECTION_FILE, method_of
-    from .runner import check_adapter_data, evaluate_protocol, format_metrics, results_record
+    from .runner import check_adapter_data, evaluate_protocol, format_metrics, hub_datasets_of, results_record
 
     model = load_adapter(args.model)
     record = read_adapter_record(args.model, DATA_RECORD_FILE)
@@ -758,6 +758,7 @@ def evaluate_command(args) -> dict:
         describe_data(spec, source, revision),
         trained_on=trained_on,
         trained_protocol=(record or {}).get("protocol"),
+        hub_datasets=hub_datasets_of(spec, protocol, args.targets or (), source, revision),
     )
     if _is_main_process():
         if args.output_dir:

@@ -35,6 +35,7 @@ from .data import (
     eval_transform,
     folder_record,
     get_benchmark,
+    hub_dataset,
     is_local_key,
     load_benchmark,
     sample_few_shot,
@@ -310,6 +311,7 @@ def results_record(
     data: str | None = None,
     trained_on: str | None = None,
     trained_protocol: str | None = None,
+    hub_datasets: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
     """One entry of the results schema (docs/reports.md) from `[{"seed", "metrics"}]` runs.
 
@@ -321,6 +323,8 @@ def results_record(
             adapter evaluated on other classes with `--classes-from-data`); `shots` are of that training.
         trained_protocol: the protocol it was trained with, recorded when it is another of the
             protocols tested on the training data itself (a few-shot adapter tested base-to-new).
+        hub_datasets: benchmark key -> the Hub dataset its test split was read from
+            (`hub_datasets_of`), recorded when any data came from the Hub; cards cite them.
 
     `mean`, `std` and each run's `metrics` are rounded to `ROUND_DIGITS` decimals; `mean_full_precision`,
     `std_full_precision` and `metrics_full_precision` hold the exact values.
@@ -356,7 +360,29 @@ def results_record(
         and {trained_protocol, protocol} <= set(own_data)
     ):
         record["trained_protocol"] = trained_protocol
+    if hub_datasets:
+        record["hub_datasets"] = hub_datasets
     return record
+
+
+def hub_datasets_of(
+    spec: BenchmarkSpec,
+    protocol: str,
+    targets: Sequence[str] = (),
+    source: Source | None = None,
+    revision: str | None = None,
+) -> dict[str, dict]:
+    """Benchmark key -> the Hub dataset (`hub_dataset`: id, config, split, revision) the test split of
+    `spec` and of each transfer target is read from, for the keys whose data is on the Hub.
+
+    Example:
+        >>> hub_datasets_of(get_benchmark("dtd"), "few_shot")
+        {'dtd': {'id': 'tanganke/dtd', 'config': None, 'split': 'test', 'revision': 'd2afa97...'}}
+    """
+    found = {spec.key: hub_dataset(spec, source, revision)}
+    if protocol in ("cross_dataset", "domain_generalization"):
+        found.update({key: hub_dataset(key) for key in targets if key != spec.key})
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def describe_shots(shots: int | None, trained: bool = True) -> str:
@@ -599,8 +625,11 @@ def run_experiment(
     spec = get_benchmark(config.dataset)
     data = describe_data(spec, config.source, config.dataset_revision)
     results = results_record(
-        config.method, config.base_model, spec, config.protocol, runs[0]["shots"], runs, data
-    )
+        config.method, config.base_model, spec, config.protocol, runs[0]["shots"], runs, data,
+        hub_datasets=hub_datasets_of(
+            spec, config.protocol, config.targets, config.source, config.dataset_revision
+        ),
+    )  # fmt: skip
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)

@@ -327,6 +327,31 @@ def test_a_registered_source_describes_its_commit_and_derived_splits():
     )
 
 
+def test_a_run_names_the_hub_dataset_config_split_and_revision_it_reads(tmp_path):
+    """What cards cite: the repository's own split name (ImageNet's test is its `validation`), the
+    pinned commit or the revision asked for; nothing for data not on the Hub."""
+    from hf_prompt_clip.data import HubSource, ImageFolderSource, hub_dataset
+    from hf_prompt_clip.runner import hub_datasets_of
+
+    pinned = "d2afa97d9f335b1a6b3b09c637aef667f98f966e"
+    assert hub_dataset("dtd") == {"id": "tanganke/dtd", "config": None, "split": "test", "revision": pinned}
+    assert hub_dataset("dtd", split="val")["split"] == "train"  # val is drawn from train
+    assert hub_dataset("imagenet")["split"] == "validation"
+    assert hub_dataset("imagenet_a", revision="abc")["revision"] == "abc"
+    assert hub_dataset("dtd", source=HubSource(str(tmp_path))) is None  # a folder laid out like a repo
+    assert hub_dataset("dtd", source=ImageFolderSource(str(tmp_path))) is None
+    assert hub_dataset("synthetic_shapes") is None
+    transfer = hub_datasets_of(
+        get_benchmark("imagenet"), "domain_generalization", ["imagenet_a", "imagenet_r"]
+    )
+    assert {key: value["id"] for key, value in transfer.items()} == {
+        "imagenet": "ILSVRC/imagenet-1k",
+        "imagenet_a": "clip-benchmark/wds_imagenet-a",
+        "imagenet_r": "axiong/imagenet-r",
+    }
+    assert hub_datasets_of(get_benchmark("dtd"), "few_shot", source=HubSource(str(tmp_path))) == {}
+
+
 @pytest.mark.parametrize("key", ["dtd", "imagenet_a"])
 def test_a_registered_hub_source_exports_and_reads_back(key, tmp_path):
     """Hub sources without an id column get `<split>/<row>` ids; streamed sets are read whole."""

@@ -29,10 +29,13 @@ RESULTS = [
         ],
         "mean": {"base": 80.3, "new": 60.0, "hm": 68.68},
         "std": {"base": 0.28, "new": 0.28, "hm": 0.08},
+        "hub_datasets": {
+            "dtd": {"id": "tanganke/dtd", "config": None, "split": "test", "revision": "d2afa97f"}
+        },
     }
 ]
 SYNTHETIC = {
-    **RESULTS[0],
+    **{key: value for key, value in RESULTS[0].items() if key != "hub_datasets"},
     "dataset": "shapes",
     "synthetic": True,
     "mean": {"base": 95.5, "new": 71.25, "hm": 81.61},
@@ -106,6 +109,84 @@ def test_card_body_explains_the_adapter_loading_training_selection_and_citation(
     assert "Zhou et al., IJCV 2022" in text and "@article{zhou2022coop" in text and "radford2021clip" in text
 
 
+def test_model_index_names_the_hub_dataset_read_and_the_card_lists_it(config):
+    metadata = front_matter(build_model_card(config, results=RESULTS))
+    (entry,) = metadata["model-index"]
+    (result,) = entry["results"]
+    assert result["dataset"] == {
+        "name": "dtd",
+        "type": "tanganke/dtd",
+        "split": "test",
+        "revision": "d2afa97f",
+    }
+    assert metadata["datasets"] == ["tanganke/dtd"]
+
+
+def validate_offline(card: ModelCard) -> dict:
+    """What huggingface_hub checks without the Hub: the YAML parses into `ModelCardData` (the
+    `model-index` into `EvalResult`s, which validate their fields), the results write back to the same
+    block, and every model and dataset id is a valid repo id. (`ModelCard.validate` asks the Hub.)"""
+    from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+    from huggingface_hub.utils import validate_repo_id
+
+    metadata = front_matter(card)
+    parsed = ModelCard(card.content).data
+    name, evals = model_index_to_eval_results(metadata["model-index"])
+    assert name == parsed.model_name and evals == parsed.eval_results
+    assert eval_results_to_model_index(name, evals) == metadata["model-index"]
+    for repo_id in [metadata.get("base_model"), *metadata.get("datasets", [])]:
+        if repo_id:
+            validate_repo_id(repo_id)
+    return metadata
+
+
+def test_cards_pass_huggingface_hubs_own_parsing_and_validation(config):
+    from hf_prompt_clip import TINY_CLIP_ID
+    from hf_prompt_clip.hub import eval_results_from
+
+    card = build_model_card(config, results=RESULTS)
+    assert ModelCard(card.content).data.eval_results == eval_results_from(RESULTS)
+    validate_offline(card)
+    config.base_model_name_or_path = TINY_CLIP_ID
+    transfer = {
+        **RESULTS[0],
+        "protocol": "cross_dataset",
+        "dataset": "imagenet",
+        "mean": {"imagenet": 71.5, "dtd": 45.0},
+        "hub_datasets": {
+            "imagenet": {
+                "id": "ILSVRC/imagenet-1k",
+                "config": None,
+                "split": "validation",
+                "revision": "49e2",
+            },
+            "dtd": RESULTS[0]["hub_datasets"]["dtd"],
+        },
+    }
+    metadata = validate_offline(build_model_card(config, results=[transfer, SYNTHETIC]))
+    types_ = [result["dataset"]["type"] for result in metadata["model-index"][0]["results"]]
+    assert types_ == ["ILSVRC/imagenet-1k", "tanganke/dtd", "shapes"]
+    assert metadata["datasets"] == ["ILSVRC/imagenet-1k"]  # trained on; the synthetic world is no Hub dataset
+
+
+def test_a_card_shows_no_absolute_local_path(config, tmp_path):
+    base = tmp_path / "my-clip"
+    config.base_model_name_or_path = str(base)
+    folder = {
+        **RESULTS[0],
+        "dataset": "imagefolder:flowers",
+        "data": f"image folder {str(tmp_path / 'data' / 'flowers')!r} (flat: train only)",
+        "hub_datasets": {},
+    }
+    card = build_model_card(
+        config, {"output_dir": str(tmp_path / "outputs" / "seed1"), "lr": 0.002}, [folder]
+    )
+    assert str(tmp_path) not in card.content
+    assert "`my-clip` (a local folder)" in card.text
+    assert "image folder 'flowers'" in card.text and "| `output_dir` | `seed1` |" in card.text
+    assert "datasets" not in front_matter(card) and "base_model" not in front_matter(card)
+
+
 def test_synthetic_results_are_labelled_in_card_and_model_index(config):
     card = build_model_card(config, results=[SYNTHETIC])
     assert "measured on hf_prompt_clip's synthetic offline world" in card.text
@@ -127,11 +208,12 @@ def test_card_without_results_has_no_model_index_and_a_local_base_is_not_claimed
     assert "base_model" not in metadata  # the Hub only accepts model ids there
 
 
-def test_a_shipped_base_model_is_not_claimed_as_hub_id(config):
+def test_a_shipped_base_model_is_named_by_its_hub_id(config):
     from hf_prompt_clip import TINY_CLIP_ID
 
     config.base_model_name_or_path = TINY_CLIP_ID
-    assert "base_model" not in front_matter(build_model_card(config))
+    metadata = front_matter(build_model_card(config))
+    assert metadata["base_model"] == TINY_CLIP_ID and metadata["base_model_relation"] == "adapter"
 
 
 def test_save_model_card_reads_config_and_selection_record_from_the_folder(config, tmp_path):

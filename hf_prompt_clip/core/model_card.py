@@ -52,14 +52,41 @@ def method_options(config: PromptCLIPConfig) -> dict:
 
 
 def _hub_model_id(name: str | None) -> str | None:
-    """`name` if it can be a Hub model id (the `base_model` metadata must be one), else `None`."""
-    if not name or os.path.isdir(name) or resolve_base_model(name) != name:  # a folder or a shipped model
+    """`name` if it is a Hub model id (the `base_model` metadata must be one: a Hub id, or the id a
+    shipped base model is published under, e.g. `hf-prompt-clip/tiny-clip-synthetic`), else `None`
+    (a local folder)."""
+    if not name or (resolve_base_model(name) == name and (os.path.isabs(name) or os.path.exists(name))):
         return None
     try:
         validate_repo_id(name)
     except HFValidationError:
         return None
     return name
+
+
+_QUOTED_PATH = re.compile(r"""(['"])((?:[A-Za-z]:)?[\\/][^'"]*)\1""")
+
+
+def without_local_paths(text: str) -> str:
+    """`text` with each quoted absolute path reduced to its last part, so a card published on the Hub
+    does not show the layout of the machine that trained it.
+
+    Example:
+        >>> without_local_paths("image folder '/home/me/data/flowers' (flat: train only)")
+        "image folder 'flowers' (flat: train only)"
+    """
+    return _QUOTED_PATH.sub(lambda found: found[1] + _last_part(found[2]) + found[1], text)
+
+
+def _last_part(path: str) -> str:
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
+
+
+def _public_value(value):
+    """A training argument as a card shows it: an absolute path by its last part."""
+    if isinstance(value, str) and (os.path.isabs(value) or re.match(r"[A-Za-z]:[\\/]", value)):
+        return _last_part(value)
+    return value
 
 
 def _class_preview(class_names: list[str]) -> str:
@@ -69,13 +96,19 @@ def _class_preview(class_names: list[str]) -> str:
 
 
 def _card_data(
-    config: PromptCLIPConfig, method: str, evals: list[EvalResult], model_name: str, license: str
+    config: PromptCLIPConfig,
+    method: str,
+    evals: list[EvalResult],
+    model_name: str,
+    license: str,
+    datasets: list[str] | None,
 ) -> ModelCardData:
     base_model = _hub_model_id(config.base_model_name_or_path)
     return ModelCardData(
         library_name="hf_prompt_clip",
         base_model=base_model,
         base_model_relation="adapter" if base_model else None,
+        datasets=datasets or None,
         tags=[method, "clip", "prompt-learning", "image-classification"],
         pipeline_tag="image-classification",
         license=license,
@@ -113,6 +146,7 @@ def build_model_card(
     license: str = "apache-2.0",
     selection_file: str | None = None,
     adapter_bytes: int | None = None,
+    datasets: list[str] | None = None,
 ) -> ModelCard:
     """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
 
@@ -130,20 +164,24 @@ def build_model_card(
         selection_file: name of the full selection record in the repository, linked when given.
         adapter_bytes: size of the adapter's weights file, shown when given (`write_model_card`
             reads it from the folder).
+        datasets: Hub ids of the datasets the adapter was trained on (the card's `datasets:`).
 
     Returns:
         A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
-        is a Hub id), `base_model_relation: adapter` and the measured results.
+        has a Hub id), `base_model_relation: adapter`, `datasets` and the measured results. Absolute
+        local paths (a base model's folder, an image folder, an output folder) show as their last
+        part only.
     """
     method = method_of(config)
     info = method_info(method)
     model_class = METHODS[method][1]
     base = config.base_model_name_or_path or "unknown"
-    model_name = model_name or f"{method}-{base.rstrip('/').split('/')[-1]}"
+    local_base = _hub_model_id(base) is None and (os.path.isabs(base) or os.path.exists(base))
+    model_name = model_name or f"{method}-{_last_part(base)}"
     class_names = config.class_names or []
     citations = list(dict.fromkeys([info.citation, CLIP_CITATION]))
     return ModelCard.from_template(
-        _card_data(config, method, eval_results or [], model_name, license),
+        _card_data(config, method, eval_results or [], model_name, license, datasets),
         template_str=_template(),
         model_name=model_name,
         repo_id=repo_id or model_name,
@@ -152,7 +190,8 @@ def build_model_card(
         learned=info.learned,
         frozen_base=info.frozen_base,
         model_type=config.model_type,
-        base_model_path=base,
+        base_model_path=_last_part(base) if local_base else base,
+        base_model_local=local_base,
         base_model_revision=config.base_model_revision,
         num_classes=len(class_names),
         class_preview=_class_preview(class_names),
@@ -160,12 +199,12 @@ def build_model_card(
         # hand-written templates are the hypothesis; a learned prompt takes the bare class name
         hypothesis_template=(getattr(config, "templates", None) or ["{}"])[0],
         method_config=method_options(config),
-        training_args=training_args,
+        training_args={name: _public_value(value) for name, value in (training_args or {}).items()},
         selection=_selection_summary(selection) if selection else None,
         selection_file=selection_file,
         results_table=results_markdown,
         synthetic=synthetic,
-        data_sources=data_sources or None,
+        data_sources=[(dataset, without_local_paths(data)) for dataset, data in data_sources or []],
         citations=[citation for citation in citations if citation],
         # offered where any class list works (a class-specific CoOp takes only lists of its own size)
         free_texts=model_class.classifies_free_texts and model_class.can_change_classes(config.to_dict()),

@@ -44,7 +44,7 @@ from .fewshot import (
     select_classes,
     validation_shots,
 )
-from .loading import describe_data, load_benchmark, resolve_source
+from .loading import describe_data, hub_dataset, load_benchmark, resolve_source
 from .local import (
     LOCAL_DATASET,
     folder_benchmark,
@@ -122,6 +122,7 @@ __all__ = [
     "folder_benchmark_from_record",
     "folder_record",
     "get_benchmark",
+    "hub_dataset",
     "imagenet_class_names",
     "imagenet_prompt_names",
     "imagenet_subset_class_names",

@@ -97,6 +97,22 @@ def describe_data(
     return resolve_source(benchmark, source, revision=revision)[0].describe()
 
 
+def hub_dataset(
+    benchmark: str | BenchmarkSpec,
+    source: Source | None = None,
+    revision: str | None = None,
+    split: str = "test",
+) -> dict[str, str | None] | None:
+    """The Hub dataset a run reads split `split` from (`{"id", "config", "split", "revision"}`, the
+    repository's own split name), or `None` when the data is not on the Hub; cards cite it.
+
+    Example:
+        >>> hub_dataset("dtd")
+        {'id': 'tanganke/dtd', 'config': None, 'split': 'test', 'revision': 'd2afa97f...'}
+    """
+    return resolve_source(benchmark, source, revision=revision)[0].hub_dataset(split)
+
+
 def check_registry_classes(dataset: AnyDataset, spec: BenchmarkSpec, source: Source, split: str) -> None:
     """Refuse a registered source that does not give the benchmark's classes.
 

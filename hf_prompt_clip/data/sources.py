@@ -76,6 +76,12 @@ class Source(ABC):
         revision 'd2afa97...'"`)."""
         return type(self).__name__
 
+    def hub_dataset(self, split: str) -> dict[str, str | None] | None:
+        """The Hub dataset that split `split` is read from, as a model card names it: `{"id", "config",
+        "split", "revision"}` (the repository's own split name), or `None` when the data is not a Hub
+        dataset (a local folder, a split file, the synthetic world)."""
+        return None
+
     def load(self, split: str, spec: BenchmarkSpec | None = None) -> AnyDataset:
         """Split `split` with columns `image`, `label` (cleaned `ClassLabel`) and, if known, `example_id`.
 
@@ -140,6 +146,24 @@ class HubSource(Source):
         if self.val_from_train is not None:
             text += f", val = {self.val_from_train:.0%} of train per class (seed {self.val_seed})"
         return text
+
+    def hub_dataset(self, split: str) -> dict[str, str | None] | None:
+        """`{"id", "config", "split", "revision"}` of the repository split read for `split`; `None` for a
+        local folder laid out like a Hub repository.
+
+        Example:
+            >>> HubSource("tanganke/dtd", revision="d2afa97...").hub_dataset("test")
+            {'id': 'tanganke/dtd', 'config': None, 'split': 'test', 'revision': 'd2afa97...'}
+        """
+        if os.path.isabs(self.repo_id) or os.path.exists(self.repo_id) or self.repo_id.count("/") > 1:
+            return None
+        derived = self.val_from_train is not None and split in ("train", "val")
+        return {
+            "id": self.repo_id,
+            "config": self.name,
+            "split": "train" if derived else self.splits.get(split, split),
+            "revision": self.revision,
+        }
 
     def _read_derived(self, split: str) -> RawSplit:
         raw = self._read_repository("train")

@@ -56,9 +56,10 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
     """One `EvalResult` per metric of each result, valued by the mean over seeds (percent).
 
     Cross-dataset and domain-generalisation metrics are keyed by target dataset, so each becomes a
-    result on that dataset. Synthetic results use dataset config `"synthetic"` and a `(synthetic)`
-    dataset name, so the Hub never lists them as results on the real benchmark; results on your own
-    folder have dataset type `imagefolder` and the folder's name.
+    result on that dataset. A dataset read from the Hub is named by its Hub id, config, split and
+    revision (the result's `hub_datasets`), so the Hub links it. Synthetic results use dataset config
+    `"synthetic"` and a `(synthetic)` dataset name, so the Hub never lists them as results on the real
+    benchmark; results on your own folder have dataset type `imagefolder` and the folder's name.
     """
     evals = []
     for result in check_results(results):
@@ -66,20 +67,41 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
         synthetic = bool(result.get("synthetic"))
         for key, value in result["mean"].items():
             dataset = key if transfer else result["dataset"]
-            name = f"{local_name(dataset)} (local image folder)" if is_local_key(dataset) else dataset
+            hub = (result.get("hub_datasets") or {}).get(dataset)
+            if synthetic:
+                where = {"dataset_type": dataset, "dataset_name": f"{dataset} (synthetic)"}
+                where.update(dataset_config="synthetic", dataset_split="test")
+            elif hub:
+                where = {"dataset_type": hub["id"], "dataset_name": dataset, "dataset_config": hub["config"]}
+                where.update(dataset_split=hub["split"], dataset_revision=hub["revision"])
+            elif is_local_key(dataset):
+                where = {
+                    "dataset_type": "imagefolder",
+                    "dataset_name": f"{local_name(dataset)} (local image folder)",
+                }
+                where.update(dataset_split="test")
+            else:  # a registered benchmark read from elsewhere (a split file, an export), or not recorded
+                where = {
+                    "dataset_type": dataset,
+                    "dataset_name": dataset,
+                    "dataset_split": "test",
+                }
             evals.append(
                 EvalResult(
                     task_type="image-classification",
-                    dataset_type="imagefolder" if is_local_key(dataset) else dataset,
-                    dataset_name=f"{dataset} (synthetic)" if synthetic else name,
-                    dataset_config="synthetic" if synthetic else None,
-                    dataset_split="test",
                     metric_type="accuracy",
                     metric_value=round(float(value), 2),
                     metric_name=_metric_name(result, key),
+                    **where,
                 )
             )
     return evals
+
+
+def training_datasets(results: list[dict]) -> list[str]:
+    """The Hub ids of the datasets the results' adapters were trained on (a card's `datasets:`)."""
+    found = [(result.get("hub_datasets") or {}).get(result["dataset"]) for result in results]
+    return list(dict.fromkeys(hub["id"] for hub in found if hub and not hub.get("synthetic")))
 
 
 def _formatted(results: list[dict] | None) -> dict:
@@ -89,6 +111,7 @@ def _formatted(results: list[dict] | None) -> dict:
         "results_markdown": results_table(results) if results else None,
         "eval_results": eval_results_from(results),
         "synthetic": any(result.get("synthetic") for result in results),
+        "datasets": training_datasets(results),
         "data_sources": list(
             dict.fromkeys((result["dataset"], result["data"]) for result in results if result.get("data"))
         ),
