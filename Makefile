@@ -7,7 +7,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # (no CUDA libraries) of the same pinned versions: make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench model-cards clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/train.py
+
+# the cards of the adapters the project publishes (model_cards/), from the package's card builder
+model-cards: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m hf_prompt_clip.hub.published
 
 bench: install
 	$(BIN)/python bench/text_engine.py

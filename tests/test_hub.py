@@ -11,7 +11,7 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from safetensors.torch import save_file
 
 from hf_prompt_clip import CoOpConfig, CoOpModel
-from hf_prompt_clip.data import FewShotSelection
+from hf_prompt_clip.data import FewShotSelection, get_benchmark
 from hf_prompt_clip.hub import SELECTION_FILE, build_model_card, push_adapter_to_hub, save_model_card
 
 BASE = "openai/clip-vit-base-patch16"
@@ -227,6 +227,72 @@ def test_save_model_card_reads_config_and_selection_record_from_the_folder(confi
         model_index_metrics(front_matter(ModelCard(text)))[("dtd", "harmonic mean (base-to-new, 16 shots)")]
         == 68.68
     )
+
+
+# ------------------------------------------------------------------------------- published cards
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_model_cards_folder_is_what_the_card_builder_writes(tmp_path):
+    """`python -m hf_prompt_clip.hub.published` regenerates model_cards/ without a change."""
+    from hf_prompt_clip.hub.published import main, published_adapters, stale_cards, write_published_cards
+
+    assert stale_cards(ROOT / "model_cards") == [], "run python -m hf_prompt_clip.hub.published"
+    written = write_published_cards(tmp_path)
+    assert sorted(path.name for path in written) == sorted(
+        p.name for p in (ROOT / "model_cards").glob("*.md")
+    )
+    assert all(path.read_text() == (ROOT / "model_cards" / path.name).read_text() for path in written)
+    from hf_prompt_clip.core.registry import METHODS
+
+    assert {method for method, _ in published_adapters()} == set(METHODS)  # every method publishes one
+    (tmp_path / "retired-adapter.md").write_text("old")
+    (tmp_path / written[0].name).write_text("edited")
+    assert stale_cards(tmp_path) == sorted([written[0].name, "retired-adapter.md"])
+    assert main(["--output-dir", str(tmp_path), "--check"]) == 1
+    assert main(["--output-dir", str(tmp_path)]) == 0 and stale_cards(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["cocoop-vitb16-imagenet", "mpfgvc-vitb16-cub200", "zeroshot-vitb16-imagenet"]
+)
+def test_a_published_card_claims_no_results_and_its_command_runs_its_setting(name, monkeypatch):
+    import hf_prompt_clip.runner
+    from hf_prompt_clip.cli import main
+    from hf_prompt_clip.hub.published import published_adapters, published_card
+
+    method, adapter = next((m, a) for m, a in published_adapters() if a.name == name)
+    card = published_card(method, adapter)
+    metadata = validate_offline_without_results(card)
+    assert "model-index" not in metadata and "Not trained yet" in card.text
+    assert metadata["base_model"] == "openai/clip-vit-base-patch16"
+    assert metadata["datasets"] == [get_benchmark(adapter.benchmark).hub.repo_id]
+    command = card.text.split("```bash\n")[1].split("\n```")[0]
+    runs = []
+    monkeypatch.setattr(hf_prompt_clip.runner, "run_comparison", lambda config, methods, **kw: runs.append(
+        (config, methods)) or [])  # fmt: skip
+    monkeypatch.setattr(hf_prompt_clip.runner, "_check_push_access_on_main", lambda repo: None)
+    main(command.split()[1:])
+    ((config, methods),) = runs
+    assert methods == [method] and config.dataset.key == adapter.benchmark
+    assert config.shots == adapter.shots or adapter.shots == 0  # zero-shot ignores --shots (records 0)
+    assert (config.protocol, tuple(config.targets or ())) == (adapter.protocol, adapter.targets)
+    assert (config.base_model, config.base_revision) == (adapter.base_model, adapter.base_revision)
+    assert config.push_to_hub == f"hf-prompt-clip/{name}"
+    if "epochs" in adapter.training:
+        assert config.training.epochs == adapter.training["epochs"]
+        assert config.training.batch_size == adapter.training["batch-size"]
+
+
+def validate_offline_without_results(card: ModelCard) -> dict:
+    from huggingface_hub.utils import validate_repo_id
+
+    metadata = front_matter(card)
+    assert ModelCard(card.content).data.to_dict() == metadata
+    for repo_id in [metadata["base_model"], *metadata["datasets"]]:
+        validate_repo_id(repo_id)
+    return metadata
 
 
 # ------------------------------------------------------------------------------- pushing

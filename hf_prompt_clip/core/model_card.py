@@ -147,6 +147,10 @@ def build_model_card(
     selection_file: str | None = None,
     adapter_bytes: int | None = None,
     datasets: list[str] | None = None,
+    num_classes: int | None = None,
+    pending_command: str | None = None,
+    paper_table: str | None = None,
+    paper_source: str | None = None,
 ) -> ModelCard:
     """The model card of an adapter: Hub metadata plus a README saying what it is and how it did.
 
@@ -165,6 +169,10 @@ def build_model_card(
         adapter_bytes: size of the adapter's weights file, shown when given (`write_model_card`
             reads it from the folder).
         datasets: Hub ids of the datasets the adapter was trained on (the card's `datasets:`).
+        num_classes: the number of classes when the config has no class list yet (the dataset's).
+        pending_command: for the card of an adapter not trained yet (`hf_prompt_clip.hub.published`):
+            the command that trains, measures and publishes it; the card then claims no results.
+        paper_table / paper_source: the paper's numbers for that setting (markdown) and their source.
 
     Returns:
         A `huggingface_hub.ModelCard` with `library_name: hf_prompt_clip`, `base_model` (when the base
@@ -193,7 +201,7 @@ def build_model_card(
         base_model_path=_last_part(base) if local_base else base,
         base_model_local=local_base,
         base_model_revision=config.base_model_revision,
-        num_classes=len(class_names),
+        num_classes=len(class_names) or num_classes or 0,
         class_preview=_class_preview(class_names),
         example_labels=json.dumps(class_names[:2] or ["cat", "dog"], ensure_ascii=False),
         # hand-written templates are the hypothesis; a learned prompt takes the bare class name
@@ -209,6 +217,9 @@ def build_model_card(
         # offered where any class list works (a class-specific CoOp takes only lists of its own size)
         free_texts=model_class.classifies_free_texts and model_class.can_change_classes(config.to_dict()),
         adapter_size=None if adapter_bytes is None else _file_size(adapter_bytes),
+        pending_command=pending_command,
+        paper_table=paper_table,
+        paper_source=paper_source,
     )
 
 

@@ -7,8 +7,8 @@ cards and reports say about each one (`MethodInfo`). Nothing outside a method's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from transformers import (
     AutoConfig,
@@ -34,6 +34,46 @@ CLIP_CITATION = """@inproceedings{radford2021clip,
 }"""
 
 
+#: The Hub namespace of the adapters the project publishes (`PublishedAdapter`).
+PUBLISHED_NAMESPACE = "hf-prompt-clip"
+
+#: ViT-B/16, the papers' backbone, at the commit other benchmarks pin (mteb's model registry).
+PAPER_BASE_MODEL = "openai/clip-vit-base-patch16"
+PAPER_BASE_REVISION = "57c216476eefef5ab752ec549e440a49ae4ae5f3"
+
+
+@dataclass(frozen=True)
+class PublishedAdapter:
+    """An adapter the project publishes on the Hub: the method's paper setting, as the command line
+    trains it. Its card lives in the repository's `model_cards/<name>.md` (`hf_prompt_clip.hub.published`).
+
+    Attributes:
+        name: the repository name (`"cocoop-vitb16-imagenet"`), under `PUBLISHED_NAMESPACE`.
+        benchmark: registry key of the training data.
+        protocol: `"few_shot"`, `"base2new"`, `"cross_dataset"` or `"domain_generalization"`.
+        shots: training images per class (`None`: the full training set; `0`: nothing trained).
+        targets: test benchmarks of a transfer protocol.
+        options: method options (config fields) that differ from the method's defaults.
+        training: command-line training settings of the paper's recipe (`{"epochs": 10, "lr": 0.002}`,
+            flag names without the dashes).
+        base_model / base_revision: the base CLIP and its pinned commit.
+    """
+
+    name: str
+    benchmark: str
+    protocol: str = "few_shot"
+    shots: int | None = 16
+    targets: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    base_model: str = PAPER_BASE_MODEL
+    base_revision: str = PAPER_BASE_REVISION
+
+    @property
+    def repo_id(self) -> str:
+        return f"{PUBLISHED_NAMESPACE}/{self.name}"
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """What model cards and reports say about one method.
@@ -45,6 +85,7 @@ class MethodInfo:
         citation: BibTeX of the method's paper.
         frozen_base: whether the base CLIP stays entirely frozen (the adapter is tiny).
         baseline: the method every comparison includes as its reference point (zero-shot CLIP).
+        published: the adapters of this method the project publishes (`PublishedAdapter`).
     """
 
     title: str
@@ -53,6 +94,7 @@ class MethodInfo:
     citation: str = ""
     frozen_base: bool = True
     baseline: bool = False
+    published: tuple[PublishedAdapter, ...] = ()
 
 
 #: Registered methods in registration order, which is the order of every table and comparison.

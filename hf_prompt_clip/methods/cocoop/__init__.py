@@ -1,4 +1,4 @@
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoCoOpConfig
 from .model import CoCoOpModel
 
@@ -17,6 +17,17 @@ register_method(
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2022}
 }""",
+        published=(
+            # the paper's domain-generalisation model: 16 shots of all 1000 classes, batch 1, 10 epochs
+            PublishedAdapter(
+                "cocoop-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                training={"epochs": 10, "batch-size": 1, "lr": 0.002},
+            ),
+        ),
     ),
 )
 

@@ -1,4 +1,4 @@
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoOpConfig
 from .model import CoOpModel
 
@@ -17,6 +17,17 @@ register_method(
   journal = {International Journal of Computer Vision (IJCV)},
   year    = {2022}
 }""",
+        published=(
+            # CoCoOp's domain-generalisation setting: 16 shots of all 1000 classes, CoOp's ImageNet recipe
+            PublishedAdapter(
+                "coop-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                training={"epochs": 50, "batch-size": 32, "lr": 0.002},
+            ),
+        ),
     ),
 )
 

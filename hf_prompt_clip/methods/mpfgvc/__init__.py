@@ -1,4 +1,4 @@
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import MPFGVCConfig
 from .model import MPFGVCModel
 
@@ -19,6 +19,8 @@ register_method(
   year      = {2024}
 }""",
         frozen_base=False,
+        # the paper's CUB-200-2011 setting: the full training set (it publishes no training recipe)
+        published=(PublishedAdapter("mpfgvc-vitb16-cub200", "cub200", "few_shot", None),),
     ),
 )
 

@@ -1,4 +1,4 @@
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import PLOTConfig, PLOTPPConfig
 from .model import PLOTModel, PLOTPPModel
 
@@ -20,6 +20,16 @@ register_method(
         "PLOT learns N context sets shared by the classes, giving N prompts per class, and matches them "
         "to the image's patch features with optimal transport (Sinkhorn).",
         _CITATION,
+        published=(
+            # PLOT's few-shot ImageNet setting (the paper reports RN50; the package's CLIP is ViT-B/16)
+            PublishedAdapter(
+                "plot-vitb16-imagenet",
+                "imagenet",
+                "few_shot",
+                16,
+                training={"epochs": 50, "batch-size": 32, "lr": 0.002},
+            ),
+        ),
     ),
 )
 register_method(
@@ -33,6 +43,16 @@ register_method(
         "tokens on the image tower, and matches the N prompts of each class to the M_v prompted image "
         "features with optimal transport (Sinkhorn), in two training stages.",
         _CITATION,
+        published=(
+            # PLOT++'s few-shot ImageNet setting: 50 epochs per stage (docs/methods.md)
+            PublishedAdapter(
+                "plotpp-vitb16-imagenet",
+                "imagenet",
+                "few_shot",
+                16,
+                training={"epochs": 50, "batch-size": 32, "lr": 0.002},
+            ),
+        ),
     ),
 )
 

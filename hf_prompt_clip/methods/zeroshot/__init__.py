@@ -1,4 +1,4 @@
-from ...core.registry import CLIP_CITATION, MethodInfo, register_method
+from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, register_method
 from .config import ZeroShotCLIPConfig
 from .model import ZeroShotCLIPModel
 
@@ -13,6 +13,16 @@ register_method(
         "there are several), so the weights file is empty and the config holds the templates.",
         CLIP_CITATION,
         baseline=True,
+        published=(
+            # the domain-generalisation table of CoCoOp: ImageNet's classes, tested on its variants
+            PublishedAdapter(
+                "zeroshot-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                0,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+            ),
+        ),
     ),
 )
 
