@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -502,6 +504,33 @@ def test_help_texts_name_their_program_and_describe_every_flag(capsys):
     assert "a benchmark key of the registry" in text  # the positional is described
     parser = build_parser("examples/train.py", command="train")
     assert parser.format_usage().startswith("usage: examples/train.py [-h]")
+
+
+def test_report_to_trackio_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):
+    """trackio, local (its SQLite store, no Space): in a fresh process, as trackio reads TRACKIO_DIR on import."""
+    pytest.importorskip("trackio")
+    output, store = tmp_path / "run", tmp_path / "trackio"
+    argv = pattern_run(
+        tiny_clip_folder, pattern_folder, output, *QUICK, "--method", "coop", "--report-to", "trackio"
+    )
+    env = {
+        **os.environ,
+        "TRACKIO_DIR": str(store),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    code = f"from hf_prompt_clip.cli import main; main({argv!r})"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    read = (
+        "import json; from trackio.sqlite_storage import SQLiteStorage as S; (run,) = S.get_runs('hf_prompt_clip'); "
+        "print(json.dumps([S.get_logs('hf_prompt_clip', run), S.get_run_config('hf_prompt_clip', run)]))"
+    )
+    found = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr[-3000:]
+    logs, config = json.loads(found.stdout.splitlines()[-1])
+    assert any("train/loss" in entry for entry in logs) and any("train/lr" in entry for entry in logs)
+    assert config["epochs"] == 1 and config["batch_size"] == 4 and config["report_to"] == '["trackio"]'
 
 
 def test_report_to_tensorboard_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):
