@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import sys
 import types
 import typing
@@ -38,8 +39,10 @@ from .data import (
     hub_dataset,
     is_local_key,
     load_benchmark,
+    class_counts,
     sample_few_shot,
     select_classes,
+    shots_drawn,
     train_transform,
     with_image_transform,
 )
@@ -323,6 +326,9 @@ def results_record(
             adapter evaluated on other classes with `--classes-from-data`); `shots` are of that training.
         trained_protocol: the protocol it was trained with, recorded when it is another of the
             protocols tested on the training data itself (a few-shot adapter tested base-to-new).
+        runs: each may carry `shots_drawn` (`{"min", "median", "max"}` examples drawn per trained class);
+            when some class had fewer than `shots`, the record keeps `shots_drawn` over the runs, so
+            tables and cards show what was trained, not what was asked.
         hub_datasets: benchmark key -> the Hub dataset its test split was read from
             (`hub_datasets_of`), recorded when any data came from the Hub; cards cite them.
 
@@ -362,6 +368,13 @@ def results_record(
         record["trained_protocol"] = trained_protocol
     if hub_datasets:
         record["hub_datasets"] = hub_datasets
+    drawn = [run["shots_drawn"] for run in runs if run.get("shots_drawn")]
+    if shots and drawn and min(d["min"] for d in drawn) < shots:  # some class had fewer than asked
+        record["shots_drawn"] = {
+            "min": min(d["min"] for d in drawn),
+            "median": float(statistics.median(d["median"] for d in drawn)),
+            "max": max(d["max"] for d in drawn),
+        }
     return record
 
 
@@ -395,10 +408,16 @@ def describe_shots(shots: int | None, trained: bool = True) -> str:
 
 
 def data_record(
-    config: ExperimentConfig, spec: BenchmarkSpec, names: Sequence[str], shots: int | None, seed: int
+    config: ExperimentConfig,
+    spec: BenchmarkSpec,
+    names: Sequence[str],
+    shots: int | None,
+    seed: int,
+    drawn: dict | None = None,
 ) -> dict[str, Any]:
     """The record of the data an adapter was trained on, saved beside it (`DATA_RECORD_FILE`): the
-    benchmark, where it was read, the protocol, its class list, the shots (`0`: nothing trained) and,
+    benchmark, where it was read, the protocol, its class list, the shots (`0`: nothing trained), the
+    examples drawn per class (`drawn`: `{"min", "median", "max"}`) and,
     for your own folder, what rebuilds it (`folder_record`)."""
     own = config.source is None or config.source is spec.source
     local = is_local_key(spec.key) and own and isinstance(spec.source, ImageFolderSource)
@@ -410,6 +429,7 @@ def data_record(
         "classes": "base" if config.protocol == "base2new" else "all",
         "class_names": list(names),
         "shots": shots,
+        "shots_drawn": drawn,
         "seed": seed,
         "few_shot_sampler": config.few_shot_sampler if shots else None,
         "folder": folder_record(spec, spec.source) if local else None,
@@ -435,6 +455,8 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         )
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
+    # what was drawn of each trained class: fewer than asked where a class has fewer (recorded, shown)
+    drawn = shots_drawn(class_counts(train_set)) if selection is not None else None
     names, prompts = class_lists(train_set, spec)
     # the method's benchmark-dependent defaults (zero-shot templates, ...), then the user's options
     options = {**model_class.benchmark_options(spec, options), **options}
@@ -475,7 +497,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         (adapter_dir / SELECTION_FILE).unlink(missing_ok=True)  # a folder reused from an earlier run
         if selection is not None and training:
             selection.save(adapter_dir / SELECTION_FILE)
-        record = data_record(config, spec, names, shots, seed)
+        record = data_record(config, spec, names, shots, seed, drawn if shots else None)
         (adapter_dir / DATA_RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False))
         if training_args:
             (adapter_dir / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
@@ -484,6 +506,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         "seed": seed,
         "metrics": metrics,
         "shots": shots,
+        "shots_drawn": drawn if shots else None,
         "adapter": str(adapter_dir),
         "config": model.config,
         "training": training_args,

@@ -506,6 +506,28 @@ def test_help_texts_name_their_program_and_describe_every_flag(capsys):
     assert parser.format_usage().startswith("usage: examples/train.py [-h]")
 
 
+def test_a_class_with_fewer_images_than_the_shots_is_recorded_as_drawn(
+    tiny_clip_folder, pattern_folder, tmp_path, caplog
+):
+    """1 training image of "red" with --shots 4: a warning, and results, table, card and data record say
+    what was drawn (min 1), not 4 shots for every class."""
+    for extra in sorted((pattern_folder / "train" / "red").iterdir())[1:]:
+        extra.unlink()
+    output = tmp_path / "run"
+    options = ["--method", "coop", "--protocol", "few_shot", "--shots", "4", "--epochs", "1", "--no-baseline"]
+    with caplog.at_level("WARNING"):
+        main(pattern_run(tiny_clip_folder, pattern_folder, output, *options))
+    assert "1 of 4 classes have fewer than 4 train examples" in caplog.text and "'red' (1)" in caplog.text
+    (result,) = json.loads((output / "results.json").read_text())
+    assert result["shots"] == 4 and result["shots_drawn"] == {"min": 1, "median": 4.0, "max": 4}
+    assert "| 4 (drawn: min 1, median 4) |" in (output / "results.md").read_text()
+    adapter = output / "coop" / "seed1" / "adapter"
+    card = (adapter / "README.md").read_text()
+    assert "4 shots asked, min 1, median 4 drawn" in card and "| 4 asked; drawn: min 1, median 4 |" in card
+    assert json.loads((adapter / "training_data.json").read_text())["shots_drawn"]["min"] == 1
+    assert json.loads((adapter / "few_shot_selection.json").read_text())["per_class"] == [4, 4, 1, 4]  # blue, checkerboard, red, stripes
+
+
 def test_report_to_trackio_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):
     """trackio, local (its SQLite store, no Space): in a fresh process, as trackio reads TRACKIO_DIR on import."""
     pytest.importorskip("trackio")

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import re
+import statistics
 from importlib import resources
 from pathlib import Path
 
@@ -119,11 +120,14 @@ def _card_data(
 
 
 def _selection_summary(selection: dict) -> dict:
+    shots, counts = selection.get("shots"), selection.get("per_class")
+    if counts and shots and min(counts) < shots:  # the examples drawn, not the shots asked
+        shots = f"{shots} asked; drawn: min {min(counts)}, median {statistics.median(counts):g}"
     return {
         "benchmark": selection.get("benchmark") or "unregistered data",
         "split": selection.get("split"),
         "seed": selection.get("seed"),
-        "shots": selection.get("shots"),
+        "shots": shots,
         "examples": len(selection.get("ids", [])),
     }
 

@@ -24,8 +24,11 @@ from typing import Literal
 import numpy as np
 from datasets import ClassLabel, Dataset
 
+from ..core.logs import main_process_logger
 from .errors import SelectionMismatchError
 from .registry import base_new_counts
+
+logger = main_process_logger(__name__)
 
 Subset = Literal["all", "base", "new"]
 SUBSETS: tuple[str, ...] = ("all", "base", "new")
@@ -51,6 +54,8 @@ class FewShotSelection:
             `None` when `ids` are row indices of the split.
         ids: the chosen examples, grouped by class in order of first appearance.
         sampler: how the draw was made (documentation for readers of the record).
+        per_class: the examples drawn of each class, in label order: `shots` unless a class has fewer
+            (then all of them; `0` for a class without any), so records never claim more than was drawn.
     """
 
     benchmark: str | None
@@ -60,9 +65,15 @@ class FewShotSelection:
     id_column: str | None
     ids: list[str | int]
     sampler: str = field(default=SAMPLER)
+    per_class: list[int] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def drawn(self) -> dict[str, float] | None:
+        """`{"min", "median", "max"}` of `per_class` (`shots_drawn`), or `None` when not recorded."""
+        return shots_drawn(self.per_class) if self.per_class is not None else None
 
     @classmethod
     def from_dict(cls, data: dict) -> FewShotSelection:
@@ -77,6 +88,36 @@ class FewShotSelection:
     def load(cls, path: str | os.PathLike) -> FewShotSelection:
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
+
+
+def class_counts(dataset: Dataset) -> list[int]:
+    """The number of examples of each class of `dataset`, in label order (`0` for a class without any)."""
+    return np.bincount(_labels(dataset), minlength=len(dataset.features["label"].names)).tolist()
+
+
+def shots_drawn(counts: Sequence[int]) -> dict[str, float]:
+    """`{"min", "median", "max"}` of the examples drawn per class (what results and cards report).
+
+    Example:
+        >>> shots_drawn([16, 16, 3])
+        {'min': 3, 'median': 16.0, 'max': 16}
+    """
+    counts = np.asarray(counts)
+    if counts.size == 0:
+        return {"min": 0, "median": 0.0, "max": 0}
+    return {"min": int(counts.min()), "median": float(np.median(counts)), "max": int(counts.max())}
+
+
+def _warn_short_classes(dataset: Dataset, counts: list[int], shots: int, split: str) -> None:
+    short = [(name, count) for name, count in zip(dataset.features["label"].names, counts) if count < shots]
+    if short:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        logger.warning(
+            "%d of %d classes have fewer than %d %s examples, so they train on all they have: %s%s; the "
+            "results and cards record the examples drawn per class (min %d, median %g)",
+            len(short), len(counts), shots, split, listed, more, min(counts), float(np.median(counts)),
+        )  # fmt: skip
 
 
 def validation_shots(shots: int) -> int:
@@ -178,7 +219,9 @@ def _selected(
     id_column = ID_COLUMN if ID_COLUMN in dataset.column_names else None
     selected = dataset.select(rows)
     ids: list[str | int] = [str(i) for i in selected[ID_COLUMN]] if id_column else list(rows)
-    return selected, FewShotSelection(benchmark, split, seed, shots, id_column, ids, sampler)
+    counts = class_counts(selected)
+    _warn_short_classes(selected, counts, shots, split)
+    return selected, FewShotSelection(benchmark, split, seed, shots, id_column, ids, sampler, counts)
 
 
 def apply_selection(dataset: Dataset, selection: FewShotSelection) -> Dataset:

@@ -174,17 +174,29 @@ def format_accuracy(mean_value: float, std_value: float | None, seeds: int) -> s
     return f"{mean_value:.2f}"
 
 
+def _drawn(result: dict) -> str:
+    """`"min 1, median 3"` when some class had fewer examples than the shots asked, else `""`."""
+    drawn = result.get("shots_drawn")
+    return f"min {drawn['min']}, median {drawn['median']:g}" if drawn else ""
+
+
 def shots_label(result: dict) -> str:
-    """The table's shots cell: `"16"`, `"all"` (full training set), `"0 (zero-shot)"`, `"16 (on dtd)"`."""
+    """The table's shots cell: `"16"`, `"all"` (full training set), `"0 (zero-shot)"`, `"16 (on dtd)"`,
+    `"16 (drawn: min 1, median 3)"` when some class had fewer examples than asked."""
     shots = result.get("shots")
     text = "all" if shots is None else "0 (zero-shot)" if shots == 0 else str(shots)
+    if _drawn(result):
+        text += f" (drawn: {_drawn(result)})"
     return f"{text} (on {result['trained_on']})" if result.get("trained_on") else text
 
 
 def shots_setting(result: dict) -> str:
-    """The training in words: `"16 shots"`, `"full training set"`, `"zero-shot"`, `"16 shots on dtd"`."""
+    """The training in words: `"16 shots"`, `"full training set"`, `"zero-shot"`, `"16 shots on dtd"`,
+    `"16 shots asked, min 1, median 3 drawn"`."""
     shots = result.get("shots")
     text = "full training set" if shots is None else "zero-shot" if shots == 0 else f"{shots} shots"
+    if _drawn(result):
+        text += f" asked, {_drawn(result)} drawn"
     return f"{text} on {result['trained_on']}" if result.get("trained_on") else text
 
 
