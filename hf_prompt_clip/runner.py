@@ -12,6 +12,7 @@ import dataclasses
 import json
 import statistics
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from .data import (
     ImageFolderSource,
     Source,
     base_new_counts,
+    check_images,
+    class_counts,
     collate_fn,
     describe_data,
     eval_transform,
@@ -39,7 +42,6 @@ from .data import (
     hub_dataset,
     is_local_key,
     load_benchmark,
-    class_counts,
     sample_few_shot,
     select_classes,
     shots_drawn,
@@ -102,6 +104,43 @@ class ExperimentConfig:
                 f"resume_from_checkpoint={resume!r} names one seed's checkpoint but {len(self.seeds)} seeds "
                 "run; use 'latest' (each seed resumes from its own last checkpoint)."
             )
+
+
+def check_before_running(config: ExperimentConfig) -> None:
+    """What would otherwise fail after hours of training, checked before anything trains: the output
+    folder is writable, every transfer target is a known benchmark, the evaluation batch size is
+    positive, and every map-style test split opens (`check_images`: a quick scan of each image's
+    structure; streamed sets and the synthetic world are not scanned).
+
+    Raises:
+        PermissionError / ValueError / UnknownBenchmarkError / UnreadableImageError: naming the
+            problem and the fix; nothing has been written.
+    """
+    output = Path(config.output_dir)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"Cannot write to the output folder {str(output)!r} ({error.strerror or error}); nothing was "
+            "trained. Choose a writable folder (--output-dir) or fix its permissions."
+        ) from error
+    if not isinstance(config.eval_batch_size, int) or config.eval_batch_size < 1:
+        raise ValueError(
+            f"eval_batch_size must be a positive integer (images per evaluation batch), got "
+            f"{config.eval_batch_size!r}; e.g. --eval-batch-size 64."
+        )
+    spec = get_benchmark(config.dataset)
+    tests = [(spec, config.source, config.dataset_revision)]
+    if config.protocol in ("cross_dataset", "domain_generalization"):
+        tests = [(get_benchmark(key), None, None) for key in config.targets]  # unknown keys fail here
+    for benchmark, source, revision in tests:
+        if benchmark.synthetic:
+            continue
+        check_images(
+            load_benchmark(benchmark, "test", source=source, revision=revision), f"{benchmark.key} test"
+        )
 
 
 class ProtocolNotSupportedError(ValueError):
@@ -629,18 +668,22 @@ def run_experiment(
     accelerator: Accelerator | None = None,
     write_results: bool = True,
     push: bool = True,
+    checked: bool = False,
 ) -> dict[str, Any]:
     """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
 
     Returns the results dict (schema in docs/reports.md). `accelerator` serves evaluation and
     synchronisation; each seed trains with an Accelerator of its own (its data order is seeded).
     With `push=False`, `config.push_to_hub` only names the repository in the cards (the caller pushes).
-    The Hub login and write access are checked before anything runs; a push that fails after training
-    raises `PushFailedError` with every local file written.
+    The Hub login and write access and `check_before_running` (unless `checked`: the caller did) come
+    before anything runs; a push that fails after training raises `PushFailedError` with every local
+    file written.
     """
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
+    if not checked:
+        check_before_running(config)
     if push and config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
@@ -714,6 +757,7 @@ def run_comparison(
             logger.warning("skipping %s: %s", method, error)
             continue
         runnable.append(method)
+    check_before_running(config)  # once for every method: the same data and folder
     if config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
     results, pushed = [], None
@@ -732,7 +776,7 @@ def run_comparison(
                 output_dir=str(output),
                 push_to_hub=config.push_to_hub if method == config.method else None,
             )
-            results.append(run_experiment(method_config, write_results=False, push=False))
+            results.append(run_experiment(method_config, write_results=False, push=False, checked=True))
             if method_config.push_to_hub:
                 pushed = output / f"seed{config.seeds[0]}" / "adapter"
     if PartialState().is_main_process:

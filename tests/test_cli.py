@@ -525,7 +525,43 @@ def test_a_class_with_fewer_images_than_the_shots_is_recorded_as_drawn(
     card = (adapter / "README.md").read_text()
     assert "4 shots asked, min 1, median 4 drawn" in card and "| 4 asked; drawn: min 1, median 4 |" in card
     assert json.loads((adapter / "training_data.json").read_text())["shots_drawn"]["min"] == 1
-    assert json.loads((adapter / "few_shot_selection.json").read_text())["per_class"] == [4, 4, 1, 4]  # blue, checkerboard, red, stripes
+    assert json.loads((adapter / "few_shot_selection.json").read_text())["per_class"] == [
+        4,
+        4,
+        1,
+        4,
+    ]  # blue, checkerboard, red, stripes
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["unwritable output", "corrupt test image", "unknown target", "eval batch size 0"],
+)
+def test_what_would_fail_after_training_fails_before_it(
+    fault, tiny_clip_folder, pattern_folder, tmp_path, capsys
+):
+    """A read-only output folder, a bad target, a zero evaluation batch or an unreadable test image
+    used to fail after training (or after the baseline evaluation): now before anything trains."""
+    output = tmp_path / "run"
+    options = ["--method", "coop", *QUICK]
+    if fault == "unwritable output":
+        (tmp_path / "a-file").write_text("")
+        output = tmp_path / "a-file" / "run"  # a folder inside a file: refused even for root
+        expected = "Cannot write to the output folder"
+    elif fault == "corrupt test image":
+        broken = sorted((pattern_folder / "test" / "red").iterdir())[0]
+        broken.write_bytes(b"not an image at all")
+        expected = f"{broken.name}"
+    elif fault == "unknown target":
+        options = ["--method", "coop", "--protocol", "cross_dataset", "--targets", "imagenet_vv2"]
+        options += ["--shots", "2", "--epochs", "1"]
+        expected = "imagenet_vv2"
+    else:
+        options += ["--eval-batch-size", "0"]
+        expected = "eval"
+    code, _, err = run_cli(pattern_run(tiny_clip_folder, pattern_folder, output, *options), capsys)
+    assert code == 2 and expected in error_line(err), error_line(err)
+    assert not list(tmp_path.rglob("seed1")), "something trained before the check"
 
 
 def test_report_to_trackio_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):

@@ -46,7 +46,7 @@ from .fewshot import (
     shots_drawn,
     validation_shots,
 )
-from .loading import describe_data, hub_dataset, load_benchmark, resolve_source
+from .loading import check_images, describe_data, hub_dataset, load_benchmark, resolve_source
 from .local import (
     LOCAL_DATASET,
     folder_benchmark,
@@ -106,6 +106,7 @@ __all__ = [
     "UnreadableImageError",
     "apply_selection",
     "base_new_counts",
+    "check_images",
     "class_counts",
     "clean_caltech101",
     "clean_eurosat",
