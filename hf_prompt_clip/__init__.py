@@ -16,6 +16,7 @@ from .core import (
     get_method,
     register_method,
 )
+from .core.version import __version__
 from .methods import (
     CoCoOpConfig,
     CoCoOpModel,
@@ -31,8 +32,6 @@ from .methods import (
     ZeroShotCLIPModel,
 )
 from .shipped import TINY_CLIP_ID
-
-__version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
@@ -55,6 +54,7 @@ __all__ = [
     "TrainingStage",
     "ZeroShotCLIPConfig",
     "ZeroShotCLIPModel",
+    "__version__",
     "get_method",
     "register_method",
 ]

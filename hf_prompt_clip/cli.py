@@ -21,6 +21,7 @@ import argparse
 import ast
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -92,6 +93,69 @@ def _fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
     return value
+
+
+def _whole_number(minimum: int, example: str):
+    """An argument type: a whole number of at least `minimum` (0 is a value, never "use the default")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text!r}; give e.g. {example}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of at least {minimum}, got {text!r}; give e.g. {example}"
+            )
+        return value
+
+    return parse
+
+
+def _learning_rate(text: str) -> float:
+    """A positive, finite learning rate (0 would leave the adapter as it was initialised)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive learning rate, got {text!r} (a rate of 0 or less trains nothing, or "
+            "the wrong way); give e.g. --lr 0.002"
+        )
+    return value
+
+
+#: Seeds are what NumPy's and PyTorch's generators take.
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {text!r}; give e.g. 1")
+    return value
+
+
+class _DistinctSeeds(argparse.Action):
+    """`--seed 1 2 3`, refusing a repeated seed: it reruns the same run, and its copies would report a
+    spread of 0 as if independent runs agreed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        repeated = [seed for seed in dict.fromkeys(values) if values.count(seed) > 1]
+        if repeated:
+            raise argparse.ArgumentError(
+                self,
+                f"seed {', '.join(map(str, repeated))} given more than once ({' '.join(map(str, values))}): "
+                "a repeated seed reruns the same run, and the copies would report a spread of 0 as if "
+                "independent runs agreed; give distinct seeds, e.g. --seed 1 2 3",
+            )
+        setattr(namespace, self.dest, list(values))
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -184,7 +248,9 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, default: str | None 
     group.add_argument(
         "--targets", nargs="*", default=[], help="test datasets for cross_dataset / domain shift"
     )
-    group.add_argument("--eval-batch-size", type=int, default=64, help="per process")
+    group.add_argument(
+        "--eval-batch-size", type=_whole_number(1, "--eval-batch-size 64"), default=64, help="per process"
+    )
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -233,19 +299,30 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         choices=FEW_SHOT_SAMPLERS,
         help="'dassl' draws the shots as the CoOp authors' code does (the same images on their split files)",
     )
-    train.add_argument("--seed", dest="seeds", type=int, nargs="+", default=[1], help="one or more seeds")
+    train.add_argument(
+        "--seed",
+        dest="seeds",
+        type=_seed,
+        nargs="+",
+        action=_DistinctSeeds,
+        default=[1],
+        help="one or more distinct seeds",
+    )
     defaults = TrainingConfig()
     train.add_argument(
-        "--epochs", type=int, default=None, help=_paper_or_synthetic(defaults.epochs, "epochs")
+        "--epochs",
+        type=_whole_number(1, "--epochs 10"),
+        default=None,
+        help=_paper_or_synthetic(defaults.epochs, "epochs"),
     )
     train.add_argument(
         "--batch-size",
-        type=int,
+        type=_whole_number(1, "--batch-size 32"),
         default=defaults.batch_size,
         help="per process; the global batch is this x processes x accumulation steps",
     )
     train.add_argument(
-        "--lr", type=float, default=None, help=_paper_or_synthetic(defaults.learning_rate, "lr")
+        "--lr", type=_learning_rate, default=None, help=_paper_or_synthetic(defaults.learning_rate, "lr")
     )
     train.add_argument(
         "--optimizer",
@@ -258,7 +335,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--warmup-epochs",
-        type=int,
+        type=_whole_number(0, "--warmup-epochs 1 (0: no warm-up)"),
         default=defaults.warmup_epochs,
         help="epochs at the warm-up learning rate",
     )
@@ -279,6 +356,11 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         help="checkpoint every N steps too (0: each epoch only)",
     )
     train.add_argument("--resume-from-checkpoint", default=None, help="a checkpoint folder or 'latest'")
+    train.add_argument(
+        "--overwrite-output-dir",
+        action="store_true",
+        help="train afresh in a folder that holds another run's checkpoints (they are deleted)",
+    )
     train.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes")
     train.add_argument("--report-to", nargs="*", default=[], help="trackers, e.g. tensorboard wandb")
     train.add_argument(
@@ -328,7 +410,7 @@ def add_summary_arguments(summary: argparse.ArgumentParser) -> None:
     summary.add_argument(
         "--shots", type=int, default=None, help="also draw this many training images per class"
     )
-    summary.add_argument("--seed", type=int, default=1, help="seed of the few-shot draw")
+    summary.add_argument("--seed", type=_seed, default=1, help="seed of the few-shot draw")
     summary.add_argument(
         "--few-shot-sampler", default="numpy", choices=FEW_SHOT_SAMPLERS, help="how the draw is made"
     )
@@ -535,9 +617,13 @@ def fill_defaults(args, methods: Sequence[str], synthetic: bool) -> None:
     from .runner import method_option_names
 
     paper = TrainingConfig()
-    args.epochs = args.epochs or (SYNTHETIC_DEFAULTS["epochs"] if synthetic else paper.epochs)
-    args.lr = args.lr or (SYNTHETIC_DEFAULTS["lr"] if synthetic else paper.learning_rate)
-    args.optimizer = args.optimizer or (SYNTHETIC_DEFAULTS["optimizer"] if synthetic else paper.optimizer)
+    # only a value not given takes the default: 0 is a value (refused by the parser), not "unset"
+    if args.epochs is None:
+        args.epochs = SYNTHETIC_DEFAULTS["epochs"] if synthetic else paper.epochs
+    if args.lr is None:
+        args.lr = SYNTHETIC_DEFAULTS["lr"] if synthetic else paper.learning_rate
+    if args.optimizer is None:
+        args.optimizer = SYNTHETIC_DEFAULTS["optimizer"] if synthetic else paper.optimizer
     if synthetic and not args.options:
         known = method_option_names(methods)
         args.options = [(key, value) for key, value in SYNTHETIC_DEFAULTS["options"] if key in known]
@@ -587,6 +673,7 @@ def train_command(args) -> list[dict]:
         mixed_precision=args.mixed_precision,
         checkpoint_every_steps=args.checkpoint_every_steps,
         resume_from_checkpoint=args.resume_from_checkpoint,
+        overwrite_output_dir=args.overwrite_output_dir,
         num_workers=args.num_workers,
         report_to=args.report_to,
     )
@@ -642,6 +729,9 @@ def load_adapter(name: str):
             f"--model {name!r}: no such adapter folder. Give the folder an adapter was saved in (e.g. "
             "outputs/run/coop/seed1/adapter) or a Hub id."
         )
+    from .core.loading import check_model_type
+
+    check_model_type(name)  # an adapter of a newer release: which one, and the upgrade
     try:
         return AutoModel.from_pretrained(name)
     except OSError as error:

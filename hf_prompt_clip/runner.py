@@ -8,13 +8,15 @@ checked against the method's config fields, and a method without trainable param
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
+import inspect
 import json
 import statistics
 import sys
 import tempfile
-import types
-import typing
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,17 @@ from typing import Any
 
 from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list, set_seed
-from huggingface_hub.dataclasses import type_validator
 
-from .core.configuration import PromptCLIPConfig
+from .core.atomic import atomic_folder
+from .core.configuration import (
+    OptionTypeMismatch,
+    PromptCLIPConfig,
+    coerce_option,
+    describe_type,
+    option_types,
+    range_problem,
+    type_advice,
+)
 from .core.logs import main_process_logger
 from .core.registry import get_method
 from .data import (
@@ -117,6 +127,7 @@ def check_before_running(config: ExperimentConfig) -> None:
             problem and the fix; nothing has been written.
     """
     output = Path(config.output_dir)
+    created = [folder for folder in (output, *output.parents) if not folder.exists()]
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output, prefix=".write-check-"):
@@ -126,6 +137,10 @@ def check_before_running(config: ExperimentConfig) -> None:
             f"Cannot write to the output folder {str(output)!r} ({error.strerror or error}); nothing was "
             "trained. Choose a writable folder (--output-dir) or fix its permissions."
         ) from error
+    finally:
+        for folder in created:  # leave no trace of the check (the run creates what it writes)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     if not isinstance(config.eval_batch_size, int) or config.eval_batch_size < 1:
         raise ValueError(
             f"eval_batch_size must be a positive integer (images per evaluation batch), got "
@@ -201,83 +216,74 @@ def own_option_names(method: str) -> list[str]:
 
 def _field_type(config_class: type, name: str) -> Any:
     """The type of config field `name` (annotations may be strings); `Any` where it cannot be resolved."""
-    for config_field in dataclasses.fields(config_class):
-        if config_field.name == name:
-            hint = config_field.type
+    own = option_types(config_class)
+    if name in own:
+        return own[name]
+    for klass in config_class.__mro__:  # transformers' own fields
+        hint = inspect.get_annotations(klass).get(name)
+        if hint is not None:
             if isinstance(hint, str):
-                module = sys.modules.get(config_class.__module__)
+                module = sys.modules.get(klass.__module__)
                 try:
-                    hint = eval(hint, vars(module) if module else {})  # a class's own annotation
+                    hint = eval(hint, vars(module) if module else {})
                 except Exception:
                     return Any
             return hint
     return Any
 
 
-def _type_name(hint: Any) -> str:
-    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """`value` in the form `hint` takes where the spelling differs only (an int for a float, a tuple for
-    a list and back, element by element); anything else unchanged, for the type check to judge."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    allowed = typing.get_args(hint) if union else (hint,)
-    if isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        for option in allowed:
-            origin, args = typing.get_origin(option), typing.get_args(option)
-            if origin is list:
-                return [_coerce(item, args[0] if args else Any) for item in value]
-            if origin is tuple:
-                if len(args) == 2 and args[1] is Ellipsis:
-                    return tuple(_coerce(item, args[0]) for item in value)
-                if len(args) == len(value):
-                    return tuple(_coerce(item, arg) for item, arg in zip(value, args))
-    return value
-
-
 def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """`options` of `method` checked against the types of its config fields (and coerced where only the
-    spelling differs: `lr=1` for a float); raises `ValueError` naming the option, the expected type,
-    what was given and an example.
+    """`options` of `method` read as the types of its config fields (`coerce_option` with words: an int
+    for a float, `true`/`no`/`1`/... for a bool; never a fraction or a string for an int) and checked for
+    counts that must be positive; raises `ValueError` naming the option, what it takes, what was given and
+    an example.
 
     Example:
         >>> check_option_values("coop", {"n_ctx": "abc"})
         Traceback (most recent call last):
-        ValueError: Option n_ctx of coop takes int, got 'abc' (str): give e.g. --option n_ctx=16.
+        ValueError: Option n_ctx of coop takes int, got 'abc' (str): give a whole number ...
     """
     config_class = get_method(method)[0]
     checked = {}
     for key, value in options.items():
         hint = _field_type(config_class, key)
-        value = _coerce(value, hint)
+        default = getattr(config_class, key, None)
+        example = f"e.g. --option {key}={default!r}" if default is not None else "see its docstring"
         try:
-            type_validator(key, value, hint)
-        except (TypeError, ValueError) as error:
-            default = getattr(config_class, key, None)
-            example = f"give e.g. --option {key}={default!r}" if default is not None else "see its docstring"
+            coerced = coerce_option(value, hint, words=True)
+        except OptionTypeMismatch:
             raise ValueError(
-                f"Option {key} of {method} takes {_type_name(hint)}, got {value!r} ({type(value).__name__}): "
-                f"{example} (values are Python literals; quote text with spaces: --option \"{key}='...'\")."
-            ) from error
-        checked[key] = value
+                f"Option {key} of {method} takes {describe_type(hint, words=True)}, got {value!r} "
+                f"({type(value).__name__}): {type_advice(hint, words=True)}, {example} (values are Python "
+                f"literals; quote text with spaces: --option \"{key}='...'\")."
+            ) from None
+        problem = range_problem(key, coerced)
+        if problem:
+            raise ValueError(
+                f"Option {problem.replace(key, f'{key} of {method}', 1)}: a zero or negative count means "
+                f"nothing; give a positive one, {example}."
+            )
+        checked[key] = coerced
     return checked
 
 
 def check_method_options(
     methods: Sequence[str], options: dict[str, Any], named: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Refuse options that none of `methods` has, listing the options of each method the user `named`
-    (default: all of `methods`; an implicitly added baseline is not listed), and values of the wrong type
-    for a method that has the option. Returns the options with values coerced (`check_option_values`)."""
+    """Refuse options that none of `methods` has, naming the closest option names and listing the options
+    of each method the user `named` (default: all of `methods`; an implicitly added baseline is not
+    listed), and values of the wrong type for a method that has the option. Returns the options with
+    values coerced (`check_option_values`)."""
     known = method_option_names(methods)
     unknown = sorted(set(options) - known)
     if unknown:
         listing = "; ".join(f"{m}: {', '.join(own_option_names(m)) or 'none'}" for m in (named or methods))
+        described = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+            described.append(key + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
         raise ValueError(
-            f"No method of this run has option {', '.join(unknown)}. The options are: {listing} (the shared "
+            f"No method of this run has option {', '.join(described)}. The options are: {listing} (the shared "
             "ones, e.g. fast, stage_epochs, apply to every method). Fix the spelling in --option KEY=VALUE."
         )
     checked = dict(options)
@@ -317,21 +323,35 @@ def evaluate_protocol(
         data = load_benchmark(benchmark, "test", source=benchmark_source, revision=revision)
         return with_image_transform(data, transform)
 
+    started = time.perf_counter()
     if protocol == "base2new":
         own = test_set(spec, source, dataset_revision)
         metrics = evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator)
-        images = len(own)
+        sizes = [_size(own)]
     elif protocol == "few_shot":
         own = test_set(spec, source, dataset_revision)
         metrics = {"accuracy": evaluate_accuracy(model, own, collate_fn, spec, batch_size, accelerator)}
-        images = len(own)
+        sizes = [_size(own)]
     else:
         sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
         metrics = evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
-        images = sum(len(data) for data, _ in sets.values())
+        sizes = [_size(data) for data, _ in sets.values()]
+    seconds = time.perf_counter() - started
     where = spec.key if protocol in ("base2new", "few_shot") else ", ".join(targets)
-    logger.info("evaluated on %s (%s, %d test images): %s", where, protocol, images, format_metrics(metrics))
+    if None in sizes:  # a streamed set has no length before it is read
+        images = "streamed test images"
+    else:
+        images = f"{sum(sizes)} test images, {sum(sizes) / max(seconds, 1e-9):.1f} images/s"
+    logger.info("evaluated on %s (%s, %s): %s", where, protocol, images, format_metrics(metrics))
     return metrics
+
+
+def _size(data) -> int | None:
+    """The number of examples of a map-style set; `None` for a streamed one."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 
 ROUND_DIGITS = 2
@@ -516,9 +536,30 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         if training.resume_from_checkpoint == "latest" and not list_checkpoints(output):
             training.resume_from_checkpoint = None  # this seed had not started before the interruption
         examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
+        # what defines the result besides the TrainingConfig: a folder of another run is refused
+        fingerprint = {
+            "method": config.method, "options": options, "base_model": config.base_model,
+            "base_revision": config.base_revision, "dataset": spec.key,
+            "data": describe_data(spec, config.source, config.dataset_revision),
+            "protocol": config.protocol, "shots": config.shots, "few_shot_sampler": config.few_shot_sampler,
+            "class_names": list(names), "prompt_names": prompts,
+        }  # fmt: skip
         # its own Accelerator: the data order is seeded with this seed
-        PromptTrainer(model, examples, training, collate_fn=collate_fn).train()
+        PromptTrainer(model, examples, training, collate_fn=collate_fn, fingerprint=fingerprint).train()
     shots = config.shots if training else 0
+    adapter_dir = output / "adapter"
+    training_args = dataclasses.asdict(training) if training else None
+    if accelerator.is_main_process:  # before evaluating: a crash there keeps the trained adapter
+        # written aside and renamed into place: a kill leaves the earlier adapter or this one, whole
+        with atomic_folder(adapter_dir) as staging:
+            model.save_pretrained(staging)
+            if selection is not None and training:
+                selection.save(staging / SELECTION_FILE)
+            record = data_record(config, spec, names, shots, seed, drawn if shots else None)
+            (staging / DATA_RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False))
+            if training_args:
+                (staging / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
+    accelerator.wait_for_everyone()
     metrics = evaluate_protocol(
         model,
         spec,
@@ -529,17 +570,6 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         batch_size=config.eval_batch_size,
         accelerator=accelerator,
     )
-    adapter_dir = output / "adapter"
-    training_args = dataclasses.asdict(training) if training else None
-    if accelerator.is_main_process:
-        model.save_pretrained(adapter_dir)
-        (adapter_dir / SELECTION_FILE).unlink(missing_ok=True)  # a folder reused from an earlier run
-        if selection is not None and training:
-            selection.save(adapter_dir / SELECTION_FILE)
-        record = data_record(config, spec, names, shots, seed, drawn if shots else None)
-        (adapter_dir / DATA_RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False))
-        if training_args:
-            (adapter_dir / "training_args.json").write_text(json.dumps(training_args, indent=1, default=str))
     accelerator.wait_for_everyone()
     return {
         "seed": seed,
@@ -682,10 +712,10 @@ def run_experiment(
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
-    if not checked:
-        check_before_running(config)
     if push and config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)
+    if not checked:
+        check_before_running(config)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
     runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
@@ -757,9 +787,9 @@ def run_comparison(
             logger.warning("skipping %s: %s", method, error)
             continue
         runnable.append(method)
-    check_before_running(config)  # once for every method: the same data and folder
     if config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
+    check_before_running(config)  # once for every method: the same data and folder
     results, pushed = [], None
     for method in runnable:
         method_options = options_for(method, options)

@@ -7,6 +7,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import shutil
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +22,31 @@ from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_image, save_tiny_cli
 torch.set_num_threads(1)
 
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_environment(home: Path) -> dict[str, str]:
+    """The environment of a subprocess that runs Accelerate on CPU, offline, one thread each.
+
+    A fresh one: Accelerator objects of earlier tests export ACCELERATE_* settings, and a user's
+    default accelerate config (under HF_HOME, here `home`) must not change the launch.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ACCELERATE_")}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true", HF_HOME=str(home))
+    return env
+
+
+def accelerate_launch(num_processes: int = 2) -> list[str]:
+    """`accelerate launch` of `num_processes` CPU processes (gloo) on a free port; append the script."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", str(num_processes)]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return [*launch, "--main_process_port", str(free_port())]
 
 
 @pytest.fixture

@@ -489,7 +489,8 @@ def test_several_shots_run_the_few_shot_curve_and_draw_it(
     assert "coop, seed 1: imagefolder:patterns" in logs and "1 shot per class = 4 training images" in logs
     assert (
         "training stage 'prompt'" in logs
-        and "evaluated on imagefolder:patterns (few_shot, 16 test images): accuracy" in logs
+        and "evaluated on imagefolder:patterns (few_shot, 16 test images, " in logs
+        and " images/s): accuracy" in logs  # the evaluation speed, for a user who waits for it
     )
 
 
@@ -562,6 +563,26 @@ def test_what_would_fail_after_training_fails_before_it(
     code, _, err = run_cli(pattern_run(tiny_clip_folder, pattern_folder, output, *options), capsys)
     assert code == 2 and expected in error_line(err), error_line(err)
     assert not list(tmp_path.rglob("seed1")), "something trained before the check"
+
+
+def test_the_adapter_is_saved_before_evaluation_and_another_runs_folder_is_refused(
+    tiny_clip_folder, pattern_folder, tmp_path, capsys, monkeypatch
+):
+    import hf_prompt_clip.runner
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the evaluation crashed")
+
+    output = tmp_path / "run"
+    run = pattern_run(tiny_clip_folder, pattern_folder, output, "--method", "coop", *QUICK, "--no-baseline")
+    with monkeypatch.context() as patch:
+        patch.setattr(hf_prompt_clip.runner, "evaluate_protocol", crash)
+        code, _, err = run_cli(run, capsys)
+    assert code == 2 and "the evaluation crashed" in error_line(err)
+    assert (output / "coop" / "seed1" / "adapter" / "model.safetensors").is_file()  # the training is kept
+    code, _, err = run_cli([*run, "--lr", "0.5"], capsys)  # other settings in the same folder
+    assert code == 2 and "--overwrite-output-dir" in error_line(err), error_line(err)
+    assert run_cli([*run, "--lr", "0.5", "--overwrite-output-dir"], capsys)[0] == 0
 
 
 def test_report_to_trackio_logs_the_loss_and_the_settings(tiny_clip_folder, pattern_folder, tmp_path):

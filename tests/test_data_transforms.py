@@ -98,6 +98,18 @@ def test_transformed_dataset_batches_through_a_dataloader(tmp_path):
     assert batch["labels"].dtype == torch.long and batch["labels"].tolist() == train["label"][:4]
 
 
+def test_a_transformed_stream_keeps_its_class_names_and_yields_the_same_tensors(tmp_path):
+    source = ImageFolderSource(make_tree(tmp_path / "tree"), cache_dir=str(tmp_path / "cache"))
+    train = load_benchmark("fgvc_aircraft", "train", source=source)
+    transform = eval_transform(tiny_clip_image_processor(16))
+    streamed = with_image_transform(train.to_iterable_dataset(num_shards=2), transform)
+    assert streamed.features["label"] == train.features["label"]  # what evaluation reads the names from
+    mapped = with_image_transform(train, transform)
+    for one, other in zip(streamed, mapped, strict=True):
+        assert isinstance(one["pixel_values"], torch.Tensor) and one["label"] == other["label"]
+        assert torch.equal(one["pixel_values"], other["pixel_values"])
+
+
 def test_summary_shows_classes_counts_and_the_few_shot_selection(tmp_path, capsys):
     root = make_tree(tmp_path / "tree")
     source = ImageFolderSource(root, cache_dir=str(tmp_path / "cache"))

@@ -82,3 +82,34 @@ def test_import_loading_and_pipelines_make_no_connection_attempt(tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["attempts"] == [] and report["control"], report  # nothing of ours; the guard works
     assert sorted(report["labels"]) == ["blue", "red"] and report["zero_shot"] == 2
+
+
+def test_an_unreachable_hub_is_named_with_its_timeouts_and_the_offline_switch(tmp_path):
+    """Without a network (every connection refused) and without HF_HUB_OFFLINE, `from_clip` of a Hub id
+    says the Hub could not be reached, which timeouts apply and that HF_HUB_OFFLINE=1 uses the cache."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    env.update(HF_HOME=str(tmp_path / "hf-home"))
+    script = textwrap.dedent(
+        """
+        from hf_prompt_clip import AdapterLoadError, CoOpModel
+        try:
+            CoOpModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"])
+        except AdapterLoadError as error:
+            print(json.dumps({"error": str(error), "attempts": len(attempts)}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", GUARD + script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["attempts"] > 0  # it did try the Hub
+    error = report["error"]
+    assert (
+        "could not load the CLIP 'openai/clip-vit-base-patch16'" in error and "could not be reached" in error
+    )
+    assert "HF_HUB_ETAG_TIMEOUT=10 s" in error and "HF_HUB_OFFLINE=1" in error

@@ -209,3 +209,88 @@ def test_the_base_commit_the_hub_resolved_is_recorded(hub_cache, tiny_clip_folde
     assert AutoModel.from_pretrained(tmp_path / "a", cache_dir=cache_dir).config.base_model_revision == commit
     local = CoOpModel.from_clip(tiny_clip_folder, ["cat", "dog"], n_ctx=2)
     assert local.config.base_model_revision is None  # a local folder has no commit
+
+
+# ------------------------------------------------------------------------------- other releases
+
+
+def _saved_coop(folder):
+    from hf_prompt_clip import CoOpModel
+    from hf_prompt_clip.shipped import TINY_CLIP_ID
+
+    CoOpModel.from_clip(TINY_CLIP_ID, ["red", "blue"], n_ctx=2).save_pretrained(folder)
+    return folder / "config.json"
+
+
+def _edit_config(path, **changes):
+    saved = json.loads(path.read_text())
+    saved.update(changes)
+    path.write_text(json.dumps(saved))
+
+
+def test_a_saved_config_records_the_package_version(tmp_path):
+    from hf_prompt_clip import __version__
+
+    assert json.loads(_saved_coop(tmp_path).read_text())["hf_prompt_clip_version"] == __version__
+
+
+def test_an_adapter_of_a_method_this_release_lacks_names_the_release_and_the_upgrade(tmp_path):
+    from hf_prompt_clip import AdapterLoadError, CoOpModel
+    from hf_prompt_clip.cli import load_adapter
+
+    _edit_config(_saved_coop(tmp_path), model_type="prompt_clip_kgcoop", hf_prompt_clip_version="9.0.0")
+    for load in (lambda: load_adapter(str(tmp_path)), lambda: CoOpModel.from_pretrained(tmp_path)):
+        with pytest.raises(
+            AdapterLoadError, match=r"'prompt_clip_kgcoop' adapter saved by hf-prompt-clip 9\.0\.0"
+        ):
+            load()
+    with pytest.raises(AdapterLoadError, match=r'pip install -U "hf-prompt-clip>=9\.0\.0"'):
+        load_adapter(str(tmp_path))
+
+
+def test_a_config_of_a_newer_release_with_unknown_settings_is_refused_and_an_older_ones_warns(tmp_path):
+    from transformers import AutoModel
+
+    from hf_prompt_clip.core.configuration import AdapterVersionError
+
+    config = _saved_coop(tmp_path)
+    _edit_config(config, context_dropout=0.1, hf_prompt_clip_version="9.0.0")
+    with pytest.raises(
+        AdapterVersionError, match=r"saved by hf-prompt-clip 9\.0\.0, which added context_dropout"
+    ):
+        AutoModel.from_pretrained(tmp_path)
+    _edit_config(config, hf_prompt_clip_version="0.0.1")
+    with pytest.warns(UserWarning, match="kept but unused: context_dropout"):
+        AutoModel.from_pretrained(tmp_path)
+
+
+def test_trust_remote_code_reaches_the_tokenizer_and_image_processor(tmp_path, monkeypatch):
+    import transformers
+    from transformers import AutoModel
+
+    _saved_coop(tmp_path)
+    seen = []
+    for auto in (transformers.AutoTokenizer, transformers.AutoImageProcessor):
+        original = auto.from_pretrained.__func__
+
+        def spy(cls, *args, _original=original, **kwargs):
+            seen.append((cls.__name__, kwargs.get("trust_remote_code")))
+            return _original(cls, *args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", classmethod(spy))
+    AutoModel.from_pretrained(tmp_path, trust_remote_code=True)
+    assert ("AutoTokenizer", True) in seen and ("AutoImageProcessor", True) in seen
+
+
+def test_an_adapter_holding_nan_is_refused_on_loading(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    from hf_prompt_clip import AdapterLoadError
+
+    _saved_coop(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["context"][0, 0] = float("nan")
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(AdapterLoadError, match=r"non-finite values \(NaN or infinity\) in \['context'\]"):
+        AutoModel.from_pretrained(tmp_path)

@@ -3,14 +3,13 @@
 import itertools
 import json
 import math
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import accelerate_launch, launch_environment
 from safetensors.torch import load_file
 from transformers import AutoModel
 
@@ -103,12 +102,6 @@ def test_gradient_accumulation_equals_the_larger_batch(tiny_clip_folder, tmp_pat
     torch.testing.assert_close(accumulated.context, large.context, atol=1e-5, rtol=1e-4)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Interrupt(Exception):
     pass
 
@@ -197,13 +190,7 @@ def test_accelerate_launch_with_two_processes_matches_one_process_with_the_same_
     """The main job itself (`examples/train.py` on the embedded default) under `accelerate launch`."""
     train = str(ROOT / "examples" / "train.py")
     options = ["--epochs", "2", "--shots", "4", "--no-baseline"]
-    accelerate = Path(sys.executable).parent / "accelerate"
-    # a fresh environment: Accelerator objects of earlier tests export ACCELERATE_* settings, and a
-    # user's default accelerate config (under HF_HOME) must not change the launch
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ACCELERATE_")}
-    env.update(
-        OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="true", HF_HOME=str(tmp_path / "hf-home")
-    )
+    env = launch_environment(tmp_path / "hf-home")
     one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
         [sys.executable, train, *options, "--batch-size", "8", "--output-dir", str(one)],
@@ -213,10 +200,8 @@ def test_accelerate_launch_with_two_processes_matches_one_process_with_the_same_
         timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     double = subprocess.run(
-        [*launch, train, *options, "--batch-size", "4", "--output-dir", str(two)],
+        [*accelerate_launch(2), train, *options, "--batch-size", "4", "--output-dir", str(two)],
         env=env,
         capture_output=True,
         text=True,

@@ -2,18 +2,104 @@
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import dataclasses
+import difflib
+import functools
+import inspect
+import math
+import numbers
+import re
+import sys
+import types
+import typing
+import unicodedata
+import warnings
+from collections.abc import Iterator, Mapping, Sequence, Set
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, PreTrainedConfig
 
 from .text_engine import DEFAULT_CHUNK_TOKENS
+from .version import __version__, is_newer, upgrade_advice
+
+
+class InvalidOptionError(TypeError, ValueError):
+    """A config option that is unknown or of the wrong type (a `TypeError` and a `ValueError`, so code
+    catching either for bad arguments catches it)."""
+
+
+# ------------------------------------------------------------------ class names
+
+#: Unicode categories of characters that show nothing (control and format characters: zero-width space,
+#: joiners, direction marks, the byte-order mark, soft hyphen, ...) or only break lines.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in INVISIBLE_CATEGORIES
+
+
+def _describe_char(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}" if name else f"U+{ord(char):04X} (a control character)"
+
+
+def class_name_key(name: str) -> str:
+    """What a class name comes down to in a prompt: compatibility forms unified (NFKC: full-width letters,
+    ligatures), invisible characters dropped, case folded, `_`, `-` and runs of white space made one space.
+
+    Two labels with the same key give the same (or, to CLIP's lower-casing tokenizer, an identical) prompt,
+    so their classes could not be told apart.
+
+    Example:
+        >>> class_name_key("Red_Circle") == class_name_key("red  circle") == class_name_key("ｒｅｄ-circle")
+        True
+    """
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(" " if char.isspace() else "" if _invisible(char) else char for char in text)
+    return " ".join(re.sub(r"[_\-]", " ", text.casefold()).split())
+
+
+def _preview(values: Any, count: int = 4) -> str:
+    items = list(values)
+    shown = ", ".join(map(repr, items[:count]))
+    return f"{shown}, ..." if len(items) > count else shown
 
 
 def _validate_name_list(names: Any, field: str) -> list[str]:
-    if isinstance(names, str) or not hasattr(names, "__iter__"):
-        raise ValueError(f"{field} must be a list of strings, got {type(names).__name__}: {names!r}.")
+    """`names` as a list of strings, refusing what has no label order or no visible name."""
+    kind = type(names).__name__
+    if isinstance(names, (str, bytes)):
+        raise ValueError(
+            f"{field} must be a list of strings in label order, got a single string {names!r}: pass "
+            f"[{names!r}] for one class, or the names as a list."
+        )
+    if isinstance(names, Mapping):
+        raise ValueError(
+            f"{field} must be a list of strings in label order, got a {kind} ({_preview(names)}): pass a "
+            "list whose position i is the name of label i (e.g. list(mapping.values()) when the dict maps "
+            "label ids to names, in id order)."
+        )
+    if isinstance(names, Set):
+        raise ValueError(
+            f"{field} must be a list of strings in label order, got a {kind} ({_preview(sorted(map(str, names)))}): "
+            "its order follows string hashing, which changes between runs, so the label ids would too. "
+            "Pass a list in the order of your label ids, e.g. sorted(names)."
+        )
+    is_array = hasattr(names, "__array__") and getattr(names, "ndim", None) == 1
+    if not isinstance(names, Sequence) and not is_array:
+        what = (
+            "an iterator (used up once, with no fixed length)"
+            if isinstance(names, Iterator)
+            else "not a list"
+        )
+        raise ValueError(
+            f"{field} must be a list of strings in label order, got a {kind}, {what}: pass list(...) of "
+            "it, in label order."
+        )
     names = list(names)
     if not names:
         raise ValueError(
@@ -23,7 +109,12 @@ def _validate_name_list(names: Any, field: str) -> list[str]:
     for index, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{field}[{index}] must be a non-empty string, got {name!r}.")
-    return names
+        if not any(not char.isspace() and not _invisible(char) for char in name):
+            raise ValueError(
+                f"{field}[{index}] must be a non-empty string, got {name!r}, which has no visible character "
+                f"({', '.join(_describe_char(char) for char in dict.fromkeys(name))}): give the class's name."
+            )
+    return [str(name) for name in names]
 
 
 def validate_prompt_names(prompt_names: Any, class_names: list[str]) -> list[str]:
@@ -41,7 +132,10 @@ def validate_class_names(class_names: Any) -> list[str]:
     """Check a class list and return it as a list of strings.
 
     Raises:
-        ValueError: on an empty list, a non-string or blank name, or duplicated names.
+        ValueError: on anything but a sequence (a set's order depends on hashing; a dict, a generator
+            or a single string have no label order), an empty list, a non-string or blank name (also one
+            of invisible characters only), duplicated names, or names that differ only in case, `_`/`-`,
+            white space or Unicode compatibility forms (`class_name_key`): their prompts are the same.
     """
     names = _validate_name_list(class_names, "class_names")
     seen: dict[str, int] = {}
@@ -58,12 +152,331 @@ def validate_class_names(class_names: Any) -> list[str]:
             "really share a prompt text, as two pairs of OpenAI's ImageNet names do, give unique "
             "labels and the shared texts as prompt_names)."
         )
+    keys: dict[str, int] = {}
+    clashes = []
+    for index, name in enumerate(names):
+        key = class_name_key(name)
+        if key in keys:
+            first = keys[key]
+            clashes.append(f"{names[first]!r} (position {first}) and {name!r} (position {index})")
+        keys.setdefault(key, index)
+    if clashes:
+        raise ValueError(
+            "class_names must name different classes, but "
+            + "; ".join(clashes[:5])
+            + (f" (and {len(clashes) - 5} more pairs)" if len(clashes) > 5 else "")
+            + " give the same prompt: they differ only in letter case, '_', '-', white space or Unicode "
+            "compatibility forms, which the prompt (and CLIP's lower-casing tokenizer) does not keep apart, "
+            "so the model could not tell the classes apart. Merge them, or rename one so the names differ in "
+            "words (e.g. 'crane (bird)' and 'crane (machine)')."
+        )
     return names
+
+
+def warn_about_class_names(names: Sequence[str]) -> None:
+    """Warn about a class list that is valid but likely a mistake: a single class (always predicted, with
+    probability 1) and names with invisible characters (the prompt differs from the name one reads)."""
+    if len(names) == 1:
+        warnings.warn(
+            f"class_names has a single class ({names[0]!r}): every image gets it with probability 1, so "
+            "accuracy is 100 % whatever the model sees. Give at least two classes (the ones it should be "
+            "told apart from).",
+            UserWarning,
+            stacklevel=3,
+        )
+    for index, name in enumerate(names):
+        hidden = [char for char in dict.fromkeys(name) if _invisible(char)]
+        if hidden:
+            warnings.warn(
+                f"class_names[{index}] {name!r} (position {index}) contains invisible characters "
+                f"({', '.join(map(_describe_char, hidden))}): the prompt gets them although no one reads "
+                "them, and the label differs from the name you see; remove them (e.g. keep only "
+                "ch.isprintable() characters).",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+# ------------------------------------------------------------------ option values
+
+#: Options (of whichever method has them) for which zero or a negative count means nothing.
+POSITIVE_OPTIONS = frozenset(
+    {
+        "text_chunk_tokens",
+        "n_ctx",
+        "n_prompts",
+        "n_visual_prompt_sets",
+        "n_visual_prompt_tokens",
+        "meta_net_reduction",
+        "fusion_expansion",
+        "sinkhorn_max_iter",
+    }
+)
+
+#: The words a boolean option reads from text (any letter case).
+BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+#: Class names and prompt texts are checked as lists of names (`validate_class_names`), not by type.
+_NAME_LIST_FIELDS = frozenset({"class_names", "prompt_names"})
+
+#: Keywords transformers itself passes to or saves in a config (beyond its dataclass fields).
+TRANSFORMERS_CONFIG_KEYWORDS = frozenset(
+    {
+        "model_type",
+        "auto_map",
+        "name_or_path",
+        "torch_dtype",
+        "num_labels",
+        "output_attentions",
+        "attn_implementation",
+        "experts_implementation",
+        "per_layer_config",
+        "trust_remote_code",
+        "return_unused_kwargs",
+    }
+)
+
+# True while transformers builds a config from a saved dict (`from_dict`): keys of configs saved by other
+# versions then pass as transformers lets them, instead of being refused as a user's typo.
+_LOADING_SAVED_CONFIG: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "loading_saved_config", default=False
+)
+
+
+class OptionTypeMismatch(TypeError):
+    """`coerce_option` could not read a value as the field's type (the caller words the error)."""
+
+
+@functools.cache
+def option_types(config_class: type) -> dict[str, Any]:
+    """The fields of a prompt learner's config beyond transformers' own (`PreTrainedConfig`), with their
+    types resolved (annotations are strings here); `Any` where one cannot be resolved."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(config_class.__mro__):
+        module = sys.modules.get(klass.__module__)
+        for name, hint in inspect.get_annotations(klass).items():
+            if isinstance(hint, str):
+                try:
+                    hint = eval(hint, vars(module) if module else {})  # a class's own annotation
+                except Exception:
+                    hint = Any
+            hints[name] = hint
+    base = {field.name for field in dataclasses.fields(PreTrainedConfig)}
+    return {
+        field.name: hints.get(field.name, Any)
+        for field in dataclasses.fields(config_class)
+        if field.name not in base
+    }
+
+
+def type_name(hint: Any) -> str:
+    """`int`, `list[str] | None`, ... for messages."""
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def coerce_option(value: Any, hint: Any, *, words: bool = False) -> Any:
+    """`value` as a field of type `hint` holds it, or `OptionTypeMismatch`.
+
+    Exact types, except: a float field takes an int (`1` -> `1.0`), a list field a tuple and a tuple
+    field a list (element by element), a dict field a mapping or a config (`to_dict()`). Floats must be
+    finite. A bool field takes only `True`/`False` unless `words` (values read from the command line):
+    then also `true/false`, `yes/no`, `1/0` in any letter case. An int field never takes a bool, a
+    fraction or a string (`4.5` and `"4.5"` are refused, not truncated).
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, (str, typing.ForwardRef, typing.TypeVar)):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is not type(None):
+                try:
+                    return coerce_option(value, option, words=words)
+                except OptionTypeMismatch:
+                    pass
+        raise OptionTypeMismatch(hint)
+    if hint is type(None) or hint is None:
+        if value is None:
+            return None
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        if words and isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.strip().lower()]
+        if words and isinstance(value, numbers.Integral) and value in (0, 1):
+            return bool(value)
+    elif hint is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif hint is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return [coerce_option(item, args[0] if args else Any, words=words) for item in value]
+    elif hint is tuple or origin is tuple:
+        if isinstance(value, (list, tuple)):
+            if not args or (len(args) == 2 and args[1] is Ellipsis):
+                return tuple(coerce_option(item, args[0] if args else Any, words=words) for item in value)
+            if len(args) == len(value):
+                return tuple(coerce_option(item, arg, words=words) for item, arg in zip(value, args))
+    elif hint is dict or origin is dict:
+        if isinstance(value, PreTrainedConfig):
+            return value.to_dict()
+        if isinstance(value, Mapping):
+            return dict(value)
+    elif origin is typing.Literal:
+        if value in args:
+            return value
+    elif isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+    else:
+        return value  # a type this check does not know: left to the config
+    raise OptionTypeMismatch(hint)
+
+
+def type_advice(hint: Any, words: bool = False) -> str:
+    """What to give instead of a value `coerce_option` refused."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if bool in allowed:
+        return "write true or false (also yes/no, 1/0)" if words else "pass True or False"
+    if int in allowed:
+        return "give a whole number (fractions are not rounded)"
+    if float in allowed:
+        return "give a finite number"
+    if str in allowed:
+        return "give text"
+    return f"give a {type_name(hint)}"
+
+
+def describe_type(hint: Any, words: bool = False) -> str:
+    """`int`, `a bool (true/false)`, ... for messages."""
+    if hint is bool:
+        return "a bool (true/false, yes/no, 1/0)" if words else "a bool (True or False)"
+    return type_name(hint)
+
+
+def range_problem(name: str, value: Any) -> str | None:
+    """Why `value` means nothing for option `name` (`POSITIVE_OPTIONS`), or `None` when it is fine."""
+    countable = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if name in POSITIVE_OPTIONS and countable and value < 1:
+        return f"{name} must be at least 1, got {value}"
+    return None
+
+
+def check_config_keywords(
+    config_class: type, keywords: Mapping[str, Any], where: str, also: Sequence[str] = ()
+) -> None:
+    """Refuse keywords that are neither options of `config_class` nor transformers' own config keywords,
+    naming the closest valid ones (`also`: further valid names, e.g. `from_clip`'s own arguments).
+
+    Raises:
+        InvalidOptionError: a `TypeError` and a `ValueError`.
+    """
+    options = set(option_types(config_class))
+    valid = options | {field.name for field in dataclasses.fields(config_class)} | set(also)
+    unknown = [
+        key
+        for key in keywords
+        if key not in valid
+        and key not in TRANSFORMERS_CONFIG_KEYWORDS
+        and not key.startswith("_")
+        and not hasattr(PreTrainedConfig, key)
+    ]
+    if not unknown:
+        return
+    described = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(options | set(also)), n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        described.append(f"{key!r}{hint}")
+    own = sorted(options - set(option_types(PromptCLIPConfig)))
+    plural = "s" if len(unknown) > 1 else ""
+    raise InvalidOptionError(
+        f"{where} got an unknown keyword{plural} {', '.join(described)}. {config_class.__name__} takes "
+        f"{', '.join(own) or 'no options of its own'} (and the shared "
+        f"{', '.join(sorted(option_types(PromptCLIPConfig)))}). Fix the spelling: unknown keywords are "
+        "refused, not ignored."
+    )
+
+
+class AdapterVersionError(ValueError):
+    """A saved config from a newer hf-prompt-clip release has settings this release does not know."""
+
+
+def check_saved_version(config_class: type, keywords: Mapping[str, Any], saved_version: str | None) -> None:
+    """A saved config's keys that `config_class` does not know: refused when a newer release wrote them
+    (the adapter would load without settings it depends on), a warning otherwise.
+
+    Raises:
+        AdapterVersionError: naming the keys, both versions and the upgrade command.
+    """
+    try:
+        check_config_keywords(config_class, keywords, config_class.__name__)
+    except InvalidOptionError:
+        options = set(option_types(config_class)) | {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(
+            key
+            for key in keywords
+            if key not in options
+            and key not in TRANSFORMERS_CONFIG_KEYWORDS
+            and not key.startswith("_")
+            and not hasattr(PreTrainedConfig, key)
+        )
+        if is_newer(saved_version):
+            raise AdapterVersionError(
+                f"This {config_class.__name__} was saved by hf-prompt-clip {saved_version}, which added "
+                f"{', '.join(unknown)}; this is hf-prompt-clip {__version__}, which does not know "
+                f"{'them' if len(unknown) > 1 else 'it'} and would load the adapter without. Upgrade: "
+                f"{upgrade_advice(saved_version)}."
+            ) from None
+        warnings.warn(
+            f"The saved {config_class.__name__} has settings this release does not know, kept but unused: "
+            f"{', '.join(unknown)} (saved by hf-prompt-clip {saved_version or 'an unknown version'}, this is "
+            f"{__version__}).",
+            stacklevel=4,
+        )
+
+
+def check_option_value(config_class: type, name: str, value: Any) -> Any:
+    """`value` for option `name` of `config_class` (`coerce_option`, then `range_problem`).
+
+    Raises:
+        InvalidOptionError: the wrong type, naming the field, the type, the value and what to give.
+        ValueError: a zero or negative count (`POSITIVE_OPTIONS`).
+    """
+    hint = option_types(config_class).get(name, Any)
+    try:
+        coerced = coerce_option(value, hint)
+    except OptionTypeMismatch:
+        default = getattr(config_class, name, None)
+        example = f", e.g. {name}={default!r}" if default is not None else ""
+        raise InvalidOptionError(
+            f"{config_class.__name__}.{name} takes {describe_type(hint)}, got {value!r} "
+            f"({type(value).__name__}): {type_advice(hint)}{example}."
+        ) from None
+    problem = range_problem(name, coerced)
+    if problem:
+        default = getattr(config_class, name, None)
+        raise ValueError(f"{problem}: give a positive count, e.g. {name}={default!r}.")
+    return coerced
 
 
 @strict
 class PromptCLIPConfig(PreTrainedConfig):
     r"""Configuration shared by all prompt learners that wrap a frozen `CLIPModel`.
+
+    Options are checked on every assignment against their field's type (`coerce_option`: no string for a
+    bool, no fraction for an int; an int is taken for a float), counts must be positive
+    (`POSITIVE_OPTIONS`), class lists must pass `validate_class_names`, and a keyword that is no option
+    is refused with the closest valid names (`check_config_keywords`) unless the config is read back
+    from a saved one (`from_dict`, `from_pretrained`, a `to_dict()` output), whose keys transformers
+    handles.
 
     Args:
         base_model_name_or_path (`str`, *optional*):
@@ -96,6 +509,10 @@ class PromptCLIPConfig(PreTrainedConfig):
             The training stage the adapter was last set to (`model.set_training_stage`), saved so a
             loaded adapter scores as it did: methods whose logits differ between stages read it
             (PLOT++ adds the global logits in its first stage). `None`: never trained.
+        hf_prompt_clip_version (`str`, *optional*):
+            The hf-prompt-clip release that saved the config (written by `save_pretrained`). Loading a
+            config of a newer release with settings this one does not know is refused, naming the
+            upgrade (`AdapterVersionError`).
     """
 
     model_type = "prompt_clip"
@@ -112,10 +529,31 @@ class PromptCLIPConfig(PreTrainedConfig):
     stage_epochs: list[int] | None = None
     stage_learning_rates: list[float] | None = None
     training_stage: str | None = None
+    hf_prompt_clip_version: str | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # every option is checked against its field's type on every assignment (construction, loading,
+        # later changes): a string is no bool, 4.5 no int; an int becomes a float where one is expected
+        if name in option_types(type(self)) and name not in _NAME_LIST_FIELDS:
+            value = check_option_value(type(self), name, value)
+        super().__setattr__(name, value)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs):
+        # a saved config: keys that other versions wrote pass as transformers lets them (not a user's typo)
+        token = _LOADING_SAVED_CONFIG.set(True)
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        finally:
+            _LOADING_SAVED_CONFIG.reset(token)
 
     def __post_init__(self, **kwargs):
-        if self.text_chunk_tokens < 1:
-            raise ValueError(f"text_chunk_tokens must be positive, got {self.text_chunk_tokens}.")
+        # a user's keyword that is no option is refused (a typo would be ignored); a saved config's
+        # (`from_dict`, or a dict written by `to_dict`, which records transformers_version) is not
+        if not _LOADING_SAVED_CONFIG.get() and self.transformers_version is None:
+            check_config_keywords(type(self), kwargs, type(self).__name__)
+        else:
+            check_saved_version(type(self), kwargs, self.hf_prompt_clip_version)
         for name in ("stage_epochs", "stage_learning_rates"):
             values = getattr(self, name)
             if values is not None:
@@ -137,7 +575,10 @@ class PromptCLIPConfig(PreTrainedConfig):
     def set_class_names(self, class_names: list[str], prompt_names: list[str] | None = None) -> None:
         """Replace the class list (and prompt texts) and keep `id2label`/`label2id` in step."""
         self.class_names = validate_class_names(class_names)
-        self.prompt_names = None if prompt_names is None else validate_prompt_names(prompt_names, class_names)
+        self.prompt_names = (
+            None if prompt_names is None else validate_prompt_names(prompt_names, self.class_names)
+        )
+        warn_about_class_names(self.class_names)
         self.id2label = dict(enumerate(self.class_names))
         self.label2id = {name: index for index, name in enumerate(self.class_names)}
 

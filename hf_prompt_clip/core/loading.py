@@ -6,6 +6,7 @@ tokenizer and image processor, and its tensors, refusing anything that does not 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,58 @@ def resolved_commit(source: str, revision: str | None = None, **hub_kwargs) -> s
     return None
 
 
+def hub_failure_advice(error: BaseException) -> str:
+    """What to do when reaching the Hub failed: the timeouts that made it slow and the offline switch,
+    for a connection failure; the error itself otherwise.
+
+    Example:
+        >>> hub_failure_advice(OSError("We couldn't connect to 'https://huggingface.co' ..."))
+        "the Hub could not be reached (each request waits up to HF_HUB_ETAG_TIMEOUT=10 s ..."
+    """
+    text = " ".join(str(error).split())
+    unreachable = ("couldn't connect", "connection", "timed out", "timeout", "network", "resolve")
+    if not any(word in text.lower() for word in unreachable):
+        return text
+    etag = os.environ.get("HF_HUB_ETAG_TIMEOUT", "10")
+    download = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    return (
+        f"the Hub could not be reached ({text[:200]}); each request waits up to HF_HUB_ETAG_TIMEOUT={etag} s "
+        f"(metadata) or HF_HUB_DOWNLOAD_TIMEOUT={download} s (files) and is retried. Without a network, set "
+        "HF_HUB_OFFLINE=1 to use the local cache at once, or pass a local folder"
+    )
+
+
+def check_model_type(path: str, hub_kwargs: dict | None = None) -> None:
+    """Refuse, before transformers' generic "upgrade transformers" message, an adapter whose
+    hf-prompt-clip model type this install does not know: naming the release that saved it and the
+    upgrade. Anything that is not an hf-prompt-clip config passes unchecked.
+
+    Raises:
+        AdapterLoadError: naming the model type, both versions and `pip install -U ...`.
+    """
+    from transformers import CONFIG_MAPPING
+
+    from .version import __version__, upgrade_advice
+
+    config_file = file_in(path, CONFIG_NAME, {k: v for k, v in (hub_kwargs or {}).items() if v is not None})
+    if config_file is None:
+        return
+    try:
+        saved = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # transformers' own loading names a broken file
+    model_type = saved.get("model_type") or ""
+    if not model_type.startswith("prompt_clip") or model_type in CONFIG_MAPPING:
+        return
+    version = saved.get("hf_prompt_clip_version")
+    by = f"hf-prompt-clip {version}" if version else "another hf-prompt-clip release"
+    raise AdapterLoadError(
+        f"{path!r} is a {model_type!r} adapter saved by {by}; this is hf-prompt-clip {__version__}, which "
+        f"does not know that method. Upgrade: {upgrade_advice(version)} (and `import hf_prompt_clip` before "
+        "loading)."
+    )
+
+
 def load_base_clip(
     config: PromptCLIPConfig,
     base_model: str | os.PathLike | CLIPModel | None,
@@ -154,8 +207,8 @@ def load_base_clip(
         )
     except OSError as error:
         raise AdapterLoadError(
-            f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): {error}. "
-            "Check the id and your network/cache, or pass base_model= a local copy."
+            f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): "
+            f"{hub_failure_advice(error)}. Check the id and your network/cache, or pass base_model= a local copy."
         ) from error
     check_base_compatibility(config, clip_model.config.to_dict(), repr(source))
     return clip_model
@@ -171,12 +224,23 @@ def file_in(path: str, filename: str, hub_kwargs: dict) -> str | None:
     )
 
 
-def load_component(auto_class, marker_file: str, path: str, hub_kwargs: dict, base: dict):
-    """Load a tokenizer/image processor from the adapter folder, else from the base model."""
+def load_component(
+    auto_class,
+    marker_file: str,
+    path: str,
+    hub_kwargs: dict,
+    base: dict,
+    trust_remote_code: bool | None = None,
+):
+    """Load a tokenizer/image processor from the adapter folder, else from the base model
+    (`trust_remote_code` passed on: a tokenizer with an `auto_map` needs it)."""
+    extra = {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
     if file_in(path, marker_file, hub_kwargs):
-        return auto_class.from_pretrained(path, **{k: v for k, v in hub_kwargs.items() if v is not None})
+        return auto_class.from_pretrained(
+            path, **{k: v for k, v in hub_kwargs.items() if v is not None}, **extra
+        )
     base_kwargs = {k: v for k, v in base.items() if k != "source" and v}
-    return auto_class.from_pretrained(resolve_base_model(base["source"]), **base_kwargs)
+    return auto_class.from_pretrained(resolve_base_model(base["source"]), **base_kwargs, **extra)
 
 
 def adapter_file(path: str, hub_kwargs: dict) -> str:
@@ -205,7 +269,8 @@ def read_adapter_file(weights_file: str | os.PathLike) -> dict[str, torch.Tensor
 def check_adapter_tensors(
     expected: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor], source: str, owner: str
 ) -> None:
-    """Refuse adapter tensors that are missing, unexpected or misshapen for `owner` (a class name)."""
+    """Refuse adapter tensors that are missing, unexpected, misshapen for `owner` (a class name) or
+    non-finite (a diverged training: the pipeline would serve `score: NaN`)."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     if missing or unexpected:
@@ -221,3 +286,14 @@ def check_adapter_tensors(
                 f"expects {tuple(expected[key].shape)}. The adapter was trained for a different base "
                 "model or class list; load it on the base model recorded in its config."
             )
+    broken = [
+        key
+        for key, tensor in state_dict.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        raise AdapterLoadError(
+            f"The adapter in {source} holds non-finite values (NaN or infinity) in {broken}: its training "
+            "diverged, and it would score NaN. Train it again (a lower learning rate), or load an earlier "
+            "checkpoint whose tensors are finite."
+        )

@@ -25,6 +25,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
 from transformers.utils import SAFE_WEIGHTS_NAME
 
+from .atomic import atomic_write_text
 from .configuration import PromptCLIPConfig
 from .loading import resolve_base_model
 from .registry import CLIP_CITATION, METHODS, method_info, method_of
@@ -260,7 +261,7 @@ def write_model_card(
         card_kwargs.setdefault("adapter_bytes", weights.stat().st_size)
     card = build_model_card(config, training_args, selection, **card_kwargs)
     path = folder / CARD_FILE
-    card.save(path)
+    atomic_write_text(path, str(card))
     return path
 
 
@@ -290,5 +291,5 @@ def retarget_model_card(folder: str | os.PathLike, repo_id: str) -> bool:
     found = _LOADING_EXAMPLE.search(text)
     if found is None or found.group(1) == repo_id:
         return False
-    path.write_text(text.replace(f'"{found.group(1)}"', f'"{repo_id}"'), encoding="utf-8")
+    atomic_write_text(path, text.replace(f'"{found.group(1)}"', f'"{repo_id}"'))
     return True

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,13 +39,21 @@ from transformers import (
 )
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .configuration import PromptCLIPConfig, validate_class_names
+from .configuration import (
+    PromptCLIPConfig,
+    check_config_keywords,
+    check_option_value,
+    option_types,
+    validate_class_names,
+)
 from .loading import (
     IGNORED_LOADING_KWARGS,
     AdapterLoadError,
     adapter_file,
     check_adapter_tensors,
     check_base_compatibility,
+    check_model_type,
+    hub_failure_advice,
     is_commit,
     load_base_clip,
     load_component,
@@ -59,6 +68,7 @@ from .outputs import PromptCLIPOutput
 from .push import push_adapter_to_hub
 from .remote_code import auto_map, write_loader_module
 from .text import prompt_class_name
+from .version import __version__
 from .vision import encode_image_tokens
 
 #: `save_pretrained(push_to_hub=True, ...)` arguments that go to the push, not to the config.
@@ -70,6 +80,35 @@ PUSH_ARGUMENTS = (
     "revision",
     "create_pr",
     "tags",
+)
+
+#: `from_pretrained`'s own arguments (offered as corrections of a misspelt keyword).
+LOADING_ARGUMENTS = (
+    "config",
+    "base_model",
+    "base_model_revision",
+    "dtype",
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "revision",
+    "subfolder",
+    "device_map",
+    "attn_implementation",
+)
+
+#: `from_clip`'s own arguments (offered as corrections of a misspelt keyword).
+FROM_CLIP_ARGUMENTS = (
+    "class_names",
+    "prompt_names",
+    "revision",
+    "tokenizer",
+    "image_processor",
+    "dtype",
+    "base_model_name_or_path",
+    "cache_dir",
+    "token",
 )
 
 __all__ = [
@@ -197,7 +236,8 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             cache_dir, token: passed to the Hub when loading the base model by id.
             base_model_name_or_path: what the config records as the base (defaults to `clip_model`
                 when it is an id or path, else the model's `name_or_path`).
-            **method_kwargs: fields of the method's config (e.g. `n_ctx=16` for CoOp).
+            **method_kwargs: fields of the method's config (e.g. `n_ctx=16` for CoOp), checked against
+                their types; an unknown keyword is refused naming the closest valid ones.
 
         Example:
             ```python
@@ -206,12 +246,26 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
                                         ctx_init="a photo of a")
             ```
         """
+        # refuse typos, values of the wrong type and bad class lists before loading anything
+        check_config_keywords(
+            cls.config_class, method_kwargs, f"{cls.__name__}.from_clip", also=FROM_CLIP_ARGUMENTS
+        )
+        for name, value in method_kwargs.items():
+            if name in option_types(cls.config_class):
+                method_kwargs[name] = check_option_value(cls.config_class, name, value)
+        if class_names is not None:
+            class_names = validate_class_names(class_names)
         hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "token": token}
         if isinstance(clip_model, (str, os.PathLike)):
             source = os.fspath(clip_model)
-            clip_model = CLIPModel.from_pretrained(
-                resolve_base_model(source), dtype=resolve_dtype(dtype), **hub_kwargs
-            )
+            try:
+                clip_model = CLIPModel.from_pretrained(
+                    resolve_base_model(source), dtype=resolve_dtype(dtype), **hub_kwargs
+                )
+            except OSError as error:
+                raise AdapterLoadError(
+                    f"{cls.__name__}.from_clip could not load the CLIP {source!r}: {hub_failure_advice(error)}."
+                ) from error
         else:
             source = clip_model.config._name_or_path or None
         if tokenizer is None or image_processor is None:
@@ -589,6 +643,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         # written here, under the modules' own names: transformers would rename some submodules' keys
         # to their legacy checkpoint layout (a ViT's), which loading the adapter does not undo
         self.config.auto_map = auto_map(type(self))  # trust_remote_code=True loads it with no setup
+        self.config.hf_prompt_clip_version = __version__  # a newer release's settings are recognised
         super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict={}, **kwargs)
         if not is_main_process:
             return
@@ -714,6 +769,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             "subfolder": subfolder,
         }
         if config is None:
+            check_model_type(path, hub_kwargs)  # a method of a newer release: our message, not transformers'
             config = cls.config_class.from_pretrained(path, **hub_kwargs)
         elif not isinstance(config, cls.config_class):
             raise TypeError(
@@ -722,7 +778,14 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         config = copy.deepcopy(config)
         for key, value in unknown.items():
             if not hasattr(config, key):
-                raise TypeError(f"{cls.__name__}.from_pretrained got an unexpected argument {key!r}.")
+                options = [*option_types(type(config)), *LOADING_ARGUMENTS]
+                close = difflib.get_close_matches(key, options, n=3, cutoff=0.6)
+                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                raise TypeError(
+                    f"{cls.__name__}.from_pretrained got an unexpected argument {key!r}{hint}: it takes the "
+                    f"loading arguments ({', '.join(LOADING_ARGUMENTS)}) and options of "
+                    f"{type(config).__name__} to override. Fix the spelling or drop it."
+                )
             setattr(config, key, value)
 
         clip_model = load_base_clip(
@@ -742,9 +805,12 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             "token": token,
             "local_files_only": local_files_only,
         }
-        tokenizer = load_component(AutoTokenizer, "tokenizer_config.json", path, hub_kwargs, base)
+        # trust_remote_code means nothing to the adapter itself, but a tokenizer or processor with an
+        # auto_map needs it: passed on, never swallowed
+        trust = kwargs.get("trust_remote_code")
+        tokenizer = load_component(AutoTokenizer, "tokenizer_config.json", path, hub_kwargs, base, trust)
         image_processor = load_component(
-            AutoImageProcessor, "preprocessor_config.json", path, hub_kwargs, base
+            AutoImageProcessor, "preprocessor_config.json", path, hub_kwargs, base, trust
         )
         if (
             base_model is None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard
 
+from .atomic import atomic_write_text
 from .model_card import CARD_FILE
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def push_adapter_to_hub(
     elif tags:
         model_card = ModelCard.load(card)
         model_card.data.tags = list(dict.fromkeys([*(model_card.data.tags or []), *tags]))
-        model_card.save(card)
+        atomic_write_text(card, str(model_card))
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision is not None and not create_pr:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import atomic_write_text
 from .registry import AUTO_MODEL_CLASSES
+from .version import __version__
 
 LOADER_MODULE = "hf_prompt_clip_loader"
 """The module written beside each saved adapter (`hf_prompt_clip_loader.py`)."""
@@ -27,8 +29,15 @@ package is copied here. With the package imported, no remote code is needed at a
 """
 
 import hf_prompt_clip  # noqa: F401  (registers the model types and the shipped base models)
-from {config_module} import {config_class}
-from {model_module} import {model_class}
+
+try:
+    from {config_module} import {config_class}
+    from {model_module} import {model_class}
+except ImportError as error:  # an older release, without this method
+    raise ImportError(
+        f"This adapter was saved by hf-prompt-clip {version}; the installed hf-prompt-clip "
+        f"{{hf_prompt_clip.__version__}} has no {model_class}. Upgrade: pip install -U 'hf-prompt-clip>={version}'"
+    ) from error
 
 __all__ = ["{config_class}", "{model_class}"]
 '''
@@ -52,12 +61,14 @@ def write_loader_module(folder: str | os.PathLike, model_class: type) -> Path:
     """Write `hf_prompt_clip_loader.py` for `model_class` into a saved adapter folder; returns its path."""
     config_class = model_class.config_class
     path = Path(folder) / f"{LOADER_MODULE}.py"
-    path.write_text(
+    atomic_write_text(
+        path,
         _TEMPLATE.format(
             config_module=config_class.__module__,
             config_class=config_class.__name__,
             model_module=model_class.__module__,
             model_class=model_class.__name__,
+            version=__version__,
         ),
         encoding="utf-8",
     )

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from datasets import ClassLabel, Dataset
 
+from ..core.atomic import atomic_write_json
 from ..core.logs import main_process_logger
 from .errors import SelectionMismatchError
 from .registry import base_new_counts
@@ -81,8 +82,7 @@ class FewShotSelection:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the record as JSON (e.g. next to a trained adapter)."""
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=1)
+        atomic_write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FewShotSelection:

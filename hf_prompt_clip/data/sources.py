@@ -565,6 +565,28 @@ def _raw_label_names(feature: object) -> list[str] | None:
     return list(feature.names) if isinstance(feature, ClassLabel) else None
 
 
+def _label_type_error(raw: RawSplit, dtype: object, examples: Sequence[object] = ()) -> LabelError:
+    shown = f" (e.g. {list(examples)[:3]})" if examples else ""
+    return LabelError(
+        f"{raw.origin}: the label column {raw.label_column!r} holds {dtype} values{shown}, but labels "
+        "must be integer class ids or class names: a fractional label "
+        "would be cut to another class's id. Fix the labels, or cast the column to integers when every "
+        f"value is whole (dataset.cast_column({raw.label_column!r}, Value('int64')))."
+    )
+
+
+def _check_integer_labels(values: pa.ChunkedArray | pa.Array, raw: RawSplit, feature: object) -> None:
+    """Refuse a label column that is not of integers (floats, booleans, ...) or has empty labels."""
+    if not pa.types.is_integer(values.type):
+        dtype = feature.dtype if isinstance(feature, Value) else values.type
+        raise _label_type_error(raw, dtype, values.slice(0, 3).to_pylist())
+    if values.null_count:
+        raise LabelError(
+            f"{raw.origin}: the label column {raw.label_column!r} has {values.null_count} empty label(s); "
+            "every example needs a class id. Drop or label those rows."
+        )
+
+
 def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dataset:
     values = dataset.with_format("arrow")["raw_label"]
     feature = dataset.features["raw_label"]
@@ -577,6 +599,7 @@ def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dat
         label_mode = "name"
         given = True
     else:
+        _check_integer_labels(values, raw, feature)
         raw_ids = values.to_numpy().astype(np.int64)
         raw_names = _raw_label_names(feature)
         given = raw_names is not None
@@ -611,6 +634,8 @@ def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec
         if isinstance(feature, Value) and feature.dtype == "string":  # keys (WordNet ids) or names
             raw_names, label_mode = list(dict.fromkeys([*(spec.class_keys or ()), *spec.class_names])), "name"
         else:
+            if isinstance(feature, Value) and not pa.types.is_integer(feature.pa_type):
+                raise _label_type_error(raw, feature.dtype)
             raw_names, label_mode = list(spec.class_names), "index"
     names, mapping = resolve_classes(raw_names, spec, label_mode, raw.origin, given)
     by_name = {name: mapping[i] for i, name in enumerate(raw_names)}
@@ -623,6 +648,8 @@ def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec
                     f"{raw.origin}: label {value!r} is not one of the benchmark's classes or keys."
                 )
             return {"label": by_name[value]}
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise _label_type_error(raw, type(value).__name__, [value])
         if not 0 <= value < len(mapping):
             _check_ids(np.array([value]), len(mapping), raw.origin, names)
         return {"label": mapping[value]}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from datasets import Dataset, Image, IterableDataset
+from datasets import Dataset, Features, Image, IterableDataset, List, Value
 from torchvision import transforms as T
 from transformers import BaseImageProcessor
 
@@ -132,7 +132,10 @@ def with_image_transform(
     """`dataset` whose examples are `{"pixel_values": (3, H, W) tensor, "label": int}`.
 
     Images are decoded by `load_rgb` at access time (so unreadable files are named in the error)
-    and transformed anew on every access: random augmentation differs per epoch.
+    and transformed anew on every access: random augmentation differs per epoch. A streamed
+    dataset keeps its `label` feature (the class names evaluation reads); `pixel_values` is
+    declared as nested float32 lists, which `IterableDataset.map` only records: the examples
+    still hold the tensors.
     """
     undecoded = dataset.cast_column("image", Image(decode=False))
 
@@ -140,7 +143,13 @@ def with_image_transform(
         return {"pixel_values": [transform(load_rgb(v)) for v in batch["image"]], "label": batch["label"]}
 
     if isinstance(undecoded, IterableDataset):
-        return undecoded.map(apply, batched=True, remove_columns=undecoded.column_names)
+        known = undecoded.features
+        features = (
+            Features(pixel_values=List(List(List(Value("float32")))), label=known["label"])
+            if known is not None and "label" in known
+            else None
+        )
+        return undecoded.map(apply, batched=True, remove_columns=undecoded.column_names, features=features)
     return undecoded.with_transform(apply, columns=["image", "label"])
 
 

@@ -2,11 +2,13 @@
 
 Predictions are gathered across processes with `accelerator.gather_for_metrics` (which drops
 the samples a distributed sampler duplicates to even out the last batch), and metrics are
-computed in torch, so numbers are the same on one CPU or many GPUs.
+computed in torch, so numbers are the same on one CPU or many GPUs, for map-style and streamed
+(`IterableDataset`) test sets alike (see `prepare_evaluation_loader`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 from datasets import Dataset
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from ..core.modeling import PromptCLIPPreTrainedModel
@@ -50,6 +52,43 @@ def harmonic_mean(base: float, new: float) -> float:
     return 0.0 if base + new == 0 else 2 * base * new / (base + new)
 
 
+def prepare_evaluation_loader(accelerator: Accelerator, loader: DataLoader) -> DataLoader:
+    """`accelerator.prepare_data_loader(loader)`, set up so that `gather_for_metrics` returns every
+    example exactly once, in dataset order, under any number of processes.
+
+    `gather_for_metrics` drops the padding of the last batch only when accelerate knows how many
+    real examples that batch holds. With its defaults it does: a map-style set is split by a
+    sampler that evens the batches out (`even_batches=True`) and knows the set's length; a
+    streamed set is dispatched (`dispatch_batches=True`, accelerate's default for iterable
+    datasets placed on the device): process 0 reads the stream in order, sends each process its
+    slice and counts the real size of the last batch. Other settings of the accelerator break this
+    under several processes (accelerate 1.15, huggingface/accelerate#3013); on 23 images in batches
+    of 4 on 2 processes:
+
+    - `dispatch_batches=False`, a stream of one shard: each process pads the last batch with the
+      stream's first examples, which accelerate cannot tell apart and returns (24 predictions);
+    - `dispatch_batches=False`, a stream of at least as many shards as processes: the processes
+      read different shards, end with batches of different sizes and the gather fails;
+    - `even_batches=False`, a map-style set: the last batches differ in size, the gather fails.
+
+    So with several processes the loader is prepared with `even_batches=True` and, for an
+    iterable dataset, `dispatch_batches=True` (with device placement, which dispatching needs),
+    whatever the accelerator's `dataloader_config` says; the accelerator's own settings are
+    restored afterwards. One process is never sharded: it is prepared as the accelerator says.
+    """
+    if accelerator.num_processes == 1:
+        return accelerator.prepare_data_loader(loader)
+    streamed = isinstance(loader.dataset, IterableDataset)
+    settings = accelerator.dataloader_config
+    accelerator.dataloader_config = dataclasses.replace(
+        settings, even_batches=True, dispatch_batches=True if streamed else settings.dispatch_batches
+    )
+    try:
+        return accelerator.prepare_data_loader(loader, device_placement=True if streamed else None)
+    finally:
+        accelerator.dataloader_config = settings
+
+
 @torch.no_grad()
 def predict(
     model: PromptCLIPPreTrainedModel,
@@ -59,10 +98,14 @@ def predict(
     accelerator: Accelerator | None = None,
     description: str = "evaluating",
 ) -> Predictions:
-    """Top-1 predictions of `model` on a dataset of `{"pixel_values", "labels"}` batches."""
+    """Top-1 predictions of `model` on a dataset of `{"pixel_values", "labels"}` batches.
+
+    `dataset` may be map-style or streamed (`IterableDataset`); under several processes the
+    predictions are those of one process, in the same order (`prepare_evaluation_loader`).
+    """
     accelerator = accelerator or Accelerator()
-    loader = accelerator.prepare_data_loader(
-        DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    loader = prepare_evaluation_loader(
+        accelerator, DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
     )
     model.eval()
     model.to(accelerator.device)

@@ -22,6 +22,7 @@ Figures are drawn on matplotlib's Agg canvas without pyplot, so the global backe
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import defaultdict
@@ -32,6 +33,7 @@ from statistics import mean
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.registry import method_order
 from .protocols import harmonic_mean
 from .reference_numbers import AVERAGE, BASE_TO_NEW_DATASETS, reference_metrics
@@ -306,7 +308,9 @@ def _several_base_models(results: Iterable[dict]) -> bool:
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=120, format=path.suffix.lstrip(".") or "png")
+    atomic_write_bytes(path, buffer.getvalue())  # a kill leaves the old chart or the new one
     return path
 
 
@@ -490,6 +494,6 @@ def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict
         if key not in images and name.endswith(".png"):
             (output_dir / name).unlink(missing_ok=True)
     paths = {"json": output_dir / REPORT_FILES["json"], "markdown": output_dir / REPORT_FILES["markdown"]}
-    paths["json"].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(_markdown_report(results, images), encoding="utf-8")
+    atomic_write_text(paths["json"], json.dumps(results, indent=2) + "\n")
+    atomic_write_text(paths["markdown"], _markdown_report(results, images))
     return {**paths, **images}

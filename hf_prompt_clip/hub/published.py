@@ -25,6 +25,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
+from ..core.atomic import atomic_write_text
 from ..core.model_card import build_model_card
 from ..core.registry import METHOD_INFO, PublishedAdapter, get_method
 from ..data.loading import hub_dataset
@@ -134,7 +135,7 @@ def write_published_cards(folder: str | Path = CARDS_FOLDER) -> list[Path]:
     paths = []
     for method, adapter in published_adapters():
         path = folder / f"{adapter.name}.md"
-        path.write_text(str(published_card(method, adapter)), encoding="utf-8")
+        atomic_write_text(path, str(published_card(method, adapter)))
         paths.append(path)
     return paths
 

@@ -1,14 +1,30 @@
 """Training on Accelerate: `PromptTrainer`, `TrainingConfig`, learning-rate schedules."""
 
+from ..core.atomic import FolderLockedError
 from .schedule import SCHEDULES, learning_rate
-from .trainer import NonFiniteLossError, PromptTrainer, TrainerState, TrainingConfig, list_checkpoints
+from .trainer import (
+    NonFiniteLossError,
+    NonFiniteParametersError,
+    NonFiniteTrainingError,
+    PromptTrainer,
+    RunMismatchError,
+    TrainerState,
+    TrainingConfig,
+    checkpoint_problem,
+    list_checkpoints,
+)
 
 __all__ = [
     "SCHEDULES",
+    "FolderLockedError",
     "NonFiniteLossError",
+    "NonFiniteParametersError",
+    "NonFiniteTrainingError",
     "PromptTrainer",
+    "RunMismatchError",
     "TrainerState",
     "TrainingConfig",
+    "checkpoint_problem",
     "learning_rate",
     "list_checkpoints",
 ]

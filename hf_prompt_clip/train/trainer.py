@@ -2,10 +2,18 @@
 
 The loop knows nothing about methods: it asks the model for its training stages
 (`model.training_stages()`) and trains, in each, exactly the parameters the stage names.
+
+Crash safety: a run records its fingerprint (the settings that define its result) in its output
+folder and refuses a folder that holds another run; it holds a lock on the folder while it trains;
+checkpoints are written into a staging folder and renamed into place, so `"latest"` only ever sees
+complete ones (and skips any that are not, with a warning); and training stops with an error when the
+loss or the trainable parameters stop being finite, before anything non-finite is saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -14,14 +22,23 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..core.atomic import (
+    FolderLock,
+    FolderLockedError,
+    atomic_write_json,
+    commit_folder,
+    remove_stale_staging,
+    staging_path,
+)
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel
 from .schedule import SCHEDULES, learning_rate
@@ -52,6 +69,19 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
 ADAPTER_FILE = "model.safetensors"
+FINGERPRINT_FILE = "run_fingerprint.json"
+LOCK_FILE = "train.lock"
+#: `TrainingConfig` fields that do not change the trained adapter, so not part of a run's fingerprint.
+NOT_IN_FINGERPRINT = (
+    "output_dir",
+    "resume_from_checkpoint",
+    "overwrite_output_dir",
+    "checkpoint_every_epochs",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "num_workers",
+    "report_to",
+)
 
 
 @dataclass
@@ -73,7 +103,10 @@ class TrainingConfig:
         checkpoint_every_epochs: save a checkpoint every N epochs (and at the end).
         checkpoint_every_steps: also save every N optimisation steps (0: off).
         keep_checkpoints: how many recent checkpoints to keep.
-        resume_from_checkpoint: a checkpoint folder, or `"latest"` for the newest in `output_dir`.
+        resume_from_checkpoint: a checkpoint folder, or `"latest"` for the newest complete checkpoint
+            of this run (same fingerprint) in `output_dir`.
+        overwrite_output_dir: train in an `output_dir` that holds another run (other settings),
+            deleting that run's checkpoints; without it such a folder is refused.
         num_workers: DataLoader workers.
         report_to: trackers for `Accelerator(log_with=...)` (`[]`: none).
     """
@@ -96,6 +129,7 @@ class TrainingConfig:
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 2
     resume_from_checkpoint: str | None = None
+    overwrite_output_dir: bool = False
     num_workers: int = 0
     report_to: list[str] = field(default_factory=list)
 
@@ -120,17 +154,119 @@ class TrainerState:
     log: list[dict] = field(default_factory=list)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteTrainingError(FloatingPointError):
+    """Training stopped being finite (the loss or the trainable parameters); nothing non-finite was saved."""
+
+
+class NonFiniteLossError(NonFiniteTrainingError):
     """The training loss became NaN or infinite."""
 
 
+class NonFiniteParametersError(NonFiniteTrainingError):
+    """An optimiser step made trainable parameters overflow: NaN, infinite, or so large that their
+    squares are not finite (above about 1.8e19 in float32), where every layer norm over them gives NaN."""
+
+
+def overflowing(tensor: torch.Tensor) -> torch.Tensor:
+    """A boolean tensor (no host sync): does `tensor` hold NaN, inf, or values whose square overflows?
+
+    Example:
+        >>> overflowing(torch.tensor([1.0, 3e19])).item(), overflowing(torch.tensor([1.0, 2.0])).item()
+        (True, False)
+    """
+    if tensor.numel() == 0:
+        return torch.zeros((), dtype=torch.bool, device=tensor.device)
+    return ~torch.isfinite(tensor.detach().abs().amax().float().square())
+
+
+class RunMismatchError(ValueError):
+    """The output folder (or the checkpoint to resume) belongs to a run with other settings."""
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The checkpoints that a trainer with this `output_dir` saved, oldest first."""
+    """The checkpoint folders in this `output_dir`, oldest first (complete or not, of any run:
+    `PromptTrainer` checks each before it resumes one)."""
     folder = Path(output_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if re.fullmatch(rf"{CHECKPOINT_PREFIX}\d+", p.name)]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def fingerprint_hash(settings: dict) -> str:
+    """The hash of a run's settings: sha256 of their sorted JSON, first 16 hex digits.
+
+    Example:
+        >>> fingerprint_hash({"training": {"learning_rate": 0.002}})
+        '97226d48e7cee6ef'
+    """
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict):
+        flat = {}
+        for key, value in values.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat or {prefix[:-1]: {}}
+    return {prefix[:-1]: values}
+
+
+def fingerprint_differences(old: dict, new: dict) -> list[str]:
+    """The settings that differ between two fingerprints' settings, as `key (old there, new now)`.
+
+    Example:
+        >>> fingerprint_differences({"training": {"epochs": 10}}, {"training": {"epochs": 5}})
+        ['training.epochs (10 there, 5 now)']
+    """
+    old_flat, new_flat = _flatten(old), _flatten(new)
+    missing = object()
+    return [
+        f"{key} ({old_flat.get(key, 'unset')!r} there, {new_flat.get(key, 'unset')!r} now)"
+        for key in sorted(old_flat.keys() | new_flat.keys())
+        if old_flat.get(key, missing) != new_flat.get(key, missing)
+    ]
+
+
+def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict | None:
+    """A checkpoint's `trainer_state.json` (with its `fingerprint` and `files`), or None if unreadable."""
+    try:
+        record = json.loads((Path(checkpoint) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def checkpoint_problem(checkpoint: str | os.PathLike, fingerprint: str | None = None) -> str | None:
+    """Why `checkpoint` cannot be resumed (a half-written folder, another run's), or None when it can.
+
+    Complete means: `trainer_state.json` is readable, and every file it lists has the size written.
+    With `fingerprint`, the checkpoint must also belong to that run.
+    """
+    path = Path(checkpoint)
+    if not path.is_dir():
+        return "not a folder"
+    if not (path / STATE_FILE).is_file():
+        return f"no {STATE_FILE}: its write did not finish"
+    record = read_checkpoint_state(path)
+    if record is None:
+        return f"{STATE_FILE} is unreadable"
+    if fingerprint is not None and record.get("fingerprint") != fingerprint:
+        found = record.get("fingerprint")
+        return (
+            f"another run's (fingerprint {found}, this run {fingerprint})" if found else "of an unknown run"
+        )
+    files = record.get("files")
+    if not isinstance(files, dict):
+        return f"{STATE_FILE} lists no files"
+    for name, size in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, {size} were written"
+    return None
 
 
 class EpochSeededDataset(Dataset):
@@ -168,10 +304,15 @@ class PromptTrainer:
         config: a `TrainingConfig`.
         collate_fn: batches examples (default: torch's).
         accelerator: an `Accelerator` to use; one is built from the config when omitted.
+        fingerprint: what else defines the result, as JSON-able values (method, options, data, shots,
+            base model, ...): with the config's settings that matter, the model type, its training
+            stages, the number of examples and of processes, it makes the run's fingerprint
+            (`run_settings`). A folder or checkpoint of another fingerprint is never resumed.
 
     Example:
         ```python
-        trainer = PromptTrainer(model, train_set, TrainingConfig(epochs=10), collate_fn=collate_fn)
+        trainer = PromptTrainer(model, train_set, TrainingConfig(epochs=10), collate_fn=collate_fn,
+                                fingerprint={"method": "coop", "dataset": "dtd", "shots": 16})
         trainer.train()                     # resumable: TrainingConfig(resume_from_checkpoint="latest")
         model.save_pretrained("adapter")
         ```
@@ -184,11 +325,13 @@ class PromptTrainer:
         config: TrainingConfig,
         collate_fn: Callable | None = None,
         accelerator: Accelerator | None = None,
+        fingerprint: dict[str, Any] | None = None,
     ):
         self.model = model
         self.train_dataset = train_dataset
         self.config = config
         self.collate_fn = collate_fn
+        self.caller_fingerprint = dict(fingerprint or {})
         self.accelerator = accelerator or Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -197,9 +340,39 @@ class PromptTrainer:
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
         )
         self.state = TrainerState()
-        self.checkpoint_dir = Path(config.output_dir) / CHECKPOINT_DIR
+        self.output_dir = Path(config.output_dir)
+        self.checkpoint_dir = self.output_dir / CHECKPOINT_DIR
+        self.settings = self.run_settings()
+        self.fingerprint = fingerprint_hash(self.settings)
+        self._staging_tag = os.getpid()  # the main process's id (shared at the start of train())
+        self._good_checkpoint: Path | None = None  # finite parameters that gave a finite loss
+        self._unchecked_checkpoint: Path | None = None  # finite parameters, no loss computed from them yet
+        self._resumed_from: Path | None = None
+        self._steps_at_start = 0
+        self._last_step: tuple[int, float] | None = None  # (epoch, learning rate) of the last optimiser step
         self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
         self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
+
+    # ------------------------------------------------------------------ the run's identity
+
+    def run_settings(self) -> dict[str, Any]:
+        """What defines this run's result, as JSON values: the `TrainingConfig` fields that matter (not
+        `NOT_IN_FINGERPRINT`), the model type, its training stages, the number of training examples and
+        of processes (the global batch), and the caller's `fingerprint`. Its hash is the fingerprint."""
+        training = {k: v for k, v in asdict(self.config).items() if k not in NOT_IN_FINGERPRINT}
+        stages = [
+            asdict(stage) if dataclasses.is_dataclass(stage) else repr(stage)
+            for stage in self.model.training_stages()
+        ]
+        settings = {
+            "training": training,
+            "model_type": getattr(self.model.config, "model_type", None) or type(self.model).__name__,
+            "training_stages": stages,
+            "train_examples": len(self.train_dataset),
+            "num_processes": self.accelerator.num_processes,
+            "run": self.caller_fingerprint,
+        }
+        return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
     # ------------------------------------------------------------------ checkpoint hooks
 
@@ -219,32 +392,305 @@ class PromptTrainer:
             models.pop(index)
 
     def save_checkpoint(self) -> Path:
-        """Save adapter, optimiser, RNG states and the trainer state; prune old checkpoints."""
+        """Save adapter, optimiser, RNG states and the trainer state; prune this run's old checkpoints.
+
+        Everything is written into a staging folder (`.checkpoint-<step>.tmp-<pid>`) that is renamed
+        to `checkpoint-<step>` once complete, `trainer_state.json` last: a kill at any moment leaves
+        the previous checkpoints as they were. Refused (`NonFiniteParametersError`) when a trainable
+        parameter is not finite.
+        """
+        accelerator = self.accelerator
+        self._check_parameters(f"before saving checkpoint-{self.state.global_step}")
         folder = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.global_step}"
-        self.accelerator.save_state(str(folder))
-        if self.accelerator.is_main_process:
-            (folder / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1))
-            for old in self.list_checkpoints()[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
+        staging = staging_path(folder, self._staging_tag)
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        try:
+            accelerator.save_state(str(staging))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                files = {
+                    file.relative_to(staging).as_posix(): file.stat().st_size
+                    for file in sorted(staging.rglob("*"))
+                    if file.is_file()
+                }
+                record = {**asdict(self.state), "fingerprint": self.fingerprint, "files": files}
+                (staging / STATE_FILE).write_text(json.dumps(record, indent=1))
+                commit_folder(staging, folder)
+                self._prune()
+        except BaseException:
+            if accelerator.is_main_process:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        accelerator.wait_for_everyone()
+        self._unchecked_checkpoint = folder
         return folder
+
+    def _own_checkpoints(self) -> list[Path]:
+        """This run's complete checkpoints, oldest first."""
+        return [c for c in self.list_checkpoints() if checkpoint_problem(c, self.fingerprint) is None]
+
+    def _prune(self) -> None:
+        for old in self._own_checkpoints()[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def list_checkpoints(self) -> list[Path]:
         return list_checkpoints(self.config.output_dir)
 
-    def _resolve_checkpoint(self, name: str) -> Path:
-        if name == "latest":
-            checkpoints = self.list_checkpoints()
-            if not checkpoints:
-                raise FileNotFoundError(
-                    f"resume_from_checkpoint='latest' but {self.checkpoint_dir} holds no checkpoint. "
-                    "Start without resuming, or point at the run's output_dir."
+    # ------------------------------------------------------------------ the output folder
+
+    def _on_main_process(self, function: Callable[[], Any], share_result: bool = True) -> Any:
+        """Run `function` on the main process only; every process raises its error, and returns its
+        result (`share_result`) or None (the main process: the result)."""
+        result, error = None, None
+        if self.accelerator.is_main_process:
+            try:
+                result = function()
+            except Exception as caught:  # re-raised below, on every process
+                error = caught
+        if self.accelerator.num_processes > 1:
+            shared = [result if share_result else None, error]
+            broadcast_object_list(shared, from_process=0)
+            if not self.accelerator.is_main_process:
+                result, error = shared
+            error = shared[1]
+        if error is not None:
+            raise error
+        return result
+
+    def _lock(self) -> FolderLock:
+        lock = FolderLock(self.output_dir, LOCK_FILE)
+        try:
+            lock.acquire()
+        except FolderLockedError as error:
+            raise FolderLockedError(
+                f"Another training run is using {self.output_dir}: {error} Two runs in one folder would "
+                "mix their checkpoints; wait for it to end, or give this run another output_dir "
+                "(--output-dir).",
+                error.holder,
+            ) from None
+        return lock
+
+    def _mismatch(self, stored: dict) -> RunMismatchError:
+        differences = fingerprint_differences(stored.get("settings") or {}, self.settings)
+        listed = "; ".join(differences[:12]) + (
+            f"; ... {len(differences) - 12} more" if len(differences) > 12 else ""
+        )
+        return RunMismatchError(
+            f"{self.output_dir} holds another run (fingerprint {stored.get('fingerprint')}, this run "
+            f"{self.fingerprint}); its settings differ in: {listed or 'unknown settings'}. Resuming or "
+            "reusing it would mix two runs. Give this run a new output_dir (--output-dir), or pass "
+            "overwrite_output_dir=True (--overwrite-output-dir) to delete that run's checkpoints and train "
+            "afresh."
+        )
+
+    def _read_stored_fingerprint(self) -> dict | None:
+        try:
+            stored = json.loads((self.output_dir / FINGERPRINT_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            logger.warning("%s is unreadable; it is written anew", self.output_dir / FINGERPRINT_FILE)
+            return None
+        return stored if isinstance(stored, dict) else None
+
+    def _prepare_output_dir(self) -> tuple[str | None, int]:
+        """On the main process, holding the lock: clear what interrupted writes left, refuse a folder of
+        another run (unless `overwrite_output_dir`), pick the checkpoint to resume, delete the
+        checkpoints that will not be used, and record this run's fingerprint. Returns (the checkpoint
+        to resume or None, the staging tag)."""
+        config = self.config
+        for folder in (self.checkpoint_dir, self.output_dir):
+            for path in remove_stale_staging(folder):
+                logger.warning("removed %s, left by a write that was interrupted", path)
+        stored = self._read_stored_fingerprint()
+        checkpoints = self.list_checkpoints()
+        records = {path: read_checkpoint_state(path) for path in checkpoints}
+        foreign = [
+            p for p, r in records.items() if r is not None and r.get("fingerprint") != self.fingerprint
+        ]
+        if stored is not None and stored.get("fingerprint") != self.fingerprint:
+            if not config.overwrite_output_dir:
+                raise self._mismatch(stored)
+            differences = fingerprint_differences(stored.get("settings") or {}, self.settings)
+            logger.warning(
+                "overwrite_output_dir: %s held another run (%s); training afresh",
+                self.output_dir, "; ".join(differences),
+            )  # fmt: skip
+        if foreign and not config.overwrite_output_dir:
+            names = ", ".join(p.name for p in foreign)
+            raise RunMismatchError(
+                f"{self.checkpoint_dir} holds checkpoints of another run ({names}: another fingerprint, or "
+                f"none, as an earlier version wrote them); this run's fingerprint is {self.fingerprint}. "
+                "Give this run a new output_dir (--output-dir), or pass overwrite_output_dir=True "
+                "(--overwrite-output-dir) to delete them and train afresh."
+            )
+        resume = self._resolve_checkpoint(config.resume_from_checkpoint, checkpoints)
+        unused = checkpoints
+        if resume is not None:  # this run's complete checkpoints stay (it would write them again)
+            unused = [p for p in checkpoints if checkpoint_problem(p, self.fingerprint) is not None]
+        if unused:
+            ours = any(checkpoint_problem(p, self.fingerprint) is None for p in unused)
+            logger.warning(
+                "%s: deleting %d checkpoint(s) in %s that %s (%s)%s",
+                "resuming" if resume is not None else "starting afresh", len(unused), self.checkpoint_dir,
+                "an earlier run left" if resume is None else "are incomplete or another run's",
+                ", ".join(p.name for p in unused),
+                "; resume_from_checkpoint='latest' continues a run instead" if ours else "",
+            )  # fmt: skip
+            for path in unused:
+                shutil.rmtree(path, ignore_errors=True)
+        atomic_write_json(
+            self.output_dir / FINGERPRINT_FILE,
+            {"fingerprint": self.fingerprint, "settings": self.settings},
+            indent=1,
+            sort_keys=True,
+        )
+        return (str(resume) if resume is not None else None), os.getpid()
+
+    def _resolve_checkpoint(self, name: str | None, checkpoints: list[Path]) -> Path | None:
+        """The checkpoint to resume: None (start), the newest complete one of this run (`"latest"`,
+        skipping incomplete ones with a warning), or a named one (refused unless complete and this run's)."""
+        if name is None:
+            return None
+        if name != "latest":
+            path = Path(name)
+            problem = checkpoint_problem(path)
+            if problem is not None:
+                raise FileNotFoundError(f"{path} is not a complete checkpoint of this trainer ({problem}).")
+            found = (read_checkpoint_state(path) or {}).get("fingerprint")
+            if found != self.fingerprint:
+                raise RunMismatchError(
+                    f"{path} is a checkpoint of another run (fingerprint {found}, this run "
+                    f"{self.fingerprint}): resuming it would mix two runs. Resume a checkpoint of this run "
+                    "(the same settings), or start without resuming."
                 )
-            return checkpoints[-1]
-        path = Path(name)
-        if not (path / STATE_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (no {STATE_FILE}).")
-        return path
+            return path
+        if not checkpoints:
+            raise FileNotFoundError(
+                f"resume_from_checkpoint='latest' but {self.checkpoint_dir} holds no checkpoint. "
+                "Start without resuming, or point at the run's output_dir."
+            )
+        skipped = []
+        for path in reversed(checkpoints):
+            problem = checkpoint_problem(path, self.fingerprint)
+            if problem is None:
+                if skipped:
+                    logger.warning(
+                        "resume_from_checkpoint='latest': skipped %s; resuming from %s, the newest complete "
+                        "checkpoint of this run",
+                        "; ".join(f"{p.name} ({why})" for p, why in skipped), path.name,
+                    )  # fmt: skip
+                return path
+            skipped.append((path, problem))
+        listed = "; ".join(f"{p.name} ({why})" for p, why in skipped)
+        if self.config.overwrite_output_dir:
+            logger.warning(
+                "overwrite_output_dir: no checkpoint of this run to resume (%s); starting afresh", listed
+            )
+            return None
+        raise FileNotFoundError(
+            f"resume_from_checkpoint='latest' but {self.checkpoint_dir} holds no complete checkpoint of this "
+            f"run: {listed}. Start without resuming."
+        )
+
+    # ------------------------------------------------------------------ finite or fail
+
+    def _checkpoints_text(self) -> str:
+        """The last checkpoint known to be good (finite parameters that gave a finite loss), or none."""
+        good, unchecked = self._good_checkpoint, self._unchecked_checkpoint
+        if good is not None:
+            text = (
+                f"The last checkpoint known to be good (finite parameters that gave a finite loss) is {good}"
+            )
+        elif unchecked is not None and unchecked == self._resumed_from:
+            text = f"No checkpoint is known to be good: this failure comes from the one resumed, {unchecked}"
+            unchecked = None
+        else:
+            text = "No checkpoint of this run is known to be good"
+        if unchecked is not None:
+            text += f"; {unchecked.name}, saved after it, has finite parameters but gave no finite loss yet"
+        return text + ". No checkpoint with non-finite parameters was saved"
+
+    def _non_finite(
+        self, error: type, what: str, stage_name: str, epoch: int, lr: float | None, detail: str = ""
+    ) -> NonFiniteTrainingError:
+        lr_text = f"learning rate {lr:.3g}" if lr is not None else "learning rate unknown"
+        return error(
+            f"{what} (stage {stage_name!r}, epoch {epoch}) with {lr_text}{detail}. "
+            f"{self._checkpoints_text()}. Resuming with the same settings repeats the same steps: lower "
+            "the learning rate, set max_grad_norm or check the inputs, then train afresh (a new "
+            "output_dir, or overwrite_output_dir=True)."
+        )
+
+    def _finite_flags(self, parameters: list[torch.Tensor], loss: torch.Tensor | None) -> list[float]:
+        """One host sync: [loss value, loss non-finite, each parameter non-finite] (flags summed over
+        processes, so that every process stops at the same step)."""
+        device = parameters[0].device if parameters else self.accelerator.device
+        with torch.no_grad():
+            bad = [overflowing(p) for p in parameters]
+            if loss is not None:
+                bad.insert(0, ~torch.isfinite(loss.detach()).all())
+            flags = torch.stack(bad).float() if bad else torch.zeros(0, device=device)
+            if self.accelerator.num_processes > 1:
+                flags = self.accelerator.reduce(flags, "sum")
+            value = (
+                loss.detach().float().reshape(1) if loss is not None else torch.zeros(1, device=flags.device)
+            )
+            return torch.cat([value.to(flags.device), flags]).tolist()
+
+    def _trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+
+    def _check_parameters(self, when: str, stage_name: str | None = None) -> None:
+        named = self._trainable()
+        flags = self._finite_flags([p for _, p in named], None)[1:]
+        bad = [name for (name, _), flag in zip(named, flags) if flag]
+        if bad:
+            epoch, lr = self._last_step or (self.state.epoch, None)
+            raise self._non_finite(
+                NonFiniteParametersError,
+                f"The trainable parameters {', '.join(bad[:5])} are not finite {when}, after step "
+                f"{self.state.global_step}",
+                stage_name or self._stage_name,
+                epoch,
+                lr,
+            )
+
+    def _check_finite(self, loss: torch.Tensor, named, stage_name: str, lr: float) -> float:
+        """Check the loss just computed and the parameters it was computed from (the last step's
+        result); raise naming step, stage, epoch, learning rate and the last good checkpoint. Returns
+        the loss value. A finite result confirms the checkpoint saved since the last check."""
+        values = self._finite_flags([p for _, p in named], loss)
+        value, loss_bad, params_bad = values[0], values[1], values[2:]
+        bad = [name for (name, _), flag in zip(named, params_bad) if flag]
+        step = self.state.global_step
+        if bad and step > self._steps_at_start:
+            epoch, step_lr = self._last_step or (self.state.epoch, None)
+            raise self._non_finite(
+                NonFiniteParametersError,
+                f"Optimiser step {step} made the trainable parameters {', '.join(bad[:5])} non-finite",
+                stage_name,
+                epoch,
+                step_lr,
+            )
+        if loss_bad:
+            already = (
+                f"; the trainable parameters were not finite already ({', '.join(bad[:5])})" if bad else ""
+            )
+            raise self._non_finite(
+                NonFiniteLossError,
+                f"The loss became {value} at step {step + 1}",
+                stage_name,
+                self.state.epoch,
+                lr,
+                already,
+            )
+        if self._unchecked_checkpoint is not None:
+            self._good_checkpoint, self._unchecked_checkpoint = self._unchecked_checkpoint, None
+        return value
 
     # ------------------------------------------------------------------ training
 
@@ -270,18 +716,39 @@ class PromptTrainer:
         return [{"params": params, "lr_scale": scale} for scale, params in groups.items()]
 
     def train(self) -> TrainerState:
-        """Run every training stage to the end (resuming first if configured)."""
+        """Run every training stage to the end (resuming first if configured).
+
+        The main process holds a lock on `output_dir` throughout (`FolderLockedError` if another run
+        holds it) and refuses a folder of another run (`RunMismatchError`, unless
+        `overwrite_output_dir`); a non-finite loss or parameter stops training with a
+        `NonFiniteTrainingError` before anything non-finite is saved.
+        """
         config, accelerator = self.config, self.accelerator
         set_seed(config.seed)
-        resume = (
-            self._resolve_checkpoint(config.resume_from_checkpoint) if config.resume_from_checkpoint else None
-        )
+        self.settings = self.run_settings()  # the config as it is now
+        self.fingerprint = fingerprint_hash(self.settings)
+        lock = self._on_main_process(self._lock, share_result=False)
+        try:
+            resume, self._staging_tag = self._on_main_process(self._prepare_output_dir)
+            self._train(Path(resume) if resume is not None else None)
+        finally:
+            if lock is not None and accelerator.is_main_process:
+                lock.release()
+        return self.state
+
+    def _train(self, resume: Path | None) -> None:
+        config, accelerator = self.config, self.accelerator
+        self._stage_name = None
         if resume is not None:
-            self.state = TrainerState(**json.loads((resume / STATE_FILE).read_text()))
+            record = json.loads((resume / STATE_FILE).read_text())
+            names = {f.name for f in dataclasses.fields(TrainerState)}
+            self.state = TrainerState(**{key: value for key, value in record.items() if key in names})
+            self._resumed_from = self._unchecked_checkpoint = resume
             logger.info(
                 "resumed from %s (stage %d, epoch %d, step %d of the epoch, %d steps done)",
                 resume, self.state.stage, self.state.epoch, self.state.step_in_epoch, self.state.global_step,
             )  # fmt: skip
+        self._steps_at_start = self.state.global_step
         if config.report_to:
             accelerator.init_trackers("hf_prompt_clip", config=tracker_config(asdict(config)))
         stages = self.model.training_stages()
@@ -292,30 +759,29 @@ class PromptTrainer:
             resume = None
         for tracker in accelerator.trackers:  # not end_training(): it ends the process group too
             tracker.finish()
-        return self.state
 
-    def _step(self, model, optimizer, parameters, batch, stage_name: str) -> torch.Tensor:
-        """One forward/backward (and, at accumulation boundaries, optimiser) step; returns the loss."""
+    def _step(
+        self, model, optimizer, parameters, batch, stage_name: str, lr: float
+    ) -> tuple[torch.Tensor, float]:
+        """One forward/backward (and, at accumulation boundaries, optimiser) step; returns the loss and
+        its value. The loss and the parameters it was computed from are checked first (one host sync)."""
         accelerator = self.accelerator
         with accelerator.accumulate(model):
             loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"The loss became {loss.item()} at step {self.state.global_step + 1} (stage "
-                    f"{stage_name!r}, epoch {self.state.epoch}). Lower the learning rate, set "
-                    "max_grad_norm, or check the inputs; resume from the last checkpoint with "
-                    "resume_from_checkpoint='latest'."
-                )
+            value = self._check_finite(loss, parameters, stage_name, lr)
             accelerator.backward(loss)
             if accelerator.sync_gradients and self.config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(parameters, self.config.max_grad_norm)
+                accelerator.clip_grad_norm_([p for _, p in parameters], self.config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad()
-        return loss.detach()
+        if accelerator.sync_gradients:
+            self._last_step = (self.state.epoch, lr)
+        return loss.detach(), value
 
     def _train_stage(self, stage_index, stage, resume: Path | None) -> None:
         config, accelerator = self.config, self.accelerator
         model = self.model
+        self._stage_name = stage.name
         trainable = model.set_training_stage(stage)
         if not trainable:
             raise ValueError(
@@ -323,7 +789,7 @@ class PromptTrainer:
                 "a model without learned parameters (zero-shot CLIP) needs no training; evaluate it "
                 "directly (hf_prompt_clip.evaluate)."
             )
-        parameters = [p for p in model.parameters() if p.requires_grad]
+        parameters = self._trainable()
         optimizer = self._optimizer(self._parameter_groups(model, stage))
         examples = EpochSeededDataset(self.train_dataset, config.seed)
         loader = DataLoader(
@@ -362,6 +828,9 @@ class PromptTrainer:
                 steps_per_epoch, config.warmup_epochs, config.warmup_lr,
             )  # fmt: skip
 
+        def saves_at_epoch_end(epoch: int) -> bool:  # epoch: the number of epochs done
+            return epoch % config.checkpoint_every_epochs == 0 or epoch == epochs
+
         model_prepared.train()
         while self.state.epoch < epochs:
             loader.set_epoch(self.state.epoch)
@@ -373,16 +842,21 @@ class PromptTrainer:
                 lr = lr_now()
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
-                loss = self._step(model_prepared, optimizer, parameters, batch, stage.name)
+                loss, value = self._step(model_prepared, optimizer, parameters, batch, stage.name, lr)
                 losses.append(loss)
                 if accelerator.sync_gradients:
                     self.state.step_in_epoch += 1
                     self.state.global_step += 1
                     progress.update(1)
-                    progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+                    progress.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+                    epoch_checkpoint_follows = (
+                        self.state.step_in_epoch >= steps_per_epoch
+                        and saves_at_epoch_end(self.state.epoch + 1)
+                    )
                     if (
                         config.checkpoint_every_steps
                         and self.state.global_step % config.checkpoint_every_steps == 0
+                        and not epoch_checkpoint_follows
                     ):
                         self.save_checkpoint()
             mean_loss = accelerator.gather(torch.stack(losses).mean()).mean().item() if losses else None
@@ -393,9 +867,10 @@ class PromptTrainer:
                 accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=self.state.global_step)
             self.state.epoch += 1
             self.state.step_in_epoch = 0
-            if self.state.epoch % config.checkpoint_every_epochs == 0 or self.state.epoch == epochs:
+            if saves_at_epoch_end(self.state.epoch):
                 self.save_checkpoint()
         progress.close()
+        self._check_parameters("at the end of the stage", stage.name)
         last = next(
             (entry["loss"] for entry in reversed(self.state.log) if entry["stage"] == stage.name), None
         )

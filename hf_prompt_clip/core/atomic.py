@@ -1,0 +1,333 @@
+"""Crash-safe files: a file or folder appears whole under its final name or not at all, and a lock that
+lets one process at a time own a folder.
+
+Everything here is written to a staging name next to its destination (`.<name>.tmp-<pid>`), flushed
+to disk (`fsync`) and renamed into place, so a kill, a power cut or a full disk leaves either the old
+content or the new one, never half of it; what is left behind is a staging name that
+`remove_stale_staging` clears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # Windows: the O_EXCL lock file
+    fcntl = None
+
+STAGING_PATTERN = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<tag>\d+)")
+
+
+def staging_path(final_path: str | os.PathLike, tag: int | None = None) -> Path:
+    """The staging name of `final_path`: `.<name>.tmp-<tag>` beside it (`tag`: the id of the process
+    that writes it, by default this one; `remove_stale_staging` keeps those of live processes).
+
+    Example:
+        >>> staging_path("run/checkpoints/checkpoint-8", tag=123).as_posix()
+        'run/checkpoints/.checkpoint-8.tmp-123'
+    """
+    final = Path(final_path)
+    return final.parent / f".{final.name}.tmp-{os.getpid() if tag is None else tag}"
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename, a new file) to disk; a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that a reader (or a crash) sees the old content or the new, never a part.
+
+    Example:
+        >>> atomic_write_bytes("weights.bin", b"\\x00\\x01")
+    """
+    path = Path(path)
+    staging = staging_path(path)
+    try:
+        with open(staging, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            staging.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
+    """`atomic_write_bytes` of `text` encoded with `encoding`.
+
+    Example:
+        >>> atomic_write_text("notes.txt", "trained for 10 epochs\\n")
+    """
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path: str | os.PathLike, obj, **dumps_kwargs) -> None:
+    """`atomic_write_text` of `json.dumps(obj, **dumps_kwargs)`.
+
+    Example:
+        >>> atomic_write_json("state.json", {"global_step": 12}, indent=1)
+    """
+    atomic_write_text(path, json.dumps(obj, **dumps_kwargs))
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """Flush every file and folder under `folder` (and `folder` itself) to disk."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as file:
+                os.fsync(file.fileno())
+        fsync_dir(root)
+
+
+def commit_folder(staging: str | os.PathLike, final_path: str | os.PathLike) -> None:
+    """Flush the finished folder `staging` to disk and rename it to `final_path`, replacing a folder there.
+
+    A folder already at `final_path` is first renamed aside (`.<name>.old-<pid>`), then deleted:
+    if the process dies between the two renames, `remove_stale_staging` puts it back.
+    """
+    staging, final = Path(staging), Path(final_path)
+    fsync_tree(staging)
+    aside = None
+    if final.exists():
+        aside = final.parent / f".{final.name}.old-{os.getpid()}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+    os.replace(staging, final)
+    fsync_dir(final.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(final_path: str | os.PathLike, tag: int | None = None) -> Iterator[Path]:
+    """Build a folder in a staging folder beside it (`staging_path`) and rename it into place when the
+    block ends without an error; an error deletes the staging folder and leaves `final_path` as it was.
+
+    Example:
+        >>> with atomic_folder("run/adapter") as folder:
+        ...     (folder / "config.json").write_text("{}")
+        ...     (folder / "model.safetensors").write_bytes(b"...")
+    """
+    final = Path(final_path)
+    staging = staging_path(final, tag)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        commit_folder(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def remove_stale_staging(folder: str | os.PathLike) -> list[Path]:
+    """Delete what interrupted writes left in `folder` (staging names, `STAGING_PATTERN`), except those
+    of another live process (their tag is its id); a folder that `commit_folder` had renamed aside is
+    put back when nothing replaced it. Returns the paths removed or restored.
+
+    Example:
+        >>> remove_stale_staging("run/checkpoints")
+        [PosixPath('run/checkpoints/.checkpoint-8.tmp-4242')]
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        match = STAGING_PATTERN.fullmatch(path.name)
+        if not match:
+            continue
+        tag = match["tag"]
+        if int(tag) != os.getpid() and _pid_alive(int(tag)):
+            continue  # being written by a running process
+        final = folder / match["name"]
+        if match["kind"] == "old" and not final.exists():
+            os.replace(path, final)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        found.append(path)
+    return found
+
+
+class FolderLockedError(RuntimeError):
+    """Another live process holds the folder's lock."""
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.GetLastError() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on a folder: a lock file in it that one process holds at a time.
+
+    With `fcntl` (Linux, macOS) the file is `flock`ed, so the kernel releases the lock when its
+    process dies, however it dies. Elsewhere the file is created with `O_EXCL`, and a file whose
+    process (same host) is gone is taken over. The file records the holder (`pid`, `host`, `since`)
+    for the error message and is deleted on release.
+
+    Args:
+        folder: the folder to lock (created if missing).
+        name: the lock file's name in it.
+        use_flock: force (or refuse) `fcntl.flock`; default: whenever `fcntl` exists.
+
+    Example:
+        >>> with FolderLock("outputs/run"):      # FolderLockedError if another process holds it
+        ...     train()
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str = "train.lock", use_flock: bool | None = None):
+        self.path = Path(folder) / name
+        self.use_flock = fcntl is not None if use_flock is None else use_flock
+        if self.use_flock and fcntl is None:
+            raise ValueError("fcntl.flock is not available on this platform.")
+        self._descriptor: int | None = None
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def _record(self) -> bytes:
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        return json.dumps(holder).encode()
+
+    def _locked(self, holder: dict) -> FolderLockedError:
+        who = (
+            f"process {holder.get('pid', '?')} on {holder.get('host', '?')}" if holder else "another process"
+        )
+        since = f" since {holder['since']}" if holder.get("since") else ""
+        return FolderLockedError(f"{self.path.parent} is locked by {who}{since} ({self.path}).", holder)
+
+    def acquire(self) -> FolderLock:
+        """Take the lock or raise `FolderLockedError` naming its holder."""
+        if self._held:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.use_flock:
+            self._acquire_flock()
+        else:
+            self._acquire_exclusive()
+        self._held = True
+        return self
+
+    def _acquire_flock(self) -> None:
+        while True:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(descriptor)
+                raise self._locked(_read_holder(self.path)) from None
+            try:  # the holder before us may have deleted the file we opened: lock the one on disk
+                same = os.path.samestat(os.fstat(descriptor), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(descriptor)
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, self._record())
+        os.fsync(descriptor)
+        self._descriptor = descriptor
+
+    def _acquire_exclusive(self) -> None:
+        for _ in range(5):
+            try:
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = _read_holder(self.path)
+                pid = holder.get("pid")
+                stale = (
+                    isinstance(pid, int)
+                    and holder.get("host") == socket.gethostname()
+                    and not _pid_alive(pid)
+                )
+                if not stale:
+                    raise self._locked(holder) from None
+                with contextlib.suppress(FileNotFoundError):  # a dead holder's lock: take it over
+                    os.replace(self.path, self.path.with_name(f"{self.path.name}.stale-{os.getpid()}"))
+                    os.unlink(self.path.with_name(f"{self.path.name}.stale-{os.getpid()}"))
+                continue
+            try:
+                os.write(descriptor, self._record())
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            return
+        raise self._locked(_read_holder(self.path))
+
+    def release(self) -> None:
+        """Give the lock up (deleting the lock file); a no-op when not held."""
+        if not self._held:
+            return
+        self._held = False
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        if self._descriptor is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

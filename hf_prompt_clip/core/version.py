@@ -1,0 +1,29 @@
+"""The package version (the one source: `pyproject.toml` reads it from here), recorded in every saved
+adapter config (`hf_prompt_clip_version`) so an adapter from a newer release is recognised as such."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+PACKAGE = "hf-prompt-clip"
+
+
+def is_newer(version: str | None, than: str = __version__) -> bool:
+    """Whether release `version` is newer than `than` (the installed one); `False` when unknown.
+
+    Example:
+        >>> is_newer("0.3.0", "0.1.0"), is_newer(None)
+        (True, False)
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return version is not None and Version(version) > Version(than)
+    except InvalidVersion:
+        return False
+
+
+def upgrade_advice(version: str | None) -> str:
+    """`pip install -U "hf-prompt-clip>=0.3.0"` (or without the bound when the version is unknown)."""
+    bound = f">={version}" if version else ""
+    return f'pip install -U "{PACKAGE}{bound}"'
