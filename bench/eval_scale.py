@@ -9,7 +9,7 @@ class prompts, the images per second of the image side, and the peak resident me
 level after the model and the data are built (`/proc/self/clear_refs`, no warm-up in the process),
 so memory that grew with N would show as a growing peak.
 
-    python bench/eval_scale.py --tokenizer ../shared/clip-tokenizer --images 128 512   # CPU
+    python bench/eval_scale.py --tokenizer ../shared/clip-tokenizer --images 64 256 --threads 2  # CPU
     python bench/eval_scale.py --device cuda --images 2048 8192                        # GPU
 """
 
@@ -82,7 +82,7 @@ def run_one(args) -> dict:
 
 def main() -> None:
     parser = bench_parser(__doc__)
-    parser.add_argument("--images", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--images", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--one", action="store_true", help=argparse_suppress())
@@ -90,6 +90,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
+        args.images = args.images[0]
         print(json.dumps(run_one(args)))
         return
     rows = []

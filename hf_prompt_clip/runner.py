@@ -108,6 +108,14 @@ class ExperimentConfig:
 
     def __post_init__(self):
         check_protocol(self.protocol, get_benchmark(self.dataset), self.targets)
+        repeated = sorted({seed for seed in self.seeds if list(self.seeds).count(seed) > 1})
+        if repeated or not self.seeds:
+            raise ValueError(
+                f"seeds must be distinct and at least one, got {list(self.seeds)}: a repeated seed repeats the "
+                "same run and would shrink the reported spread. Give each seed once, e.g. seeds=(1, 2, 3)."
+            )
+        if not isinstance(self.eval_batch_size, int) or self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}.")
         resume = self.training.resume_from_checkpoint
         if resume not in (None, "latest") and len(self.seeds) > 1:
             raise ValueError(

@@ -230,3 +230,18 @@ def test_float_label_columns_are_refused_naming_the_column():
         with pytest.raises(LabelError, match=r"label column 'target' holds float"):
             list(to_benchmark_format(stream, spec))
     assert to_benchmark_format(_raw([0, 2], "int64"), spec)["label"] == [0, 2]
+
+
+def test_the_python_configs_refuse_what_the_command_line_refuses():
+    from hf_prompt_clip.runner import ExperimentConfig
+    from hf_prompt_clip.train import TrainingConfig
+
+    for bad in ({"learning_rate": 0.0}, {"learning_rate": float("nan")}, {"warmup_epochs": -1},
+                {"max_grad_norm": 0.0}, {"num_workers": -2}, {"momentum": 1.0}):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainingConfig(**bad)
+    TrainingConfig(max_grad_norm=None, warmup_epochs=0)  # off is fine
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        ExperimentConfig(dataset="synthetic_shapes", protocol="few_shot", seeds=(1, 1))
+    with pytest.raises(ValueError, match="eval_batch_size must be a positive integer"):
+        ExperimentConfig(dataset="synthetic_shapes", protocol="few_shot", eval_batch_size=0)

@@ -29,6 +29,7 @@ from datasets import Dataset, DatasetDict
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
+from ..core.atomic import atomic_write_text
 from .errors import SplitNotFoundError
 from .loading import describe_data, load_benchmark
 from .registry import BenchmarkSpec, get_benchmark
@@ -132,7 +133,7 @@ def export_benchmark(
     names = list(next(iter(parts.values())).features["label"].names)
     origin = describe_data(spec, source, revision)
     card = _card(spec, origin, {split: len(data) for split, data in parts.items()}, names)
-    (output / "README.md").write_text(card, encoding="utf-8")
+    atomic_write_text(output / "README.md", card)
     if push_to_hub:
         exported.push_to_hub(push_to_hub, private=private, token=token)
         # push_to_hub writes a card of its own (the features, the splits' files): keep its metadata,

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from ..core.atomic import atomic_write_text
 from ..methods.zeroshot import ZeroShotCLIPModel
 from .captions import COLOUR_TEMPLATE, MENTIONS, ZERO_SHOT_TEMPLATE, styled_caption
 from .datasets import build_split, class_names
@@ -278,7 +279,7 @@ def save_clip(model: CLIPModel, tokenizer: CLIPTokenizer, folder: str | os.PathL
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())
     config["dtype"] = "float32"
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(folder)
     clip_image_processor(image_size).save_pretrained(folder)
     return folder

@@ -141,6 +141,20 @@ class TrainingConfig:
         for name in ("epochs", "batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("warmup_epochs", "checkpoint_every_epochs", "checkpoint_every_steps", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} cannot be negative, got {getattr(self, name)} (0 turns it off).")
+        for name in ("learning_rate", "warmup_lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"{name} must be a positive finite number, got {value!r}"
+                    + (" (None turns clipping off)." if name == "max_grad_norm" else ".")
+                )
+        if not 0 <= self.weight_decay < math.inf or not 0 <= self.momentum < 1:
+            raise ValueError(
+                f"weight_decay must be >= 0 and momentum in [0, 1), got {self.weight_decay} and {self.momentum}."
+            )
 
 
 @dataclass
