@@ -369,6 +369,23 @@ def range_problem(name: str, value: Any) -> str | None:
     return None
 
 
+def unknown_keywords(config_class: type, keywords: Mapping[str, Any], also: Sequence[str] = ()) -> list[str]:
+    """The keywords that are neither fields of `config_class`, nor in `also`, nor transformers' own."""
+    valid = (
+        set(option_types(config_class))
+        | {field.name for field in dataclasses.fields(config_class)}
+        | set(also)
+    )
+    return [
+        key
+        for key in keywords
+        if key not in valid
+        and key not in TRANSFORMERS_CONFIG_KEYWORDS
+        and not key.startswith("_")
+        and not hasattr(PreTrainedConfig, key)
+    ]
+
+
 def check_config_keywords(
     config_class: type, keywords: Mapping[str, Any], where: str, also: Sequence[str] = ()
 ) -> None:
@@ -379,15 +396,7 @@ def check_config_keywords(
         InvalidOptionError: a `TypeError` and a `ValueError`.
     """
     options = set(option_types(config_class))
-    valid = options | {field.name for field in dataclasses.fields(config_class)} | set(also)
-    unknown = [
-        key
-        for key in keywords
-        if key not in valid
-        and key not in TRANSFORMERS_CONFIG_KEYWORDS
-        and not key.startswith("_")
-        and not hasattr(PreTrainedConfig, key)
-    ]
+    unknown = unknown_keywords(config_class, keywords, also)
     if not unknown:
         return
     described = []
@@ -416,31 +425,22 @@ def check_saved_version(config_class: type, keywords: Mapping[str, Any], saved_v
     Raises:
         AdapterVersionError: naming the keys, both versions and the upgrade command.
     """
-    try:
-        check_config_keywords(config_class, keywords, config_class.__name__)
-    except InvalidOptionError:
-        options = set(option_types(config_class)) | {f.name for f in dataclasses.fields(config_class)}
-        unknown = sorted(
-            key
-            for key in keywords
-            if key not in options
-            and key not in TRANSFORMERS_CONFIG_KEYWORDS
-            and not key.startswith("_")
-            and not hasattr(PreTrainedConfig, key)
-        )
-        if is_newer(saved_version):
-            raise AdapterVersionError(
-                f"This {config_class.__name__} was saved by hf-prompt-clip {saved_version}, which added "
-                f"{', '.join(unknown)}; this is hf-prompt-clip {__version__}, which does not know "
-                f"{'them' if len(unknown) > 1 else 'it'} and would load the adapter without. Upgrade: "
-                f"{upgrade_advice(saved_version)}."
-            ) from None
-        warnings.warn(
-            f"The saved {config_class.__name__} has settings this release does not know, kept but unused: "
-            f"{', '.join(unknown)} (saved by hf-prompt-clip {saved_version or 'an unknown version'}, this is "
-            f"{__version__}).",
-            stacklevel=4,
-        )
+    unknown = sorted(unknown_keywords(config_class, keywords))
+    if not unknown:
+        return
+    if is_newer(saved_version):
+        raise AdapterVersionError(
+            f"This {config_class.__name__} was saved by hf-prompt-clip {saved_version}, which added "
+            f"{', '.join(unknown)}; this is hf-prompt-clip {__version__}, which does not know "
+            f"{'them' if len(unknown) > 1 else 'it'} and would load the adapter without. Upgrade: "
+            f"{upgrade_advice(saved_version)}."
+        ) from None
+    warnings.warn(
+        f"The saved {config_class.__name__} has settings this release does not know, kept but unused: "
+        f"{', '.join(unknown)} (saved by hf-prompt-clip {saved_version or 'an unknown version'}, this is "
+        f"{__version__}).",
+        stacklevel=4,
+    )
 
 
 def check_option_value(config_class: type, name: str, value: Any) -> Any:
