@@ -439,9 +439,11 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
 
     def context_text_features(self, name: str, context: torch.Tensor, compute) -> torch.Tensor:
         """`compute()`, text features of prompts holding the learned `context`: with autograd while
-        the context learns, else once per class list and context value (cached under `name`,
-        without autograd, also while other parameters train)."""
-        if torch.is_grad_enabled() and context.requires_grad:
+        the context learns (training mode, gradients on, the context requiring grad), else once per
+        class list and context value (cached under `name`, without autograd: in eval mode, under
+        `no_grad`, or while only other parameters train), so evaluation forgetting `torch.no_grad()`
+        still runs at plain-CLIP speed."""
+        if self.training and torch.is_grad_enabled() and context.requires_grad:
             return compute()
         key = (self._class_version, self.config.fast, context._version, context.data_ptr())
         with torch.no_grad():
