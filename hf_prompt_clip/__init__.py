@@ -18,6 +18,8 @@ from .core import (
 )
 from .core.version import __version__
 from .methods import (
+    CLIPAdapterConfig,
+    CLIPAdapterModel,
     CoCoOpConfig,
     CoCoOpModel,
     CoOpConfig,
@@ -37,6 +39,8 @@ __all__ = [
     "METHODS",
     "TINY_CLIP_ID",
     "AdapterLoadError",
+    "CLIPAdapterConfig",
+    "CLIPAdapterModel",
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",

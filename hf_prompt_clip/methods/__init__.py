@@ -9,10 +9,13 @@ from .coop import CoOpConfig, CoOpModel
 from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
+from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
 
 # isort: on
 
 __all__ = [
+    "CLIPAdapterConfig",
+    "CLIPAdapterModel",
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",
