@@ -10,6 +10,7 @@ from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
 from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
+from .kgcoop import KgCoOpConfig, KgCoOpModel
 
 # isort: on
 
@@ -20,6 +21,8 @@ __all__ = [
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "KgCoOpConfig",
+    "KgCoOpModel",
     "MPFGVCConfig",
     "MPFGVCModel",
     "PLOTConfig",
