@@ -122,3 +122,24 @@ def assert_pipelines_score_like_the_model(model, folder) -> None:
         scores = {r["label"]: r["score"] for r in result}
         for k, name in enumerate(reordered):
             assert scores[name] == pytest.approx(reordered_probs[k].item(), abs=1e-5)
+
+
+def compare_on_sketches(output_dir, protocol: str, methods: list[str], epochs: int = 10, **config) -> dict:
+    """Mean metrics per method of one run of `methods` side by side on the synthetic sketches
+    (`synthetic_shapes_outline`, the shipped tiny CLIP), 16 shots, seed 1, AdamW lr 0.01, batch 32: the
+    learning tests' setting (tests/test_learning.py, docs/synthetic.md)."""
+    from hf_prompt_clip.runner import ExperimentConfig, run_comparison
+    from hf_prompt_clip.synthetic import TINY_CLIP_ID
+    from hf_prompt_clip.train import TrainingConfig
+
+    config = ExperimentConfig(
+        base_model=TINY_CLIP_ID,
+        dataset="synthetic_shapes_outline",
+        shots=16,
+        seeds=[1],
+        protocol=protocol,
+        output_dir=str(output_dir),
+        training=TrainingConfig(epochs=epochs, batch_size=32, learning_rate=0.01, optimizer="adamw"),
+        **config,
+    )
+    return {r["method"]: r["mean"] for r in run_comparison(config, methods)}

@@ -9,10 +9,7 @@ classes are fixed, runs the few-shot protocol on all 80 classes, both stages.
 """
 
 import pytest
-
-from hf_prompt_clip.runner import ExperimentConfig, run_comparison
-from hf_prompt_clip.synthetic import TINY_CLIP_ID
-from hf_prompt_clip.train import TrainingConfig
+from conftest import compare_on_sketches
 
 MARGIN = 5.0  # accuracy points; measured gains are about 10-14 (docs/synthetic.md)
 LEARNERS = ["zeroshot", "coop", "cocoop", "plot", "plotpp"]
@@ -20,17 +17,7 @@ LEARNERS = ["zeroshot", "coop", "cocoop", "plot", "plotpp"]
 
 def compare(tmp_path_factory, protocol: str, methods: list[str], **config) -> dict[str, dict]:
     """Mean metrics per method of one run of `methods` side by side on the sketches, 16 shots, seed 1."""
-    config = ExperimentConfig(
-        base_model=TINY_CLIP_ID,
-        dataset="synthetic_shapes_outline",
-        shots=16,
-        seeds=[1],
-        protocol=protocol,
-        output_dir=str(tmp_path_factory.mktemp(f"learning-{protocol}")),
-        training=TrainingConfig(epochs=10, batch_size=32, learning_rate=0.01, optimizer="adamw"),
-        **config,
-    )
-    return {r["method"]: r["mean"] for r in run_comparison(config, methods)}
+    return compare_on_sketches(tmp_path_factory.mktemp(f"learning-{protocol}"), protocol, methods, **config)
 
 
 @pytest.fixture(scope="module")

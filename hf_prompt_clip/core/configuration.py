@@ -208,6 +208,7 @@ POSITIVE_OPTIONS = frozenset(
         "n_visual_prompt_sets",
         "n_visual_prompt_tokens",
         "meta_net_reduction",
+        "adapter_reduction",
         "fusion_expansion",
         "sinkhorn_max_iter",
     }

@@ -19,9 +19,17 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
-from .text import PromptLayout, assemble_prompt_embeddings, embed_tokens, encode_text_embeddings
+from .text import (
+    PromptLayout,
+    assemble_prompt_embeddings,
+    embed_tokens,
+    encode_text_embeddings,
+    fill_template,
+    tokenize_texts,
+)
 
 DEFAULT_CHUNK_TOKENS = 32768
+TEMPLATE_TEXT_BATCH = 256  # prompts embedded at a time: 1000 classes x 80 templates at once would take GBs
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -253,3 +261,52 @@ def encode_context_prompts(
         suffix = assemble_prompt_embeddings(suffix, suffix_index, contexts)  # (B, K, S, D)
     features = encode_with_shared_prefix(clip, prefix, suffix, layout.eos_positions - shared, chunk_tokens)
     return features if batched else features[0]
+
+
+@torch.no_grad()
+def template_text_features(
+    clip: CLIPModel,
+    tokenizer,
+    texts: list[str],
+    templates: list[str] | tuple[str, ...],
+    fast: bool = True,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> torch.Tensor:
+    """Hand-written prompt features: `template.format(text)` encoded by the frozen CLIP, without autograd.
+
+    With several templates, each template's features are L2-normalised, averaged over the templates and
+    re-normalised (CLIP's prompt ensemble). Zero-shot CLIP's classifier, CLIP-Adapter's text side and
+    KgCoOp's hand-crafted anchors are all this function.
+
+    Args:
+        clip: the frozen `CLIPModel`.
+        tokenizer: its tokenizer.
+        texts: K class names in prompt form (`prompt_class_name`: underscores already spaces).
+        templates: T templates with one `{}` each.
+        fast: EOS truncation (`encode_truncated`, exact); `False` runs all 77 positions.
+        chunk_tokens: most token positions per text-encoder call on the fast path.
+
+    Returns:
+        `(K, E)` float32, L2-normalised, on the text tower's device.
+
+    Example:
+        >>> features = template_text_features(clip, tokenizer, ["red star", "blue circle"], ["a photo of a {}."])
+        >>> features.shape, features.norm(dim=-1)
+        (torch.Size([2, E]), tensor([1., 1.]))
+    """
+    device = clip.text_projection.weight.device
+    max_length = clip.config.text_config.max_position_embeddings
+    prompts = [fill_template(template, text) for text in texts for template in templates]
+    features = []
+    for start in range(0, len(prompts), TEMPLATE_TEXT_BATCH):
+        chunk = prompts[start : start + TEMPLATE_TEXT_BATCH]
+        input_ids, eos_positions = tokenize_texts(tokenizer, chunk, max_length)
+        # eos_positions may stay on the CPU: both encoders move them to the embeddings' device
+        embeds = embed_tokens(clip, input_ids.to(device))
+        if fast:
+            features.append(encode_truncated(clip, embeds, eos_positions, chunk_tokens))
+        else:
+            features.append(encode_text_embeddings(clip, embeds, eos_positions))
+    features = F.normalize(torch.cat(features).float(), dim=-1)
+    features = features.view(len(texts), len(templates), -1).mean(dim=1)
+    return F.normalize(features, dim=-1)

@@ -9,14 +9,20 @@ from .coop import CoOpConfig, CoOpModel
 from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
+from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
+from .kgcoop import KgCoOpConfig, KgCoOpModel
 
 # isort: on
 
 __all__ = [
+    "CLIPAdapterConfig",
+    "CLIPAdapterModel",
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "KgCoOpConfig",
+    "KgCoOpModel",
     "MPFGVCConfig",
     "MPFGVCModel",
     "PLOTConfig",

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ..zeroshot.config import ZeroShotCLIPConfig
+
+
+@strict
+class CLIPAdapterConfig(ZeroShotCLIPConfig):
+    r"""CLIP-Adapter (Gao et al., IJCV 2023): a bottleneck MLP on the image feature, blended with it.
+
+    The text side is zero-shot CLIP's (`templates`, `ensemble`): trained through the experiment runner it
+    takes the benchmark's hand-written template, as the authors' code does (its `CUSTOM_TEMPLATES`).
+
+    Args:
+        adapter_reduction (`int`, *optional*, defaults to 4):
+            The adapter is `Linear(E, E // r, bias=False) -> ReLU -> Linear(E // r, E, bias=False) -> ReLU`
+            with E the joint embedding size (512 -> 128 -> 512 for ViT-B/16).
+        residual_ratio (`float`, *optional*, defaults to 0.2):
+            alpha in `alpha * A(f) + (1 - alpha) * f`, the blend of the adapted and the original image
+            feature `f`, in [0, 1]. 0 is zero-shot CLIP; the authors' code fixes 0.2.
+    """
+
+    model_type = "prompt_clip_clip_adapter"
+
+    adapter_reduction: int = 4
+    residual_ratio: float = 0.2
+
+    def __post_init__(self, **kwargs):
+        if self.adapter_reduction < 1:
+            raise ValueError(
+                f"adapter_reduction must be at least 1, got {self.adapter_reduction}: the hidden width is "
+                "E // adapter_reduction (4 in the paper)."
+            )
+        if not 0.0 <= self.residual_ratio <= 1.0:
+            raise ValueError(
+                f"residual_ratio must lie in [0, 1], got {self.residual_ratio}: it blends "
+                "residual_ratio * adapter(f) + (1 - residual_ratio) * f (0.2 in the paper; 0 is zero-shot CLIP)."
+            )
+        super().__post_init__(**kwargs)

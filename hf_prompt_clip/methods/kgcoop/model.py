@@ -1,0 +1,117 @@
+"""KgCoOp: CoOp whose class text features are kept near those of the hand-crafted prompts."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...core.text_engine import template_text_features
+from ..coop.model import CoOpModel
+from .config import KgCoOpConfig
+
+#: Where the authors' hand-crafted template (`CUSTOM_TEMPLATES` of `trainers/kgcoop.py`) differs from the
+#: benchmark's zero-shot template; every other benchmark takes its own.
+KGCOOP_TEMPLATES: dict[str, str] = {"dtd": "a photo of a {}, a type of texture."}
+
+
+def knowledge_guided_distance(
+    learned: torch.Tensor, handcrafted: torch.Tensor, form: str = "cosine"
+) -> torch.Tensor:
+    """KgCoOp's L_kg between learned and hand-crafted class text features, averaged over the classes.
+
+    Both are L2-normalised first (in float32). `"cosine"`: `1 - mean_k cos(w_k, w_k^clip)` (the authors'
+    code); `"squared_l2"`: `mean_k ||w_k - w_k^clip||^2` (the paper's equation), which is twice the cosine
+    form for unit vectors.
+
+    Args:
+        learned: `(K, E)` text features of the learned prompts (with autograd).
+        handcrafted: `(K, E)` text features of the hand-crafted prompts (frozen).
+        form: `"cosine"` or `"squared_l2"`.
+
+    Returns:
+        A scalar, 0 when the two sets agree.
+
+    Example:
+        >>> w = torch.eye(2)
+        >>> knowledge_guided_distance(w, w), knowledge_guided_distance(w, w.flip(0), "squared_l2")
+        (tensor(0.), tensor(2.))
+    """
+    learned = F.normalize(learned.float(), dim=-1)
+    handcrafted = F.normalize(handcrafted.float(), dim=-1).to(learned.device)
+    if form == "cosine":
+        return 1.0 - (learned * handcrafted).sum(dim=-1).mean()
+    if form == "squared_l2":
+        return (learned - handcrafted).pow(2).sum(dim=-1).mean()
+    raise ValueError(f"form must be 'cosine' or 'squared_l2', got {form!r}.")
+
+
+class KgCoOpModel(CoOpModel):
+    """Knowledge-guided Context Optimization: CoOp's prompts `[SOS] v_1 .. v_M name . [EOS]`, trained with
+
+    `loss = cross-entropy(logits) + kg_weight * L_kg(w, w^clip)`,
+
+    where `w` are the class text features of the learned prompts and `w^clip` those of the hand-crafted
+    templates (`kg_templates`) by the frozen CLIP (`knowledge_guided_distance`). Inference is CoOp's.
+
+    The hand-crafted features are computed once per class list (without autograd, when a loss first
+    needs them) and cached; they are never saved: they follow from the templates, the class names and
+    the frozen CLIP, so a loaded or re-classed model recomputes them. The adapter file holds `context`
+    only, as CoOp's.
+
+    Example:
+        ```python
+        from hf_prompt_clip import KgCoOpModel
+        model = KgCoOpModel.from_clip("openai/clip-vit-base-patch16", base_class_names,
+                                      kg_templates=["a photo of a {}."])  # 4 vectors from "a photo of a"
+        loss = model(pixel_values, labels=labels).loss     # cross-entropy + 8.0 * L_kg
+        ```
+    """
+
+    config_class = KgCoOpConfig
+
+    @classmethod
+    def benchmark_options(cls, benchmark, options: dict) -> dict:
+        """The authors' hand-crafted template of the benchmark (its own zero-shot one but on DTD)."""
+        return {"kg_templates": [KGCOOP_TEMPLATES.get(benchmark.key, benchmark.template)]}
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        super()._build_class_prompts(texts)
+        self._prompt_texts = texts
+
+    def handcrafted_text_features(self) -> torch.Tensor:
+        """Normalised text features `(K, E)` of `kg_templates` filled with the class names (frozen, cached
+        per class list)."""
+
+        def compute() -> torch.Tensor:
+            self._ensure_class_prompts()
+            return template_text_features(
+                self.clip,
+                self.tokenizer,
+                self._prompt_texts,
+                self.config.kg_templates,
+                fast=self.config.fast,
+                chunk_tokens=self.config.text_chunk_tokens,
+            )
+
+        key = (self._class_version, self.config.fast, tuple(self.config.kg_templates))
+        with torch.no_grad():
+            return self.cached_text("handcrafted_text_features", key, compute)
+
+    def knowledge_guided_loss(self, text_features: torch.Tensor | None = None) -> torch.Tensor:
+        """L_kg of the current context (or of the given learned class text features `(K, E)`)."""
+        if text_features is None:
+            text_features = self.class_text_features()
+        return knowledge_guided_distance(
+            text_features, self.handcrafted_text_features(), self.config.kg_distance
+        )
+
+    def logits_and_loss(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """CoOp's logits; with labels, cross-entropy plus `kg_weight * L_kg` (CoOp's loss for weight 0)."""
+        if labels is None or self.config.kg_weight == 0:
+            return super().logits_and_loss(pixel_values, labels)
+        text_features = self.class_text_features()  # once: for the logits and for L_kg
+        logits = self.similarity_logits(self.encode_images(pixel_values), text_features)
+        loss = self.classification_loss(logits, labels)
+        return logits, loss + self.config.kg_weight * self.knowledge_guided_loss(text_features)
