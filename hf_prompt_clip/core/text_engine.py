@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
-from .text import PromptLayout, assemble_prompt_embeddings, embed_tokens, encode_text_embeddings
+from .text import (
+    PromptLayout,
+    assemble_prompt_embeddings,
+    embed_tokens,
+    encode_text_embeddings,
+    fill_template,
+    tokenize_texts,
+)
 
 DEFAULT_CHUNK_TOKENS = 32768
 
@@ -253,3 +260,54 @@ def encode_context_prompts(
         suffix = assemble_prompt_embeddings(suffix, suffix_index, contexts)  # (B, K, S, D)
     features = encode_with_shared_prefix(clip, prefix, suffix, layout.eos_positions - shared, chunk_tokens)
     return features if batched else features[0]
+
+
+#: Prompts embedded at a time by `encode_templates`: 1000 classes x 80 templates at once would take GBs.
+TEMPLATE_BATCH = 256
+
+
+@torch.no_grad()
+def encode_templates(
+    clip: CLIPModel,
+    tokenizer,
+    names: list[str],
+    templates: list[str],
+    *,
+    fast: bool = True,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> torch.Tensor:
+    """Zero-shot class text features: `template.format(name)` for every template, each L2-normalised,
+    averaged over the templates and re-normalised (CLIP's prompt ensemble), without autograd.
+
+    Args:
+        clip: the frozen `CLIPModel`.
+        tokenizer: its tokenizer.
+        names: the K class names in prompt form (`prompt_class_name`: underscores as spaces).
+        templates: T templates with one `{}`.
+        fast: EOS truncation (`encode_truncated`); `False` runs every prompt over all positions.
+        chunk_tokens: most token positions per encoder call in the fast path.
+
+    Returns:
+        `(K, E)` float32 unit vectors.
+
+    Example:
+        >>> features = encode_templates(clip, tokenizer, ["cat", "dog"], ["a photo of a {}.", "art of the {}."])
+        >>> features.shape, features.norm(dim=-1)          # (2, E), ones
+    """
+    device = clip.text_projection.weight.device
+    max_length = clip.config.text_config.max_position_embeddings
+    prompts = [fill_template(template, name) for name in names for template in templates]
+    features = []
+    for start in range(0, len(prompts), TEMPLATE_BATCH):
+        input_ids, eos_positions = tokenize_texts(
+            tokenizer, prompts[start : start + TEMPLATE_BATCH], max_length
+        )
+        # eos_positions may stay on the CPU: both encoders move them to the embeddings' device
+        embeds = embed_tokens(clip, input_ids.to(device))
+        if fast:
+            features.append(encode_truncated(clip, embeds, eos_positions, chunk_tokens))
+        else:
+            features.append(encode_text_embeddings(clip, embeds, eos_positions))
+    features = F.normalize(torch.cat(features).float(), dim=-1)
+    features = features.view(len(names), len(templates), -1).mean(dim=1)
+    return F.normalize(features, dim=-1)

@@ -9,6 +9,7 @@ from .coop import CoOpConfig, CoOpModel
 from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
+from .linear_probe import LinearProbeConfig, LinearProbeModel
 
 # isort: on
 
@@ -17,6 +18,8 @@ __all__ = [
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "LinearProbeConfig",
+    "LinearProbeModel",
     "MPFGVCConfig",
     "MPFGVCModel",
     "PLOTConfig",

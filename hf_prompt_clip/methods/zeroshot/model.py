@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.text import embed_tokens, encode_text_embeddings, fill_template, tokenize_texts
-from ...core.text_engine import encode_truncated
+from ...core.text_engine import encode_templates
 from .config import ZeroShotCLIPConfig
-
-TEXT_BATCH = 256  # prompts embedded at a time: 1000 classes x 80 templates at once would take GBs
 
 
 class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
@@ -45,29 +41,16 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
         # tokenisation happens in class_text_features, which is cached per class list
         self._prompt_texts = texts
 
-    @torch.no_grad()
     def _compute_class_text_features(self) -> torch.Tensor:
         self._ensure_class_prompts()
-        names = self._prompt_texts
-        templates = self.config.templates
-        max_length = self.clip.config.text_config.max_position_embeddings
-        prompts = [fill_template(t, name) for name in names for t in templates]
-        features = []
-        for start in range(0, len(prompts), TEXT_BATCH):
-            chunk = prompts[start : start + TEXT_BATCH]
-            input_ids, eos_positions = tokenize_texts(self.tokenizer, chunk, max_length)
-            # eos_positions may stay on the CPU: both encoders move them to the embeddings' device
-            input_ids = input_ids.to(self.text_device)
-            embeds = embed_tokens(self.clip, input_ids)
-            if self.config.fast:
-                features.append(
-                    encode_truncated(self.clip, embeds, eos_positions, self.config.text_chunk_tokens)
-                )
-            else:
-                features.append(encode_text_embeddings(self.clip, embeds, eos_positions))
-        features = F.normalize(torch.cat(features).float(), dim=-1)
-        features = features.view(len(names), len(templates), -1).mean(dim=1)
-        return F.normalize(features, dim=-1)
+        return encode_templates(
+            self.clip,
+            self.tokenizer,
+            self._prompt_texts,
+            self.config.templates,
+            fast=self.config.fast,
+            chunk_tokens=self.config.text_chunk_tokens,
+        )
 
     def class_text_features(self) -> torch.Tensor:
         with torch.no_grad():
