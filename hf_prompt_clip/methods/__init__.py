@@ -10,6 +10,7 @@ from .cocoop import CoCoOpConfig, CoCoOpModel
 from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
 from .linear_probe import LinearProbeConfig, LinearProbeModel
+from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, TipAdapterModel
 
 # isort: on
 
@@ -26,6 +27,10 @@ __all__ = [
     "PLOTModel",
     "PLOTPPConfig",
     "PLOTPPModel",
+    "TipAdapterConfig",
+    "TipAdapterFConfig",
+    "TipAdapterFModel",
+    "TipAdapterModel",
     "ZeroShotCLIPConfig",
     "ZeroShotCLIPModel",
 ]
