@@ -194,6 +194,26 @@ def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -
     )
 
 
+class ValidationSplitMissingError(ProtocolNotSupportedError):
+    """The method searches its settings on a validation split that the data does not have."""
+
+
+def check_method_data(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
+    """`ValidationSplitMissingError` when `method` with `options` searches its settings on validation
+    examples (`uses_validation`) and the benchmark has no val split, before anything runs."""
+    _, model_class = get_method(method)
+    if not (model_class.learns_parameters(options) and model_class.uses_validation(options)):
+        return
+    try:
+        _load(get_benchmark(config.dataset), "val", config)
+    except SplitNotFoundError as error:
+        raise ValidationSplitMissingError(
+            f"{method} chooses its settings on validation examples (the few-shot protocol's min(shots, 4) per "
+            f"class of the val split), but the data has no val split: {error} Or fix the searched settings "
+            f"with --option (docs/methods.md names them for {method})."
+        ) from error
+
+
 def check_protocol(protocol: str, spec: BenchmarkSpec, targets: Sequence[str] = ()) -> None:
     """Refuse a protocol that cannot run on `spec` with these `targets`, saying what would."""
     if protocol not in PROTOCOLS:
@@ -518,14 +538,7 @@ def validation_set(
     the authors' code does), or the whole val split when training on the full training set; the base
     classes only for base-to-new. Returns the examples and the record of the draw (`None`: all of them).
     """
-    try:
-        val = _load(spec, "val", config)
-    except SplitNotFoundError as error:
-        raise SplitNotFoundError(
-            f"{config.method} chooses its settings on validation examples (the few-shot protocol's "
-            f"min(shots, 4) per class of the val split), but {spec.key!r} has none: {error} Or fix the searched "
-            f"settings with --option (docs/methods.md names them for {config.method})."
-        ) from error
+    val = _load(spec, "val", config)  # check_method_data said it exists
     selection = None
     if config.shots is not None:
         if config.few_shot_sampler == "dassl":
@@ -784,6 +797,8 @@ def run_experiment(
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
+    if not checked:
+        check_method_data(config.method, config.method_options, config)
     if push and config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)
     if not checked:
@@ -854,6 +869,7 @@ def run_comparison(
     for method in methods:
         try:
             check_method_protocol(method, options_for(method, options), config.protocol)
+            check_method_data(method, options_for(method, options), config)
         except ProtocolNotSupportedError as error:
             if not skip_unsupported or (config.push_to_hub and method == config.method):
                 raise  # never drop the method a push was asked for
