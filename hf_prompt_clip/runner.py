@@ -35,16 +35,20 @@ from .core.configuration import (
     range_problem,
     type_advice,
 )
+from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
 from .core.registry import get_method
 from .data import (
     BenchmarkSpec,
+    FewShotSelection,
     ImageFolderSource,
     Source,
+    SplitNotFoundError,
     base_new_counts,
     check_images,
     class_counts,
     collate_fn,
+    dassl_few_shot,
     describe_data,
     eval_transform,
     folder_record,
@@ -56,6 +60,7 @@ from .data import (
     select_classes,
     shots_drawn,
     train_transform,
+    validation_shots,
     with_image_transform,
 )
 from .evaluate.protocols import (
@@ -69,6 +74,7 @@ from .evaluate.report import METRIC_NAMES, write_report
 from .hub import (
     DATA_RECORD_FILE,
     SELECTION_FILE,
+    VALIDATION_SELECTION_FILE,
     PushAccessError,
     check_push_access,
     push_adapter_to_hub,
@@ -186,6 +192,26 @@ def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -
     _check_classes_can_change(
         model_class.can_change_classes(options), f"{method} with these options", protocol
     )
+
+
+class ValidationSplitMissingError(ProtocolNotSupportedError):
+    """The method searches its settings on a validation split that the data does not have."""
+
+
+def check_method_data(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
+    """`ValidationSplitMissingError` when `method` with `options` searches its settings on validation
+    examples (`uses_validation`) and the benchmark has no val split, before anything runs."""
+    _, model_class = get_method(method)
+    if not (model_class.learns_parameters(options) and model_class.uses_validation(options)):
+        return
+    try:
+        _load(get_benchmark(config.dataset), "val", config)
+    except SplitNotFoundError as error:
+        raise ValidationSplitMissingError(
+            f"{method} chooses its settings on validation examples (the few-shot protocol's min(shots, 4) per "
+            f"class of the val split), but the data has no val split: {error} Or fix the searched settings "
+            f"with --option (docs/methods.md names them for {method})."
+        ) from error
 
 
 def check_protocol(protocol: str, spec: BenchmarkSpec, targets: Sequence[str] = ()) -> None:
@@ -503,8 +529,39 @@ def data_record(
     }
 
 
-def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> dict[str, Any]:
+def validation_set(
+    config: ExperimentConfig, spec: BenchmarkSpec, seed: int, train_set
+) -> tuple[Any, FewShotSelection | None]:
+    """The validation examples of one seed, for methods that search on them (`uses_validation`): the
+    few-shot protocol's `validation_shots(shots)` = min(shots, 4) per class of the benchmark's val split
+    (CoOp's), drawn with the run's sampler (`"dassl"`: after the training draw, from the same stream, as
+    the authors' code does), or the whole val split when training on the full training set; the base
+    classes only for base-to-new. Returns the examples and the record of the draw (`None`: all of them).
+    """
+    val = _load(spec, "val", config)  # check_method_data said it exists
+    selection = None
+    if config.shots is not None:
+        if config.few_shot_sampler == "dassl":
+            _, (val, selection) = dassl_few_shot(train_set, val, config.shots, seed, benchmark=spec.key)
+        else:
+            val, selection = sample_few_shot(
+                val, validation_shots(config.shots), seed, benchmark=spec.key, split="val"
+            )
+    if config.protocol == "base2new":
+        val = select_classes(val, "base")
+    return val, selection
+
+
+def run_seed(
+    config: ExperimentConfig,
+    seed: int,
+    accelerator: Accelerator,
+    feature_cache: ImageFeatureCache | None = None,
+) -> dict[str, Any]:
     """Train (if the method learns anything) and evaluate one seed.
+
+    `feature_cache`: the frozen image features that fit stages share (one per run: methods and seeds
+    reading the same images under the same transform encode them once).
 
     Returns `{"seed", "metrics", "shots", "adapter", "config", "training"}`; `shots` is what was trained
     (`0`: nothing), `training` the settings the adapter was trained with (None when nothing was trained).
@@ -514,7 +571,7 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
     options = options_for(config.method, config.method_options)
     learns = model_class.learns_parameters(options)
     output = Path(config.output_dir) / f"seed{seed}"
-    train_set = _load(spec, "train", config)
+    full_train = train_set = _load(spec, "train", config)
     selection = None  # shots=None: the full training set
     if learns and config.shots is not None:
         train_set, selection = sample_few_shot(
@@ -522,6 +579,9 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         )
     if config.protocol == "base2new":
         train_set = select_classes(train_set, "base")
+    val_set, val_selection = None, None
+    if learns and model_class.uses_validation(options):  # e.g. a regularisation strength searched on it
+        val_set, val_selection = validation_set(config, spec, seed, full_train)
     # what was drawn of each trained class: fewer than asked where a class has fewer (recorded, shown)
     drawn = shots_drawn(class_counts(train_set)) if selection is not None else None
     names, prompts = class_lists(train_set, spec)
@@ -539,11 +599,13 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
     )
     training = None
-    if any(p.requires_grad for p in model.parameters()):
+    fits = any(stage.kind == "fit" for stage in model.training_stages())
+    if fits or any(p.requires_grad for p in model.parameters()):
         training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
         if training.resume_from_checkpoint == "latest" and not list_checkpoints(output):
             training.resume_from_checkpoint = None  # this seed had not started before the interruption
-        examples = with_image_transform(train_set, train_transform(model.image_processor, spec.crop_scale))
+        crop_scale = model.training_crop_scale(spec.crop_scale)
+        examples = with_image_transform(train_set, train_transform(model.image_processor, crop_scale))
         # what defines the result besides the TrainingConfig: a folder of another run is refused
         fingerprint = {
             "method": config.method, "options": options, "base_model": config.base_model,
@@ -552,8 +614,20 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
             "protocol": config.protocol, "shots": config.shots, "few_shot_sampler": config.few_shot_sampler,
             "class_names": list(names), "prompt_names": prompts,
         }  # fmt: skip
+        if val_set is not None:
+            fingerprint["validation_shots"] = val_selection.shots if val_selection is not None else None
+        plain = eval_transform(model.image_processor)
         # its own Accelerator: the data order is seeded with this seed
-        PromptTrainer(model, examples, training, collate_fn=collate_fn, fingerprint=fingerprint).train()
+        PromptTrainer(
+            model,
+            examples,
+            training,
+            collate_fn=collate_fn,
+            fingerprint=fingerprint,
+            train_eval_dataset=with_image_transform(train_set, plain),
+            validation_dataset=None if val_set is None else with_image_transform(val_set, plain),
+            feature_cache=feature_cache,
+        ).train()
     shots = config.shots if training else 0
     adapter_dir = output / "adapter"
     training_args = dataclasses.asdict(training) if training else None
@@ -563,6 +637,8 @@ def run_seed(config: ExperimentConfig, seed: int, accelerator: Accelerator) -> d
             model.save_pretrained(staging)
             if selection is not None and training:
                 selection.save(staging / SELECTION_FILE)
+            if val_selection is not None and training:
+                val_selection.save(staging / VALIDATION_SELECTION_FILE)
             record = data_record(config, spec, names, shots, seed, drawn if shots else None)
             (staging / DATA_RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False))
             if training_args:
@@ -707,6 +783,7 @@ def run_experiment(
     write_results: bool = True,
     push: bool = True,
     checked: bool = False,
+    feature_cache: ImageFeatureCache | None = None,
 ) -> dict[str, Any]:
     """Run every seed, write results JSON / markdown / plots and the model card; push if asked.
 
@@ -715,17 +792,20 @@ def run_experiment(
     With `push=False`, `config.push_to_hub` only names the repository in the cards (the caller pushes).
     The Hub login and write access and `check_before_running` (unless `checked`: the caller did) come
     before anything runs; a push that fails after training raises `PushFailedError` with every local
-    file written.
+    file written. `feature_cache`: the frozen image features fit stages share (default: one for this run).
     """
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
+    if not checked:
+        check_method_data(config.method, config.method_options, config)
     if push and config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)
     if not checked:
         check_before_running(config)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
-    runs = [run_seed(config, seed, accelerator) for seed in config.seeds]
+    feature_cache = feature_cache if feature_cache is not None else ImageFeatureCache()
+    runs = [run_seed(config, seed, accelerator, feature_cache) for seed in config.seeds]
     spec = get_benchmark(config.dataset)
     data = describe_data(spec, config.source, config.dataset_revision)
     results = results_record(
@@ -789,6 +869,7 @@ def run_comparison(
     for method in methods:
         try:
             check_method_protocol(method, options_for(method, options), config.protocol)
+            check_method_data(method, options_for(method, options), config)
         except ProtocolNotSupportedError as error:
             if not skip_unsupported or (config.push_to_hub and method == config.method):
                 raise  # never drop the method a push was asked for
@@ -799,6 +880,7 @@ def run_comparison(
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
     check_before_running(config)  # once for every method: the same data and folder
     results, pushed = [], None
+    feature_cache = ImageFeatureCache()  # methods reading the same frozen features encode them once
     for method in runnable:
         method_options = options_for(method, options)
         learns = get_method(method)[1].learns_parameters(method_options)
@@ -814,7 +896,11 @@ def run_comparison(
                 output_dir=str(output),
                 push_to_hub=config.push_to_hub if method == config.method else None,
             )
-            results.append(run_experiment(method_config, write_results=False, push=False, checked=True))
+            results.append(
+                run_experiment(
+                    method_config, write_results=False, push=False, checked=True, feature_cache=feature_cache
+                )
+            )
             if method_config.push_to_hub:
                 pushed = output / f"seed{config.seeds[0]}" / "adapter"
     if PartialState().is_main_process:

@@ -10,8 +10,10 @@ import torch
 from transformers import AutoModel
 
 from hf_prompt_clip.cli import main
+from hf_prompt_clip.data import folder_benchmark
+from hf_prompt_clip.runner import ExperimentConfig, run_comparison
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_dataset
-from hf_prompt_clip.train import list_checkpoints
+from hf_prompt_clip.train import TrainingConfig, list_checkpoints
 
 
 @pytest.fixture
@@ -629,3 +631,46 @@ def test_report_to_tensorboard_logs_the_loss_and_the_settings(tiny_clip_folder, 
         accumulator.Reload()
         scalars |= set(accumulator.Tags()["scalars"])
     assert "train/loss" in scalars  # and init_trackers took the settings (lists flattened to text)
+
+
+def test_methods_fitted_on_frozen_features_run_from_the_cli_and_need_a_val_split(
+    tiny_clip_folder, pattern_folder, tmp_path
+):
+    """The linear probe and Tip-Adapter(-F) run the few-shot protocol, searching on the val split (its draw
+    saved beside the adapter); data without a val split is refused before anything trains, and left out
+    (with a warning) of `--all-methods`."""
+    methods = ["--method", "linear_probe", "tip_adapter", "tip_adapter_f", "--option", "augment_views=2"]
+    with pytest.raises(ValueError, match="chooses its settings on validation examples"):
+        main(pattern_run(tiny_clip_folder, pattern_folder, tmp_path / "no-val", *QUICK, *methods, "--debug"))
+    assert not (tmp_path / "no-val").exists()
+    spec, source = folder_benchmark(pattern_folder)
+    config = ExperimentConfig(
+        method="coop", base_model=tiny_clip_folder, dataset=spec, source=source, protocol="few_shot", shots=2,
+        output_dir=str(tmp_path / "all"), training=TrainingConfig(epochs=1, batch_size=4),
+    )  # fmt: skip
+    results = run_comparison(
+        config, ["zeroshot", "coop", "linear_probe", "tip_adapter"], skip_unsupported=True
+    )
+    assert [entry["method"] for entry in results] == ["zeroshot", "coop"]  # as --all-methods leaves them out
+
+    images, labels = pattern_dataset(2, seed=2)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = pattern_folder / "val" / PATTERN_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+    output = tmp_path / "run"
+    main(pattern_run(tiny_clip_folder, pattern_folder, output, *QUICK, *methods))
+    results = json.loads((output / "results.json").read_text())
+    assert [entry["method"] for entry in results] == [
+        "zeroshot",
+        "linear_probe",
+        "tip_adapter",
+        "tip_adapter_f",
+    ]
+    assert all(entry["shots"] == 2 for entry in results[1:])
+    for method in ("linear_probe", "tip_adapter", "tip_adapter_f"):
+        adapter = output / method / "seed1" / "adapter"
+        selection = json.loads((adapter / "validation_selection.json").read_text())
+        assert selection["split"] == "val" and selection["shots"] == 2  # min(2 shots, 4)
+        assert AutoModel.from_pretrained(adapter).config.training_stage == "fit"
+    assert "| tip_adapter_f |" in (output / "results.md").read_text()

@@ -5,7 +5,9 @@ pretrained with "a photo of a" meaning a clean photo, so its zero-shot prompt fi
 badly; 16 shots per base class let every method learn a better prompt (docs/synthetic.md). PLOT
 runs with its benchmark defaults, as the CLI does: patch features plus the global logits (the tiny
 CLIP's patch tokens carry no text-aligned signal); PLOT++ runs both of its stages. MP-FGVC, whose
-classes are fixed, runs the few-shot protocol on all 80 classes, both stages.
+classes are fixed, runs the few-shot protocol on all 80 classes, both stages; so do the methods fitted on
+frozen features (linear probe, Tip-Adapter, Tip-Adapter-F: per-class parameters too), searching their
+settings on the few-shot validation split, Tip-Adapter's cache from 4 augmented views to stay quick.
 """
 
 import pytest
@@ -39,4 +41,22 @@ def few_shot_results(tmp_path_factory):
 def test_mpfgvc_two_stages_beat_zero_shot(few_shot_results):
     assert few_shot_results["mpfgvc"]["accuracy"] >= few_shot_results["zeroshot"]["accuracy"] + MARGIN, (
         few_shot_results
+    )
+
+
+FITTED = ["linear_probe", "tip_adapter", "tip_adapter_f"]
+
+
+@pytest.fixture(scope="module")
+def fitted_results(tmp_path_factory):
+    options = {"augment_views": 4}
+    return compare(
+        tmp_path_factory, "few_shot", ["zeroshot", *FITTED], method="tip_adapter", method_options=options
+    )
+
+
+@pytest.mark.parametrize("method", FITTED)
+def test_methods_fitted_on_frozen_features_beat_zero_shot(fitted_results, method):
+    assert fitted_results[method]["accuracy"] >= fitted_results["zeroshot"]["accuracy"] + MARGIN, (
+        fitted_results
     )

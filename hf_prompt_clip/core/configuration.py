@@ -211,6 +211,10 @@ POSITIVE_OPTIONS = frozenset(
         "adapter_reduction",
         "fusion_expansion",
         "sinkhorn_max_iter",
+        "max_iter",
+        "augment_views",
+        "finetune_epochs",
+        "finetune_batch_size",
     }
 )
 

@@ -33,6 +33,10 @@ from .registry import CLIP_CITATION, METHODS, method_info, method_of
 SELECTION_FILE = "few_shot_selection.json"
 """Name of the few-shot selection record inside an adapter folder."""
 
+VALIDATION_SELECTION_FILE = "validation_selection.json"
+"""Name of the record of the validation examples a fit searched on (methods whose `uses_validation()` is
+true), inside an adapter folder."""
+
 DATA_RECORD_FILE = "training_data.json"
 """Name of the record of the data an adapter was trained on (benchmark, source, classes, shots) inside
 its folder: evaluation reads it to refuse data the adapter was not trained for (docs/reports.md)."""

@@ -46,6 +46,8 @@ from .configuration import (
     option_types,
     validate_class_names,
 )
+from .feature_cache import module_digest
+from .fitting import FitData
 from .loading import (
     IGNORED_LOADING_KWARGS,
     AdapterLoadError,
@@ -113,6 +115,7 @@ FROM_CLIP_ARGUMENTS = (
 
 __all__ = [
     "AdapterLoadError",
+    "FitData",
     "PromptCLIPPreTrainedModel",
     "TrainingStage",
     "check_base_compatibility",
@@ -121,17 +124,28 @@ __all__ = [
 ]
 
 
+#: Kinds of training stage: `"gradient"` (the trainer's optimiser steps over image batches) and `"fit"`
+#: (the trainer calls `model.fit(FitData(...))`, no optimiser: closed-form fits and searches).
+STAGE_KINDS = ("gradient", "fit")
+
+
 @dataclass(frozen=True)
 class TrainingStage:
     """One stage of training: its name, the parameter-name prefixes it trains, optional overrides of
-    the training configuration's epochs and learning rate, and learning-rate multipliers for some
-    of its parameters (`(prefix, scale)` pairs, e.g. a fine-tuned image tower at a tenth)."""
+    the training configuration's epochs and learning rate, learning-rate multipliers for some
+    of its parameters (`(prefix, scale)` pairs, e.g. a fine-tuned image tower at a tenth), and its
+    kind: `"gradient"` (optimiser steps) or `"fit"` (`model.fit`, `core/fitting.py`)."""
 
     name: str
     trainable: tuple[str, ...]
     epochs: int | None = None
     learning_rate: float | None = None
     learning_rate_scales: tuple[tuple[str, float], ...] = ()
+    kind: str = "gradient"
+
+    def __post_init__(self):
+        if self.kind not in STAGE_KINDS:
+            raise ValueError(f"TrainingStage kind must be one of {STAGE_KINDS}, got {self.kind!r}.")
 
     def learning_rate_scale(self, parameter_name: str) -> float:
         """The multiplier of the stage's learning rate for `parameter_name` (first matching prefix)."""
@@ -369,6 +383,56 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         """Whether a model with these config values has anything to train (false for zero-shot CLIP):
         runs then evaluate it once, whatever the number of shots, and record no shots."""
         return True
+
+    @classmethod
+    def uses_validation(cls, options: dict[str, Any]) -> bool:
+        """Whether training with these config values reads validation examples (`FitData.validation`),
+        e.g. to choose a regularisation strength: the experiment runner then draws the few-shot
+        protocol's `validation_shots` per class from the benchmark's val split. Asked before training."""
+        return False
+
+    def training_crop_scale(self, benchmark_scale: tuple[float, float]) -> tuple[float, float]:
+        """The area range of the random resized crop of the training transform: the benchmark's
+        (`BenchmarkSpec.crop_scale`, CoOp's (0.08, 1) on the real benchmarks) unless the method's protocol
+        fixes its own (Tip-Adapter's augmented views: (0.5, 1))."""
+        return benchmark_scale
+
+    def fit(self, data: FitData) -> dict[str, Any]:
+        """Hook of a `"fit"` training stage: fit the adapter from `data` (no optimiser of the trainer's)
+        and return a JSON-able record of what was chosen (logged and kept in the trainer's state).
+
+        The trainer calls it on every process with the same data; the main process's adapter tensors
+        and config values are then shared, so every process holds the same model."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has a 'fit' training stage but does not implement fit(data)."
+        )
+
+    def frozen_image_encoder(self) -> tuple[str, Any]:
+        """`(identity, encode)` of the frozen image features a fit reads through the feature cache:
+        `encode` maps pixel values `(B, 3, H, W)` to features `(B, E)` (default: `encode_images`, i.e.
+        `get_image_features`), and the identity names that computation and the weights, dtype and
+        device it runs with (`core.feature_cache.module_digest`), so methods that read the same
+        features share them. Refused when the method trains its image tower."""
+        if any(m.startswith("vision") for m in self.adapter_clip_modules):
+            raise ValueError(
+                f"{type(self).__name__} trains its image tower, so its image features change with training "
+                "and cannot be cached."
+            )
+        return f"projected|{self.image_tower_digest()}", self.encode_images
+
+    def image_tower_digest(self) -> str:
+        """`module_digest` of CLIP's image tower and projection, remembered while their tensors are unchanged."""
+        modules = (self.clip.vision_model, self.clip.visual_projection)
+        state = tuple(
+            (t.data_ptr(), t._version, t.dtype, t.device)
+            for m in modules
+            for t in [*m.parameters(), *m.buffers()]
+        )
+        memo = getattr(self, "_image_digest_memo", None)
+        if memo is None or memo[0] != state:
+            memo = (state, module_digest(*modules))
+            self._image_digest_memo = memo
+        return memo[1]
 
     @property
     def classes_can_change(self) -> bool:
@@ -832,6 +896,10 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             model.to(device_map)
         return model.eval()
 
+    def _prepare_for_adapter(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Hook before adapter tensors are checked and loaded: a method whose adapter size is only known
+        after fitting (Tip-Adapter's cache of N training features) sizes an unfitted model to them."""
+
     def load_adapter(self, weights_file: str | os.PathLike) -> None:
         """Load adapter tensors from a safetensors file, refusing missing, extra or misshapen ones."""
         self.load_adapter_state_dict(read_adapter_file(weights_file), source=os.fspath(weights_file))
@@ -839,6 +907,7 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
     def load_adapter_state_dict(
         self, state_dict: dict[str, torch.Tensor], source: str = "state dict"
     ) -> None:
+        self._prepare_for_adapter(state_dict)
         check_adapter_tensors(self.adapter_state_dict(), state_dict, source, type(self).__name__)
         self.load_state_dict(state_dict, strict=False)
         self._text_cache.clear()

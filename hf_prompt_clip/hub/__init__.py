@@ -16,6 +16,7 @@ from ..core.push import PushAccessError, check_adapter_folder, check_push_access
 from .model_card import (
     DATA_RECORD_FILE,
     SELECTION_FILE,
+    VALIDATION_SELECTION_FILE,
     build_model_card,
     eval_results_from,
     method_of,
@@ -25,6 +26,7 @@ from .model_card import (
 __all__ = [
     "DATA_RECORD_FILE",
     "SELECTION_FILE",
+    "VALIDATION_SELECTION_FILE",
     "PushAccessError",
     "build_model_card",
     "check_adapter_folder",

@@ -16,7 +16,14 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard
 
 from ..core.configuration import PromptCLIPConfig
-from ..core.model_card import CARD_FILE, DATA_RECORD_FILE, SELECTION_FILE, method_options, write_model_card
+from ..core.model_card import (
+    CARD_FILE,
+    DATA_RECORD_FILE,
+    SELECTION_FILE,
+    VALIDATION_SELECTION_FILE,
+    method_options,
+    write_model_card,
+)
 from ..core.model_card import build_model_card as _build_card
 from ..core.registry import method_of
 from ..data.local import is_local_key, local_name
@@ -26,6 +33,7 @@ __all__ = [
     "CARD_FILE",
     "DATA_RECORD_FILE",
     "SELECTION_FILE",
+    "VALIDATION_SELECTION_FILE",
     "build_model_card",
     "eval_results_from",
     "method_of",

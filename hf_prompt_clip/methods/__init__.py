@@ -11,6 +11,8 @@ from .plot import PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
 from .mpfgvc import MPFGVCConfig, MPFGVCModel
 from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
 from .kgcoop import KgCoOpConfig, KgCoOpModel
+from .linear_probe import LinearProbeConfig, LinearProbeModel
+from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, TipAdapterModel
 
 # isort: on
 
@@ -23,12 +25,18 @@ __all__ = [
     "CoOpModel",
     "KgCoOpConfig",
     "KgCoOpModel",
+    "LinearProbeConfig",
+    "LinearProbeModel",
     "MPFGVCConfig",
     "MPFGVCModel",
     "PLOTConfig",
     "PLOTModel",
     "PLOTPPConfig",
     "PLOTPPModel",
+    "TipAdapterConfig",
+    "TipAdapterFConfig",
+    "TipAdapterFModel",
+    "TipAdapterModel",
     "ZeroShotCLIPConfig",
     "ZeroShotCLIPModel",
 ]

@@ -26,7 +26,13 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    ProjectConfiguration,
+    broadcast,
+    broadcast_object_list,
+    set_seed,
+)
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -39,6 +45,9 @@ from ..core.atomic import (
     remove_stale_staging,
     staging_path,
 )
+from ..core.configuration import option_types
+from ..core.feature_cache import ImageFeatureCache, SeededViews
+from ..core.fitting import FitData
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel
 from .schedule import SCHEDULES, learning_rate
@@ -181,6 +190,17 @@ class NonFiniteParametersError(NonFiniteTrainingError):
     squares are not finite (above about 1.8e19 in float32), where every layer norm over them gives NaN."""
 
 
+def _stage_settings(stage) -> Any:
+    """A training stage as the run's settings record it (`kind` only when it is not the default, so runs
+    of gradient stages keep the fingerprints that earlier versions wrote)."""
+    if not dataclasses.is_dataclass(stage):
+        return repr(stage)
+    settings = asdict(stage)
+    if settings.get("kind") == "gradient":
+        del settings["kind"]
+    return settings
+
+
 def overflowing(tensor: torch.Tensor) -> torch.Tensor:
     """A boolean tensor (no host sync): does `tensor` hold NaN, inf, or values whose square overflows?
 
@@ -283,8 +303,9 @@ def checkpoint_problem(checkpoint: str | os.PathLike, fingerprint: str | None = 
     return None
 
 
-class EpochSeededDataset(Dataset):
-    """Draws each example's random augmentation from a seed of (run seed, epoch, index).
+class EpochSeededDataset(SeededViews):
+    """Draws each example's random augmentation from a seed of (run seed, epoch, index): epoch `e` shows
+    view `e` of every example (`core.feature_cache.view_seed`, the views the feature cache keeps).
 
     Augmentations then depend on neither the order in which batches are loaded (Accelerate
     prefetches one ahead), nor a resume in the middle of an epoch, nor the number of processes:
@@ -292,20 +313,14 @@ class EpochSeededDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset = dataset
-        self.seed = seed
-        self.epoch = 0
+        super().__init__(dataset, seed, view=0)
+
+    @property
+    def epoch(self) -> int:
+        return self.view
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + int(index))
-            return self.dataset[index]
+        self.view = epoch
 
 
 class PromptTrainer:
@@ -322,6 +337,11 @@ class PromptTrainer:
             base model, ...): with the config's settings that matter, the model type, its training
             stages, the number of examples and of processes, it makes the run's fingerprint
             (`run_settings`). A folder or checkpoint of another fingerprint is never resumed.
+        train_eval_dataset: the training examples through the test transform (no augmentation), which
+            `"fit"` stages read (`FitData.train`); `validation_dataset`: validation examples through the
+            test transform (`FitData.validation`), for methods whose fit searches on them.
+        feature_cache: the `ImageFeatureCache` fit stages encode through (one per run shares features
+            between methods and seeds; default: a new one).
 
     Example:
         ```python
@@ -340,12 +360,18 @@ class PromptTrainer:
         collate_fn: Callable | None = None,
         accelerator: Accelerator | None = None,
         fingerprint: dict[str, Any] | None = None,
+        train_eval_dataset: Dataset | None = None,
+        validation_dataset: Dataset | None = None,
+        feature_cache: ImageFeatureCache | None = None,
     ):
         self.model = model
         self.train_dataset = train_dataset
         self.config = config
         self.collate_fn = collate_fn
         self.caller_fingerprint = dict(fingerprint or {})
+        self.train_eval_dataset = train_eval_dataset
+        self.validation_dataset = validation_dataset
+        self.feature_cache = feature_cache if feature_cache is not None else ImageFeatureCache()
         self.accelerator = accelerator or Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -374,15 +400,17 @@ class PromptTrainer:
         `NOT_IN_FINGERPRINT`), the model type, its training stages, the number of training examples and
         of processes (the global batch), and the caller's `fingerprint`. Its hash is the fingerprint."""
         training = {k: v for k, v in asdict(self.config).items() if k not in NOT_IN_FINGERPRINT}
-        stages = [
-            asdict(stage) if dataclasses.is_dataclass(stage) else repr(stage)
-            for stage in self.model.training_stages()
-        ]
+        stages = [_stage_settings(stage) for stage in self.model.training_stages()]
         settings = {
             "training": training,
             "model_type": getattr(self.model.config, "model_type", None) or type(self.model).__name__,
             "training_stages": stages,
             "train_examples": len(self.train_dataset),
+            **(
+                {"validation_examples": len(self.validation_dataset)}
+                if self.validation_dataset is not None
+                else {}
+            ),
             "num_processes": self.accelerator.num_processes,
             "run": self.caller_fingerprint,
         }
@@ -397,8 +425,16 @@ class PromptTrainer:
             adapter = self.accelerator.unwrap_model(model).adapter_state_dict()
             state_dict.clear()
             state_dict.update({key: value.detach() for key, value in adapter.items()})
+        if (
+            not models
+        ):  # only fit stages ran: nothing was prepared, the adapter is written as model 0 would be
+            weights.append({key: value.detach() for key, value in self.model.adapter_state_dict().items()})
 
     def _load_adapter_only(self, models, input_dir) -> None:
+        if not models:  # a checkpoint written after fit stages only
+            self.model.load_adapter_state_dict(
+                load_file(os.path.join(input_dir, ADAPTER_FILE)), source=input_dir
+            )
         for index in reversed(range(len(models))):
             name = ADAPTER_FILE if index == 0 else f"model_{index}.safetensors"
             unwrapped = self.accelerator.unwrap_model(models[index])
@@ -774,6 +810,102 @@ class PromptTrainer:
         for tracker in accelerator.trackers:  # not end_training(): it ends the process group too
             tracker.finish()
 
+    def fit_data(self) -> FitData:
+        """What a `"fit"` stage reads: the training set through both transforms, the validation set, the
+        feature cache, and how this run encodes (device, precision, batch size, seed)."""
+        if self.train_eval_dataset is None:
+            raise ValueError(
+                f"{type(self.model).__name__} fits on the training images through the test transform: pass "
+                "PromptTrainer(..., train_eval_dataset=with_image_transform(train, eval_transform(processor)))."
+            )
+        return FitData(
+            train=self.train_eval_dataset,
+            validation=self.validation_dataset,
+            train_views=self.train_dataset,
+            collate_fn=self.collate_fn,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            device=self.accelerator.device,
+            precision=self.config.mixed_precision,
+            autocast=self.accelerator.autocast,
+            cache=self.feature_cache,
+        )
+
+    def _fit_stage(self, stage_index: int, stage, resume: Path | None) -> None:
+        """Run a `"fit"` stage: `model.fit(self.fit_data())` on every process (no optimiser), the main
+        process's adapter and the config values the fit set shared, then one checkpoint. A checkpoint
+        written after the fit is resumed without fitting again (the config values come from its log)."""
+        accelerator, model = self.accelerator, self.model
+        model.to(accelerator.device)
+        if resume is not None:
+            accelerator.load_state(str(resume))
+        else:
+            self.state.stage, self.state.epoch, self.state.step_in_epoch = stage_index, 0, 0
+        if self.state.epoch >= 1:
+            done = next(e for e in reversed(self.state.log) if e["stage"] == stage.name and "fit" in e)
+            self._set_options(done.get("config") or {})
+            logger.info("fit stage %r: already done in %s", stage.name, resume)
+        else:
+            logger.info(
+                "fit stage %r (%d of %d): fitting %s on frozen image features%s",
+                stage.name, stage_index + 1, len(model.training_stages()), type(model).__name__,
+                "" if accelerator.num_processes == 1 else " (every process fits; the main process's result is kept)",
+            )  # fmt: skip
+            before = self._options()
+            model.eval()
+            record = model.fit(self.fit_data())  # a fit may take gradients of its own (Tip-Adapter-F)
+            changed = {key: value for key, value in self._options().items() if before[key] != value}
+            record, changed = self._share_fit(record, changed)
+            entry = {
+                "stage": stage.name,
+                "epoch": 0,
+                "loss": None,
+                "lr": None,
+                "fit": record,
+                "config": changed,
+            }
+            self.state.log.append(json.loads(json.dumps(entry, default=str)))
+            logger.info("fit stage %r done: %s", stage.name, json.dumps(record, default=str))
+            self.state.epoch = 1
+            self.save_checkpoint()
+        self._check_parameters("at the end of the stage", stage.name)
+        self.state.stage = stage_index + 1
+        self.state.epoch = 0
+        model.eval()
+
+    def _options(self) -> dict[str, Any]:
+        """The model's option values (its config fields), but its class list."""
+        config = self.model.config
+        return {
+            key: getattr(config, key)
+            for key in option_types(type(config))
+            if key not in ("class_names", "prompt_names")
+        }
+
+    def _set_options(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            setattr(self.model.config, key, value)
+
+    def _share_fit(self, record: dict, changed: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
+        """With several processes: the main process's fit (its adapter tensors and the config values it set)
+        on every process. Each process fitted the same data; this makes them exactly equal."""
+        accelerator = self.accelerator
+        if accelerator.num_processes == 1:
+            return record, changed
+        shared = [record, changed]
+        broadcast_object_list(shared, from_process=0)
+        record, changed = shared
+        self._set_options(changed)
+        state = self.model.adapter_state_dict()
+        self.model.load_adapter_state_dict(
+            {
+                key: broadcast(value.detach().clone().contiguous(), from_process=0)
+                for key, value in state.items()
+            },
+            source="the main process's fit",
+        )
+        return record, changed
+
     def _step(
         self, model, optimizer, parameters, batch, stage_name: str, lr: float
     ) -> tuple[torch.Tensor, float]:
@@ -803,6 +935,9 @@ class PromptTrainer:
                 "a model without learned parameters (zero-shot CLIP) needs no training; evaluate it "
                 "directly (hf_prompt_clip.evaluate)."
             )
+        if stage.kind == "fit":
+            self._fit_stage(stage_index, stage, resume)
+            return
         parameters = self._trainable()
         optimizer = self._optimizer(self._parameter_groups(model, stage))
         examples = EpochSeededDataset(self.train_dataset, config.seed)

@@ -1,0 +1,280 @@
+"""Image features computed once: a cache for methods whose image path is frozen.
+
+A linear probe, Tip-Adapter and any method that reads only the frozen image tower's output need the
+features of the same images many times: once per candidate regularisation strength, once per
+(alpha, beta) pair, once per fine-tuning epoch. The image tower is by far the most expensive part, so
+`ImageFeatureCache` encodes every batch of views once and hands the same tensors out again, keyed on
+everything that decides them (`FeatureKey`):
+
+- **the encoder**: what the method computes from pixels (`"projected"`: `get_image_features`) and a
+  digest of the weights, dtype and device of the modules it runs (`module_digest`);
+- **the data**: the dataset's fingerprint; a `datasets.Dataset` gets a new one from every `select`,
+  transform or format change, so a split, a few-shot draw and a transform each have their own. Data
+  without a fingerprint (a plain torch dataset) is encoded every time, never cached;
+- **the view**: for an augmenting transform, the run seed and the view index. View `v` of example
+  `i` is drawn with torch's RNG seeded by `view_seed(seed, v, i)`, which is what `PromptTrainer` shows
+  example `i` in epoch `v`: a cached view is exactly the image the gradient trainer would see then;
+- **the precision** (the autocast setting) it was encoded under.
+
+Recomputing gives the same tensors (tested): caching changes the cost, never the result. Where a
+method's protocol reuses views across epochs (Tip-Adapter-F's fine-tuning reads the cache's
+augmented views), its documentation says so.
+
+Example:
+    ```python
+    cache = ImageFeatureCache()
+    features, labels = cache.features(model.encode_images, "projected|<digest>", test_set,
+                                      collate_fn=collate_fn, batch_size=64, device="cuda")
+    views, labels = cache.features(model.encode_images, "projected|<digest>", train_set, seed=1,
+                                   views=range(10), collate_fn=collate_fn)   # (10, N, E)
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+Encode = Callable[[torch.Tensor], torch.Tensor]
+
+#: Features the cache keeps before it drops the least recently used (4 GiB).
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def view_seed(seed: int, view: int, index: int) -> int:
+    """The torch seed of view `view` of example `index` in a run seeded `seed`.
+
+    `PromptTrainer` draws epoch `e`'s augmentation of example `i` with `view_seed(seed, e, i)`, so
+    views do not depend on batch order, prefetching, resuming or the number of processes.
+
+    Example:
+        >>> view_seed(1, 0, 5), view_seed(1, 1, 5)
+        (1000006000014, 1000007000017)
+    """
+    return (seed * 1_000_003 + view) * 1_000_003 + int(index)
+
+
+class SeededViews(Dataset):
+    """View `view` of every example of `dataset`: item `i` is drawn with torch seeded `view_seed(seed, view, i)`
+    (the global RNG is restored afterwards), so an augmenting transform gives the same image every time."""
+
+    def __init__(self, dataset: Any, seed: int, view: int = 0):
+        self.dataset = dataset
+        self.seed = seed
+        self.view = view
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(view_seed(self.seed, self.view, index))
+            return self.dataset[index]
+
+
+def module_digest(*modules: nn.Module) -> str:
+    """A digest of the modules' parameters and buffers (names, dtypes, shapes, devices and values).
+
+    Two encoders with the same digest compute the same features from the same pixels: it is what
+    `FeatureKey.encoder` carries. Hashing copies every tensor to the CPU once (about 0.3 s for a
+    ViT-B/16 image tower); `PromptCLIPPreTrainedModel` remembers it while the weights are unchanged.
+
+    Example:
+        >>> module_digest(nn.Linear(2, 2)) == module_digest(nn.Linear(2, 2))   # other random weights
+        False
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for number, module in enumerate(modules):
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            digest.update(
+                f"{number}.{name}:{tensor.dtype}:{tuple(tensor.shape)}:{tensor.device.type}".encode()
+            )
+            data = tensor.detach().contiguous().cpu()
+            digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset: Any) -> str | None:
+    """The fingerprint of a `datasets.Dataset` (it changes with every selection, transform or format),
+    or `None` for data without one (never cached)."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
+
+
+@dataclass(frozen=True)
+class FeatureKey:
+    """What decides a tensor of cached image features.
+
+    Attributes:
+        encoder: what is computed from the pixels and by which weights (`"projected|<module_digest>"`).
+        data: the dataset's fingerprint (split, selection and transform).
+        seed / view: the view of an augmenting transform (`SeededViews`); `None` for one deterministic view.
+        precision: the autocast setting (`"no"`, `"bf16"`, `"fp16"`).
+    """
+
+    encoder: str
+    data: str
+    seed: int | None = None
+    view: int | None = None
+    precision: str = "no"
+
+
+def _batch_labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    labels = batch.get("labels", batch.get("label"))
+    if labels is None:
+        raise ValueError(
+            f"Feature batches need labels ('labels' or 'label'), got keys {sorted(batch)}: give examples "
+            "as hf_prompt_clip.data.with_image_transform makes them ({'pixel_values', 'label'})."
+        )
+    return torch.as_tensor(labels)
+
+
+@torch.no_grad()
+def encode_dataset(
+    encode: Encode,
+    dataset: Any,
+    *,
+    collate_fn: Callable | None = None,
+    batch_size: int = 64,
+    seed: int | None = None,
+    view: int | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of every example of `dataset`, in dataset order, without autograd.
+
+    Args:
+        encode: pixel values `(B, 3, H, W)` -> features `(B, E)` (e.g. `model.encode_images`).
+        dataset: map-style examples `{"pixel_values", "label"}`.
+        collate_fn: batches examples (default: torch's); batches need `pixel_values` and `labels`/`label`.
+        batch_size: images per `encode` call.
+        seed / view: draw view `view` of an augmenting transform (`SeededViews`); `None`: as the dataset gives it.
+        autocast: a context manager factory to encode under (e.g. `accelerator.autocast`).
+
+    Returns:
+        features `(N, E)` float32 and labels `(N,)` int64.
+    """
+    source = dataset if view is None else SeededViews(dataset, 0 if seed is None else seed, view)
+    loader = DataLoader(
+        source, batch_size=batch_size, shuffle=False, collate_fn=collate_fn or default_collate
+    )
+    features, labels = [], []
+    for batch in loader:
+        with (autocast or contextlib.nullcontext)():
+            features.append(encode(batch["pixel_values"]).float())
+        labels.append(_batch_labels(batch).long())
+    if not features:
+        raise ValueError("Cannot encode an empty dataset: it holds no examples.")
+    return torch.cat(features), torch.cat(labels).to(features[0].device)
+
+
+class ImageFeatureCache:
+    """Image features by `FeatureKey`, each batch of views encoded once; least recently used dropped first.
+
+    Args:
+        max_bytes: most bytes of features kept (features and labels); older entries are dropped first.
+
+    Attributes:
+        hits / misses: how many requests found their features / had to encode them.
+
+    Example:
+        ```python
+        cache = ImageFeatureCache()
+        a, _ = cache.features(model.encode_images, key, data, collate_fn=collate_fn)  # encodes
+        b, _ = cache.features(model.encode_images, key, data, collate_fn=collate_fn)  # the same tensor
+        assert a is b and cache.hits == 1
+        ```
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes cannot be negative, got {max_bytes} (0 caches nothing).")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[FeatureKey, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (features and labels)."""
+        return sum(_nbytes(entry) for entry in self._entries.values())
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def get_or_compute(
+        self, key: FeatureKey | None, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The entry under `key`, or `compute()` stored under it (`key=None`: computed, not stored)."""
+        if key is not None and key in self._entries:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        self.misses += 1
+        value = compute()
+        if key is not None and _nbytes(value) <= self.max_bytes:
+            self._entries[key] = value
+            while self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
+        return value
+
+    def features(
+        self,
+        encode: Encode,
+        encoder: str,
+        dataset: Any,
+        *,
+        collate_fn: Callable | None = None,
+        batch_size: int = 64,
+        seed: int | None = None,
+        views: Iterable[int] | None = None,
+        precision: str = "no",
+        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of `dataset` from `encode`, each view encoded at most once.
+
+        Args:
+            encode / encoder: the encoding and its identity (`FeatureKey.encoder`).
+            dataset: map-style examples `{"pixel_values", "label"}` (its fingerprint keys the cache).
+            views: view indices of an augmenting transform (`SeededViews` with `seed`); `None`: the one
+                deterministic view the dataset gives (a test transform).
+            collate_fn, batch_size, autocast: as `encode_dataset`; precision: the autocast setting, for the key.
+
+        Returns:
+            features `(N, E)` (`views=None`) or `(V, N, E)`, and labels `(N,)`.
+        """
+        fingerprint = dataset_fingerprint(dataset)
+
+        def one(view: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+            key = None
+            if fingerprint is not None:
+                key = FeatureKey(encoder, fingerprint, None if view is None else seed, view, precision)
+            return self.get_or_compute(
+                key,
+                lambda: encode_dataset(
+                    encode, dataset, collate_fn=collate_fn, batch_size=batch_size, seed=seed, view=view,
+                    autocast=autocast,
+                ),
+            )  # fmt: skip
+
+        if views is None:
+            return one(None)
+        chosen: Sequence[int] = list(views)
+        if not chosen:
+            raise ValueError("views names no view: give at least one view index (e.g. views=range(10)).")
+        encoded = [one(view) for view in chosen]
+        return torch.stack([features for features, _ in encoded]), encoded[0][1]
+
+
+def _nbytes(entry: tuple[torch.Tensor, ...]) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in entry)

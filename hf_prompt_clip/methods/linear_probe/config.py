@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from huggingface_hub.dataclasses import strict
+
+from ...core.configuration import PromptCLIPConfig
+from ...core.text import fill_template
+from .logistic import REFERENCE_C_GRID
+
+FEATURE_SPACES = ("projection", "pooled")
+
+
+@strict
+class LinearProbeConfig(PromptCLIPConfig):
+    r"""Linear probe CLIP (Radford et al., ICML 2021; the few-shot protocol of CoOp's `lpclip`): a
+    logistic-regression classifier on frozen image features, fitted by L-BFGS.
+
+    Args:
+        C (`float`, *optional*):
+            Inverse L2 strength (scikit-learn's `C`). `None` (default): chosen on the validation split by
+            CoOp's search (`search_grid`, then `search_steps` rounds of a binary search in log10(C)).
+        search_grid (`list[float]`, *optional*, defaults to `[1e6, 1e4, 1e2, 1, 1e-2, 1e-4, 1e-6]`):
+            The sweep of C, in tie-breaking order (the first best wins).
+        search_steps (`int`, *optional*, defaults to 8):
+            Rounds of the binary search after the sweep (0: the sweep alone).
+        max_iter (`int`, *optional*, defaults to 1000):
+            Most L-BFGS iterations per fit (the CLIP paper's and CoOp's 1,000).
+        tolerance (`float`, *optional*, defaults to 1e-4):
+            Stop when the largest gradient entry of the objective is at most this (scikit-learn's `tol`).
+        normalize_features (`bool`, *optional*, defaults to `True`):
+            L2-normalise the image features before the classifier. (CoOp's `lpclip` feeds them
+            unnormalised; normalised features make C comparable across backbones and let a zero-shot
+            head reproduce CLIP's cosine logits.)
+        feature_space (`str`, *optional*, defaults to `"projection"`):
+            `"projection"`: `get_image_features` (after `visual_projection`, as CoOp's `lpclip` reads
+            `clip_model.visual`); `"pooled"`: the pooled output before the projection, which the CLIP paper
+            used for its ViT linear probes.
+        zero_shot_head (`bool`, *optional*, defaults to `False`):
+            ZS-LP (as CLAP, Silva-Rodriguez et al., CVPR 2024): the weights start from the zero-shot
+            classifier `logit_scale * T` (T: the class text features of `templates`) and the L2 penalty
+            pulls them towards it instead of towards zero, so a small C keeps zero-shot CLIP and a large one
+            the plain probe. Needs `feature_space="projection"`.
+        templates (`list[str]`, *optional*):
+            Templates of the zero-shot head (default `["a photo of a {}."]`; the runner gives the
+            benchmark's own).
+        selected_C (`float`, *optional*):
+            Written by the fit: the C the classifier was fitted with.
+        validation_accuracy (`float`, *optional*):
+            Written by the fit: its accuracy on the validation examples, in percent (when searched).
+    """
+
+    model_type = "prompt_clip_linear_probe"
+    recorded_fields: ClassVar[tuple[str, ...]] = ()
+
+    C: float | None = None
+    search_grid: list[float] | None = None
+    search_steps: int = 8
+    max_iter: int = 1000
+    tolerance: float = 1e-4
+    normalize_features: bool = True
+    feature_space: str = "projection"
+    zero_shot_head: bool = False
+    templates: list[str] | None = None
+    selected_C: float | None = None
+    validation_accuracy: float | None = None
+
+    def __post_init__(self, **kwargs):
+        self.search_grid = (
+            [float(c) for c in self.search_grid] if self.search_grid else list(REFERENCE_C_GRID)
+        )
+        if min(self.search_grid) <= 0 or (self.C is not None and self.C <= 0):
+            raise ValueError(
+                f"C and every value of search_grid must be positive (inverse L2 strengths), got C={self.C} and "
+                f"search_grid={self.search_grid}."
+            )
+        if self.search_steps < 0:
+            raise ValueError(
+                f"search_steps cannot be negative, got {self.search_steps} (0: the sweep alone)."
+            )
+        if self.tolerance <= 0:
+            raise ValueError(f"tolerance must be positive, got {self.tolerance}.")
+        if self.feature_space not in FEATURE_SPACES:
+            raise ValueError(f"feature_space must be one of {FEATURE_SPACES}, got {self.feature_space!r}.")
+        if self.zero_shot_head and self.feature_space != "projection":
+            raise ValueError(
+                "zero_shot_head=True starts from the zero-shot classifier, which lives in the joint image-text "
+                "space: use feature_space='projection' with it."
+            )
+        self.templates = list(self.templates) if self.templates else ["a photo of a {}."]
+        for template in self.templates:
+            fill_template(template, "x")
+        super().__post_init__(**kwargs)

@@ -1,0 +1,150 @@
+"""The maths of the linear probe: L-BFGS logistic regression and the search of its L2 strength.
+
+Both are pure functions of tensors (or of a score function), testable alone: the regression is
+checked against scikit-learn's `LogisticRegression(solver="lbfgs")`, the search against its definition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+#: CoOp's `lpclip/linear_probe.py` sweep of C (scikit-learn's inverse L2 strength), largest first.
+REFERENCE_C_GRID: tuple[float, ...] = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
+
+
+def fit_logistic_regression(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    C: float,
+    *,
+    center: torch.Tensor | None = None,
+    max_iter: int = 1000,
+    tolerance: float = 1e-4,
+    history_size: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression with an L2 penalty, fitted by L-BFGS in float64.
+
+    Minimises scikit-learn's objective for `LogisticRegression(C=C, solver="lbfgs")` (multinomial,
+    intercept fitted and not penalised), written per example:
+
+        mean_i CE(W x_i + b, y_i) + ||W - W_0||^2 / (2 C N)
+
+    with `W_0 = center` (zero by default: scikit-learn's). It starts at `(W_0, 0)`, as scikit-learn
+    starts at zero, and stops when the largest gradient entry is at most `tolerance` (scikit-learn's
+    `tol`, its `gtol`) or after `max_iter` iterations, with a strong-Wolfe line search and
+    `history_size` correction pairs (SciPy's L-BFGS-B keeps 10).
+
+    Args:
+        features: `(N, E)` inputs (e.g. L2-normalised image features).
+        labels: `(N,)` class indices in `[0, num_classes)`.
+        num_classes: K.
+        C: inverse L2 strength (> 0); large C means little regularisation.
+        center: `(K, E)` weights the penalty pulls towards (a zero-shot head), or `None` (zero).
+        max_iter, tolerance, history_size: L-BFGS settings.
+
+    Returns:
+        `weight` `(K, E)` and `bias` `(K,)`, float64, on the features' device; logits are `x W^T + b`.
+
+    Example:
+        >>> x = torch.randn(40, 8, dtype=torch.float64); y = torch.arange(40) % 4
+        >>> weight, bias = fit_logistic_regression(x, y, 4, C=1.0)
+        >>> weight.shape, bias.shape
+        (torch.Size([4, 8]), torch.Size([4]))
+    """
+    if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        raise ValueError(f"C (inverse L2 strength) must be a positive finite number, got {C!r}.")
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise ValueError(
+            f"features must be (N, E) with labels (N,), got {tuple(features.shape)} and {tuple(labels.shape)}."
+        )
+    x = features.detach().to(torch.float64)
+    y = labels.detach().to(x.device, torch.long)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {int(y.min())} to {int(y.max())}."
+        )
+    anchor = (
+        torch.zeros(num_classes, x.shape[1], dtype=torch.float64, device=x.device)
+        if center is None
+        else center.detach().to(x.device, torch.float64)
+    )
+    if anchor.shape != (num_classes, x.shape[1]):
+        raise ValueError(f"center must be ({num_classes}, {x.shape[1]}), got {tuple(anchor.shape)}.")
+    weight = anchor.clone().requires_grad_(True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, device=x.device, requires_grad=True)
+    strength = 1.0 / (C * x.shape[0])
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tolerance,
+        tolerance_change=64 * torch.finfo(torch.float64).eps,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+    )
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(x @ weight.T + bias, y) + 0.5 * strength * (weight - anchor).square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(objective)
+    return weight.detach(), bias.detach()
+
+
+def search_inverse_l2(
+    score: Callable[[float], float], grid: Sequence[float] = REFERENCE_C_GRID, steps: int = 8
+) -> tuple[float, list[tuple[float, float]]]:
+    """CoOp's search of C on validation (`lpclip/linear_probe.py`): a log-spaced sweep, then `steps`
+    rounds of a binary search in log10(C).
+
+    The sweep scores every C of `grid` and takes the first best one, `c`. The search starts at
+    `[c / 10, c * 10]`; each round scores both ends, keeps the better (the left, smaller C on a tie) as
+    the answer and halves the interval in log10(C) towards it: `[mid, right]` if the right end scored
+    higher, else `[left, mid]`. The answer is the better end of the last round (`c` with `steps=0`).
+    Each C is scored once (a repeated end is remembered).
+
+    Args:
+        score: C -> validation score (higher is better), e.g. the accuracy of the probe fitted with C.
+        grid: the sweep, in the order ties are broken (the first best wins).
+        steps: binary-search rounds.
+
+    Returns:
+        The chosen C and the `(C, score)` pairs scored, in order.
+
+    Example:
+        >>> best, history = search_inverse_l2(lambda c: -abs(math.log10(c) - 1.3))
+        >>> round(math.log10(best), 1)
+        1.3
+    """
+    if not grid:
+        raise ValueError("grid must hold at least one C to try, e.g. (1e6, 1e4, 1e2, 1, 1e-2, 1e-4, 1e-6).")
+    if steps < 0:
+        raise ValueError(f"steps cannot be negative, got {steps} (0: the sweep alone).")
+    scored: dict[float, float] = {}
+    history: list[tuple[float, float]] = []
+
+    def measured(c: float) -> float:
+        if c not in scored:
+            scored[c] = float(score(c))
+            history.append((c, scored[c]))
+        return scored[c]
+
+    values = [measured(float(c)) for c in grid]
+    best = float(grid[values.index(max(values))])
+    left, right = best / 10, best * 10
+    for _ in range(steps):
+        left_score, right_score = measured(left), measured(right)
+        middle = 10 ** (0.5 * (math.log10(left) + math.log10(right)))
+        if left_score < right_score:
+            best, left = right, middle
+        else:
+            best, right = left, middle
+    return best, history

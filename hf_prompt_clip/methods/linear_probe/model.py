@@ -1,0 +1,183 @@
+"""Linear probe CLIP: a logistic-regression head on frozen image features, fitted by L-BFGS."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.fitting import FitData
+from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
+from ...core.text_engine import template_text_features
+from ...core.vision import clip_vision_tower, encode_image_tokens
+from .config import LinearProbeConfig
+from .logistic import fit_logistic_regression, search_inverse_l2
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in percent of `logits` `(N, K)` against `labels` `(N,)` (the first maximum wins a tie).
+
+    Example:
+        >>> accuracy(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        50.0
+    """
+    return 100.0 * int((logits.argmax(-1) == labels.to(logits.device)).sum()) / max(len(labels), 1)
+
+
+class LinearProbeModel(PromptCLIPPreTrainedModel):
+    """Linear probe CLIP: `logits = W normalize(f(x)) + b` on the frozen image features `f(x)`.
+
+    The CLIP paper's protocol (Radford et al., 2021, appendix A.3) as CoOp's `lpclip` runs it for few-shot
+    learning: the image tower runs once per image (test transform, no augmentation), scikit-learn's L-BFGS
+    logistic regression (here in torch, `fit_logistic_regression`, equal within tolerance) is fitted on the
+    training features, and C is chosen on the validation features by a log-spaced sweep refined by a
+    binary search (`search_inverse_l2`). Training is one `"fit"` stage: no optimiser, no epochs.
+
+    Trainable and saved: `head` (`K x E` weights and `K` biases). The classes are fixed: the zero-shot
+    pipeline and the protocols that change classes are refused.
+
+    Example:
+        ```python
+        from hf_prompt_clip import LinearProbeModel
+        model = LinearProbeModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"])
+        model.fit(FitData(train=train_examples, validation=val_examples, collate_fn=collate_fn))
+        model.config.selected_C          # the C chosen on validation
+        ```
+    """
+
+    config_class = LinearProbeConfig
+    classifies_free_texts = False  # one weight vector per training class
+
+    def __init__(self, config: LinearProbeConfig, clip_model=None, tokenizer=None, image_processor=None):
+        super().__init__(config, clip_model, tokenizer, image_processor)
+        if not config.class_names:
+            raise ValueError(
+                "A linear probe learns one weight vector per class, so class_names must be given."
+            )
+        clip_config = self.clip.config
+        width = (
+            clip_config.projection_dim
+            if config.feature_space == "projection"
+            else clip_config.vision_config.hidden_size
+        )
+        self.head = nn.Linear(width, len(config.class_names)).to(self.text_device)
+        nn.init.zeros_(self.head.weight)  # an unfitted probe scores every class alike
+        nn.init.zeros_(self.head.bias)
+
+    # ------------------------------------------------------------------ what the registry asks
+
+    @classmethod
+    def can_change_classes(cls, options: dict[str, Any]) -> bool:
+        return False  # a weight vector per training class
+
+    @classmethod
+    def uses_validation(cls, options: dict[str, Any]) -> bool:
+        """C is searched on validation unless given."""
+        return options.get("C") is None
+
+    @classmethod
+    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """The benchmark's own template for a zero-shot head."""
+        return {"templates": list(benchmark.templates)} if options.get("zero_shot_head") else {}
+
+    def training_stages(self) -> list[TrainingStage]:
+        return [TrainingStage("fit", ("head.",), kind="fit")]
+
+    def _check_class_names(self, class_names: list[str]) -> None:
+        if len(class_names) != self.head.out_features:
+            raise ValueError(
+                f"This linear probe learned a classifier for {self.head.out_features} classes; it cannot classify "
+                f"a list of {len(class_names)} classes. Fit a probe on the new classes instead."
+            )
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        self._prompt_texts = texts  # only the zero-shot head reads them
+
+    # ------------------------------------------------------------------ features and logits
+
+    def frozen_image_encoder(self) -> tuple[str, Any]:
+        if self.config.feature_space == "projection":
+            return super().frozen_image_encoder()
+        return f"pooled|{self.image_tower_digest()}", self.encode_pooled
+
+    def encode_pooled(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The pooled CLS output `(B, W)` before `visual_projection` (the CLIP paper's ViT probe features),
+        through the shared image-tower path, without autograd."""
+        tower = dataclasses.replace(clip_vision_tower(self.clip), projection=nn.Identity())
+        with torch.no_grad():
+            return encode_image_tokens(tower, pixel_values).pooled
+
+    def probe_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What the classifier reads: the features, L2-normalised with `normalize_features`."""
+        return F.normalize(features, dim=-1) if self.config.normalize_features else features
+
+    def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.logits_from_image_features(self.frozen_image_encoder()[1](pixel_values))
+
+    def logits_from_image_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        """`W normalize(f) + b`: `(B, E) -> (B, K)`."""
+        weight = self.head.weight
+        return self.head(self.probe_inputs(image_features.to(weight.device, weight.dtype)))
+
+    def zero_shot_weight(self) -> torch.Tensor:
+        """The zero-shot classifier as probe weights: `logit_scale * T`, `(K, E)` (T: the class text
+        features of `templates`), so that `W normalize(f)` are zero-shot CLIP's logits."""
+        self._ensure_class_prompts()
+        text = self.cached_text(
+            "zero_shot_text_features",
+            (self._class_version, self.config.fast, tuple(self.config.templates)),
+            lambda: template_text_features(
+                self.clip, self.tokenizer, self._prompt_texts, self.config.templates,
+                fast=self.config.fast, chunk_tokens=self.config.text_chunk_tokens,
+            ),
+        )  # fmt: skip
+        return self.clip.logit_scale.exp().float() * text
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, data: FitData) -> dict[str, Any]:
+        """Fit the head on `data.train` features; search C on `data.validation` unless `config.C` is set.
+
+        Every image is encoded once (`FitData.image_features`, cached); each candidate C is one L-BFGS fit
+        on the same features. Writes `config.selected_C` (and `validation_accuracy` when searched).
+        """
+        config = self.config
+        train, train_labels = data.image_features(self, "train")
+        train = self.probe_inputs(train).double()
+        classes = self.head.out_features
+        center = self.zero_shot_weight().double().to(train.device) if config.zero_shot_head else None
+        fits: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def solve(c: float) -> tuple[torch.Tensor, torch.Tensor]:
+            if c not in fits:
+                fits[c] = fit_logistic_regression(
+                    train, train_labels, classes, c, center=center, max_iter=config.max_iter,
+                    tolerance=config.tolerance,
+                )  # fmt: skip
+            return fits[c]
+
+        record: dict[str, Any] = {"train_examples": len(train_labels)}
+        if config.C is not None:
+            chosen, history, val_accuracy = config.C, [], None
+        else:
+            val, val_labels = data.image_features(self, "validation")
+            val = self.probe_inputs(val).double()
+
+            def score(c: float) -> float:
+                weight, bias = solve(c)
+                return accuracy(val @ weight.T + bias, val_labels)
+
+            chosen, history = search_inverse_l2(score, config.search_grid, config.search_steps)
+            val_accuracy = score(chosen)
+            record.update(validation_examples=len(val_labels), searched=history)
+        weight, bias = solve(chosen)
+        with torch.no_grad():
+            self.head.weight.copy_(weight.to(self.head.weight))
+            self.head.bias.copy_(bias.to(self.head.bias))
+        config.selected_C = float(chosen)
+        config.validation_accuracy = val_accuracy
+        record.update(C=float(chosen), validation_accuracy=val_accuracy)
+        return record

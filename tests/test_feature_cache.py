@@ -1,0 +1,150 @@
+"""The shared image-feature cache: each view encoded once, and exactly what recomputing gives."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
+from hf_prompt_clip.core.feature_cache import (
+    FeatureKey,
+    ImageFeatureCache,
+    SeededViews,
+    encode_dataset,
+    module_digest,
+    view_seed,
+)
+from hf_prompt_clip.core.fitting import FitData
+from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
+from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
+from hf_prompt_clip.train.trainer import EpochSeededDataset
+
+
+def make_model(seed=0):
+    clip, tokenizer, processor = tiny_clip(seed=seed)
+    config = ZeroShotCLIPConfig(clip_config=clip.config.to_dict(), class_names=list(PATTERN_CLASSES))
+    return ZeroShotCLIPModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model().eval()
+
+
+@pytest.fixture(scope="module")
+def data(model):
+    raw = pattern_benchmark(3)
+    return {
+        "plain": with_image_transform(raw, eval_transform(model.image_processor)),
+        "augmented": with_image_transform(raw, train_transform(model.image_processor, (0.5, 1.0))),
+    }
+
+
+class CountingEncoder:
+    def __init__(self, model):
+        self.model, self.images = model, 0
+
+    def __call__(self, pixel_values):
+        self.images += len(pixel_values)
+        return self.model.encode_images(pixel_values)
+
+
+def test_cached_features_equal_recomputed_ones_and_are_encoded_once(model, data):
+    cache, encode = ImageFeatureCache(), CountingEncoder(model)
+    first, labels = cache.features(encode, "e", data["plain"], collate_fn=collate_fn, batch_size=5)
+    again, _ = cache.features(encode, "e", data["plain"], collate_fn=collate_fn, batch_size=5)
+    assert again is first and encode.images == len(data["plain"]) and (cache.hits, cache.misses) == (1, 1)
+    pixels = torch.stack([example["pixel_values"] for example in data["plain"]])
+    with torch.no_grad():
+        torch.testing.assert_close(first, model.clip.get_image_features(pixel_values=pixels).pooler_output)
+    assert labels.tolist() == [example["label"] for example in data["plain"]]
+
+
+def test_a_cached_view_is_the_image_the_trainer_shows_in_that_epoch(model, data):
+    cache, encode = ImageFeatureCache(), CountingEncoder(model)
+    views, _ = cache.features(encode, "e", data["augmented"], seed=3, views=range(3), collate_fn=collate_fn)
+    assert views.shape[:2] == (3, len(data["augmented"]))
+    assert not torch.equal(views[0], views[1])  # views differ: the transform augments
+    epochs = EpochSeededDataset(data["augmented"], seed=3)
+    for epoch in range(3):
+        epochs.set_epoch(epoch)
+        batch = next(iter(DataLoader(epochs, batch_size=len(epochs), collate_fn=collate_fn)))
+        with torch.no_grad():
+            recomputed = model.encode_images(batch["pixel_values"])
+        assert torch.equal(views[epoch], recomputed)  # exactly equal, not merely close
+    # views 1-2 are cached; view 3 is new
+    cache.features(encode, "e", data["augmented"], seed=3, views=[1, 2, 3], collate_fn=collate_fn)
+    assert encode.images == 4 * len(data["augmented"])
+
+
+def test_the_key_tells_apart_transforms_seeds_views_encoders_and_precision(model, data):
+    cache, encode = ImageFeatureCache(), CountingEncoder(model)
+    requests = [
+        ("e", data["plain"], None, None, "no"),
+        ("e", data["augmented"], 1, [0], "no"),
+        ("e", data["augmented"], 2, [0], "no"),  # another seed
+        ("e", data["augmented"], 1, [1], "no"),  # another view
+        ("other", data["plain"], None, None, "no"),  # another encoder
+        ("e", data["plain"], None, None, "bf16"),  # another precision
+    ]
+    for encoder, dataset, seed, views, precision in requests:
+        cache.features(
+            encode, encoder, dataset, seed=seed, views=views, precision=precision, collate_fn=collate_fn
+        )
+    assert (cache.misses, cache.hits, len(cache)) == (len(requests), 0, len(requests))
+    subset = data["plain"].select([0, 1])  # a selection has its own fingerprint
+    cache.features(encode, "e", subset, collate_fn=collate_fn)
+    assert cache.misses == len(requests) + 1
+
+
+def test_the_encoder_digest_follows_the_weights():
+    one, other = make_model(0), make_model(1)
+    assert one.image_tower_digest() == make_model(0).image_tower_digest()
+    assert one.image_tower_digest() != other.image_tower_digest()
+    before = one.image_tower_digest()
+    with torch.no_grad():
+        one.clip.visual_projection.weight.add_(1.0)
+    assert one.image_tower_digest() != before
+    assert module_digest(torch.nn.Linear(2, 2)) != module_digest(torch.nn.Linear(2, 3))
+
+
+def test_data_without_a_fingerprint_is_encoded_every_time(model, data):
+    cache, encode = ImageFeatureCache(), CountingEncoder(model)
+    plain = list(data["plain"])  # a list has no fingerprint
+    for _ in range(2):
+        cache.features(encode, "e", plain, collate_fn=collate_fn)
+    assert encode.images == 2 * len(plain) and len(cache) == 0
+
+
+def test_the_least_recently_used_entry_is_dropped_first():
+    entry = (torch.zeros(10), torch.zeros(0))  # 40 bytes
+    cache = ImageFeatureCache(max_bytes=100)
+    for name in "abc":
+        cache.get_or_compute(FeatureKey("e", name), lambda: entry)
+    assert len(cache) == 2 and cache.nbytes == 80  # a was dropped for c
+    cache.get_or_compute(FeatureKey("e", "b"), lambda: entry)  # b is used again: c is now the oldest
+    assert cache.hits == 1
+    cache.get_or_compute(FeatureKey("e", "d"), lambda: entry)  # drops c
+    assert FeatureKey("e", "b") in cache._entries and FeatureKey("e", "c") not in cache._entries
+    with pytest.raises(ValueError, match="cannot be negative"):
+        ImageFeatureCache(max_bytes=-1)
+
+
+def test_seeded_views_leave_the_global_generator_alone(data):
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    SeededViews(data["augmented"], seed=1, view=2)[0]
+    assert torch.equal(torch.rand(1), expected)
+    assert view_seed(1, 2, 0) != view_seed(1, 0, 2)
+
+
+def test_fit_data_says_which_split_is_missing(model, data):
+    fit = FitData(train=data["plain"], collate_fn=collate_fn)
+    features, labels = fit.image_features(model, "train")
+    assert features.shape[0] == labels.shape[0] == len(data["plain"])
+    with pytest.raises(ValueError, match="needs 'validation' examples"):
+        fit.image_features(model, "validation")
+    with pytest.raises(ValueError, match="views go with split 'train_views'"):
+        fit.image_features(model, "train", views=[0])
+    with pytest.raises(ValueError, match="empty dataset"):
+        encode_dataset(model.encode_images, [], collate_fn=collate_fn)
