@@ -388,3 +388,39 @@ def test_method_options_are_checked_and_coerced_against_the_config_types():
     assert "zeroshot" not in str(error.value)  # only the methods the user named are listed
     # an option of one method passes the others by
     assert check_method_options(["zeroshot", "coop"], {"n_ctx": 2}) == {"n_ctx": 2}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process test")
+def test_fit_stages_under_two_processes_give_one_process_adapters(tmp_path):
+    """The linear probe and Tip-Adapter-F fit on every process; the main process's adapter and chosen
+    settings are shared, and equal what one process fits."""
+    train = str(ROOT / "examples" / "train.py")
+    options = ["--method", "linear_probe", "tip_adapter_f", "--protocol", "few_shot", "--shots", "2"]
+    options += ["--option", "augment_views=2", "--option", "finetune_epochs=2", "--no-baseline"]
+    env = launch_environment(tmp_path / "hf-home")
+    runs = {}
+    for name, launcher in (("one", [sys.executable]), ("two", accelerate_launch(2))):
+        done = subprocess.run(
+            [*launcher, train, *options, "--output-dir", str(tmp_path / name)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        errors = "\n".join(line for line in done.stderr.splitlines() if "it/s" not in line)
+        assert done.returncode == 0, errors[-3000:]
+        runs[name] = tmp_path / name
+    for method in ("linear_probe", "tip_adapter_f"):
+        checkpoint = next((runs["two"] / method / "seed1" / "checkpoints").iterdir())
+        assert (checkpoint / "random_states_1.pkl").is_file()  # a second process really fitted
+        adapters = [
+            load_file(runs[name] / method / "seed1" / "adapter" / "model.safetensors") for name in runs
+        ]
+        assert adapters[0].keys() == adapters[1].keys()
+        for key in adapters[0]:
+            torch.testing.assert_close(adapters[1][key], adapters[0][key], atol=1e-5, rtol=1e-4)
+        configs = [
+            json.loads((runs[name] / method / "seed1" / "adapter" / "config.json").read_text())
+            for name in runs
+        ]
+        for key in ("selected_C", "alpha", "beta", "validation_accuracy"):
+            assert configs[0].get(key) == configs[1].get(key), key
+    results = [json.loads((run / "results.json").read_text()) for run in runs.values()]
+    assert [entry["mean"] for entry in results[0]] == [entry["mean"] for entry in results[1]]

@@ -34,6 +34,18 @@ from .feature_cache import ImageFeatureCache
 if TYPE_CHECKING:
     from .modeling import PromptCLIPPreTrainedModel
 
+
+def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in percent of `logits` `(N, K)` against `labels` `(N,)`, from the integer count of
+    hits (the first maximum wins a tie), as the searches of fit stages score their candidates.
+
+    Example:
+        >>> top1_accuracy(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        50.0
+    """
+    return 100.0 * int((logits.argmax(-1) == labels.to(logits.device)).sum()) / max(len(labels), 1)
+
+
 #: The splits a fit reads (`FitData.image_features(model, split)`).
 FIT_SPLITS = ("train", "train_views", "validation")
 

@@ -9,22 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.fitting import FitData
+from ...core.fitting import FitData, top1_accuracy
 from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text_engine import template_text_features
 from ...core.vision import clip_vision_tower, encode_image_tokens
 from .config import LinearProbeConfig
 from .logistic import fit_logistic_regression, search_inverse_l2
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in percent of `logits` `(N, K)` against `labels` `(N,)` (the first maximum wins a tie).
-
-    Example:
-        >>> accuracy(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
-        50.0
-    """
-    return 100.0 * int((logits.argmax(-1) == labels.to(logits.device)).sum()) / max(len(labels), 1)
 
 
 class LinearProbeModel(PromptCLIPPreTrainedModel):
@@ -168,7 +158,7 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
 
             def score(c: float) -> float:
                 weight, bias = solve(c)
-                return accuracy(val @ weight.T + bias, val_labels)
+                return top1_accuracy(val @ weight.T + bias, val_labels)
 
             chosen, history = search_inverse_l2(score, config.search_grid, config.search_steps)
             val_accuracy = score(chosen)
