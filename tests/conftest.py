@@ -99,9 +99,10 @@ def fit_to_patterns(model, steps: int = 100) -> None:
     model.eval()
 
 
-def assert_pipelines_score_like_the_model(model, folder) -> None:
+def assert_pipelines_score_like_the_model(model, folder, hypothesis_template: str = "{}") -> None:
     """Both image pipelines on the saved `folder` give `model`'s own class probabilities on every
-    generated pattern image (the zero-shot one with the classes reordered as candidate labels)."""
+    generated pattern image (the zero-shot one with the classes reordered as candidate labels, filled
+    into `hypothesis_template`: `"{}"` for a learned prompt, the model's template for a hand-written one)."""
     import pytest
     from transformers import pipeline
 
@@ -118,7 +119,7 @@ def assert_pipelines_score_like_the_model(model, folder) -> None:
         scores = {r["label"]: r["score"] for r in classifier(image, top_k=len(PATTERN_NAMES))}
         for k, name in enumerate(PATTERN_NAMES):
             assert scores[name] == pytest.approx(probs[k].item(), abs=1e-5)
-        result = zero_shot(image, candidate_labels=reordered, hypothesis_template="{}")
+        result = zero_shot(image, candidate_labels=reordered, hypothesis_template=hypothesis_template)
         scores = {r["label"]: r["score"] for r in result}
         for k, name in enumerate(reordered):
             assert scores[name] == pytest.approx(reordered_probs[k].item(), abs=1e-5)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERN_NAMES, compare_on_sketches, pattern_images
+from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model, compare_on_sketches
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForZeroShotImageClassification, pipeline
+from transformers import AutoModel, AutoModelForZeroShotImageClassification
 
 from hf_prompt_clip import CLIPAdapterConfig, CLIPAdapterModel, ZeroShotCLIPModel
 from hf_prompt_clip.core.registry import method_info
@@ -156,21 +156,7 @@ def test_clip_adapter_in_both_pipelines(tiny_clip_folder, tmp_path):
     model = CLIPAdapterModel.from_clip(tiny_clip_folder, PATTERN_NAMES, residual_ratio=0.5)
     perturb(model, std=0.3)
     model.save_pretrained(tmp_path)
-    classifier = pipeline("image-classification", model=str(tmp_path))
-    zero_shot = pipeline("zero-shot-image-classification", model=str(tmp_path))
-    reordered = PATTERN_NAMES[::-1]
-    for image in pattern_images():
-        pixel_values = model.image_processor(image, return_tensors="pt").pixel_values
-        with torch.no_grad():
-            probs = model(pixel_values).logits.softmax(-1)[0]
-            with model.using_class_names(reordered):
-                reordered_probs = model(pixel_values).logits.softmax(-1)[0]
-        assert probs.max() - probs.min() > 0.01  # distinct scores, so a label mix-up would show
-        scores = {r["label"]: r["score"] for r in classifier(image, top_k=len(PATTERN_NAMES))}
-        assert scores == pytest.approx(dict(zip(PATTERN_NAMES, probs.tolist())), abs=1e-5)
-        result = zero_shot(image, candidate_labels=reordered, hypothesis_template=model.config.templates[0])
-        scores = {r["label"]: r["score"] for r in result}
-        assert scores == pytest.approx(dict(zip(reordered, reordered_probs.tolist())), abs=1e-5)
+    assert_pipelines_score_like_the_model(model, tmp_path, hypothesis_template=model.config.templates[0])
 
 
 def test_registered_with_its_paper():
