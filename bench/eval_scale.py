@@ -28,9 +28,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import bench_parser, class_names, device_name, peak_memory, reset_peak_memory, vit_b16_config
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from text_engine import (
+    bench_parser,
+    class_names,
+    device_name,
+    peak_memory,
+    reset_peak_memory,
+    vit_b16_config,
+    write_results,
+)
 
 
 def run_one(args) -> dict:
@@ -115,22 +121,16 @@ def main() -> None:
         f"{args.threads or torch.get_num_threads()}; ViT-B/16 dimensions, random weights; 1000 ImageNet "
         f"classes; tokenizer {args.tokenizer}; batch {args.batch_size}; each row a fresh process."
     )
-    lines = [
+    write_results(
+        f"eval_scale_{args.device}",
         header,
-        "",
-        "| test images | class features s | evaluation s | images/s | peak above base MB |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['images']} | {r['class_features_s']} | {r['evaluation_s']} | {r['images_per_s']} | "
-        f"{r['peak_above_base_mb']} |"
-        for r in rows
-    ]
-    RESULTS.mkdir(exist_ok=True)
-    name = f"eval_scale_{args.device}"
-    (RESULTS / f"{name}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        rows,
+        ["test images", "class features s", "evaluation s", "images/s", "peak above base MB"],
+        lambda r: [
+            str(r[key])
+            for key in ("images", "class_features_s", "evaluation_s", "images_per_s", "peak_above_base_mb")
+        ],
+    )
 
 
 def argparse_suppress() -> str:

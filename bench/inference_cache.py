@@ -14,7 +14,6 @@ first K names, the real CLIP tokenizer), a batch of B images. In one process, in
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -23,9 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import bench_parser, class_names, device_name, vit_b16_config
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from text_engine import bench_parser, class_names, device_name, vit_b16_config, write_results
 
 
 def timed(function) -> tuple[float, float]:
@@ -100,22 +97,18 @@ def main() -> None:
         f"ViT-B/16 dimensions, random weights; CoOp over K={args.classes} ImageNet classes, B={args.images}; "
         f"{args.rounds} interleaved rounds, medians (range)."
     )
-    lines = [
+    write_results(
+        f"inference_cache_{args.device}",
         header,
-        "",
-        "| variant | wall s (range) | process CPU s | speed vs plain CLIP |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['variant']} | {r['wall_s']} ({r['wall_range'][0]}-{r['wall_range'][1]}) | {r['cpu_s']} | "
-        f"{r['speed_vs_plain']}x |"
-        for r in rows
-    ]
-    RESULTS.mkdir(exist_ok=True)
-    name = f"inference_cache_{args.device}"
-    (RESULTS / f"{name}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        rows,
+        ["variant", "wall s (range)", "process CPU s", "speed vs plain CLIP"],
+        lambda r: [
+            r["variant"],
+            f"{r['wall_s']} ({r['wall_range'][0]}-{r['wall_range'][1]})",
+            str(r["cpu_s"]),
+            f"{r['speed_vs_plain']}x",
+        ],
+    )
 
 
 if __name__ == "__main__":

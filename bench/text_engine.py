@@ -397,6 +397,18 @@ def _earlier_rows(output: Path, measured: list[str]) -> list[dict]:
     return [row for row in json.loads(output.read_text())["rows"] if row["case"] not in measured]
 
 
+def write_results(name: str, header: str, rows: list[dict], columns: list[str], cells) -> None:
+    """Write `bench/results/<name>.json` (header + rows) and `<name>.md` (header + a table of `columns`,
+    one line per row from `cells(row) -> list[str]`), and print the table."""
+    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
+    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def bench_parser(doc: str | None) -> argparse.ArgumentParser:
     """The options every benchmark script takes: `--tokenizer`, `--device`, `--dtype`."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,6 +14,7 @@ from .errors import ClassListMismatchError, UnreadableImageError
 from .fewshot import Subset, select_classes
 from .registry import BenchmarkSpec, get_benchmark
 from .sources import AnyDataset, Source
+from .transforms import describe_image, image_location
 
 
 def load_benchmark(
@@ -170,14 +171,13 @@ def check_images(dataset: AnyDataset, where: str) -> int:
     for row, value in enumerate(
         tqdm(raw["image"], desc=f"checking {where} images", leave=False, mininterval=2)
     ):
-        path, data = (value, None) if isinstance(value, str) else (value.get("path"), value.get("bytes"))
+        path, data = image_location(value)
         try:
             with PIL.Image.open(io.BytesIO(data) if data is not None else path) as image:
                 image.verify()
         except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as err:
-            named = repr(path) if path else f"<{len(data or b'')} embedded bytes>"
             raise UnreadableImageError(
-                f"{where}: image {named} (row {row}) cannot be read: {err}. Nothing was trained yet; "
+                f"{where}: image {describe_image(path, data)} (row {row}) cannot be read: {err}. Nothing was trained yet; "
                 "remove or replace the file (or fix the dataset row) and run again."
             ) from err
     return len(raw)

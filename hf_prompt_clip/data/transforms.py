@@ -42,6 +42,16 @@ def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     return image.convert("RGB")
 
 
+def image_location(value: dict | str) -> tuple[str | None, bytes | None]:
+    """`(path, bytes)` of an undecoded image (a path, or the `{"path", "bytes"}` dict of `Image(decode=False)`)."""
+    return (value, None) if isinstance(value, str) else (value.get("path"), value.get("bytes"))
+
+
+def describe_image(path: str | None, data: bytes | None) -> str:
+    """How errors name an image: its path, or `<N embedded bytes>`."""
+    return repr(path) if path else f"<{len(data or b'')} embedded bytes>"
+
+
 def load_rgb(value: PIL.Image.Image | dict | str) -> PIL.Image.Image:
     """Decode an image (a PIL image, a path, or the `{"path", "bytes"}` dict of `Image(decode=False)`) to RGB.
 
@@ -50,12 +60,12 @@ def load_rgb(value: PIL.Image.Image | dict | str) -> PIL.Image.Image:
     """
     if isinstance(value, PIL.Image.Image):
         return to_rgb(value)
-    path, data = (value, None) if isinstance(value, str) else (value.get("path"), value.get("bytes"))
+    path, data = image_location(value)
     try:
         image = PIL.Image.open(io.BytesIO(data) if data is not None else path)
         image.load()
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as err:
-        where = repr(path) if path else f"<{len(data or b'')} embedded bytes>"
+        where = describe_image(path, data)
         raise UnreadableImageError(
             f"Cannot read image {where}: {err}. Remove or replace the file (or fix the dataset row)."
         ) from err
