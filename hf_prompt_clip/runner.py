@@ -80,7 +80,7 @@ from .hub import (
     push_adapter_to_hub,
     save_model_card,
 )
-from .train import PromptTrainer, TrainingConfig, list_checkpoints
+from .train import PromptTrainer, TrainingConfig, list_checkpoints, settings_used
 
 logger = main_process_logger(__name__)
 
@@ -630,7 +630,7 @@ def run_seed(
         ).train()
     shots = config.shots if training else 0
     adapter_dir = output / "adapter"
-    training_args = dataclasses.asdict(training) if training else None
+    training_args = settings_used(training, model.training_stages()) if training else None
     if accelerator.is_main_process:  # before evaluating: a crash there keeps the trained adapter
         # written aside and renamed into place: a kill leaves the earlier adapter or this one, whole
         with atomic_folder(adapter_dir) as staging:

@@ -673,4 +673,10 @@ def test_methods_fitted_on_frozen_features_run_from_the_cli_and_need_a_val_split
         selection = json.loads((adapter / "validation_selection.json").read_text())
         assert selection["split"] == "val" and selection["shots"] == 2  # min(2 shots, 4)
         assert AutoModel.from_pretrained(adapter).config.training_stage == "fit"
+        # the records claim only the settings the run used: fits read no optimiser settings
+        recorded = json.loads((adapter / "training_args.json").read_text())
+        card = (adapter / "README.md").read_text()
+        # Tip-Adapter-F fine-tunes its keys inside its fit, with its own epochs and learning rate (its options)
+        assert "learning_rate" not in recorded and "`learning_rate`" not in card and "`epochs`" not in card
+        assert recorded["seed"] == 1 and "`seed`" in card
     assert "| tip_adapter_f |" in (output / "results.md").read_text()

@@ -97,7 +97,7 @@ def test_card_body_explains_the_adapter_loading_training_selection_and_citation(
         config, {"learning_rate": 0.002, "epochs": 50}, RESULTS, SELECTION.to_dict(), repo_id="org/coop-dtd"
     )
     text = card.text
-    assert "tiny adapter on a frozen CLIP" in text and "`abc123`" in text
+    assert "adapter on a frozen CLIP" in text and "`abc123`" in text
     assert "import hf_prompt_clip" in text
     assert 'AutoModel.from_pretrained("org/coop-dtd")' in text
     assert 'pipeline("image-classification", model="org/coop-dtd")' in text
@@ -283,6 +283,19 @@ def test_a_published_card_claims_no_results_and_its_command_runs_its_setting(nam
     if "epochs" in adapter.training:
         assert config.training.epochs == adapter.training["epochs"]
         assert config.training.batch_size == adapter.training["batch-size"]
+
+
+def test_published_cards_show_other_backbones_numbers_only_as_not_comparable():
+    from hf_prompt_clip.hub.published import published_adapters, published_card
+
+    cards = {a.name: published_card(m, a).text for m, a in published_adapters()}
+    tip = cards["tip-adapter-vitb16-imagenet"]
+    # Tip-Adapter's authors publish ResNet-50 numbers only: shown, with the backbone named
+    assert "| accuracy | 62.01 |" in tip and "CLIP RN50, not this adapter's ViT-B/16" in tip
+    assert "training-free cache adapter for CLIP" in tip and "tiny adapter" not in tip
+    assert "| accuracy | 65.51 |" in cards["tip-adapter-f-vitb16-imagenet"]
+    assert "not directly comparable" not in cards["coop-vitb16-imagenet"]  # CoCoOp's ViT-B/16 table
+    assert "What the paper reports" not in cards["linear-probe-vitb16-imagenet"]  # none published
 
 
 def validate_offline_without_results(card: ModelCard) -> dict:

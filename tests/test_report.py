@@ -2,6 +2,7 @@
 
 import json
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +11,7 @@ from hf_prompt_clip.evaluate.reference_numbers import (
     AVERAGE,
     BASE_TO_NEW_DATASETS,
     reference_metrics,
+    reference_numbers,
 )
 from hf_prompt_clip.evaluate.report import (
     SYNTHETIC_NOTE,
@@ -100,6 +102,39 @@ def test_reference_lookup_covers_dg_plot_and_mpfgvc_and_answers_none_otherwise()
     assert reference_metrics("mpfgvc", "nabirds", "few_shot", shots=16) is None  # paper: full training set
     assert reference_metrics("coop", "cub200", "base2new") is None
     assert reference_metrics("coop", "dtd", "cross_dataset") is None
+
+
+def test_other_backbones_rows_are_kept_apart_from_the_vit_b16_lookup():
+    # the Tip-Adapter authors' exp.log (ResNet-50), never returned for the default ViT-B/16
+    assert reference_metrics("tip_adapter", "imagenet", "few_shot") is None
+    assert reference_metrics("tip_adapter", "imagenet", "few_shot", backbone="RN50") == {"accuracy": 62.01}
+    assert reference_metrics("tip_adapter_f", "fgvc_aircraft", "few_shot", 1, backbone="RN50") == {
+        "accuracy": 20.22
+    }
+    assert reference_metrics("clip_adapter", "eurosat", "few_shot", 16, backbone="RN50") == {
+        "accuracy": 84.43
+    }
+    assert {row.backbone for row in reference_numbers()} == {"ViT-B/16"}
+    assert {row.backbone for row in reference_numbers(None)} == {"ViT-B/16", "RN50"}
+
+
+def test_the_reference_rows_are_what_the_methods_declare(monkeypatch):
+    from hf_prompt_clip.core import registry
+    from hf_prompt_clip.core.reference import few_shot_results
+
+    rows = {(r.method, r.dataset, r.protocol, r.shots) for r in reference_numbers(None)}
+    declared = {
+        (method, r.dataset, r.protocol, r.shots)
+        for method, info in registry.METHOD_INFO.items()
+        for r in info.paper_results
+    }
+    assert rows == declared and {method for method, *_ in rows} <= set(registry.METHODS)
+    info = registry.METHOD_INFO["coop"]
+    extra = few_shot_results({"dtd": (50.0,)}, (4,), "a test")
+    monkeypatch.setitem(registry.METHOD_INFO, "coop", replace(info, paper_results=info.paper_results + extra))
+    assert reference_metrics("coop", "dtd", "few_shot", 4) == {"accuracy": 50.0}
+    with pytest.raises(ValueError, match="one accuracy per shot count"):
+        few_shot_results({"dtd": (1.0, 2.0)}, (4,), "a test")
 
 
 # ------------------------------------------------------------------------------- tables

@@ -424,3 +424,18 @@ def test_fit_stages_under_two_processes_give_one_process_adapters(tmp_path):
             assert configs[0].get(key) == configs[1].get(key), key
     results = [json.loads((run / "results.json").read_text()) for run in runs.values()]
     assert [entry["mean"] for entry in results[0]] == [entry["mean"] for entry in results[1]]
+
+
+def test_the_recorded_settings_are_the_ones_the_stages_use():
+    from hf_prompt_clip.core.modeling import TrainingStage
+    from hf_prompt_clip.train import settings_used
+
+    training = TrainingConfig(epochs=3, learning_rate=0.01)
+    fit = TrainingStage("fit", (), kind="fit")
+    only_fit = settings_used(training, [fit])
+    assert "learning_rate" not in only_fit and "optimizer" not in only_fit and "epochs" not in only_fit
+    assert only_fit["seed"] == training.seed and only_fit["batch_size"] == training.batch_size
+    gradient = settings_used(training, [fit, TrainingStage("keys", ("cache",))])
+    assert gradient["learning_rate"] == 0.01 and gradient["epochs"] == 3 and "stages" not in gradient
+    staged = settings_used(training, [TrainingStage("a", ("x",)), TrainingStage("b", ("y",), epochs=5)])
+    assert staged["stages"] == ["a: 3 epochs at learning rate 0.01", "b: 5 epochs at learning rate 0.01"]

@@ -204,6 +204,7 @@ def build_model_card(
         repo_id=repo_id or model_name,
         method_title=info.title,
         method_paper=info.paper,
+        method_kind=info.kind,
         learned=info.learned,
         frozen_base=info.frozen_base,
         model_type=config.model_type,

@@ -17,6 +17,8 @@ from transformers import (
     AutoModelForZeroShotImageClassification,
 )
 
+from .reference import PaperResult
+
 if TYPE_CHECKING:  # the registry only stores classes: it imports no model code
     from .configuration import PromptCLIPConfig
     from .modeling import PromptCLIPPreTrainedModel
@@ -83,9 +85,12 @@ class MethodInfo:
         paper: short reference (`"Zhou et al., IJCV 2022"`).
         learned: one or two sentences on what is learned.
         citation: BibTeX of the method's paper.
-        frozen_base: whether the base CLIP stays entirely frozen (the adapter is tiny).
+        frozen_base: whether the base CLIP stays entirely frozen (the adapter holds only the method's tensors).
+        kind: what the method is, as a card's first line says it ("A **CoOp** prompt learner for CLIP").
         baseline: the method every comparison includes as its reference point (zero-shot CLIP).
         published: the adapters of this method the project publishes (`PublishedAdapter`).
+        paper_results: what the method's paper (or its authors' code) reports (`core.reference.PaperResult`),
+            which cards and result tables show beside measured numbers.
     """
 
     title: str
@@ -93,8 +98,10 @@ class MethodInfo:
     learned: str = ""
     citation: str = ""
     frozen_base: bool = True
+    kind: str = "prompt learner for CLIP"
     baseline: bool = False
     published: tuple[PublishedAdapter, ...] = ()
+    paper_results: tuple[PaperResult, ...] = ()
 
 
 #: Registered methods in registration order, which is the order of every table and comparison.

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from ..core.modeling import PromptCLIPPreTrainedModel
+from ..core.reference import harmonic_mean
 from ..data.fewshot import select_classes
 from ..data.registry import BenchmarkSpec
 
@@ -45,11 +46,6 @@ class Predictions:
                 100.0 * (self.predicted[mask] == k).float().mean().item() if mask.any() else float("nan")
             )
         return result
-
-
-def harmonic_mean(base: float, new: float) -> float:
-    """H = 2BN / (B + N), the base-to-new summary."""
-    return 0.0 if base + new == 0 else 2 * base * new / (base + new)
 
 
 def prepare_evaluation_loader(accelerator: Accelerator, loader: DataLoader) -> DataLoader:

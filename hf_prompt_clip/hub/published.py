@@ -30,7 +30,7 @@ from ..core.model_card import build_model_card
 from ..core.registry import METHOD_INFO, PublishedAdapter, get_method
 from ..data.loading import hub_dataset
 from ..data.registry import get_benchmark
-from ..evaluate.reference_numbers import reference_number
+from ..evaluate.reference_numbers import PAPER_BACKBONE, reference_number, reference_numbers
 
 CARDS_FOLDER = "model_cards"
 """The top-level folder of the published adapters' cards."""
@@ -73,14 +73,34 @@ def train_command(method: str, adapter: PublishedAdapter) -> str:
 
 
 def paper_numbers(method: str, adapter: PublishedAdapter) -> tuple[str | None, str | None]:
-    """`(markdown table, source)` of what the paper reports for the adapter's setting, or `(None, None)`."""
+    """`(markdown table, source)` of what the paper reports for the adapter's setting, or `(None, None)`.
+
+    A paper that reports the setting only with another backbone (Tip-Adapter: ResNet-50) is shown with its
+    backbone named and marked as not comparable with the adapter's ViT-B/16."""
     row = reference_number(method, adapter.benchmark, adapter.protocol, adapter.shots)
     if row is None:
+        backbones = dict.fromkeys(r.backbone for r in reference_numbers(None) if r.method == method)
+        row = next(
+            (
+                found
+                for backbone in backbones
+                if (
+                    found := reference_number(
+                        method, adapter.benchmark, adapter.protocol, adapter.shots, backbone
+                    )
+                )
+            ),
+            None,
+        )
+    if row is None:
         return None, None
+    source = row.source
+    if row.backbone != PAPER_BACKBONE:
+        source += f"; measured with CLIP {row.backbone}, not this adapter's {PAPER_BACKBONE}, so not directly comparable"
     transfer = adapter.protocol in ("cross_dataset", "domain_generalization")
     lines = ["| test set | accuracy (%) |" if transfer else "| metric | accuracy (%) |", "|---|---|"]
     lines += [f"| {key} | {value:.2f} |" for key, value in row.metrics.items()]
-    return "\n".join(lines), row.source
+    return "\n".join(lines), source
 
 
 def published_config(method: str, adapter: PublishedAdapter):

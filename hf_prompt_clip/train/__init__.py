@@ -12,6 +12,7 @@ from .trainer import (
     TrainingConfig,
     checkpoint_problem,
     list_checkpoints,
+    settings_used,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "checkpoint_problem",
     "learning_rate",
     "list_checkpoints",
+    "settings_used",
 ]

@@ -19,7 +19,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from ..core.configuration import option_types
 from ..core.feature_cache import ImageFeatureCache, SeededViews
 from ..core.fitting import FitData
 from ..core.logs import main_process_logger
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from .schedule import SCHEDULES, learning_rate
 
 logger = main_process_logger(__name__)
@@ -164,6 +164,55 @@ class TrainingConfig:
             raise ValueError(
                 f"weight_decay must be >= 0 and momentum in [0, 1), got {self.weight_decay} and {self.momentum}."
             )
+
+
+#: `TrainingConfig` fields that only gradient stages read: a run whose stages are all fits ignores them.
+GRADIENT_SETTINGS = (
+    "epochs",
+    "learning_rate",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "lr_schedule",
+    "warmup_epochs",
+    "warmup_lr",
+    "gradient_accumulation_steps",
+    "max_grad_norm",
+    "checkpoint_every_steps",
+)
+
+
+def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> dict[str, Any]:
+    """The training settings a run with `stages` used, as its results and model card record them.
+
+    A run of fit stages only (a linear probe, Tip-Adapter) drops the optimiser's settings (`GRADIENT_SETTINGS`),
+    which it never read; gradient stages that override the epochs or learning rate are listed as `stages`.
+
+    Args:
+        training: the run's `TrainingConfig`.
+        stages: the model's `training_stages()`.
+
+    Returns:
+        A JSON-able dict: `dataclasses.asdict(training)` less what the run did not use, plus `stages` where
+        a stage overrides the configuration.
+
+    Example:
+        >>> settings_used(TrainingConfig(), [TrainingStage("fit", (), kind="fit")]).get("learning_rate")  # None
+        >>> settings_used(TrainingConfig(epochs=5), [TrainingStage("ctx", ("ctx",))])["epochs"]
+        5
+    """
+    settings = asdict(training)
+    gradient = [stage for stage in stages if stage.kind == "gradient"]
+    if not gradient:
+        for name in GRADIENT_SETTINGS:
+            settings.pop(name, None)
+    if any(stage.epochs is not None or stage.learning_rate is not None for stage in gradient):
+        settings["stages"] = [
+            f"{stage.name}: {stage.epochs or training.epochs} epochs at learning rate "
+            f"{stage.learning_rate or training.learning_rate}"
+            for stage in gradient
+        ]
+    return settings
 
 
 @dataclass

@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CLIPAdapterConfig
 from .model import CLIPAdapterModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "clip_adapter",
@@ -18,6 +19,8 @@ register_method(
   journal = {International Journal of Computer Vision (IJCV)},
   year    = {2023}
 }""",
+        paper_results=PAPER_RESULTS,
+        kind="feature adapter for CLIP",
         published=(
             # the few-shot ImageNet setting of the paper (RN50 there; the package's CLIP is ViT-B/16)
             PublishedAdapter("clip-adapter-vitb16-imagenet", "imagenet", "few_shot", 16),

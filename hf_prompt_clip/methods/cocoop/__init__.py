@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoCoOpConfig
 from .model import CoCoOpModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "cocoop",
@@ -17,6 +18,7 @@ register_method(
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2022}
 }""",
+        paper_results=PAPER_RESULTS,
         published=(
             # the paper's domain-generalisation model: 16 shots of all 1000 classes, batch 1, 10 epochs
             PublishedAdapter(

@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoOpConfig
 from .model import CoOpModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "coop",
@@ -17,6 +18,7 @@ register_method(
   journal = {International Journal of Computer Vision (IJCV)},
   year    = {2022}
 }""",
+        paper_results=PAPER_RESULTS,
         published=(
             # CoCoOp's domain-generalisation setting: 16 shots of all 1000 classes, CoOp's ImageNet recipe
             PublishedAdapter(

@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import KgCoOpConfig
 from .model import KgCoOpModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "kgcoop",
@@ -18,6 +19,7 @@ register_method(
   booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2023}
 }""",
+        paper_results=PAPER_RESULTS,
         published=(
             # CoOp's domain-generalisation setting (16 shots of all 1000 classes), trained with the authors'
             # released recipe (configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml: SGD lr 0.002, batch 128)

@@ -13,6 +13,7 @@ register_method(
         "image features, fitted by L-BFGS with its L2 strength chosen on the validation split (CoOp's few-shot "
         "protocol of the CLIP paper's linear probe); nothing of CLIP changes.",
         CLIP_CITATION,
+        kind="classifier on CLIP's frozen image features",
         # CoOp's few-shot linear-probe baseline on ImageNet (its val split is the test set, as in CoOp)
         published=(PublishedAdapter("linear-probe-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),

@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import MPFGVCConfig
 from .model import MPFGVCModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "mpfgvc",
@@ -20,6 +21,7 @@ register_method(
 }""",
         frozen_base=False,
         # the paper's CUB-200-2011 setting: the full training set (it publishes no training recipe)
+        paper_results=PAPER_RESULTS,
         published=(PublishedAdapter("mpfgvc-vitb16-cub200", "cub200", "few_shot", None),),
     ),
 )

@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import PLOTConfig, PLOTPPConfig
 from .model import PLOTModel, PLOTPPModel
+from .paper import PLOTPP_RESULTS
 
 _CITATION = """@inproceedings{chen2023plot,
   title     = {PLOT: Prompt Learning with Optimal Transport for Vision-Language Models},
@@ -43,6 +44,7 @@ register_method(
         "tokens on the image tower, and matches the N prompts of each class to the M_v prompted image "
         "features with optimal transport (Sinkhorn), in two training stages.",
         _CITATION,
+        paper_results=PLOTPP_RESULTS,
         published=(
             # PLOT++'s few-shot ImageNet setting: 50 epochs per stage (docs/methods.md)
             PublishedAdapter(

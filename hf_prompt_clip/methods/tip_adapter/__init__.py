@@ -1,6 +1,7 @@
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import TipAdapterConfig, TipAdapterFConfig
 from .model import TipAdapterFModel, TipAdapterModel
+from .paper import TIP_ADAPTER_F_RESULTS, TIP_ADAPTER_RESULTS
 
 _CITATION = """@inproceedings{zhang2022tip,
   title     = {Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification},
@@ -22,6 +23,8 @@ register_method(
         "weights (alpha, beta) chosen on the validation split. The adapter holds the cache (one feature per "
         "training image).",
         _CITATION,
+        kind="training-free cache adapter for CLIP",
+        paper_results=TIP_ADAPTER_RESULTS,
         published=(PublishedAdapter("tip-adapter-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),
 )
@@ -36,6 +39,8 @@ register_method(
         "the zero-shot classifier and CLIP stay frozen), then chooses alpha and beta on the validation split. "
         "The adapter holds the cache (one feature per training image).",
         _CITATION,
+        kind="cache adapter for CLIP",
+        paper_results=TIP_ADAPTER_F_RESULTS,
         published=(PublishedAdapter("tip-adapter-f-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),
 )

@@ -1,6 +1,7 @@
 from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, register_method
 from .config import ZeroShotCLIPConfig
 from .model import ZeroShotCLIPModel
+from .paper import PAPER_RESULTS
 
 register_method(
     "zeroshot",
@@ -13,6 +14,8 @@ register_method(
         "there are several), so the weights file is empty and the config holds the templates.",
         CLIP_CITATION,
         baseline=True,
+        paper_results=PAPER_RESULTS,
+        kind="classifier from CLIP's hand-written prompts",
         published=(
             # the domain-generalisation table of CoCoOp: ImageNet's classes, tested on its variants
             PublishedAdapter(
