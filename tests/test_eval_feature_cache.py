@@ -195,7 +195,9 @@ class TowerCalls:
 
 
 def _image_hash(image: torch.Tensor) -> str:
-    return hashlib.blake2b(image.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        image.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=8
+    ).hexdigest()
 
 
 def sweep_config(output_dir):
@@ -213,9 +215,10 @@ def sweep_config(output_dir):
 def test_a_three_method_three_seed_base_to_new_sweep_encodes_each_test_image_once(tmp_path, monkeypatch):
     """zero-shot CLIP, CoOp and CLIP-Adapter x seeds 1, 2, 3, base-to-new on a synthetic benchmark: with the
     run's cache every test image goes through the image tower once; the accuracies equal an uncached run."""
+    from transformers import AutoImageProcessor
+
     from hf_prompt_clip.data import get_benchmark, load_benchmark
     from hf_prompt_clip.synthetic import tiny_clip_path
-    from transformers import AutoImageProcessor
 
     methods = ["zeroshot", "coop", "clip_adapter"]
     processor = AutoImageProcessor.from_pretrained(tiny_clip_path())
