@@ -93,7 +93,7 @@ def test_image_dtype_reaches_results_and_card_and_the_adapter_keeps_no_bf16_base
     from safetensors import safe_open
 
     with safe_open(adapter / "model.safetensors", framework="pt") as handle:
-        assert not any(key.startswith("clip.") for key in handle.keys())  # adapter tensors only
+        assert not any(key.startswith("clip.") for key in handle.keys())  # noqa: SIM118  # adapter tensors only
     loaded = AutoModel.from_pretrained(adapter)
     assert loaded.clip.vision_model.embeddings.patch_embedding.weight.dtype == torch.float32
     assert loaded.image_dtype is None and "image_dtype" not in loaded.config.to_dict()
