@@ -27,7 +27,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
+from .core.modeling import dtype_name
 from .core.registry import METHODS, baseline_method
 from .train import SCHEDULES, TrainingConfig
 
@@ -253,6 +255,37 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, default: str | None 
     )
 
 
+IMAGE_DTYPE_CHOICES = ("float32", "bfloat16", "bf16", "float16", "fp16")
+
+
+def add_image_tower_arguments(parser: argparse.ArgumentParser, training: bool = True) -> None:
+    """`--feature-cache`, `--image-dtype` (and, for training, `--augment-views`): the frozen image tower."""
+    group = parser.add_argument_group("frozen image tower (docs/performance.md)")
+    group.add_argument(
+        "--feature-cache",
+        default=None,
+        metavar="DIR",
+        help="keep the frozen image features on disk in DIR (safetensors, one file per image tower, dataset "
+        "and precision) and reuse them in later runs; without it they are reused within the run only",
+    )
+    group.add_argument(
+        "--image-dtype",
+        default="float32",
+        choices=IMAGE_DTYPE_CHOICES,
+        help="run only the frozen image tower in this dtype (features come back in float32); recorded in the "
+        "results and the card; refused for methods that train through the tower (PLOT++, MP-FGVC)",
+    )
+    if training:
+        group.add_argument(
+            "--augment-views",
+            type=_whole_number(1, "--augment-views 10"),
+            default=None,
+            metavar="V",
+            help="train on V precomputed augmented views per image (changes the augmentation); not available "
+            "yet for gradient-trained methods, which refuse it",
+        )
+
+
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--method",
@@ -377,6 +410,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "access are checked before training",
     )
     train.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    add_image_tower_arguments(train)
 
 
 def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -390,6 +424,7 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
         "the data's classes; refused without it",
     )
     evaluate.add_argument("--output-dir", default=None, help="write results.json/.md and plots here")
+    add_image_tower_arguments(evaluate, training=False)
 
 
 def add_summary_arguments(summary: argparse.ArgumentParser) -> None:
@@ -695,6 +730,9 @@ def train_command(args) -> list[dict]:
         push_to_hub=args.push_to_hub,
         private=args.private,
         training=training,
+        feature_cache=args.feature_cache,
+        image_dtype=args.image_dtype,
+        augment_views=args.augment_views,
     )
     return run_comparison(config, methods, skip_unsupported=args.all_methods, shots=args.shots, named=named)
 
@@ -829,6 +867,10 @@ def evaluate_command(args) -> dict:
     else:  # an adapter saved without a data record: its few-shot draw, if any
         selection = read_adapter_record(args.model, SELECTION_FILE)
         shots = selection["shots"] if selection else None
+    image_dtype = dtype_name(args.image_dtype)
+    if image_dtype != "float32":
+        model.set_image_dtype(image_dtype)  # refused for a method that trains through its image tower
+    feature_cache = ImageFeatureCache(directory=args.feature_cache) if args.feature_cache else None
     metrics = evaluate_protocol(
         model,
         spec,
@@ -837,7 +879,10 @@ def evaluate_command(args) -> dict:
         targets=args.targets,
         dataset_revision=revision,
         batch_size=args.eval_batch_size,
+        feature_cache=feature_cache,
     )
+    if feature_cache is not None:
+        logger.info("%s", feature_cache.summary())
     results = results_record(
         method_of(model.config),
         model.config.base_model_name_or_path,
@@ -850,6 +895,8 @@ def evaluate_command(args) -> dict:
         trained_protocol=(record or {}).get("protocol"),
         hub_datasets=hub_datasets_of(spec, protocol, args.targets or (), source, revision),
     )
+    if image_dtype != "float32":
+        results["image_dtype"] = image_dtype
     if _is_main_process():
         if args.output_dir:
             write_report([results], args.output_dir)

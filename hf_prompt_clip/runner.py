@@ -37,6 +37,7 @@ from .core.configuration import (
 )
 from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
+from .core.modeling import dtype_name
 from .core.registry import get_method
 from .data import (
     BenchmarkSpec,
@@ -92,6 +93,13 @@ class ExperimentConfig:
     """What to run. `training` carries the optimisation settings (epochs, lr, ...).
 
     `dataset` is a registry key or a `BenchmarkSpec` (your own folder: `data.folder_benchmark`).
+
+    Frozen image tower (docs/performance.md): `feature_cache` a folder that keeps the frozen image features
+    on disk across runs (`None`: in memory, for this run only; every run shares one cache between its
+    methods, seeds and protocols); `image_dtype` the dtype the frozen image tower runs in (`"float32"`,
+    `"bfloat16"`/`"bf16"`, `"float16"`/`"fp16"`; refused for methods that train through it; recorded in
+    the results and the card); `augment_views` train gradient methods on that many precomputed augmented
+    views per image (not available yet: refused, see docs/training.md).
     """
 
     method: str = "coop"
@@ -111,6 +119,9 @@ class ExperimentConfig:
     push_to_hub: str | None = None
     private: bool = False
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    feature_cache: str | None = None
+    image_dtype: str = "float32"
+    augment_views: int | None = None
 
     def __post_init__(self):
         check_protocol(self.protocol, get_benchmark(self.dataset), self.targets)
@@ -122,6 +133,13 @@ class ExperimentConfig:
             )
         if not isinstance(self.eval_batch_size, int) or self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}.")
+        self.image_dtype = dtype_name(self.image_dtype)  # refuses unknown names
+        views = self.augment_views
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(
+                f"augment_views must be a positive number of views per training image, got {views!r}; e.g. "
+                "--augment-views 10, or leave it out (no precomputed views)."
+            )
         resume = self.training.resume_from_checkpoint
         if resume not in (None, "latest") and len(self.seeds) > 1:
             raise ValueError(
@@ -183,6 +201,34 @@ def _check_classes_can_change(can_change: bool, what: str, protocol: str) -> Non
         raise ProtocolNotSupportedError(
             f"{what} learns parameters per training class, so it cannot classify the new classes or other "
             f"datasets that protocol {protocol!r} evaluates; use protocol 'few_shot' (--protocol few_shot)."
+        )
+
+
+class ImageDtypeNotSupportedError(ProtocolNotSupportedError):
+    """The method trains through its image tower, which therefore cannot run in another dtype."""
+
+
+class AugmentViewsNotSupportedError(ProtocolNotSupportedError):
+    """Training on precomputed augmented views was asked for a method it does not serve."""
+
+
+def check_image_settings(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
+    """Refuse `config.image_dtype` (other than float32) and `config.augment_views` for `method` with
+    `options`, before anything runs: the method's model says whether it trains through its image tower
+    (`trains_image_tower`)."""
+    _, model_class = get_method(method)
+    trains_tower = model_class.trains_image_tower(options)
+    if config.image_dtype != "float32" and trains_tower:
+        raise ImageDtypeNotSupportedError(
+            f"{method} trains through its image tower, so the tower cannot run in {config.image_dtype} (its "
+            "gradients would too): drop --image-dtype for this method (image_dtype='float32'), or use "
+            "--mixed-precision bf16, which keeps the trained tensors in float32."
+        )
+    if config.augment_views is not None and model_class.learns_parameters(options):
+        raise AugmentViewsNotSupportedError(
+            f"--augment-views {config.augment_views} (training {method} on precomputed augmented views) is not "
+            "available yet: the gradient trainer still encodes every augmented image as it trains. Leave "
+            "--augment-views out; Tip-Adapter's cache already uses precomputed views (--option augment_views=N)."
         )
 
 
@@ -345,8 +391,12 @@ def evaluate_protocol(
     dataset_revision: str | None = None,
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
+    feature_cache: ImageFeatureCache | None = None,
 ) -> dict[str, float]:
-    """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`)."""
+    """The metrics of `protocol` for a trained model (the test split of `spec`, or of `targets`).
+
+    `feature_cache`: evaluate from cached frozen image features where the model classifies from them
+    (`evaluate.protocols.predict`); the metrics are the same."""
     check_protocol(protocol, spec, targets)
     _check_classes_can_change(model.classes_can_change, f"This {type(model).__name__}", protocol)
     transform = eval_transform(model.image_processor)
@@ -360,15 +410,19 @@ def evaluate_protocol(
     started = time.perf_counter()
     if protocol == "base2new":
         own = test_set(spec, source, dataset_revision)
-        metrics = evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator)
+        metrics = evaluate_base_to_new(model, own, collate_fn, spec, batch_size, accelerator, feature_cache)
         sizes = [_size(own)]
     elif protocol == "few_shot":
         own = test_set(spec, source, dataset_revision)
-        metrics = {"accuracy": evaluate_accuracy(model, own, collate_fn, spec, batch_size, accelerator)}
+        metrics = {
+            "accuracy": evaluate_accuracy(
+                model, own, collate_fn, spec, batch_size, accelerator, feature_cache
+            )
+        }
         sizes = [_size(own)]
     else:
         sets = {key: (test_set(get_benchmark(key)), get_benchmark(key)) for key in targets}
-        metrics = evaluate_targets(model, sets, collate_fn, batch_size, accelerator)
+        metrics = evaluate_targets(model, sets, collate_fn, batch_size, accelerator, feature_cache)
         sizes = [_size(data) for data, _ in sets.values()]
     seconds = time.perf_counter() - started
     where = spec.key if protocol in ("base2new", "few_shot") else ", ".join(targets)
@@ -598,6 +652,8 @@ def run_seed(
     model = model_class.from_clip(
         config.base_model, names, prompt_names=prompts, revision=config.base_revision, **options
     )
+    if config.image_dtype != "float32":
+        model.set_image_dtype(config.image_dtype)  # the frozen image tower only; features in float32
     training = None
     fits = any(stage.kind == "fit" for stage in model.training_stages())
     if fits or any(p.requires_grad for p in model.parameters()):
@@ -631,6 +687,10 @@ def run_seed(
     shots = config.shots if training else 0
     adapter_dir = output / "adapter"
     training_args = settings_used(training, model.training_stages()) if training else None
+    # settings of the frozen image tower that change the result, recorded with the training settings
+    image_settings = {"image_dtype": config.image_dtype} if config.image_dtype != "float32" else {}
+    if training_args:
+        training_args.update(image_settings)
     if accelerator.is_main_process:  # before evaluating: a crash there keeps the trained adapter
         # written aside and renamed into place: a kill leaves the earlier adapter or this one, whole
         with atomic_folder(adapter_dir) as staging:
@@ -653,6 +713,7 @@ def run_seed(
         dataset_revision=config.dataset_revision,
         batch_size=config.eval_batch_size,
         accelerator=accelerator,
+        feature_cache=feature_cache,
     )
     accelerator.wait_for_everyone()
     return {
@@ -662,7 +723,7 @@ def run_seed(
         "shots_drawn": drawn if shots else None,
         "adapter": str(adapter_dir),
         "config": model.config,
-        "training": training_args,
+        "training": training_args or (image_settings or None),
     }
 
 
@@ -797,6 +858,7 @@ def run_experiment(
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
     check_method_protocol(config.method, config.method_options, config.protocol)
+    check_image_settings(config.method, config.method_options, config)
     if not checked:
         check_method_data(config.method, config.method_options, config)
     if push and config.push_to_hub:
@@ -804,8 +866,12 @@ def run_experiment(
     if not checked:
         check_before_running(config)
     accelerator = accelerator or Accelerator(mixed_precision=config.training.mixed_precision)
-    feature_cache = feature_cache if feature_cache is not None else ImageFeatureCache()
+    own_cache = feature_cache is None
+    if own_cache:
+        feature_cache = ImageFeatureCache(directory=config.feature_cache)
     runs = [run_seed(config, seed, accelerator, feature_cache) for seed in config.seeds]
+    if own_cache:
+        logger.info("%s", feature_cache.summary())
     spec = get_benchmark(config.dataset)
     data = describe_data(spec, config.source, config.dataset_revision)
     results = results_record(
@@ -814,6 +880,8 @@ def run_experiment(
             spec, config.protocol, config.targets, config.source, config.dataset_revision
         ),
     )  # fmt: skip
+    if config.image_dtype != "float32":  # it changes the features, so the numbers: recorded
+        results["image_dtype"] = config.image_dtype
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)
@@ -869,6 +937,7 @@ def run_comparison(
     for method in methods:
         try:
             check_method_protocol(method, options_for(method, options), config.protocol)
+            check_image_settings(method, options_for(method, options), config)
             check_method_data(method, options_for(method, options), config)
         except ProtocolNotSupportedError as error:
             if not skip_unsupported or (config.push_to_hub and method == config.method):
@@ -880,7 +949,8 @@ def run_comparison(
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
     check_before_running(config)  # once for every method: the same data and folder
     results, pushed = [], None
-    feature_cache = ImageFeatureCache()  # methods reading the same frozen features encode them once
+    # methods, seeds and protocols reading the same frozen features encode them once (on disk with a folder)
+    feature_cache = ImageFeatureCache(directory=config.feature_cache)
     for method in runnable:
         method_options = options_for(method, options)
         learns = get_method(method)[1].learns_parameters(method_options)
@@ -903,6 +973,7 @@ def run_comparison(
             )
             if method_config.push_to_hub:
                 pushed = output / f"seed{config.seeds[0]}" / "adapter"
+    logger.info("%s", feature_cache.summary())
     if PartialState().is_main_process:
         write_report(results, config.output_dir)
         if pushed is not None:

@@ -14,7 +14,13 @@ everything that decides them (`FeatureKey`):
 - **the view**: for an augmenting transform, the run seed and the view index. View `v` of example
   `i` is drawn with torch's RNG seeded by `view_seed(seed, v, i)`, which is what `PromptTrainer` shows
   example `i` in epoch `v`: a cached view is exactly the image the gradient trainer would see then;
-- **the precision** (the autocast setting) it was encoded under.
+- **the precision** (the autocast setting) it was encoded under; the dtype the image tower runs in
+  (`--image-dtype`) is part of the encoder's digest.
+
+With a `directory`, every entry is also kept on disk (`--feature-cache DIR`): one safetensors file per
+key (no pickle), named by a hash of the key and holding the key itself in its metadata, checked on
+load (a file whose stored key differs is ignored and replaced), written atomically
+(`core/atomic.py`). A fresh process reading the same folder finds the features again.
 
 Recomputing gives the same tensors (tested): caching changes the cost, never the result. Where a
 method's protocol reuses views across epochs (Tip-Adapter-F's fine-tuning reads the cache's
@@ -33,20 +39,36 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
+import logging
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as save_safetensors
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
+
+from .atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
 #: Features the cache keeps before it drops the least recently used (4 GiB).
 DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+class FrozenFeaturesUnavailable(ValueError):
+    """A model's classification does not go through frozen, cacheable image features
+    (`PromptCLIPPreTrainedModel.frozen_image_encoder` says why)."""
 
 
 def view_seed(seed: int, view: int, index: int) -> int:
@@ -126,6 +148,23 @@ class FeatureKey:
     view: int | None = None
     precision: str = "no"
 
+    def to_json(self) -> str:
+        """The key as canonical JSON (what a disk entry stores in its metadata)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def digest(self) -> str:
+        """A hash of the key (32 hex digits): the name of its disk entry.
+
+        Example:
+            >>> FeatureKey("projected|abc", "f00d").digest() == FeatureKey("projected|abc", "f00d").digest()
+            True
+        """
+        return hashlib.blake2b(self.to_json().encode(), digest_size=16).hexdigest()
+
+
+#: Metadata fields of a disk entry: the format tag and the key (JSON).
+DISK_FORMAT = "hf_prompt_clip.image_features.v1"
+
 
 def _batch_labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     labels = batch.get("labels", batch.get("label"))
@@ -179,10 +218,17 @@ class ImageFeatureCache:
     """Image features by `FeatureKey`, each batch of views encoded once; least recently used dropped first.
 
     Args:
-        max_bytes: most bytes of features kept (features and labels); older entries are dropped first.
+        max_bytes: most bytes of features kept in memory (features and labels); older entries are dropped first.
+        directory: also keep every entry on disk there (`--feature-cache DIR`, created when needed): one
+            `image-features-<FeatureKey.digest()>.safetensors` file per key, the key stored in its metadata
+            and checked on load. `None` (the default): memory only, for the life of the object.
 
     Attributes:
-        hits / misses: how many requests found their features / had to encode them.
+        hits / misses: how many requests found their features (in memory or on disk) / had to encode them.
+        disk_hits / disk_writes / disk_refused: entries read from, written to, and ignored in `directory`
+            (a file whose stored key or contents do not match).
+        encoded_images: how many images (views) were run through an encoder.
+        last_source: where the last request's features came from: `"memory"`, `"disk"` or `"encoded"`.
 
     Example:
         ```python
@@ -190,42 +236,125 @@ class ImageFeatureCache:
         a, _ = cache.features(model.encode_images, key, data, collate_fn=collate_fn)  # encodes
         b, _ = cache.features(model.encode_images, key, data, collate_fn=collate_fn)  # the same tensor
         assert a is b and cache.hits == 1
+        on_disk = ImageFeatureCache(directory="feature-cache")  # a later process finds them again
         ```
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, directory: str | os.PathLike | None = None):
         if max_bytes < 0:
             raise ValueError(f"max_bytes cannot be negative, got {max_bytes} (0 caches nothing).")
         self.max_bytes = max_bytes
+        self.directory = None if directory is None else Path(directory)
         self._entries: OrderedDict[FeatureKey, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
+        self.disk_writes = 0
+        self.disk_refused = 0
+        self.encoded_images = 0
+        self.last_source: str | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held (features and labels)."""
+        """Bytes held in memory (features and labels)."""
         return sum(_nbytes(entry) for entry in self._entries.values())
 
     def clear(self) -> None:
+        """Forget the entries held in memory (the disk entries stay)."""
         self._entries.clear()
+
+    def summary(self) -> str:
+        """One line for the logs: requests served, images encoded, disk traffic.
+
+        Example:
+            >>> ImageFeatureCache().summary()
+            'image-feature cache: 0 requests, 0 served from the cache (0 from disk), 0 encoded (0 images)'
+        """
+        line = (
+            f"image-feature cache: {self.hits + self.misses} requests, {self.hits} served from the cache "
+            f"({self.disk_hits} from disk), {self.misses} encoded ({self.encoded_images} images)"
+        )
+        if self.directory is not None:
+            line += f"; {self.disk_writes} written to {self.directory}"
+            if self.disk_refused:
+                line += f", {self.disk_refused} mismatching files ignored"
+        return line
+
+    def disk_path(self, key: FeatureKey) -> Path:
+        """The file of `key` in `directory` (which must be set)."""
+        if self.directory is None:
+            raise ValueError("This ImageFeatureCache keeps nothing on disk: build it with directory=DIR.")
+        return self.directory / f"image-features-{key.digest()}.safetensors"
+
+    def _read_disk(self, key: FeatureKey) -> tuple[torch.Tensor, torch.Tensor] | None:
+        path = self.disk_path(key)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(path, framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                stored = metadata.get("feature_key")
+                if metadata.get("format") != DISK_FORMAT or stored != key.to_json():
+                    problem = f"it holds the key {stored} (format {metadata.get('format')!r})"
+                    entry = None
+                else:
+                    entry = handle.get_tensor("features"), handle.get_tensor("labels")
+                    problem = None
+        except (SafetensorError, OSError, KeyError) as error:
+            entry, problem = None, f"it cannot be read ({error})"
+        if entry is None:
+            self.disk_refused += 1
+            logger.warning(
+                "ignoring the image-feature file %s: expected the key %s, but %s; encoding the images again "
+                "(the file is replaced).", path, key.to_json(), problem,
+            )  # fmt: skip
+        return entry
+
+    def _write_disk(self, key: FeatureKey, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+        features, labels = value
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = save_safetensors(
+            {"features": features.detach().cpu().contiguous(), "labels": labels.detach().cpu().contiguous()},
+            metadata={"format": DISK_FORMAT, "feature_key": key.to_json()},
+        )
+        atomic_write_bytes(self.disk_path(key), data)
+        self.disk_writes += 1
+
+    def _remember(self, key: FeatureKey, value: tuple[torch.Tensor, torch.Tensor]) -> None:
+        if _nbytes(value) <= self.max_bytes:
+            self._entries[key] = value
+            while self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
 
     def get_or_compute(
         self, key: FeatureKey | None, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The entry under `key`, or `compute()` stored under it (`key=None`: computed, not stored)."""
+        """The entry under `key` (from memory, else from `directory`), or `compute()` stored under it
+        (`key=None`: computed, not stored). Entries read from disk are on the CPU."""
         if key is not None and key in self._entries:
             self.hits += 1
+            self.last_source = "memory"
             self._entries.move_to_end(key)
             return self._entries[key]
+        if key is not None and self.directory is not None:
+            value = self._read_disk(key)
+            if value is not None:
+                self.hits += 1
+                self.disk_hits += 1
+                self.last_source = "disk"
+                self._remember(key, value)
+                return value
         self.misses += 1
+        self.last_source = "encoded"
         value = compute()
-        if key is not None and _nbytes(value) <= self.max_bytes:
-            self._entries[key] = value
-            while self.nbytes > self.max_bytes:
-                self._entries.popitem(last=False)
+        self.encoded_images += len(value[1])
+        if key is not None:
+            self._remember(key, value)
+            if self.directory is not None:
+                self._write_disk(key, value)
         return value
 
     def features(

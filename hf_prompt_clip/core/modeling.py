@@ -46,7 +46,7 @@ from .configuration import (
     option_types,
     validate_class_names,
 )
-from .feature_cache import module_digest
+from .feature_cache import FrozenFeaturesUnavailable, module_digest
 from .fitting import FitData
 from .loading import (
     IGNORED_LOADING_KWARGS,
@@ -116,12 +116,46 @@ FROM_CLIP_ARGUMENTS = (
 __all__ = [
     "AdapterLoadError",
     "FitData",
+    "FrozenFeaturesUnavailable",
     "PromptCLIPPreTrainedModel",
     "TrainingStage",
     "check_base_compatibility",
+    "dtype_name",
     "register_base_model_alias",
     "resolve_base_model",
+    "resolve_image_dtype",
 ]
+
+#: Names `image_dtype` takes (`--image-dtype`), and the dtype each stands for.
+IMAGE_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}  # fmt: skip
+
+
+def resolve_image_dtype(value: torch.dtype | str | None) -> torch.dtype:
+    """The torch dtype of an `--image-dtype` value (`None`: float32).
+
+    Example:
+        >>> resolve_image_dtype("bf16")
+        torch.bfloat16
+    """
+    if value is None:
+        return torch.float32
+    if isinstance(value, torch.dtype) and value in IMAGE_DTYPES.values():
+        return value
+    if isinstance(value, str) and value.lower() in IMAGE_DTYPES:
+        return IMAGE_DTYPES[value.lower()]
+    raise ValueError(
+        f"image_dtype must be one of {sorted(IMAGE_DTYPES)} (or the torch dtype), got {value!r}: e.g. "
+        "--image-dtype bf16 runs the frozen image tower in bfloat16."
+    )
+
+
+def dtype_name(dtype: torch.dtype | str | None) -> str:
+    """`"float32"`, `"bfloat16"` or `"float16"`: the canonical name of an `--image-dtype` value."""
+    return str(resolve_image_dtype(dtype)).removeprefix("torch.")
 
 
 #: Kinds of training stage: `"gradient"` (the trainer's optimiser steps over image batches) and `"fit"`
@@ -407,18 +441,83 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             f"{type(self).__name__} has a 'fit' training stage but does not implement fit(data)."
         )
 
+    @classmethod
+    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
+        """Whether training a model with these config values sends gradients through the image tower (it
+        fine-tunes its weights, or learns tokens it reads, as PLOT++'s visual prompts): then its features
+        change with training, cannot be cached, and the tower cannot run in another dtype
+        (`set_image_dtype`). Asked before training, from the options alone. Default: whether the adapter
+        holds a part of CLIP's image tower (`adapter_clip_modules`)."""
+        modules = cls.adapter_clip_modules
+        return isinstance(modules, tuple) and any(m.startswith("vision") for m in modules)
+
+    @property
+    def image_tower_trains(self) -> bool:
+        """`trains_image_tower` for this model's config."""
+        return type(self).trains_image_tower(self.config.to_dict())
+
     def frozen_image_encoder(self) -> tuple[str, Any]:
-        """`(identity, encode)` of the frozen image features a fit reads through the feature cache:
-        `encode` maps pixel values `(B, 3, H, W)` to features `(B, E)` (default: `encode_images`, i.e.
-        `get_image_features`), and the identity names that computation and the weights, dtype and
-        device it runs with (`core.feature_cache.module_digest`), so methods that read the same
-        features share them. Refused when the method trains its image tower."""
-        if any(m.startswith("vision") for m in self.adapter_clip_modules):
-            raise ValueError(
+        """`(identity, encode)` of the frozen image features the method classifies from, read through the
+        feature cache by fits and by evaluation.
+
+        The contract: `encode` maps pixel values `(B, 3, H, W)` to features `(B, E)` (default: `encode_images`,
+        i.e. `get_image_features`) such that `logits_from_image_features(encode(x))` are exactly
+        `classify(x)`'s logits, and the identity names that computation and the weights, dtype and device it
+        runs with (`core.feature_cache.module_digest`), so methods reading the same features share them.
+
+        Raises:
+            FrozenFeaturesUnavailable: the method trains its image tower (`trains_image_tower`), or
+                classifies from more than these features (a method overriding this hook says why).
+        """
+        if self.image_tower_trains:
+            raise FrozenFeaturesUnavailable(
                 f"{type(self).__name__} trains its image tower, so its image features change with training "
                 "and cannot be cached."
             )
         return f"projected|{self.image_tower_digest()}", self.encode_images
+
+    @property
+    def image_dtype(self) -> torch.dtype | None:
+        """The dtype `set_image_dtype` runs the frozen image tower in (`None`: it was never set)."""
+        return getattr(self, "_image_dtype", None)
+
+    def set_image_dtype(self, dtype: torch.dtype | str) -> None:
+        """Run only the frozen image tower (`clip.vision_model` and `clip.visual_projection`) in `dtype`.
+
+        The tower's weights are cast once; pixel values are cast on the way in and features come back in
+        float32, so the text side and the adapter see what they always do. The setting is not saved with
+        the adapter (the adapter holds its own tensors only): a loaded model runs in its default dtype
+        unless asked again. The features are part of the feature cache's key (their weights' dtype is in
+        `image_tower_digest`).
+
+        Args:
+            dtype: `"float32"` (no change), `"bfloat16"` / `"bf16"` or `"float16"` / `"fp16"`, or a torch dtype.
+
+        Raises:
+            ValueError: the method trains through its image tower (`trains_image_tower`): its gradients would run
+                in that dtype too.
+
+        Example:
+            ```python
+            model = CoOpModel.from_clip("openai/clip-vit-base-patch16", ["cat", "dog"])
+            model.set_image_dtype("bf16")          # the image tower in bfloat16, features in float32
+            ```
+        """
+        target = resolve_image_dtype(dtype)
+        if self.image_tower_trains and target != torch.float32:
+            raise ValueError(
+                f"{type(self).__name__} trains through its image tower (its gradients would run in "
+                f"{dtype_name(target)}), so the tower cannot run in another dtype: drop --image-dtype "
+                "(image_dtype='float32') for this method, or use mixed precision (--mixed-precision bf16) instead."
+            )
+        self.clip.vision_model.to(target)
+        self.clip.visual_projection.to(target)
+        self._image_dtype = target
+
+    def image_output(self, features: torch.Tensor) -> torch.Tensor:
+        """Image-tower output as the rest of the model reads it: float32 when `set_image_dtype` chose another
+        dtype, else unchanged."""
+        return features.float() if self.image_dtype not in (None, torch.float32) else features
 
     def image_tower_digest(self) -> str:
         """`module_digest` of CLIP's image tower and projection, remembered while their tensors are unchanged."""
@@ -474,8 +573,10 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         """Projected image features `(B, E)` (`get_image_features`, through the shared image-tower path
         of `core/vision.py`); the frozen image tower runs without autograd."""
         vision_trainable = any(m.startswith("vision") for m in self.adapter_clip_modules)
+        # no_grad, not inference_mode: the features enter autograd afterwards (CoCoOp's meta-net,
+        # CLIP-Adapter's MLP save them for their weight gradients), which inference tensors cannot
         with torch.set_grad_enabled(vision_trainable and torch.is_grad_enabled()):
-            return encode_image_tokens(self.clip, pixel_values).pooled
+            return self.image_output(encode_image_tokens(self.clip, pixel_values).pooled)
 
     def similarity_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """`logit_scale * normalize(image) @ normalize(text).T`: `(B, E) x (K, E) -> (B, K)`."""

@@ -17,6 +17,7 @@ import numpy as np
 import PIL.Image
 import torch
 from datasets import Dataset, Features, Image, IterableDataset, List, Value
+from datasets.fingerprint import Hasher
 from torchvision import transforms as T
 from transformers import BaseImageProcessor
 
@@ -160,7 +161,25 @@ def with_image_transform(
             else None
         )
         return undecoded.map(apply, batched=True, remove_columns=undecoded.column_names, features=features)
-    return undecoded.with_transform(apply, columns=["image", "label"])
+    transformed = undecoded.with_transform(apply, columns=["image", "label"])
+    stable = _transform_fingerprint(undecoded, transform)
+    if stable is not None:
+        transformed._fingerprint = stable
+    return transformed
+
+
+def _transform_fingerprint(dataset: Dataset, transform: ImageTransform) -> str | None:
+    """A fingerprint of `dataset` seen through `transform` that is the same in every process.
+
+    `datasets` fingerprints `with_transform` by pickling the closure, which differs between processes,
+    so a disk feature cache (`core.feature_cache`) would never find its entries again. This one hashes
+    the dataset's own fingerprint and the transform's content (its steps and their settings); `None`
+    when the transform cannot be hashed (then `datasets`' own fingerprint is kept).
+    """
+    try:
+        return Hasher.hash(("hf_prompt_clip.with_image_transform/1", dataset._fingerprint, transform))
+    except Exception:  # dill cannot pickle every callable
+        return None
 
 
 def collate_fn(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

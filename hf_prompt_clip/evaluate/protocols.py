@@ -4,6 +4,13 @@ Predictions are gathered across processes with `accelerator.gather_for_metrics` 
 the samples a distributed sampler duplicates to even out the last batch), and metrics are
 computed in torch, so numbers are the same on one CPU or many GPUs, for map-style and streamed
 (`IterableDataset`) test sets alike (see `prepare_evaluation_loader`).
+
+With a `feature_cache` (`core.feature_cache.ImageFeatureCache`, one per run in the experiment runner), a
+model whose classification goes through frozen image features (`model.frozen_image_encoder()`) is
+evaluated from cached features: each test image is encoded once per image tower, dataset (split,
+selection, transform) and precision, and reused by every method, seed and protocol of the run;
+`model.logits_from_image_features(features)` gives the logits (tested equal to recomputing). Under
+several processes, and for streamed sets (no fingerprint), each process encodes its shard as usual.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ from datasets import Dataset
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
+from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, dataset_fingerprint
+from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel
 from ..core.reference import harmonic_mean
 from ..data.fewshot import select_classes
 from ..data.registry import BenchmarkSpec
+
+logger = main_process_logger(__name__)
 
 
 @dataclass
@@ -85,6 +96,35 @@ def prepare_evaluation_loader(accelerator: Accelerator, loader: DataLoader) -> D
         accelerator.dataloader_config = settings
 
 
+def cached_features_encoder(
+    model: PromptCLIPPreTrainedModel,
+    dataset: Dataset,
+    feature_cache: ImageFeatureCache | None,
+    accelerator: Accelerator,
+) -> tuple[str, Callable] | None:
+    """`model.frozen_image_encoder()` when `dataset` can be evaluated from `feature_cache`, else `None`
+    (logged): no cache, several processes (each encodes its own shard), a set without a fingerprint
+    (streamed, or a plain torch dataset), or a model that does not classify from frozen features."""
+    if feature_cache is None:
+        return None
+    if accelerator.num_processes > 1:
+        logger.info(
+            "image-feature cache not used for evaluation under %d processes: each process encodes its shard "
+            "(the cache serves single-process evaluation)", accelerator.num_processes,
+        )  # fmt: skip
+        return None
+    if isinstance(dataset, IterableDataset) or dataset_fingerprint(dataset) is None:
+        logger.info(
+            "image-feature cache not used: the test set has no fingerprint (streamed or not a datasets.Dataset)"
+        )
+        return None
+    try:
+        return model.frozen_image_encoder()
+    except FrozenFeaturesUnavailable as reason:
+        logger.info("image-feature cache not used for %s: %s", type(model).__name__, reason)
+        return None
+
+
 @torch.no_grad()
 def predict(
     model: PromptCLIPPreTrainedModel,
@@ -93,18 +133,53 @@ def predict(
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
     description: str = "evaluating",
+    feature_cache: ImageFeatureCache | None = None,
 ) -> Predictions:
     """Top-1 predictions of `model` on a dataset of `{"pixel_values", "labels"}` batches.
 
     `dataset` may be map-style or streamed (`IterableDataset`); under several processes the
     predictions are those of one process, in the same order (`prepare_evaluation_loader`).
+
+    Args:
+        feature_cache: read the test images' frozen features from it (encoding them on a miss) when the
+            model classifies from them (`cached_features_encoder`); the predictions are the same.
+
+    Example:
+        ```python
+        cache = ImageFeatureCache()
+        first = predict(coop, test_set, collate_fn, feature_cache=cache)       # encodes the images
+        second = predict(cocoop, test_set, collate_fn, feature_cache=cache)    # reuses their features
+        ```
     """
     accelerator = accelerator or Accelerator()
+    model.eval()
+    model.to(accelerator.device)
+    encoder = cached_features_encoder(model, dataset, feature_cache, accelerator)
+    if encoder is not None:
+        identity, encode = encoder
+        features, labels = feature_cache.features(
+            lambda pixel_values: encode(pixel_values.to(accelerator.device)),
+            identity,
+            dataset,
+            collate_fn=collate_fn,
+            batch_size=batch_size,
+            precision=accelerator.mixed_precision,
+            autocast=accelerator.autocast,
+        )
+        logger.info(
+            "%s: %d test images' features %s (%s)", description, len(labels),
+            "encoded" if feature_cache.last_source == "encoded" else f"reused from the cache ({feature_cache.last_source})",
+            identity.split("|")[0],
+        )  # fmt: skip
+        predicted = []
+        for start in range(0, len(labels), batch_size):
+            with accelerator.autocast():
+                chunk = features[start : start + batch_size].to(accelerator.device)
+                predicted.append(model.logits_from_image_features(chunk).argmax(-1).cpu())
+        return Predictions(torch.cat(predicted), labels.cpu())
     loader = prepare_evaluation_loader(
         accelerator, DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
     )
-    model.eval()
-    model.to(accelerator.device)
     predicted, labels = [], []
     for batch in tqdm(loader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
         with accelerator.autocast():
@@ -129,11 +204,15 @@ def evaluate_accuracy(
     spec: BenchmarkSpec | None = None,
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
+    feature_cache: ImageFeatureCache | None = None,
 ) -> float:
-    """Accuracy (%) of `model` on `dataset`, classifying among the dataset's own classes."""
+    """Accuracy (%) of `model` on `dataset`, classifying among the dataset's own classes
+    (`feature_cache`: as `predict`)."""
     names, prompts = class_lists(dataset, spec)
     with model.using_class_names(names, prompts):
-        return predict(model, dataset, collate_fn, batch_size, accelerator).accuracy
+        return predict(
+            model, dataset, collate_fn, batch_size, accelerator, feature_cache=feature_cache
+        ).accuracy
 
 
 def evaluate_base_to_new(
@@ -143,6 +222,7 @@ def evaluate_base_to_new(
     spec: BenchmarkSpec | None = None,
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
+    feature_cache: ImageFeatureCache | None = None,
 ) -> dict[str, float]:
     """CoCoOp's protocol on a test set with all classes: base = first ceil(K/2) classes.
 
@@ -150,10 +230,10 @@ def evaluate_base_to_new(
     images among the new classes only (a K_new-way problem), "hm" their harmonic mean.
     """
     base = evaluate_accuracy(
-        model, select_classes(test_dataset, "base"), collate_fn, spec, batch_size, accelerator
+        model, select_classes(test_dataset, "base"), collate_fn, spec, batch_size, accelerator, feature_cache
     )
     new = evaluate_accuracy(
-        model, select_classes(test_dataset, "new"), collate_fn, spec, batch_size, accelerator
+        model, select_classes(test_dataset, "new"), collate_fn, spec, batch_size, accelerator, feature_cache
     )
     return {"base": base, "new": new, "hm": harmonic_mean(base, new)}
 
@@ -164,10 +244,11 @@ def evaluate_targets(
     collate_fn: Callable,
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
+    feature_cache: ImageFeatureCache | None = None,
 ) -> dict[str, float]:
     """One adapter on several test sets (cross-dataset transfer, domain generalisation)."""
     return {
-        name: evaluate_accuracy(model, dataset, collate_fn, spec, batch_size, accelerator)
+        name: evaluate_accuracy(model, dataset, collate_fn, spec, batch_size, accelerator, feature_cache)
         for name, (dataset, spec) in targets.items()
     }
 

@@ -98,7 +98,7 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
         through the shared image-tower path, without autograd."""
         tower = dataclasses.replace(clip_vision_tower(self.clip), projection=nn.Identity())
         with torch.no_grad():
-            return encode_image_tokens(tower, pixel_values).pooled
+            return self.image_output(encode_image_tokens(tower, pixel_values).pooled)
 
     def probe_inputs(self, features: torch.Tensor) -> torch.Tensor:
         """What the classifier reads: the features, L2-normalised with `normalize_features`."""

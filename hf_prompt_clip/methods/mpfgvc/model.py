@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, ViTConfig, ViTModel
 
-from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
+from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text import PromptLayout, build_prompt_layout, random_context
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import VisionTower, clip_vision_tower, encode_image_tokens, vit_vision_tower
@@ -214,6 +214,18 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.image_features(pixel_values)
+
+    @classmethod
+    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
+        """Stage `visual` fine-tunes the image tower (CLIP's or the separate ViT)."""
+        return True
+
+    def frozen_image_encoder(self) -> tuple[str, Any]:
+        """Refused: the tower is fine-tuned in stage `visual` and its last layer sees selected tokens only."""
+        raise FrozenFeaturesUnavailable(
+            f"{type(self).__name__} fine-tunes its image tower (stage 'visual') and selects tokens in it (SsVP), "
+            "so its image features are its own, not the frozen ones the cache holds."
+        )
 
     def _compute_class_text_features(self) -> torch.Tensor:
         return encode_context_prompts(

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
+from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
 from ...core.optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
 from ...core.text import (
     PromptLayout,
@@ -191,7 +191,7 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         if self.config.local_features == "patch":
             with torch.no_grad():
                 features = encode_image_tokens(self.clip, pixel_values, return_patches=True)
-            return features.pooled, features.patches
+            return self.image_output(features.pooled), self.image_output(features.patches)
         learning = torch.is_grad_enabled() and self.visual_prompts.requires_grad
         with torch.set_grad_enabled(learning):
             local = encode_image_tokens(self.clip, pixel_values, self.visual_prompts).pooled
@@ -238,6 +238,18 @@ class PLOTModel(PromptCLIPPreTrainedModel):
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         global_image, local_image = self.local_image_features(pixel_values)
         return self.logits_from_features(global_image, local_image, self.prompt_text_features())
+
+    @classmethod
+    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
+        """PLOT++'s visual prompts learn through the image tower; PLOT's patch features are frozen."""
+        return options.get("local_features", cls.config_class.local_features) != "patch"
+
+    def frozen_image_encoder(self) -> tuple[str, Any]:
+        """Refused: PLOT classifies from the local (patch or visual-prompt) features, not the pooled one."""
+        raise FrozenFeaturesUnavailable(
+            f"{type(self).__name__} matches local image features ({self.config.local_features!r}) by optimal "
+            "transport; the pooled image feature the cache holds does not contain them."
+        )
 
     def logits_from_image_features(self, image_features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
