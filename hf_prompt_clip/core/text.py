@@ -10,7 +10,7 @@ modules (all positions, one encoder call). Faster paths must reproduce it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -40,6 +40,44 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@dataclass(frozen=True)
+class LayoutLengths:
+    """The host-side (Python) facts about a `PromptLayout` that the fast text engine needs on every call.
+
+    Reading them off the layout's tensors on a GPU waits for the device (a host synchronisation),
+    so they are computed once, when the layout is built on the CPU, and travel with it.
+
+    Attributes:
+        eos_positions: the end-of-text position of each of the K prompts.
+        shared_prefix_length: leading positions identical in every prompt (`PromptLayout.shared_prefix_length`).
+        context_after_prefix: whether any context slot lies at or after `shared_prefix_length`
+            (then the suffixes hold learned vectors too, e.g. the second half with `"middle"`).
+
+    Example:
+        >>> layout = build_prompt_layout(tokenizer, ["cat", "dog"], n_ctx=4)
+        >>> layout.lengths.eos_positions, layout.lengths.shared_prefix_length
+        ((7, 7), 5)
+    """
+
+    eos_positions: tuple[int, ...]
+    shared_prefix_length: int
+    context_after_prefix: bool
+
+    @classmethod
+    def of(
+        cls, input_ids: torch.Tensor, context_index: torch.Tensor, eos_positions: torch.Tensor
+    ) -> LayoutLengths:
+        """Compute the facts from a layout's tensors `(K, L)`, `(K, L)`, `(K,)` (on a GPU: a few
+        host synchronisations; call it once per layout)."""
+        input_ids, context_index = input_ids.cpu(), context_index.cpu()
+        eos = tuple(eos_positions.tolist())
+        same = (input_ids == input_ids[:1]).all(0) & (context_index == context_index[:1]).all(0)
+        differing = (~same).nonzero()
+        length = int(differing[0]) if len(differing) else input_ids.shape[1]
+        shared = min(length, min(eos))
+        return cls(eos, shared, bool((context_index[:, shared:] >= 0).any()))
+
+
 @dataclass
 class PromptLayout:
     """K tokenised prompts in which some positions hold learned context vectors.
@@ -48,30 +86,39 @@ class PromptLayout:
         input_ids: `(K, L)` token ids; positions of context slots hold a placeholder id.
         context_index: `(K, L)` index of the context vector at each position, `-1` for frozen tokens.
         eos_positions: `(K,)` position of the end-of-text token, whose final state is the text feature.
+        host: the same facts as Python values (`LayoutLengths`), or None to compute them on first
+            use (`lengths`); `build_prompt_layout` fills it in, and `to` keeps it.
     """
 
     input_ids: torch.Tensor
     context_index: torch.Tensor
     eos_positions: torch.Tensor
+    host: LayoutLengths | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_prompts(self) -> int:
         return self.input_ids.shape[0]
 
     @property
+    def lengths(self) -> LayoutLengths:
+        """EOS positions, shared prefix length and whether context follows it, as Python values
+        (computed from the tensors on first use if the layout was made without them)."""
+        if self.host is None:
+            self.host = LayoutLengths.of(self.input_ids, self.context_index, self.eos_positions)
+        return self.host
+
+    @property
     def shared_prefix_length(self) -> int:
         """Number of leading positions identical in every prompt (tokens and context slots),
         never including an end-of-text position: the part a shared-prefix cache encodes once."""
-        same = (self.input_ids == self.input_ids[:1]).all(0) & (
-            self.context_index == self.context_index[:1]
-        ).all(0)
-        differing = (~same).nonzero()
-        length = int(differing[0]) if len(differing) else self.input_ids.shape[1]
-        return min(length, int(self.eos_positions.min()))
+        return self.lengths.shared_prefix_length
 
     def to(self, device: torch.device | str) -> PromptLayout:
         return PromptLayout(
-            self.input_ids.to(device), self.context_index.to(device), self.eos_positions.to(device)
+            self.input_ids.to(device),
+            self.context_index.to(device),
+            self.eos_positions.to(device),
+            self.host,
         )
 
 
@@ -141,7 +188,9 @@ def build_prompt_layout(
         input_ids[row, : len(ids)] = torch.tensor(ids)
         context_index[row, : len(slots)] = torch.tensor(slots)
         eos_positions[row] = len(ids) - 1
-    return PromptLayout(input_ids, context_index, eos_positions)
+    return PromptLayout(
+        input_ids, context_index, eos_positions, LayoutLengths.of(input_ids, context_index, eos_positions)
+    )
 
 
 def tokenize_texts(

@@ -15,10 +15,13 @@ All three are exact: `encode_context_prompts(..., fast=False)` runs the straight
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+
 import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
+from .activations import quick_gelu
 from .text import (
     PromptLayout,
     assemble_prompt_embeddings,
@@ -32,6 +35,7 @@ DEFAULT_CHUNK_TOKENS = 32768
 TEMPLATE_TEXT_BATCH = 256  # prompts embedded at a time: 1000 classes x 80 templates at once would take GBs
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -40,34 +44,113 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(rows, length, heads, width // heads).transpose(1, 2)
 
 
+def attend_with_shared_prefix(
+    query: torch.Tensor,
+    own_key: torch.Tensor,
+    own_value: torch.Tensor,
+    prefix_key: torch.Tensor,
+    prefix_value: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """Attention of G x W sequences to their group's shared prefix (fully) and to themselves (causally),
+    without copying the prefix's keys and values per sequence.
+
+    Sequence `g * W + w` is suffix w of prefix g: its L queries see the P prefix positions of group g
+    and its own positions up to their own. The result equals concatenating `prefix_key[g]` (and
+    values) before each sequence's own keys and running masked attention, but the prefix scores come
+    from one matmul per group (the W x L queries of a group against its P keys), and one softmax runs
+    over the prefix and own scores together (`P + L` per query), so nothing of size `G x W x P` but
+    the attention weights is allocated.
+
+    Args:
+        query: `(G * W, H, L, d)` queries of the suffix positions.
+        own_key: `(G * W, H, L, d)` keys of the same positions.
+        own_value: `(G * W, H, L, d)` their values.
+        prefix_key: `(G, H, P, d)` keys of the G prefixes (`P = 0`: plain causal attention).
+        prefix_value: `(G, H, P, d)` their values.
+        scale: the score scale, usually `d ** -0.5`.
+
+    Returns:
+        `(G * W, H, L, d)` attention outputs, in `query`'s dtype (a transposed view of an `(N, L, H, d)`
+        tensor, so `out.transpose(1, 2).reshape(N, L, H * d)` is free). Below float32, the softmax
+        runs in float32.
+
+    Raises:
+        ValueError: when the number of sequences is not a multiple of the number of prefixes.
+
+    Example:
+        >>> q, k, v = (torch.randn(6, 8, 5, 64) for _ in range(3))      # 2 prefixes x 3 suffixes
+        >>> pk, pv = torch.randn(2, 8, 17, 64), torch.randn(2, 8, 17, 64)
+        >>> attend_with_shared_prefix(q, k, v, pk, pv, 64**-0.5).shape
+        torch.Size([6, 8, 5, 64])
+    """
+    groups, heads, prefix_length, head_dim = prefix_key.shape
+    rows, _, length, _ = query.shape
+    if groups == 0 or rows % groups:
+        raise ValueError(
+            f"query has {rows} sequences, which is not a multiple of the {groups} prefixes "
+            "(sequence g * W + w must be suffix w of prefix g)."
+        )
+    width = rows // groups
+
+    def grouped(x: torch.Tensor) -> torch.Tensor:  # (G * W, H, L, d) -> (G, H, W, L, d)
+        return x.unflatten(0, (groups, width)).transpose(1, 2)
+
+    q = grouped(query).contiguous()
+    prefix_scores = q.view(groups, heads, width * length, head_dim) @ prefix_key.transpose(-1, -2)
+    own_scores = q @ grouped(own_key).transpose(-1, -2)  # (G, H, W, L, L)
+    future = torch.ones(length, length, dtype=torch.bool, device=query.device).triu(1)
+    scores = torch.cat(
+        [
+            prefix_scores.view(groups, heads, width, length, prefix_length),
+            own_scores.masked_fill(future, -torch.inf),
+        ],
+        dim=-1,
+    ).mul_(scale)
+    if scores.dtype in (torch.float32, torch.float64):
+        weights = scores.softmax(dim=-1)
+    else:
+        weights = scores.softmax(dim=-1, dtype=torch.float32).to(scores.dtype)
+    prefix_weights, own_weights = weights.split([prefix_length, length], dim=-1)
+    out = own_weights @ grouped(own_value).to(weights.dtype)
+    prefix_out = prefix_weights.reshape(groups, heads, width * length, prefix_length) @ prefix_value.to(
+        weights.dtype
+    )
+    out = out + prefix_out.view(groups, heads, width, length, head_dim)
+    # (G, H, W, L, d) -> (G * W, L, H, d), returned as (G * W, H, L, d)
+    return out.permute(0, 2, 3, 1, 4).reshape(rows, length, heads, head_dim).transpose(1, 2)
+
+
 def _layer_forward(
     layer: torch.nn.Module,
     hidden: torch.Tensor,
     past: tuple[torch.Tensor, torch.Tensor] | None,
+    activation: Activation | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """One CLIP encoder layer on `hidden` `(N, S, D)`, attending causally to itself and fully to
-    `past` keys/values `(N, H, P, d)`. Returns the new hidden states and this call's keys/values."""
+    `past` keys/values `(G, H, P, d)`, shared by consecutive groups of `N / G` rows. Returns the new
+    hidden states and this call's keys/values. `activation` replaces the MLP's own (None: keep it)."""
     attention = layer.self_attn
     heads = attention.num_heads
     x = layer.layer_norm1(hidden)
     query = _split_heads(attention.q_proj(x), heads)
     key = _split_heads(attention.k_proj(x), heads)
     value = _split_heads(attention.v_proj(x), heads)
-    own = (key, value)
-    length = hidden.shape[1]
     if past is None:
         out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=attention.scale)
     else:
-        past_length = past[0].shape[2]
-        key = torch.cat([past[0], key], dim=2)
-        value = torch.cat([past[1], value], dim=2)
-        mask = torch.ones(length, past_length + length, dtype=torch.bool, device=hidden.device)
-        mask[:, past_length:] = torch.ones(length, length, dtype=torch.bool, device=hidden.device).tril()
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scale)
+        out = attend_with_shared_prefix(query, key, value, past[0], past[1], attention.scale)
     out = out.transpose(1, 2).reshape(hidden.shape)
     hidden = hidden + attention.out_proj(out)
-    hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
-    return hidden, own
+    mlp = layer.mlp
+    act = activation or mlp.activation_fn
+    hidden = hidden + mlp.fc2(act(mlp.fc1(layer.layer_norm2(hidden))))
+    return hidden, (key, value)
+
+
+def _mlp_activation(clip: CLIPModel) -> Activation | None:
+    """`quick_gelu` (one autograd node) for CLIP's `hidden_act="quick_gelu"`, else None (each layer's own)."""
+    return quick_gelu if clip.config.text_config.hidden_act == "quick_gelu" else None
 
 
 def _add_positions(clip: CLIPModel, embeds: torch.Tensor, start: int) -> torch.Tensor:
@@ -84,10 +167,12 @@ def _project_eos(clip: CLIPModel, hidden: torch.Tensor, eos: torch.Tensor) -> to
 def encode_prefix(clip: CLIPModel, prefix_embeds: torch.Tensor) -> KeyValues:
     """Per-layer keys and values `(B, H, P, d)` of prefixes given as token embeddings `(B, P, D)`."""
     hidden = _add_positions(clip, prefix_embeds, 0)
+    activation = _mlp_activation(clip)
     cache = []
     for layer in clip.text_model.encoder.layers:
-        hidden, key_values = _layer_forward(layer, hidden, None)
-        cache.append(key_values)
+        hidden, (key, value) = _layer_forward(layer, hidden, None, activation)
+        # contiguous: every suffix chunk attends to these, and matmul would copy a transposed view each time
+        cache.append((key.contiguous(), value.contiguous()))
     return cache
 
 
@@ -98,34 +183,50 @@ def _encode_rows(
     start: int,
     past: KeyValues | None,
 ) -> torch.Tensor:
+    """Features `(N, E)` of rows `(N, S, D)` at positions `start..`, read at `eos` `(N,)`; with `past`
+    (per-layer `(G, H, P, d)`), rows `g * N / G ..` attend to prefix g."""
     hidden = _add_positions(clip, embeds, start)
+    activation = _mlp_activation(clip)
     for index, layer in enumerate(clip.text_model.encoder.layers):
-        hidden, _ = _layer_forward(layer, hidden, None if past is None else past[index])
+        hidden, _ = _layer_forward(layer, hidden, None if past is None else past[index], activation)
     return _project_eos(clip, hidden, eos)
 
 
-def _length_buckets(eos: torch.Tensor, chunk_tokens: int, extra: int = 0, slack: float = 0.125):
+def _length_buckets(
+    eos: Sequence[int], chunk_tokens: int, extra: int = 0, slack: float = 0.125
+) -> Iterator[tuple[slice, int]]:
     """Group items by length (EOS position + 1) so padding and call size stay small.
 
-    Items are sorted by length; a group closes when adding the next item would pad more than
-    `slack` of the group's real positions, or would make `items x (extra + longest)` exceed
-    `chunk_tokens`. Yields `(item indices, longest EOS position)`.
+    Items are taken in order of length (a stable sort of `eos`, the order `torch.argsort(eos,
+    stable=True)` gives); a group closes when adding the next item would pad more than `slack` of
+    the group's real positions, or would make `items x (extra + longest)` exceed `chunk_tokens`.
+
+    Args:
+        eos: the EOS position of each item, as Python ints (no device read).
+
+    Yields:
+        `(slice of the sorted order, longest EOS position in the group)`.
+
+    Example:
+        >>> list(_length_buckets([3, 1, 3, 9], chunk_tokens=100))
+        [(slice(0, 1, None), 1), (slice(1, 3, None), 3), (slice(3, 4, None), 9)]
     """
-    lengths = (eos + 1).tolist()
-    group: list[int] = []
-    total = 0
-    for item in torch.argsort(eos, stable=True).tolist():
-        length = lengths[item]
-        padded = (len(group) + 1) * length
-        if group and (
-            padded > (1 + slack) * (total + length) or (len(group) + 1) * (extra + length) > chunk_tokens
-        ):
-            yield group, lengths[group[-1]] - 1
-            group, total = [], 0
-        group.append(item)
+    lengths = sorted(position + 1 for position in eos)
+    first, total = 0, 0
+    for index, length in enumerate(lengths):
+        size = index - first
+        padded = (size + 1) * length
+        if size and (padded > (1 + slack) * (total + length) or (size + 1) * (extra + length) > chunk_tokens):
+            yield slice(first, index), lengths[index - 1] - 1
+            first, total = index, 0
         total += length
-    if group:
-        yield group, lengths[group[-1]] - 1
+    if lengths:
+        yield slice(first, len(lengths)), lengths[-1] - 1
+
+
+def _host_eos(eos_positions: torch.Tensor, host_eos: Sequence[int] | None) -> Sequence[int]:
+    """The EOS positions as Python ints: `host_eos` when given, else read from the tensor (a sync on GPU)."""
+    return eos_positions.tolist() if host_eos is None else host_eos
 
 
 def encode_truncated(
@@ -133,23 +234,24 @@ def encode_truncated(
     token_embeds: torch.Tensor,
     eos_positions: torch.Tensor,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    host_eos: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Text features `(N, E)` of full prompts `(N, L, D)`, each run only up to its chunk's last EOS.
 
     Prompts are sorted by EOS position and chunked so that no chunk exceeds `chunk_tokens`
-    positions; the result is in the input order. `eos_positions` may lie on any device.
+    positions; the result is in the input order. `eos_positions` may lie on any device;
+    `host_eos`, the same positions as Python ints, saves reading them back from the device.
     """
     device = token_embeds.device
-    buckets = _length_buckets(eos_positions.cpu(), chunk_tokens)
+    buckets = _length_buckets(_host_eos(eos_positions, host_eos), chunk_tokens)
     eos_positions = eos_positions.to(device)
+    order = torch.argsort(eos_positions, stable=True)  # the order of the buckets
     features: list[torch.Tensor] = []
-    indices: list[torch.Tensor] = []
     for chunk, last_eos in buckets:
-        rows = torch.tensor(chunk, device=device)
+        rows = order[chunk]
         embeds = token_embeds[rows, : last_eos + 1]
         features.append(_encode_rows(clip, embeds, eos_positions[rows], 0, None))
-        indices.append(rows)
-    return _restore_order(torch.cat(features), torch.cat(indices))
+    return _restore_order(torch.cat(features), order)
 
 
 def _restore_order(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -164,6 +266,7 @@ def encode_with_shared_prefix(
     suffix_embeds: torch.Tensor,
     suffix_eos: torch.Tensor,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    host_eos: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Text features `(B, K, E)` of the prompts `prefix_b + suffix_k` for every b and k.
 
@@ -172,23 +275,25 @@ def encode_with_shared_prefix(
         suffix_embeds: `(K, S, D)` suffixes shared by all prefixes, or `(B, K, S, D)` one set
             per prefix (positions `P..P+S-1`).
         suffix_eos: `(K,)` EOS position of each suffix, counted from the suffix start.
+        host_eos: the same positions as Python ints, if known (saves reading them off the device).
 
-    The prefixes are encoded once; the B x K suffixes attend to the cached prefix keys/values.
-    Suffixes are sorted by length into buckets, and each bucket runs in chunks of prefixes, so
-    that one encoder call holds at most about `chunk_tokens` positions.
+    The prefixes are encoded once; the B x K suffixes attend to the cached prefix keys/values
+    (`attend_with_shared_prefix`, no per-suffix copy). Suffixes are sorted by length into buckets,
+    and each bucket runs in chunks of prefixes, so that one encoder call holds at most about
+    `chunk_tokens` positions.
     """
     batch, prefix_length = prefix_embeds.shape[:2]
     per_prefix = suffix_embeds.dim() == 4
     cache = encode_prefix(clip, prefix_embeds)
     bucket_budget = max(chunk_tokens // batch, 1)
     device = suffix_embeds.device
-    buckets = _length_buckets(suffix_eos.cpu(), bucket_budget, prefix_length)
+    buckets = _length_buckets(_host_eos(suffix_eos, host_eos), bucket_budget, prefix_length)
     suffix_eos = suffix_eos.to(device)
+    order = torch.argsort(suffix_eos, stable=True)  # the order of the buckets
     features: list[torch.Tensor] = []
-    order: list[torch.Tensor] = []
     for bucket, last_eos in buckets:
-        suffixes = torch.tensor(bucket, device=device)
-        length, width = last_eos + 1, len(bucket)
+        suffixes = order[bucket]
+        length, width = last_eos + 1, bucket.stop - bucket.start
         prefixes_per_call = max(1, chunk_tokens // (width * (prefix_length + length)))
         pieces = []
         for start in range(0, batch, prefixes_per_call):
@@ -198,16 +303,13 @@ def encode_with_shared_prefix(
                 embeds = suffix_embeds[rows][:, suffixes, :length]
             else:
                 embeds = suffix_embeds[suffixes, :length].expand(count, -1, -1, -1)
-            # every (prefix, suffix) pair is one sequence attending to its prefix's cache
-            past = [
-                tuple(t[rows].repeat_interleave(width, dim=0) for t in key_values) for key_values in cache
-            ]
+            # every (prefix, suffix) pair is one sequence; the `width` suffixes of a prefix share its cache
+            past = [(key[rows], value[rows]) for key, value in cache]
             eos = suffix_eos[suffixes].repeat(count)
             encoded = _encode_rows(clip, embeds.reshape(count * width, length, -1), eos, prefix_length, past)
             pieces.append(encoded.view(count, width, -1))
         features.append(torch.cat(pieces))
-        order.append(suffixes)
-    return _restore_order(torch.cat(features, dim=1).transpose(0, 1), torch.cat(order)).transpose(0, 1)
+    return _restore_order(torch.cat(features, dim=1).transpose(0, 1), order).transpose(0, 1)
 
 
 def encode_context_prompts(
@@ -229,6 +331,7 @@ def encode_context_prompts(
 
     The layout is moved to the text tower's device (a no-op when it is already there).
     """
+    lengths = layout.lengths  # host-side values, read before `to` so the caller's layout keeps them
     layout = layout.to(clip.text_model.embeddings.token_embedding.weight.device)
     batched = context.dim() == 3 and not class_specific
     if not fast:
@@ -244,22 +347,25 @@ def encode_context_prompts(
         ]
         return torch.stack(features) if batched else features[0]
 
-    last = int(layout.eos_positions.max()) + 1
+    last = max(lengths.eos_positions) + 1
     token_embeds = embed_tokens(clip, layout.input_ids[:, :last]).detach()
     context_index = layout.context_index[:, :last]
     if class_specific:
         embeds = assemble_prompt_embeddings(token_embeds, context_index, context, class_specific=True)
-        return encode_truncated(clip, embeds, layout.eos_positions, chunk_tokens)
+        return encode_truncated(clip, embeds, layout.eos_positions, chunk_tokens, lengths.eos_positions)
 
-    shared = layout.shared_prefix_length
+    shared = lengths.shared_prefix_length
     contexts = context if batched else context[None]
     prefix = assemble_prompt_embeddings(token_embeds[:1, :shared], context_index[:1, :shared], contexts)
     prefix = prefix[:, 0]  # (B, P, D)
     suffix_index = context_index[:, shared:]
     suffix = token_embeds[:, shared:]
-    if bool((suffix_index >= 0).any()):
+    if lengths.context_after_prefix:
         suffix = assemble_prompt_embeddings(suffix, suffix_index, contexts)  # (B, K, S, D)
-    features = encode_with_shared_prefix(clip, prefix, suffix, layout.eos_positions - shared, chunk_tokens)
+    suffix_eos = [position - shared for position in lengths.eos_positions]
+    features = encode_with_shared_prefix(
+        clip, prefix, suffix, layout.eos_positions - shared, chunk_tokens, host_eos=suffix_eos
+    )
     return features if batched else features[0]
 
 

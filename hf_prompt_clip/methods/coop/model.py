@@ -75,12 +75,15 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         self.register_buffer("prompt_input_ids", layout.input_ids.to(device), persistent=False)
         self.register_buffer("prompt_context_index", layout.context_index.to(device), persistent=False)
         self.register_buffer("prompt_eos_positions", layout.eos_positions.to(device), persistent=False)
+        self._prompt_lengths = layout.lengths  # host-side copies: no device reads per forward
 
     @property
     def prompt_layout(self) -> PromptLayout:
         """Token ids, context slots and EOS positions of the current class prompts."""
         self._ensure_class_prompts()
-        return PromptLayout(self.prompt_input_ids, self.prompt_context_index, self.prompt_eos_positions)
+        return PromptLayout(
+            self.prompt_input_ids, self.prompt_context_index, self.prompt_eos_positions, self._prompt_lengths
+        )
 
     def encode_prompts(self, context: torch.Tensor) -> torch.Tensor:
         """Text features of the class prompts with `context` spliced in.
