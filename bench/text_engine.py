@@ -16,7 +16,12 @@ tokenised with the real CLIP tokenizer, and measures in one run, on the same inp
 - the token-count lower bound: positions that must be encoded (each prefix once + every suffix
   without padding) against the reference's 77 positions per prompt, and the ideal speed-up.
 
-Every measurement runs in its own subprocess. Where the reference path does not fit this
+Every measurement runs in its own subprocess, with the allocator pinned (`MALLOC_MMAP_THRESHOLD_`: large
+blocks go back to the system when freed, so the peak after the warm-up is the measurement's own), and the
+two paths are interleaved in rounds (`--rounds`, default 3: reference then fast, fast then reference, ...),
+so that neither always runs first or while the machine is quiet; the table gives the median speed-up of the
+rounds with its range, in wall time and in process CPU time (which other jobs on the cores inflate less).
+Where the reference path does not fit this
 machine (CoOp K=1000 training needs ~37 GB of fp32 activations), it runs on a smaller problem
 (fewer classes or images) and the fast path is measured on that same problem too, so the ratio
 is always measured on identical inputs; the full-size fast result is reported beside it and the
@@ -102,6 +107,8 @@ class Measurement:
     reference_tokens: int
     sinkhorn_s: float = 0.0  # median time in Sinkhorn per repetition (PLOT)
     sinkhorn_iterations: int = 0
+    cpu_seconds: list[float] | None = None  # process CPU time of each repetition (all threads)
+    median_cpu_s: float | None = None
 
 
 def class_names(source: str) -> tuple[list[str], list[str]]:
@@ -290,13 +297,14 @@ def run_one(args) -> Measurement:
         for _ in range(args.warmup):
             step()
     baseline = reset_peak_memory(device)
-    times, sinkhorn_times = [], []
+    times, cpu_times, sinkhorn_times = [], [], []
     for _ in range(args.reps):
         if timer:
             timer.seconds = 0.0
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
         sinkhorn_times.append(timer.seconds if timer else 0.0)
     prefixes = args.images if case.method == "cocoop" else 1
     encoded, reference = model_token_counts(model, prefixes)
@@ -312,6 +320,8 @@ def run_one(args) -> Measurement:
         reference_tokens=reference,
         sinkhorn_s=statistics.median(sinkhorn_times),
         sinkhorn_iterations=timer.iterations if timer else 0,
+        cpu_seconds=cpu_times,
+        median_cpu_s=statistics.median(cpu_times),
     )
 
 
@@ -341,11 +351,16 @@ def spawn(args, case: str, path: str, classes: int, images: int, reps: int) -> M
         *(["--threads", str(args.threads)] if args.threads else []),
     ]
     print(f"  {case:22s} {path:9s} K={classes:<5d} B={images:<3d} ...", end="", flush=True)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # large allocations go straight to mmap and back to the system when freed, so the peak resident set
+    # after the warm-up is this measurement's own peak, not memory the allocator kept from the warm-up
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{case}/{path} failed:\n{result.stderr[-3000:]}")
     measurement = Measurement(**json.loads(result.stdout.strip().splitlines()[-1]))
-    print(f" {measurement.median_s:8.3f} s  peak +{measurement.peak_memory_mb:8.1f} MB")
+    print(
+        f" {measurement.median_s:8.3f} s ({measurement.median_cpu_s:8.3f} s CPU)  peak +{measurement.peak_memory_mb:8.1f} MB"
+    )
     return measurement
 
 
@@ -357,6 +372,19 @@ def flops_per_token(layers: int = 12, width: int = 512) -> float:
 def _ideal(row: dict) -> str:
     """The token-count bound on the speed-up (inference rows encode no text: none)."""
     return "—" if row["mode"] == "infer" else f"{row['ideal_speedup']:.1f}x"
+
+
+def _range(row: dict, key: str) -> str:
+    """` (min-max)` of a row's per-round values (rows measured before rounds: nothing)."""
+    values = row.get(key)
+    return f" ({min(values):.1f}-{max(values):.1f}, n={len(values)})" if values and len(values) > 1 else ""
+
+
+def _cpu_speedup(row: dict) -> str:
+    values = row.get("cpu_speedups")
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.1f}x{_range(row, 'cpu_speedups')}"
 
 
 def _sinkhorn_share(measurement: dict) -> str:
@@ -371,9 +399,9 @@ def report(rows: list[dict], args) -> str:
         f"Device: {args.device_name}; dtype {args.dtype}; torch {torch.__version__}; "
         f"threads {args.threads or torch.get_num_threads()}; tokenizer {args.tokenizer}.",
         "",
-        "| case | K | B | reference s | fast s | speed-up (same inputs) | ideal (tokens) | "
+        "| case | K | B | reference s | fast s | speed-up (same inputs) | CPU-time speed-up | ideal (tokens) | "
         "fast at full size s | speed-up at full size | peak MB ref / fast | Sinkhorn share ref / fast |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         full = row["full_fast"]
@@ -381,7 +409,7 @@ def report(rows: list[dict], args) -> str:
         lines.append(
             f"| {row['case']} | {row['reference']['classes']} | {row['reference']['images']} | "
             f"{row['reference']['median_s']:.2f} | {row['fast']['median_s']:.3f} | "
-            f"**{row['speedup']:.1f}x** | {_ideal(row)} | "
+            f"**{row['speedup']:.1f}x**{_range(row, 'speedups')} | {_cpu_speedup(row)} | {_ideal(row)} | "
             f"{full['median_s']:.3f} (K={full['classes']}, B={full['images']}) | "
             f"{row['speedup_full']:.1f}x{extrapolated} | "
             f"{row['reference']['peak_memory_mb']:.0f} / {row['fast']['peak_memory_mb']:.0f} | "
@@ -423,6 +451,9 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the fast path")
     parser.add_argument("--reference-reps", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds (reference, fast / fast, reference, ...)"
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per measurement")
     parser.add_argument("--full-reference", action="store_true", help="run the reference at full size")
@@ -451,8 +482,18 @@ def main() -> None:
         classes = len(class_names(spec.source)[0])
         if args.full_reference:
             reference_classes, reference_images = classes, images
-        reference = spawn(args, case, "reference", reference_classes, reference_images, args.reference_reps)
-        fast = spawn(args, case, "fast", reference_classes, reference_images, args.reps)
+        rounds = []
+        for index in range(args.rounds):  # interleaved: neither path always runs first or on a quiet machine
+            pair = {}
+            for path in ("reference", "fast") if index % 2 == 0 else ("fast", "reference"):
+                reps = args.reference_reps if path == "reference" else args.reps
+                pair[path] = spawn(args, case, path, reference_classes, reference_images, reps)
+            rounds.append(pair)
+        speedups = [pair["reference"].median_s / pair["fast"].median_s for pair in rounds]
+        cpu_speedups = [pair["reference"].median_cpu_s / pair["fast"].median_cpu_s for pair in rounds]
+        # the round with the median speed-up stands for the case in the table's other columns
+        middle = sorted(range(len(rounds)), key=lambda i: speedups[i])[len(rounds) // 2]
+        reference, fast = rounds[middle]["reference"], rounds[middle]["fast"]
         at_full_size = (reference_classes, reference_images) == (classes, images)
         full = fast if at_full_size else spawn(args, case, "fast", classes, images, args.reps)
         scale = (classes / reference_classes) * (max(images, 1) / max(reference_images, 1))
@@ -465,7 +506,10 @@ def main() -> None:
                 "fast": asdict(fast),
                 "full_fast": asdict(full),
                 "reference_full_size": at_full_size,
-                "speedup": reference.median_s / fast.median_s,
+                "speedup": statistics.median(speedups),
+                "speedups": speedups,
+                "cpu_speedups": cpu_speedups,
+                "rounds": [{path: asdict(m) for path, m in pair.items()} for pair in rounds],
                 "speedup_full": reference.median_s * scale / full.median_s,
                 "ideal_speedup": fast.reference_tokens / fast.encoded_tokens,
                 "fast_lower_bound_gflop": full.encoded_tokens * flops_per_token() * passes / 1e9,
