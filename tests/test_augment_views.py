@@ -9,9 +9,13 @@ results, `training_args.json` and the card.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import accelerate_launch, launch_environment
 from safetensors.torch import load_file
 
 from hf_prompt_clip.cli import main
@@ -28,6 +32,8 @@ from hf_prompt_clip.runner import (
 from hf_prompt_clip.synthetic import TINY_CLIP_ID
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 from hf_prompt_clip.train import PromptTrainer, RunMismatchError, TrainingConfig, settings_used
+
+ROOT = Path(__file__).parent.parent
 
 #: Options a method cannot be built without on the pattern classes.
 REQUIRED_OPTIONS = {"mpfgvc": {"super_category": "pattern"}}
@@ -155,7 +161,9 @@ def test_kgcoop_features_loss_includes_the_knowledge_guided_term(tmp_path):
 def count_tower_images(model) -> list[int]:
     """The number of images of every call of the image tower."""
     calls = []
-    model.clip.vision_model.embeddings.register_forward_hook(lambda module, args, output: calls.append(len(output)))
+    model.clip.vision_model.embeddings.register_forward_hook(
+        lambda module, args, output: calls.append(len(output))
+    )
     return calls
 
 
@@ -322,3 +330,31 @@ def test_cli_trains_on_augmented_views_end_to_end(tmp_path):
     assert results[1]["mean"]["base"] > 0
     fingerprint = json.loads((tmp_path / "coop" / "seed1" / "run_fingerprint.json").read_text())
     assert fingerprint["settings"]["training"]["augment_views"] == 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process test")
+def test_two_processes_train_on_augmented_views_as_one_process_with_the_same_global_batch(tmp_path):
+    """Each process encodes every view and indexes it by its shard of the pixel path's sampler: two processes
+    of batch 4 train what one process of batch 8 trains."""
+    train = str(ROOT / "examples" / "train.py")
+    options = ["--epochs", "3", "--shots", "4", "--no-baseline", "--augment-views", "2"]
+    env = launch_environment(tmp_path / "hf-home")
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, train, *options, "--batch-size", "8", "--output-dir", str(one)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(
+        [*accelerate_launch(2), train, *options, "--batch-size", "4", "--output-dir", str(two)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    errors = "\n".join(line for line in double.stderr.splitlines() if "it/s" not in line)
+    assert double.returncode == 0, errors[-3000:]
+    checkpoint = next((two / "coop" / "seed1" / "checkpoints").iterdir())
+    assert (checkpoint / "random_states_1.pkl").is_file()  # a second process really trained
+    adapters = [load_file(run / "coop" / "seed1" / "adapter" / "model.safetensors") for run in (one, two)]
+    torch.testing.assert_close(adapters[1]["context"], adapters[0]["context"], atol=1e-5, rtol=1e-4)
+    results = [json.loads((run / "results.json").read_text())[0] for run in (one, two)]
+    assert results[0]["augment_views"] == results[1]["augment_views"] == 2
+    assert results[1]["mean"] == results[0]["mean"]
