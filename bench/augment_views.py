@@ -27,7 +27,9 @@ from text_engine import device_name, write_results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="synthetic_shapes_outline")
     parser.add_argument("--methods", nargs="+", default=["coop", "clip_adapter"])
     parser.add_argument("--shots", type=int, default=4)

@@ -284,6 +284,9 @@ def test_methods_whose_image_path_is_not_frozen_are_refused_with_the_fix(method,
     )
     with pytest.raises(ValueError, match=r"cannot train from cached image features.*without augment_views"):
         trainer.training_views()
+    with pytest.raises(ValueError, match=rf"{type(model).__name__} cannot: .*without augment_views"):
+        trainer.train()
+    assert not (tmp_path / "direct").exists()  # refused before the output folder is touched
 
 
 def test_augment_views_is_checked():

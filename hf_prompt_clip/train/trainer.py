@@ -858,6 +858,7 @@ class PromptTrainer:
         `NonFiniteTrainingError` before anything non-finite is saved.
         """
         config, accelerator = self.config, self.accelerator
+        self._check_augment_views()  # before the output folder is touched
         set_seed(config.seed)
         self.settings = self.run_settings()  # the config as it is now
         self.fingerprint = fingerprint_hash(self.settings)
@@ -1009,6 +1010,23 @@ class PromptTrainer:
             self._last_step = (self.state.epoch, lr)
         return loss.detach(), value
 
+    def _check_augment_views(self) -> None:
+        """Refuse `augment_views` for a model with gradient stages that cannot train from cached features
+        (asked of the model: `image_feature_training_problem`), before anything is written."""
+        views, model = self.config.augment_views, self.model
+        if views is None or all(stage.kind != "gradient" for stage in model.training_stages()):
+            return
+        problem = type(model).image_feature_training_problem(model.config.to_dict())
+        if problem is not None:
+            raise ValueError(self._augment_views_refusal(f"{type(model).__name__} cannot: {problem}."))
+
+    def _augment_views_refusal(self, reason: str) -> str:
+        return (
+            f"augment_views={self.config.augment_views} trains on cached image features, which needs a frozen "
+            f"image path, but {reason} Train {type(self.model).__name__} without augment_views (drop "
+            "--augment-views): it then draws a fresh augmentation every epoch."
+        )
+
     def training_views(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The `config.augment_views` augmented views of every training example, as frozen image features.
 
@@ -1032,11 +1050,7 @@ class PromptTrainer:
         try:
             encoder, encode = model.training_image_encoder()
         except FrozenFeaturesUnavailable as error:
-            raise ValueError(
-                f"augment_views={config.augment_views} trains on cached image features, which needs a frozen image "
-                f"path, but {error} Train {type(model).__name__} without augment_views (drop --augment-views): "
-                "it then draws a fresh augmentation every epoch."
-            ) from None
+            raise ValueError(self._augment_views_refusal(str(error))) from None
         was_training = model.training
         model.eval()  # the frozen tower runs as in the pixel path (frozen parts are in eval mode there too)
         try:
