@@ -281,8 +281,9 @@ def add_image_tower_arguments(parser: argparse.ArgumentParser, training: bool = 
             type=_whole_number(1, "--augment-views 10"),
             default=None,
             metavar="V",
-            help="train on V precomputed augmented views per image (changes the augmentation); not available "
-            "yet for gradient-trained methods, which refuse it",
+            help="train gradient methods on V precomputed augmented views per image: each view is encoded once "
+            "and epoch e trains on view e mod V (it changes the augmentation: recorded in the results and the "
+            "card); refused for methods whose image path is not frozen (PLOT, PLOT++, MP-FGVC)",
         )
 
 

@@ -99,7 +99,9 @@ class ExperimentConfig:
     methods, seeds and protocols); `image_dtype` the dtype the frozen image tower runs in (`"float32"`,
     `"bfloat16"`/`"bf16"`, `"float16"`/`"fp16"`; refused for methods that train through it; recorded in
     the results and the card); `augment_views` train gradient methods on that many precomputed augmented
-    views per image (not available yet: refused, see docs/training.md).
+    views per image (`TrainingConfig.augment_views`; it changes the augmentation, so it is off by default and
+    recorded in the results and the card; refused for methods whose image path is not frozen, see
+    docs/training.md). Setting it here or in `training` is the same; two different values are refused.
     """
 
     method: str = "coop"
@@ -140,6 +142,13 @@ class ExperimentConfig:
                 f"augment_views must be a positive number of views per training image, got {views!r}; e.g. "
                 "--augment-views 10, or leave it out (no precomputed views)."
             )
+        trained = self.training.augment_views
+        if views is not None and trained is not None and trained != views:
+            raise ValueError(
+                f"augment_views is {views} but training.augment_views is {trained}: give it once (either is read)."
+            )
+        if views is None:
+            self.augment_views = trained
         resume = self.training.resume_from_checkpoint
         if resume not in (None, "latest") and len(self.seeds) > 1:
             raise ValueError(
@@ -209,13 +218,15 @@ class ImageDtypeNotSupportedError(ProtocolNotSupportedError):
 
 
 class AugmentViewsNotSupportedError(ProtocolNotSupportedError):
-    """Training on precomputed augmented views was asked for a method it does not serve."""
+    """Training on precomputed augmented views was asked for a method whose image path is not frozen."""
 
 
 def check_image_settings(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
     """Refuse `config.image_dtype` (other than float32) and `config.augment_views` for `method` with
     `options`, before anything runs: the method's model says whether it trains through its image tower
-    (`trains_image_tower`)."""
+    (`trains_image_tower`) and whether its training can read cached image features
+    (`image_feature_training_problem`). Methods fitted on frozen features (a linear probe, Tip-Adapter) and
+    methods that learn nothing take `augment_views` and ignore it (it applies to gradient stages)."""
     _, model_class = get_method(method)
     trains_tower = model_class.trains_image_tower(options)
     if config.image_dtype != "float32" and trains_tower:
@@ -225,11 +236,14 @@ def check_image_settings(method: str, options: dict[str, Any], config: Experimen
             "--mixed-precision bf16, which keeps the trained tensors in float32."
         )
     if config.augment_views is not None and model_class.learns_parameters(options):
-        raise AugmentViewsNotSupportedError(
-            f"--augment-views {config.augment_views} (training {method} on precomputed augmented views) is not "
-            "available yet: the gradient trainer still encodes every augmented image as it trains. Leave "
-            "--augment-views out; Tip-Adapter's cache already uses precomputed views (--option augment_views=N)."
-        )
+        problem = model_class.image_feature_training_problem(options)
+        if problem is not None:
+            raise AugmentViewsNotSupportedError(
+                f"--augment-views {config.augment_views} trains on precomputed image features of augmented views, "
+                f"which needs a frozen image path, but {method} (with these options) cannot: {problem}. Drop "
+                f"--augment-views for {method} (it then draws a fresh augmentation every epoch); with "
+                "--all-methods it is left out."
+            )
 
 
 def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -> None:
@@ -657,7 +671,9 @@ def run_seed(
     training = None
     fits = any(stage.kind == "fit" for stage in model.training_stages())
     if fits or any(p.requires_grad for p in model.parameters()):
-        training = dataclasses.replace(config.training, output_dir=str(output), seed=seed)
+        training = dataclasses.replace(
+            config.training, output_dir=str(output), seed=seed, augment_views=config.augment_views
+        )
         if training.resume_from_checkpoint == "latest" and not list_checkpoints(output):
             training.resume_from_checkpoint = None  # this seed had not started before the interruption
         crop_scale = model.training_crop_scale(spec.crop_scale)
@@ -882,6 +898,8 @@ def run_experiment(
     )  # fmt: skip
     if config.image_dtype != "float32":  # it changes the features, so the numbers: recorded
         results["image_dtype"] = config.image_dtype
+    if any((run["training"] or {}).get("augment_views") is not None for run in runs):  # used: recorded
+        results["augment_views"] = config.augment_views
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)

@@ -476,6 +476,57 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
             )
         return f"projected|{self.image_tower_digest()}", self.encode_images
 
+    @classmethod
+    def image_feature_training_problem(cls, options: dict[str, Any]) -> str | None:
+        """Why gradient training with these config values cannot read cached frozen image features
+        (`--augment-views`, `TrainingConfig.augment_views`), or `None` when it can. Asked before training,
+        from the options alone; `training_image_encoder` asks it again of the built model.
+
+        Training from features computes `logits_and_loss_from_image_features(encode(x), labels)` where the
+        pixel path computes `logits_and_loss(x, labels)`; that is the same loss (and gradients) when the
+        image path is frozen (`frozen_image_encoder`'s contract) and the method's training loss has a
+        features variant. Default: refused when the method trains through its image tower
+        (`trains_image_tower`), or overrides `logits_and_loss` without overriding
+        `logits_and_loss_from_image_features` in the same class or below (its loss would differ); a method
+        classifying from more than the pooled features (PLOT's local features) overrides this.
+
+        Example:
+            ```python
+            CoOpModel.image_feature_training_problem({})    # None: CoOp trains from cached features
+            PLOTModel.image_feature_training_problem({})    # why not (it matches local image features)
+            ```
+        """
+        if cls.trains_image_tower(options):
+            return "it trains through its image tower, so its image features change with training"
+        loss_owner = next(c for c in cls.__mro__ if "logits_and_loss" in vars(c))
+        features_owner = next(c for c in cls.__mro__ if "logits_and_loss_from_image_features" in vars(c))
+        if loss_owner is not features_owner and issubclass(loss_owner, features_owner):
+            return (
+                f"its training loss ({loss_owner.__name__}.logits_and_loss) has no image-features variant "
+                "(logits_and_loss_from_image_features), so a loss from cached features would differ"
+            )
+        return None
+
+    def training_image_encoder(self) -> tuple[str, Any]:
+        """`frozen_image_encoder()` for gradient training from cached features (`--augment-views`): with it,
+        `logits_and_loss_from_image_features(encode(x), labels)` equals `logits_and_loss(x, labels)` (logits,
+        loss and gradients).
+
+        Returns:
+            `(identity, encode)`: the feature cache's encoder identity and pixel values `(B, 3, H, W)` ->
+            features `(B, E)`.
+
+        Raises:
+            FrozenFeaturesUnavailable: `image_feature_training_problem` names a problem for this config, or
+                `frozen_image_encoder` refuses.
+        """
+        problem = type(self).image_feature_training_problem(self.config.to_dict())
+        if problem is not None:
+            raise FrozenFeaturesUnavailable(
+                f"{type(self).__name__} cannot train from cached image features: {problem}."
+            )
+        return self.frozen_image_encoder()
+
     @property
     def image_dtype(self) -> torch.dtype | None:
         """The dtype `set_image_dtype` runs the frozen image tower in (`None`: it was never set)."""
@@ -657,21 +708,40 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        image_features: torch.Tensor | None = None,
         **kwargs,
     ) -> PromptCLIPOutput:
         """Classify images among the model's classes, or among texts given as `input_ids`.
 
         Args:
             pixel_values: `(B, 3, H, W)` images prepared by the base model's image processor.
-            labels: `(B,)` class indices; when given, `loss` is the cross-entropy.
+            labels: `(B,)` class indices; when given, `loss` is the training loss (the cross-entropy,
+                plus a method's own terms).
             input_ids: `(N, L)` token ids of candidate texts (zero-shot pipeline); the logits are
                 then over those N texts instead of the model's classes.
+            image_features: instead of `pixel_values`, `(B, E)` frozen image features from
+                `training_image_encoder()` (cached views, `--augment-views`): the logits and loss are
+                `logits_and_loss_from_image_features`'s, equal to those of the pixels they were encoded from.
 
         Returns:
             `PromptCLIPOutput` with `logits` and `logits_per_image` `(B, K)`.
         """
+        if image_features is not None:
+            if pixel_values is not None or input_ids is not None:
+                raise ValueError(
+                    "forward() takes image_features (cached frozen features) or pixel_values (with input_ids for "
+                    "free texts), not both: pass one of them."
+                )
+            logits, loss = self.logits_and_loss_from_image_features(image_features, labels)
+            output = PromptCLIPOutput(
+                loss=loss, logits=logits, logits_per_image=logits, logits_per_text=logits.T
+            )
+            return output if return_dict is not False else output.to_tuple()
         if pixel_values is None:
-            raise ValueError("forward() needs pixel_values: images prepared by the image processor.")
+            raise ValueError(
+                "forward() needs pixel_values: images prepared by the image processor (or image_features, "
+                "frozen features from training_image_encoder())."
+            )
         if input_ids is not None:
             logits = self.zero_shot_logits(pixel_values, input_ids, attention_mask)
             loss = None if labels is None else self.classification_loss(logits, labels)
@@ -688,6 +758,30 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
         Methods whose training objective is more than that (MP-FGVC's stage losses) override this.
         """
         logits = self.classify(pixel_values)
+        return logits, None if labels is None else self.classification_loss(logits, labels)
+
+    def logits_and_loss_from_image_features(
+        self, image_features: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`logits_and_loss` from frozen image features instead of pixels (training on cached views,
+        `--augment-views`): equal to `logits_and_loss(x, labels)` for `image_features = encode(x)` of
+        `training_image_encoder()`. A method whose training loss is its own (KgCoOp's L_kg term) overrides
+        both.
+
+        Args:
+            image_features: `(B, E)` features from `frozen_image_encoder()`'s `encode` (e.g. cached ones).
+            labels: `(B,)` class indices, or `None` (logits only).
+
+        Returns:
+            logits `(B, K)` and the loss (a scalar), or `None` without labels.
+
+        Example:
+            ```python
+            identity, encode = model.training_image_encoder()
+            logits, loss = model.logits_and_loss_from_image_features(encode(pixel_values), labels)
+            ```
+        """
+        logits = self.logits_from_image_features(image_features)
         return logits, None if labels is None else self.classification_loss(logits, labels)
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

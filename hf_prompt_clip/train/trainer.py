@@ -46,7 +46,7 @@ from ..core.atomic import (
     staging_path,
 )
 from ..core.configuration import option_types
-from ..core.feature_cache import ImageFeatureCache, SeededViews
+from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, SeededViews
 from ..core.fitting import FitData
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel, TrainingStage
@@ -118,6 +118,13 @@ class TrainingConfig:
             deleting that run's checkpoints; without it such a folder is refused.
         num_workers: DataLoader workers.
         report_to: trackers for `Accelerator(log_with=...)` (`[]`: none).
+        augment_views: train gradient stages on this many precomputed augmented views per image (`--augment-views
+            V`, the Tip-Adapter practice): view `v` of every training image is encoded once through the feature
+            cache before the stage (drawn as the pixel path draws epoch `v`, `view_seed`), and epoch `e` trains
+            on view `e mod V`'s features, batches shuffled as the pixel path shuffles them. It changes the
+            augmentation (views repeat every V epochs), so it is off (`None`) by default; for `V >= epochs` it
+            trains what the pixel path trains. Only methods whose image path is frozen take it
+            (`PromptCLIPPreTrainedModel.training_image_encoder`); fit stages ignore it.
     """
 
     output_dir: str = "outputs/run"
@@ -141,6 +148,7 @@ class TrainingConfig:
     overwrite_output_dir: bool = False
     num_workers: int = 0
     report_to: list[str] = field(default_factory=list)
+    augment_views: int | None = None
 
     def __post_init__(self):
         if self.lr_schedule not in SCHEDULES:
@@ -160,6 +168,12 @@ class TrainingConfig:
                     f"{name} must be a positive finite number, got {value!r}"
                     + (" (None turns clipping off)." if name == "max_grad_norm" else ".")
                 )
+        views = self.augment_views
+        if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+            raise ValueError(
+                f"augment_views must be a positive number of views per training image, got {views!r}; e.g. "
+                "augment_views=10 (--augment-views 10), or None to draw a fresh augmentation every epoch."
+            )
         if not 0 <= self.weight_decay < math.inf or not 0 <= self.momentum < 1:
             raise ValueError(
                 f"weight_decay must be >= 0 and momentum in [0, 1), got {self.weight_decay} and {self.momentum}."
@@ -179,6 +193,7 @@ GRADIENT_SETTINGS = (
     "gradient_accumulation_steps",
     "max_grad_norm",
     "checkpoint_every_steps",
+    "augment_views",
 )
 
 
@@ -186,7 +201,8 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
     """The training settings a run with `stages` used, as its results and model card record them.
 
     A run of fit stages only (a linear probe, Tip-Adapter) drops the optimiser's settings (`GRADIENT_SETTINGS`),
-    which it never read; gradient stages that override the epochs or learning rate are listed as `stages`.
+    which it never read; gradient stages that override the epochs or learning rate are listed as `stages`;
+    `augment_views` is listed only when set (and used).
 
     Args:
         training: the run's `TrainingConfig`.
@@ -202,6 +218,8 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
         5
     """
     settings = asdict(training)
+    if settings.get("augment_views") is None:
+        settings.pop("augment_views", None)
     gradient = [stage for stage in stages if stage.kind == "gradient"]
     if not gradient:
         for name in GRADIENT_SETTINGS:
@@ -372,6 +390,20 @@ class EpochSeededDataset(SeededViews):
         self.view = epoch
 
 
+class ExampleIndices(Dataset):
+    """Item `i` is `i`: what a gradient stage on cached features (`augment_views`) loads, batched, shuffled
+    and sharded exactly as the pixel path's loader would batch the examples themselves."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
 class PromptTrainer:
     """Trains a prompt learner's adapter on a dataset of `{"pixel_values", "labels"}` examples.
 
@@ -389,8 +421,8 @@ class PromptTrainer:
         train_eval_dataset: the training examples through the test transform (no augmentation), which
             `"fit"` stages read (`FitData.train`); `validation_dataset`: validation examples through the
             test transform (`FitData.validation`), for methods whose fit searches on them.
-        feature_cache: the `ImageFeatureCache` fit stages encode through (one per run shares features
-            between methods and seeds; default: a new one).
+        feature_cache: the `ImageFeatureCache` fit stages, and gradient stages with `config.augment_views`,
+            encode through (one per run shares features between methods and seeds; default: a new one).
 
     Example:
         ```python
@@ -449,7 +481,10 @@ class PromptTrainer:
         `NOT_IN_FINGERPRINT`), the model type, its training stages, the number of training examples and
         of processes (the global batch), and the caller's `fingerprint`. Its hash is the fingerprint."""
         training = {k: v for k, v in asdict(self.config).items() if k not in NOT_IN_FINGERPRINT}
-        stages = [_stage_settings(stage) for stage in self.model.training_stages()]
+        model_stages = self.model.training_stages()
+        if training.get("augment_views") is None or all(stage.kind != "gradient" for stage in model_stages):
+            training.pop("augment_views", None)  # unset or unused: the fingerprint runs had before the option
+        stages = [_stage_settings(stage) for stage in model_stages]
         settings = {
             "training": training,
             "model_type": getattr(self.model.config, "model_type", None) or type(self.model).__name__,
@@ -823,6 +858,7 @@ class PromptTrainer:
         `NonFiniteTrainingError` before anything non-finite is saved.
         """
         config, accelerator = self.config, self.accelerator
+        self._check_augment_views()  # before the output folder is touched
         set_seed(config.seed)
         self.settings = self.run_settings()  # the config as it is now
         self.fingerprint = fingerprint_hash(self.settings)
@@ -956,13 +992,14 @@ class PromptTrainer:
         return record, changed
 
     def _step(
-        self, model, optimizer, parameters, batch, stage_name: str, lr: float
+        self, model, optimizer, parameters, inputs: dict[str, torch.Tensor], stage_name: str, lr: float
     ) -> tuple[torch.Tensor, float]:
-        """One forward/backward (and, at accumulation boundaries, optimiser) step; returns the loss and
-        its value. The loss and the parameters it was computed from are checked first (one host sync)."""
+        """One forward/backward (and, at accumulation boundaries, optimiser) step on `inputs` (`pixel_values`
+        or `image_features`, and `labels`); returns the loss and its value. The loss and the parameters it
+        was computed from are checked first (one host sync)."""
         accelerator = self.accelerator
         with accelerator.accumulate(model):
-            loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+            loss = model(**inputs).loss
             value = self._check_finite(loss, parameters, stage_name, lr)
             accelerator.backward(loss)
             if accelerator.sync_gradients and self.config.max_grad_norm is not None:
@@ -972,6 +1009,66 @@ class PromptTrainer:
         if accelerator.sync_gradients:
             self._last_step = (self.state.epoch, lr)
         return loss.detach(), value
+
+    def _check_augment_views(self) -> None:
+        """Refuse `augment_views` for a model with gradient stages that cannot train from cached features
+        (asked of the model: `image_feature_training_problem`), before anything is written."""
+        views, model = self.config.augment_views, self.model
+        if views is None or all(stage.kind != "gradient" for stage in model.training_stages()):
+            return
+        problem = type(model).image_feature_training_problem(model.config.to_dict())
+        if problem is not None:
+            raise ValueError(self._augment_views_refusal(f"{type(model).__name__} cannot: {problem}."))
+
+    def _augment_views_refusal(self, reason: str) -> str:
+        return (
+            f"augment_views={self.config.augment_views} trains on cached image features, which needs a frozen "
+            f"image path, but {reason} Train {type(self.model).__name__} without augment_views (drop "
+            "--augment-views): it then draws a fresh augmentation every epoch."
+        )
+
+    def training_views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `config.augment_views` augmented views of every training example, as frozen image features.
+
+        View `v` of example `i` is the image the pixel path shows in epoch `v` (`SeededViews` with the run's
+        seed, `view_seed(seed, v, i)`), encoded once through the feature cache by the model's
+        `training_image_encoder()` (without autograd, under the run's autocast); a resumed run, or another
+        stage, reads the same views again (from memory, or from the cache's folder).
+
+        Returns:
+            features `(V, N, E)` float32 and labels `(N,)`, on the accelerator's device.
+
+        Raises:
+            ValueError: `augment_views` is not set, or the model's image path is not frozen (its
+                `FrozenFeaturesUnavailable` reason, with what to do).
+        """
+        config, model = self.config, self.model
+        if config.augment_views is None:
+            raise ValueError(
+                "training_views() reads config.augment_views, which is None: set augment_views=V."
+            )
+        try:
+            encoder, encode = model.training_image_encoder()
+        except FrozenFeaturesUnavailable as error:
+            raise ValueError(self._augment_views_refusal(str(error))) from None
+        was_training = model.training
+        model.eval()  # the frozen tower runs as in the pixel path (frozen parts are in eval mode there too)
+        try:
+            views, labels = self.feature_cache.features(
+                encode,
+                encoder,
+                self.train_dataset,
+                collate_fn=self.collate_fn,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                views=range(config.augment_views),
+                precision=config.mixed_precision,
+                autocast=self.accelerator.autocast,
+            )
+        finally:
+            model.train(was_training)
+        device = self.accelerator.device
+        return views.to(device), labels.to(device)
 
     def _train_stage(self, stage_index, stage, resume: Path | None) -> None:
         config, accelerator = self.config, self.accelerator
@@ -989,20 +1086,28 @@ class PromptTrainer:
             return
         parameters = self._trainable()
         optimizer = self._optimizer(self._parameter_groups(model, stage))
-        examples = EpochSeededDataset(self.train_dataset, config.seed)
-        loader = DataLoader(
-            examples,
-            batch_size=config.batch_size,
-            shuffle=True,
-            collate_fn=self.collate_fn,
-            num_workers=config.num_workers,
-            drop_last=False,
-        )
+        cached = config.augment_views is not None
+        if cached:  # batches of example indices, in the order the pixel path would load the examples
+            examples = ExampleIndices(len(self.train_dataset))
+            loader = DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=False)
+        else:
+            examples = EpochSeededDataset(self.train_dataset, config.seed)
+            loader = DataLoader(
+                examples,
+                batch_size=config.batch_size,
+                shuffle=True,
+                collate_fn=self.collate_fn,
+                num_workers=config.num_workers,
+                drop_last=False,
+            )
         model_prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         if resume is not None:
             accelerator.load_state(str(resume))
         else:
             self.state.stage, self.state.epoch, self.state.step_in_epoch = stage_index, 0, 0
+        views = labels = None
+        if cached:  # every view of every example encoded once (each process encodes all of them)
+            views, labels = self.training_views()
         epochs = stage.epochs or config.epochs
         base_lr = stage.learning_rate or config.learning_rate
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
@@ -1013,6 +1118,12 @@ class PromptTrainer:
             epochs * steps_per_epoch, config.batch_size, accelerator.num_processes,
             config.gradient_accumulation_steps, config.optimizer, base_lr, config.lr_schedule, len(parameters),
         )  # fmt: skip
+        if cached:
+            logger.info(
+                "training on %d cached augmented views of each of the %d images (epoch e reads view e mod %d; "
+                "%s)", config.augment_views, len(self.train_dataset), config.augment_views,
+                self.feature_cache.summary(),
+            )  # fmt: skip
         progress = tqdm(
             total=epochs * steps_per_epoch,
             initial=self.state.epoch * steps_per_epoch + self.state.step_in_epoch,
@@ -1032,7 +1143,10 @@ class PromptTrainer:
         model_prepared.train()
         while self.state.epoch < epochs:
             loader.set_epoch(self.state.epoch)
-            examples.set_epoch(self.state.epoch)
+            if cached:
+                features = views[self.state.epoch % config.augment_views]
+            else:
+                examples.set_epoch(self.state.epoch)
             lr = lr_now()
             done = self.state.step_in_epoch * config.gradient_accumulation_steps
             losses = []
@@ -1040,7 +1154,12 @@ class PromptTrainer:
                 lr = lr_now()
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
-                loss, value = self._step(model_prepared, optimizer, parameters, batch, stage.name, lr)
+                if cached:
+                    rows = batch.to(features.device)
+                    inputs = {"image_features": features[rows], "labels": labels[rows]}
+                else:
+                    inputs = {"pixel_values": batch["pixel_values"], "labels": batch["labels"]}
+                loss, value = self._step(model_prepared, optimizer, parameters, inputs, stage.name, lr)
                 losses.append(loss)
                 if accelerator.sync_gradients:
                     self.state.step_in_epoch += 1

@@ -109,9 +109,16 @@ class KgCoOpModel(CoOpModel):
         self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """CoOp's logits; with labels, cross-entropy plus `kg_weight * L_kg` (CoOp's loss for weight 0)."""
+        return self.logits_and_loss_from_image_features(self.encode_images(pixel_values), labels)
+
+    def logits_and_loss_from_image_features(
+        self, image_features: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`logits_and_loss` from frozen image features `(B, E)` (cached views): CoOp's logits and, with
+        labels, cross-entropy plus `kg_weight * L_kg`; the pixel path computes exactly this."""
         if labels is None or self.config.kg_weight == 0:
-            return super().logits_and_loss(pixel_values, labels)
+            return super().logits_and_loss_from_image_features(image_features, labels)
         text_features = self.class_text_features()  # once: for the logits and for L_kg
-        logits = self.similarity_logits(self.encode_images(pixel_values), text_features)
+        logits = self.similarity_logits(image_features, text_features)
         loss = self.classification_loss(logits, labels)
         return logits, loss + self.config.kg_weight * self.knowledge_guided_loss(text_features)

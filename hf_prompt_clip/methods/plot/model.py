@@ -244,6 +244,15 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         """PLOT++'s visual prompts learn through the image tower; PLOT's patch features are frozen."""
         return options.get("local_features", cls.config_class.local_features) != "patch"
 
+    @classmethod
+    def image_feature_training_problem(cls, options: dict[str, Any]) -> str | None:
+        """Refused: the transport matches local image features, which the cached pooled feature lacks."""
+        local = options.get("local_features", cls.config_class.local_features)
+        return (
+            f"it matches local image features ({local!r}) by optimal transport, and the pooled image feature "
+            "the cache holds does not contain them"
+        )
+
     def frozen_image_encoder(self) -> tuple[str, Any]:
         """Refused: PLOT classifies from the local (patch or visual-prompt) features, not the pooled one."""
         raise FrozenFeaturesUnavailable(
