@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import device_name, write_results
+from common import device_name, write_results
 
 
 def main() -> None:

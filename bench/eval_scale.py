@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import (
+from common import (
     bench_parser,
     class_names,
     device_name,

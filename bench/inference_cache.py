@@ -16,19 +16,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import bench_parser, class_names, device_name, vit_b16_config, write_results
-
-
-def timed(function) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    function()
-    return time.perf_counter() - wall, time.process_time() - cpu
+from common import bench_parser, class_names, device_name, timed, vit_b16_config, write_results
 
 
 def main() -> None:

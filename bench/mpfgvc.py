@@ -35,7 +35,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from text_engine import bench_parser, device_name, peak_memory, reset_peak_memory, vit_b16_config
+from common import bench_parser, device_name, peak_memory, reset_peak_memory, vit_b16_config
 
 CASES = ("visual", "fusion")
 

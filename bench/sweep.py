@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from text_engine import bench_parser, device_name, write_results
+from common import bench_parser, device_name, write_results
 from whole_step import PartTimer
 
 PARTS = ("image", "text", "sinkhorn", "backward", "optimizer", "data", "other")

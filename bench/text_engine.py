@@ -36,10 +36,8 @@ marked as such. Rows of cases not run keep their earlier values in the results f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -51,6 +49,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    bench_parser,
+    class_names,
+    device_name,
+    peak_memory,
+    reset_peak_memory,
+    token_counts,
+    vit_b16_config,
+)
 
 
 @dataclass(frozen=True)
@@ -109,91 +118,6 @@ class Measurement:
     sinkhorn_iterations: int = 0
     cpu_seconds: list[float] | None = None  # process CPU time of each repetition (all threads)
     median_cpu_s: float | None = None
-
-
-def class_names(source: str) -> tuple[list[str], list[str]]:
-    """(unique labels, prompt texts) of a registry class list; OpenAI's ImageNet names repeat twice."""
-    from hf_prompt_clip.data.classnames import (
-        imagenet_class_names,
-        oxford_flowers_class_names,
-        oxford_pets_class_names,
-    )
-
-    prompts = list(
-        {
-            "imagenet": imagenet_class_names,
-            "oxford_flowers": oxford_flowers_class_names,
-            "oxford_pets": oxford_pets_class_names,
-        }[source]()
-    )
-    labels = [name if prompts.index(name) == i else f"{name} ({i})" for i, name in enumerate(prompts)]
-    return labels, prompts
-
-
-def vit_b16_config(tokenizer):
-    from transformers import CLIPConfig
-
-    text = {
-        "vocab_size": 49408,
-        "hidden_size": 512,
-        "intermediate_size": 2048,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 8,
-        "max_position_embeddings": 77,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    vision = {
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "image_size": 224,
-        "patch_size": 16,
-    }
-    return CLIPConfig(
-        text_config=text, vision_config=vision, projection_dim=512, logit_scale_init_value=4.6052
-    )
-
-
-def device_name(device: str) -> str:
-    """The GPU's name, or the CPU's architecture and core count."""
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak_memory(device: str) -> float:
-    """Reset the peak-memory counter; returns the current level in MB."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated() / 2**20
-    with contextlib.suppress(OSError):  # resets VmHWM, the peak resident set
-        Path("/proc/self/clear_refs").write_text("5")
-    return rss_mb("VmRSS")
-
-
-def peak_memory(device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    return rss_mb("VmHWM")
-
-
-def token_counts(layout, prefixes: int) -> tuple[int, int]:
-    """(positions the fast engine must encode at the least, positions the reference encodes)."""
-    shared = layout.shared_prefix_length
-    suffix = int((layout.eos_positions + 1 - shared).sum())
-    return prefixes * (shared + suffix), prefixes * layout.num_prompts * layout.input_ids.shape[1]
 
 
 def model_token_counts(model, prefixes: int) -> tuple[int, int]:
@@ -423,27 +347,6 @@ def _earlier_rows(output: Path, measured: list[str]) -> list[dict]:
     if not output.is_file():
         return []
     return [row for row in json.loads(output.read_text())["rows"] if row["case"] not in measured]
-
-
-def write_results(name: str, header: str, rows: list[dict], columns: list[str], cells) -> None:
-    """Write `bench/results/<name>.json` (header + rows) and `<name>.md` (header + a table of `columns`,
-    one line per row from `cells(row) -> list[str]`), and print the table."""
-    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"{name}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
-    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-def bench_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The options every benchmark script takes: `--tokenizer`, `--device`, `--dtype`."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokenizer", default="openai/clip-vit-base-patch16")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    return parser
 
 
 def main() -> None:
