@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.reference import AVERAGE, PAPER_BACKBONE
+from ..core.reference import AVERAGE, PAPER_BACKBONE, PaperResult
 from ..core.registry import METHOD_INFO, METHODS
 
 __all__ = [
@@ -57,33 +57,17 @@ BASE_TO_NEW_DATASETS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class ReferenceNumber:
-    """One row of a paper's results, with the method it belongs to.
+class ReferenceNumber(PaperResult):
+    """A method's `PaperResult` (dataset, protocol, shots, metrics, source, backbone) with the method's
+    registered name, `method`."""
 
-    Attributes:
-        method / dataset / protocol: keys of the results schema (`protocol` is one of `"few_shot"`,
-            `"base2new"`, `"cross_dataset"`, `"domain_generalization"`).
-        shots: training images per class of the paper's table; `None` when the paper trained on the
-            full training set. (A method that trains nothing stands in its table's row.)
-        metrics: metric key -> accuracy in percent (`base`/`new`/`hm`, `accuracy`, or one key per
-            target dataset), as in the results schema.
-        source: the paper the numbers come from.
-        backbone: the paper's CLIP image encoder (`"ViT-B/16"`, `"RN50"`).
-    """
-
-    method: str
-    dataset: str
-    protocol: str
-    shots: int | None
-    metrics: dict[str, float]
-    source: str
-    backbone: str = PAPER_BACKBONE
+    method: str = ""
 
 
 def reference_numbers(backbone: str | None = PAPER_BACKBONE) -> tuple[ReferenceNumber, ...]:
     """Every registered method's paper rows, in registration order (`backbone=None`: every backbone)."""
     return tuple(
-        ReferenceNumber(method, r.dataset, r.protocol, r.shots, dict(r.metrics), r.source, r.backbone)
+        ReferenceNumber(**{**vars(r), "metrics": dict(r.metrics)}, method=method)
         for method, info in METHOD_INFO.items()
         for r in info.paper_results
         if backbone is None or r.backbone == backbone
