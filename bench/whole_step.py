@@ -159,6 +159,7 @@ def build(args):
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
     from hf_prompt_clip.core.registry import get_method
+    from hf_prompt_clip.data import get_benchmark
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -167,11 +168,14 @@ def build(args):
     )
     labels, prompts = class_names("oxford_flowers")
     config_class, model_class = get_method(args.method)
+    # what the runner gives a method trained on Flowers102 (templates, PLOT++'s phrases, MP-FGVC's "flower")
+    options = model_class.benchmark_options(get_benchmark("oxford_flowers"), {})
     config = config_class(
         clip_config=clip.config.to_dict(),
         class_names=labels[: args.classes],
         prompt_names=prompts[: args.classes],
         fast=args.path == "fast",
+        **options,
     )
     model = model_class(config, clip_model=clip, tokenizer=tokenizer).to(args.device)
     return model, clip, CLIPImageProcessor(crop_size=224, size=224)
@@ -390,6 +394,22 @@ def main() -> None:
                 order = ("fast", "reference") if index % 2 == 0 else ("reference", "fast")
                 rounds.append({path: spawn(args, method, stage, path, images) for path in order})
             rows.append(summarise(method, stage, images, rounds, data_s))
+            write(args, earlier_rows(args, methods) + rows, skipped)  # a crash later keeps what was measured
+
+
+def earlier_rows(args, methods: list[str]) -> list[dict]:
+    """Rows of the results file for methods not measured in this run (kept, so one table holds all)."""
+    path = Path(__file__).resolve().parent / "results" / f"{args.output or f'whole_step_{args.device}'}.json"
+    if not path.is_file():
+        return []
+    return [row for row in json.loads(path.read_text())["rows"] if row["method"] not in methods]
+
+
+def write(args, rows: list[dict], skipped: list[str]) -> None:
+    from hf_prompt_clip.core.registry import method_order
+
+    order = list(method_order())
+    rows = sorted(rows, key=lambda row: order.index(row["method"]) if row["method"] in order else len(order))
     header = (
         f"Whole training steps (forward with the image tower, loss, backward, SGD step), fast text engine vs "
         f"the straightforward path (`fast=False`), same inputs. {device_name(args.device)}, {args.dtype}, torch "
