@@ -622,12 +622,15 @@ class PromptCLIPPreTrainedModel(PreTrainedModel):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected image features `(B, E)` (`get_image_features`, through the shared image-tower path
-        of `core/vision.py`); the frozen image tower runs without autograd."""
-        vision_trainable = any(m.startswith("vision") for m in self.adapter_clip_modules)
-        # no_grad, not inference_mode: the features enter autograd afterwards (CoCoOp's meta-net,
-        # CLIP-Adapter's MLP save them for their weight gradients), which inference tensors cannot
-        with torch.set_grad_enabled(vision_trainable and torch.is_grad_enabled()):
+        of `core/vision.py`); a frozen image tower runs in `torch.inference_mode` (no autograd records, no
+        version counters), and its `(B, E)` output is cloned into a normal tensor, which may then enter
+        autograd (CoCoOp's meta-net and CLIP-Adapter's MLP save it for their weight gradients; inference
+        tensors cannot be saved)."""
+        if any(m.startswith("vision") for m in self.adapter_clip_modules):
             return self.image_output(encode_image_tokens(self.clip, pixel_values).pooled)
+        with torch.inference_mode():
+            features = self.image_output(encode_image_tokens(self.clip, pixel_values).pooled)
+        return features.clone()
 
     def similarity_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """`logit_scale * normalize(image) @ normalize(text).T`: `(B, E) x (K, E) -> (B, K)`."""
