@@ -16,8 +16,9 @@ tokenised with the real CLIP tokenizer, and measures in one run, on the same inp
 - the token-count lower bound: positions that must be encoded (each prefix once + every suffix
   without padding) against the reference's 77 positions per prompt, and the ideal speed-up.
 
-Every measurement runs in its own subprocess, with the allocator pinned (`MALLOC_MMAP_THRESHOLD_`: large
-blocks go back to the system when freed, so the peak after the warm-up is the measurement's own), and the
+Every measurement runs in its own subprocess; before the timed repetitions the memory the allocator
+kept from the warm-up is given back (`malloc_trim`, `common.release_free_memory`), so the peak read after
+them is the measurement's own; the
 two paths are interleaved in rounds (`--rounds`, default 3: reference then fast, fast then reference, ...),
 so that neither always runs first or while the machine is quiet; the table gives the median speed-up of the
 rounds with its range, in wall time and in process CPU time (which other jobs on the cores inflate less).
@@ -275,10 +276,7 @@ def spawn(args, case: str, path: str, classes: int, images: int, reps: int) -> M
         *(["--threads", str(args.threads)] if args.threads else []),
     ]
     print(f"  {case:22s} {path:9s} K={classes:<5d} B={images:<3d} ...", end="", flush=True)
-    # large allocations go straight to mmap and back to the system when freed, so the peak resident set
-    # after the warm-up is this measurement's own peak, not memory the allocator kept from the warm-up
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{case}/{path} failed:\n{result.stderr[-3000:]}")
     measurement = Measurement(**json.loads(result.stdout.strip().splitlines()[-1]))

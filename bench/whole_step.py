@@ -8,9 +8,9 @@ measured with the exact fast text engine (`fast=True`, the default) and with the
 CLIP ViT-B/16 dimensions with random weights (speed does not depend on the values), Flowers102 class names
 tokenised with the real CLIP tokenizer.
 
-Each measurement runs in a fresh subprocess (one warm-up step, then `--reps` steps; the allocator pinned
-with `MALLOC_MMAP_THRESHOLD_` so that the peak resident set shows the step's own peak, not memory kept
-from the warm-up). Fast and reference subprocesses are interleaved in rounds (A B, B A, A B, ...), and
+Each measurement runs in a fresh subprocess (one warm-up step, then `--reps` steps; before them the memory
+the allocator kept from the warm-up goes back to the system, `malloc_trim`, so the peak resident set shows
+the steps' own peak). Fast and reference subprocesses are interleaved in rounds (A B, B A, A B, ...), and
 medians and ranges over the rounds are reported, with process CPU time beside wall time. Each step is split
 into parts, measured inside the step with wrappers that add no synchronisation on a CPU:
 
@@ -255,10 +255,8 @@ def spawn(args, method: str, stage: str, path: str, images: int) -> dict:
         "--tokenizer", args.tokenizer, "--device", args.device, "--dtype", args.dtype,
         *(["--threads", str(args.threads)] if args.threads else []),
     ]  # fmt: skip
-    # large allocations go straight to mmap and back to the system: the peak is the step's own
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     print(f"  {method:13s} {stage:10s} {path:9s} B={images:<3d} ...", end="", flush=True)
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{method}/{stage}/{path} failed:\n{result.stderr[-3000:]}")
     measured = json.loads(result.stdout.strip().splitlines()[-1])
