@@ -309,6 +309,12 @@ def _cpu_speedup(row: dict) -> str:
     return f"{statistics.median(values):.1f}x{_range(row, 'cpu_speedups')}"
 
 
+def _when(row: dict) -> str:
+    """The row's date, and whether it was measured in interleaved rounds or in one earlier run."""
+    when = row.get("measured") or "earlier"
+    return when if row.get("speedups") else f"{when}, one run (not interleaved)"
+
+
 def _sinkhorn_share(measurement: dict) -> str:
     if not measurement.get("sinkhorn_iterations"):
         return "—"
@@ -322,8 +328,8 @@ def report(rows: list[dict], args) -> str:
         f"threads {args.threads or torch.get_num_threads()}; tokenizer {args.tokenizer}.",
         "",
         "| case | K | B | reference s | fast s | speed-up (same inputs) | CPU-time speed-up | ideal (tokens) | "
-        "fast at full size s | speed-up at full size | peak MB ref / fast | Sinkhorn share ref / fast |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "fast at full size s | speed-up at full size | peak MB ref / fast | Sinkhorn share ref / fast | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         full = row["full_fast"]
@@ -335,7 +341,7 @@ def report(rows: list[dict], args) -> str:
             f"{full['median_s']:.3f} (K={full['classes']}, B={full['images']}) | "
             f"{row['speedup_full']:.1f}x{extrapolated} | "
             f"{row['reference']['peak_memory_mb']:.0f} / {row['fast']['peak_memory_mb']:.0f} | "
-            f"{_sinkhorn_share(row['reference'])} / {_sinkhorn_share(full)} |"
+            f"{_sinkhorn_share(row['reference'])} / {_sinkhorn_share(full)} | {_when(row)} |"
         )
     return "\n".join(lines)
 
