@@ -14,13 +14,8 @@ Keys follow the results schema of `hf_prompt_clip.evaluate`: registered method n
 the benchmark registry, `"average"` for the mean over the 11 base-to-new datasets (or the 11 few-shot
 datasets for PLOT++).
 
-Example:
-    >>> reference_metrics("coop", "dtd", "base2new")
-    {'base': 79.44, 'new': 41.18, 'hm': 54.24}
-    >>> reference_metrics("plotpp", "average", "few_shot", shots=4)
-    {'accuracy': 76.92}
-    >>> reference_metrics("tip_adapter", "imagenet", "few_shot", backbone="RN50")
-    {'accuracy': 62.01}
+Examples of lookups (CoOp on DTD base-to-new, PLOT++'s 4-shot average, Tip-Adapter's ResNet-50 row):
+docs/reports.md, "The papers' numbers".
 """
 
 from __future__ import annotations

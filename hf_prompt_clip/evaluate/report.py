@@ -2,7 +2,7 @@
 
 A result is one dict per (method, dataset, protocol), as the evaluation code writes it:
 
-    {"method": "coop", "base_model": "openai/clip-vit-base-patch16", "dataset": "dtd",
+    {"method": <a registered method name>, "base_model": "openai/clip-vit-base-patch16", "dataset": "dtd",
      "protocol": "base2new", "shots": 16, "synthetic": False,
      "runs": [{"seed": 1, "metrics": {"base": 80.1, "new": 60.2, "hm": 68.7}}, ...],
      "mean": {"base": 80.3, "new": 60.0, "hm": 68.6}, "std": {"base": 0.4, "new": 0.9, "hm": 0.5}}

@@ -427,7 +427,7 @@ class PromptTrainer:
     Example:
         ```python
         trainer = PromptTrainer(model, train_set, TrainingConfig(epochs=10), collate_fn=collate_fn,
-                                fingerprint={"method": "coop", "dataset": "dtd", "shots": 16})
+                                fingerprint={"method": model.config.model_type, "dataset": "dtd", "shots": 16})
         trainer.train()                     # resumable: TrainingConfig(resume_from_checkpoint="latest")
         model.save_pretrained("adapter")
         ```
