@@ -30,7 +30,7 @@ from pathlib import Path
 from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
 from .core.modeling import dtype_name
-from .core.registry import METHODS, baseline_method
+from .core.registry import METHODS, baseline_method, default_method
 from .train import SCHEDULES, TrainingConfig
 
 PROG = "hf-prompt-clip"
@@ -292,7 +292,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--method",
         dest="methods",
         nargs="+",
-        default=["coop"],
+        default=[default_method()],
         choices=list(METHODS),
         help="one or more methods, trained and reported side by side",
     )

@@ -38,7 +38,7 @@ from .core.configuration import (
 from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
 from .core.modeling import dtype_name
-from .core.registry import get_method
+from .core.registry import default_method, get_method
 from .data import (
     BenchmarkSpec,
     FewShotSelection,
@@ -104,7 +104,7 @@ class ExperimentConfig:
     docs/training.md). Setting it here or in `training` is the same; two different values are refused.
     """
 
-    method: str = "coop"
+    method: str = field(default_factory=default_method)
     method_options: dict[str, Any] = field(default_factory=dict)
     base_model: str = "openai/clip-vit-base-patch16"
     base_revision: str | None = None
@@ -333,7 +333,7 @@ def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
     an example.
 
     Example:
-        >>> check_option_values("coop", {"n_ctx": "abc"})
+        >>> check_option_values(default_method(), {"n_ctx": "abc"})   # CoOp
         Traceback (most recent call last):
         ValueError: Option n_ctx of coop takes int, got 'abc' (str): give a whole number ...
     """

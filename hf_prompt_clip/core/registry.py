@@ -88,6 +88,7 @@ class MethodInfo:
         frozen_base: whether the base CLIP stays entirely frozen (the adapter holds only the method's tensors).
         kind: what the method is, as a card's first line says it ("A **CoOp** prompt learner for CLIP").
         baseline: the method every comparison includes as its reference point (zero-shot CLIP).
+        default: the method a run trains when none is named (`hf-prompt-clip train` without `--method`).
         published: the adapters of this method the project publishes (`PublishedAdapter`).
         paper_results: what the method's paper (or its authors' code) reports (`core.reference.PaperResult`),
             which cards and result tables show beside measured numbers.
@@ -100,6 +101,7 @@ class MethodInfo:
     frozen_base: bool = True
     kind: str = "prompt learner for CLIP"
     baseline: bool = False
+    default: bool = False
     published: tuple[PublishedAdapter, ...] = ()
     paper_results: tuple[PaperResult, ...] = ()
 
@@ -163,3 +165,14 @@ def method_order() -> tuple[str, ...]:
 def baseline_method() -> str | None:
     """The method that every comparison includes as its baseline, if one is registered."""
     return next((name for name, info in METHOD_INFO.items() if info.baseline), None)
+
+
+def default_method() -> str:
+    """The method a run trains when none is named (the registered method whose `MethodInfo.default` is set)."""
+    name = next((name for name, info in METHOD_INFO.items() if info.default), None)
+    if name is None:
+        raise ValueError(
+            "No registered method is marked as the default (MethodInfo(default=True)); name one with --method "
+            f"({list(METHODS)})."
+        )
+    return name

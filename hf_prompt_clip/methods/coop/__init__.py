@@ -18,6 +18,7 @@ register_method(
   journal = {International Journal of Computer Vision (IJCV)},
   year    = {2022}
 }""",
+        default=True,
         paper_results=PAPER_RESULTS,
         published=(
             # CoCoOp's domain-generalisation setting: 16 shots of all 1000 classes, CoOp's ImageNet recipe
