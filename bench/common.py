@@ -64,6 +64,17 @@ def vit_b16_config(tokenizer):
     )
 
 
+def random_vit_b16(tokenizer_path: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """`(tokenizer, clip)`: the CLIP tokenizer at `tokenizer_path` and a `CLIPModel` at ViT-B/16's published
+    dimensions with random weights (seed 0; speed does not depend on the values), in eval mode."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    clip = CLIPModel(vit_b16_config(tokenizer)).to(device=device, dtype=dtype).eval()
+    return tokenizer, clip
+
+
 def device_name(device: str) -> str:
     """The GPU's name, or the CPU's architecture and core count."""
     if device == "cuda":

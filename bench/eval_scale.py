@@ -33,8 +33,8 @@ from common import (
     class_names,
     device_name,
     peak_memory,
+    random_vit_b16,
     reset_peak_memory,
-    vit_b16_config,
     write_results,
 )
 
@@ -45,15 +45,13 @@ def run_one(args) -> dict:
     from datasets import ClassLabel, Dataset, Features
     from datasets import Image as ImageFeature
     from PIL import Image
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+    from transformers import CLIPImageProcessor
 
     from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
     from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
     from hf_prompt_clip.evaluate.protocols import evaluate_accuracy
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    clip = CLIPModel(vit_b16_config(tokenizer)).eval()
+    tokenizer, clip = random_vit_b16(args.tokenizer)
     labels, prompts = class_names("imagenet")
     config = ZeroShotCLIPConfig(clip_config=clip.config.to_dict(), class_names=labels, prompt_names=prompts)
     processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})

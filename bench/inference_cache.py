@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_parser, class_names, device_name, timed, vit_b16_config, write_results
+from common import bench_parser, class_names, device_name, random_vit_b16, timed, write_results
 
 
 def main() -> None:
@@ -33,13 +33,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from transformers import AutoTokenizer, CLIPModel
 
     from hf_prompt_clip import CoOpConfig, CoOpModel
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    clip = CLIPModel(vit_b16_config(tokenizer)).to(args.device).eval()
+    tokenizer, clip = random_vit_b16(args.tokenizer, args.device)
     labels, prompts = class_names("imagenet")
     config = CoOpConfig(
         clip_config=clip.config.to_dict(),

@@ -35,22 +35,19 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, device_name, peak_memory, reset_peak_memory, vit_b16_config
+from common import bench_parser, device_name, peak_memory, random_vit_b16, reset_peak_memory
 
 CASES = ("visual", "fusion")
 
 
 def run_one(args) -> dict:
-    from transformers import AutoTokenizer, CLIPModel
 
     from hf_prompt_clip import MPFGVCConfig, MPFGVCModel
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device, dtype = args.device, getattr(torch, args.dtype)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    clip = CLIPModel(vit_b16_config(tokenizer)).to(device=device, dtype=dtype).eval()
+    tokenizer, clip = random_vit_b16(args.tokenizer, device, dtype)
     names = [f"subcategory {k}" for k in range(args.classes)]
     config = MPFGVCConfig(
         clip_config=clip.config.to_dict(),

@@ -57,9 +57,9 @@ from common import (
     class_names,
     device_name,
     peak_memory,
+    random_vit_b16,
     reset_peak_memory,
     token_counts,
-    vit_b16_config,
 )
 
 
@@ -153,7 +153,6 @@ class SinkhornTimer:
 
 
 def run_one(args) -> Measurement:
-    from transformers import AutoTokenizer, CLIPModel
 
     from hf_prompt_clip.core.registry import get_method
 
@@ -161,9 +160,7 @@ def run_one(args) -> Measurement:
         torch.set_num_threads(args.threads)
     case = CASES[args.case]
     device, dtype = args.device, getattr(torch, args.dtype)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    clip = CLIPModel(vit_b16_config(tokenizer)).to(device=device, dtype=dtype).eval()
+    tokenizer, clip = random_vit_b16(args.tokenizer, device, dtype)
     labels, prompts = class_names(case.source)
     names, prompt_names = labels[: args.classes], prompts[: args.classes]
     config_class, model_class = get_method(case.method)

@@ -55,9 +55,9 @@ from common import (
     class_names,
     device_name,
     peak_memory,
+    random_vit_b16,
     reset_peak_memory,
     token_counts,
-    vit_b16_config,
     write_results,
 )
 
@@ -156,16 +156,12 @@ def data_seconds(processor, images: int, reps: int = 3) -> float:
 
 
 def build(args):
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+    from transformers import CLIPImageProcessor
 
     from hf_prompt_clip.core.registry import get_method
     from hf_prompt_clip.data import get_benchmark
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    clip = (
-        CLIPModel(vit_b16_config(tokenizer)).to(device=args.device, dtype=getattr(torch, args.dtype)).eval()
-    )
+    tokenizer, clip = random_vit_b16(args.tokenizer, args.device, getattr(torch, args.dtype))
     labels, prompts = class_names("oxford_flowers")
     config_class, model_class = get_method(args.method)
     # what the runner gives a method trained on Flowers102 (templates, PLOT++'s phrases, MP-FGVC's "flower")
