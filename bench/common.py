@@ -75,6 +75,19 @@ def random_vit_b16(tokenizer_path: str, device: str = "cpu", dtype: torch.dtype 
     return tokenizer, clip
 
 
+def save_random_vit_b16(folder: str | os.PathLike, tokenizer_path: str) -> str:
+    """Write a base-model folder laid out like `openai/clip-vit-base-patch16` (config, safetensors weights,
+    tokenizer, 224-pixel image processor) holding `random_vit_b16`'s random CLIP, for benchmarks that run
+    the package end to end (`base_model=` the returned path). Returns the folder as a string."""
+    from transformers import CLIPImageProcessor
+
+    tokenizer, clip = random_vit_b16(tokenizer_path)
+    clip.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(crop_size=224, size=224).save_pretrained(folder)
+    return os.fspath(folder)
+
+
 def device_name(device: str) -> str:
     """The GPU's name, or the CPU's architecture and core count."""
     if device == "cuda":

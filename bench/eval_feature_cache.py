@@ -8,6 +8,11 @@ once), for `--repeats` pairs. It times the evaluation calls only (the training i
 counts the test images that go through the image tower.
 
     python bench/eval_feature_cache.py --dataset synthetic_shapes --methods zeroshot coop clip_adapter
+    python bench/eval_feature_cache.py --vit-b16 --dataset synthetic_colours --threads 1   # ViT-B/16 tower
+
+With `--vit-b16` the base model is a CLIP at ViT-B/16's published dimensions with random weights (saved to a
+temporary folder laid out like `openai/clip-vit-base-patch16`; 224-pixel inputs), so the image tower costs
+what it costs with the real weights; the results then go to `eval_feature_cache_vit_b16_cpu`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, write_results
+from common import device_name, save_random_vit_b16, write_results
 
 
 def main() -> None:
@@ -36,6 +41,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="pairs of (uncached, cached) sweeps")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--vit-b16",
+        action="store_true",
+        help="a random CLIP at ViT-B/16's dimensions instead of the tiny CLIP",
+    )
+    parser.add_argument(
+        "--tokenizer", default="../shared/clip-tokenizer", help="with --vit-b16: CLIP's tokenizer"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,11 +88,14 @@ def main() -> None:
     times = {"uncached": [], "cached": []}
     encoded, accuracies = {}, {}
     with tempfile.TemporaryDirectory() as folder:
+        base_model = (
+            save_random_vit_b16(f"{folder}/vit-b16", args.tokenizer) if args.vit_b16 else TINY_CLIP_ID
+        )
         for repeat in range(args.repeats):
             for variant in ("uncached", "cached"):
                 state.update(cached=variant == "cached", seconds=0.0, images=0)
                 config = runner.ExperimentConfig(
-                    base_model=TINY_CLIP_ID, dataset=args.dataset, shots=args.shots, seeds=tuple(args.seeds),
+                    base_model=base_model, dataset=args.dataset, shots=args.shots, seeds=tuple(args.seeds),
                     protocol="base2new", output_dir=f"{folder}/{variant}{repeat}",
                     training=TrainingConfig(epochs=args.epochs, batch_size=32, optimizer="adamw", learning_rate=0.01),
                 )  # fmt: skip
@@ -103,15 +119,16 @@ def main() -> None:
     ]
     speedup = statistics.median(times["uncached"]) / statistics.median(times["cached"])
     header = (
-        f"Device: {device_name('cpu')}; torch {torch.__version__}; threads {torch.get_num_threads()}; shipped tiny "
-        f"CLIP; {args.dataset} base-to-new ({test_images} test images: base and new halves); methods "
+        f"Device: {device_name('cpu')}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"{'CLIP at ViT-B/16 dimensions, random weights, 224 px' if args.vit_b16 else 'shipped tiny CLIP'}; "
+        f"{args.dataset} base-to-new ({test_images} test images: base and new halves); methods "
         f"{', '.join(args.methods)} x seeds {' '.join(map(str, args.seeds))} ({evaluations} evaluations); "
         f"{args.shots} shot(s), {args.epochs} epoch(s); {args.repeats} alternating (uncached, cached) pairs in one "
         f"process, medians (range) of the summed evaluate_protocol time. Cached is {speedup:.2f}x faster; "
         "accuracies equal."
     )
     write_results(
-        "eval_feature_cache_cpu",
+        "eval_feature_cache_vit_b16_cpu" if args.vit_b16 else "eval_feature_cache_cpu",
         header,
         rows,
         ["evaluation", "sweep evaluation s (range)", "per evaluation s", "test images encoded"],
