@@ -1,5 +1,7 @@
 """The shared image-feature cache: each view encoded once, and exactly what recomputing gives."""
 
+import threading
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -8,8 +10,10 @@ from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
 from hf_prompt_clip.core.feature_cache import (
     FeatureKey,
     ImageFeatureCache,
+    ProcessShards,
     SeededViews,
     encode_dataset,
+    interleave_shards,
     module_digest,
     view_seed,
 )
@@ -148,3 +152,131 @@ def test_fit_data_says_which_split_is_missing(model, data):
         fit.image_features(model, "train", views=[0])
     with pytest.raises(ValueError, match="empty dataset"):
         encode_dataset(model.encode_images, [], collate_fn=collate_fn)
+
+
+class ThreadGroup:
+    """`count` threads standing in for a run's processes: `gather` is an all-gather through a barrier (one
+    that times out, so a collective a thread skips fails the test instead of hanging it). Outside `gather`
+    one thread runs at a time (`turn`): processes have their own torch RNG, threads share one, and a view is
+    drawn with the global RNG seeded."""
+
+    def __init__(self, count: int):
+        self.count, self.slots = count, [None] * count
+        self.barrier = threading.Barrier(count, timeout=120)
+        self.turn = threading.Lock()
+
+    def shards(self, index: int) -> ProcessShards:
+        def gather(tensor):
+            self.slots[index] = tensor
+            self.turn.release()
+            try:
+                self.barrier.wait()
+                gathered = torch.cat(self.slots)
+                self.barrier.wait()
+            finally:
+                self.turn.acquire()
+            return gathered
+
+        return ProcessShards(index, self.count, gather)
+
+    def run(self, work):
+        """`work(index, shards)` on every thread; their results in thread order (a thread's error re-raised)."""
+        results, errors = [None] * self.count, []
+
+        def one(index):
+            self.turn.acquire()
+            try:
+                results[index] = work(index, self.shards(index))
+            except BaseException as error:
+                errors.append(error)
+                self.barrier.abort()
+            finally:
+                self.turn.release()
+
+        threads = [threading.Thread(target=one, args=(index,)) for index in range(self.count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+def test_interleaving_strided_shards_gives_dataset_order():
+    for size in range(3, 12):
+        for count in (2, 3):
+            per = -(-size // count)
+            shards = [
+                torch.tensor([*range(p, size, count)] + [-1] * (per - len(range(p, size, count))))
+                for p in range(count)
+            ]
+            assert interleave_shards(torch.cat(shards), count, size).tolist() == list(range(size))
+    with pytest.raises(ValueError, match="equal shards"):
+        interleave_shards(torch.arange(5), 2, 4)
+    with pytest.raises(ValueError, match="index < count"):
+        ProcessShards(2, 2, gather=lambda t: t)
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_processes_share_the_encoding_each_image_once_and_all_get_all_views(model, data, count, tmp_path):
+    """Each process encodes its shard of every view (the same images, drawn with the same seeds, as one
+    process encodes); all of them end up with one process's features; only the main process writes disk
+    entries, and a later run whose processes all find them encodes nothing."""
+    dataset = data["augmented"]
+    alone, labels = ImageFeatureCache().features(
+        model.encode_images, "e", dataset, seed=3, views=range(2), collate_fn=collate_fn, batch_size=4
+    )
+    group = ThreadGroup(count)
+
+    def work(index, shards, directory=tmp_path / "cache"):
+        cache, encode = ImageFeatureCache(directory=directory), CountingEncoder(model)
+        views, got = cache.features(
+            encode,
+            "e",
+            dataset,
+            seed=3,
+            views=range(2),
+            collate_fn=collate_fn,
+            batch_size=4,
+            processes=shards,
+        )
+        return views, got, encode.images, cache
+
+    results = group.run(work)
+    for views, got, _, _ in results:
+        torch.testing.assert_close(views, alone, atol=1e-6, rtol=1e-5)  # batches differ: float rounding only
+        assert torch.equal(got, labels)
+    shares = [images for _, _, images, _ in results]
+    assert sum(shares) == 2 * len(dataset) and max(shares) - min(shares) <= 2  # 2 views, one shard each
+    assert [cache.disk_writes for *_, cache in results] == [2] + [0] * (count - 1)
+    again = group.run(work)  # fresh caches, the same folder: every process finds both views on disk
+    assert [images for _, _, images, _ in again] == [0] * count
+    assert all(cache.disk_hits == 2 for *_, cache in again)
+
+
+def test_processes_that_disagree_on_a_hit_encode_together_instead_of_waiting_forever(model, data):
+    dataset = data["plain"]
+    group = ThreadGroup(2)
+    caches = [ImageFeatureCache(), ImageFeatureCache()]
+    caches[0].features(model.encode_images, "e", dataset, collate_fn=collate_fn)  # only process 0 has it
+
+    def work(index, shards):
+        encode = CountingEncoder(model)
+        features, _ = caches[index].features(encode, "e", dataset, collate_fn=collate_fn, processes=shards)
+        return features, encode.images
+
+    (first, images0), (second, images1) = group.run(work)
+    assert images0 + images1 == len(dataset) and torch.equal(first, second)
+
+
+def test_a_dataset_smaller_than_the_process_count_is_encoded_whole_by_each(model, data):
+    tiny = data["plain"].select(range(2))
+    group = ThreadGroup(3)
+
+    def work(index, shards):
+        encode = CountingEncoder(model)
+        ImageFeatureCache().features(encode, "e", tiny, collate_fn=collate_fn, processes=shards)
+        return encode.images
+
+    assert group.run(work) == [2, 2, 2]

@@ -22,6 +22,10 @@ key (no pickle), named by a hash of the key and holding the key itself in its me
 load (a file whose stored key differs is ignored and replaced), written atomically
 (`core/atomic.py`). A fresh process reading the same folder finds the features again.
 
+Under several processes (`ProcessShards`), each process encodes every `count`-th example (its shard)
+and the shards are gathered, so every process holds all the features after encoding only its share of
+them; only the main process writes disk entries.
+
 Recomputing gives the same tensors (tested): caching changes the cost, never the result. Where a
 method's protocol reuses views across epochs (Tip-Adapter-F's fine-tuning reads the cache's
 augmented views), its documentation says so.
@@ -43,6 +47,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -54,7 +59,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .atomic import atomic_write_bytes
 
@@ -166,6 +171,75 @@ class FeatureKey:
 DISK_FORMAT = "hf_prompt_clip.image_features.v1"
 
 
+@dataclass(frozen=True)
+class ProcessShards:
+    """The processes of a run sharing the encoding of a dataset: process `index` of `count` encodes the
+    examples `index, index + count, index + 2 count, ...` (`shard`), and `gather` hands every process all
+    the shards, so each image is encoded once in the run instead of once per process.
+
+    Attributes:
+        index: this process's rank, `0 .. count - 1`.
+        count: the number of processes.
+        gather: a tensor of the same shape from every process, concatenated along dim 0 in process order
+            (`accelerate.Accelerator.gather`); every process must call it at the same point.
+        device: where tensors handed to `gather` must be (the backend's device: a GPU for NCCL).
+
+    Example:
+        >>> ProcessShards(1, 4, gather=lambda t: t).shard(10)
+        range(1, 10, 4)
+    """
+
+    index: int
+    count: int
+    gather: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(
+                f"ProcessShards needs 0 <= index < count, got index {self.index} of {self.count} processes."
+            )
+
+    def shard(self, size: int) -> range:
+        """The indices of this process's examples among `size`."""
+        return range(self.index, size, self.count)
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+
+def interleave_shards(gathered: torch.Tensor, count: int, size: int) -> torch.Tensor:
+    """Rows in dataset order from `count` strided shards, each padded to the same length and concatenated
+    in process order (what `ProcessShards.gather` returns).
+
+    Args:
+        gathered: `(count * per, ...)`; block `p` holds examples `p, p + count, p + 2 count, ...`, padded to
+            `per = ceil(size / count)` rows.
+        count: the number of shards.
+        size: the number of examples.
+
+    Returns:
+        `(size, ...)`: row `i` is example `i`.
+
+    Example:
+        >>> interleave_shards(torch.tensor([0, 2, 4, 1, 3, -1]), count=2, size=5)
+        tensor([0, 1, 2, 3, 4])
+    """
+    if gathered.shape[0] % count:
+        raise ValueError(f"{gathered.shape[0]} gathered rows do not split into {count} equal shards.")
+    per = gathered.shape[0] // count
+    rest = gathered.shape[1:]
+    return gathered.reshape(count, per, *rest).transpose(0, 1).reshape(count * per, *rest)[:size]
+
+
+def _pad_rows(values: torch.Tensor, rows: int, fill: float = 0) -> torch.Tensor:
+    if len(values) == rows:
+        return values
+    padding = values.new_full((rows - len(values), *values.shape[1:]), fill)
+    return torch.cat([values, padding])
+
+
 def _batch_labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     labels = batch.get("labels", batch.get("label"))
     if labels is None:
@@ -186,8 +260,9 @@ def encode_dataset(
     seed: int | None = None,
     view: int | None = None,
     autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    indices: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and labels of every example of `dataset`, in dataset order, without autograd.
+    """Features and labels of every example of `dataset` (or of `indices`), in that order, without autograd.
 
     Args:
         encode: pixel values `(B, 3, H, W)` -> features `(B, E)` (e.g. `model.encode_images`).
@@ -196,11 +271,15 @@ def encode_dataset(
         batch_size: images per `encode` call.
         seed / view: draw view `view` of an augmenting transform (`SeededViews`); `None`: as the dataset gives it.
         autocast: a context manager factory to encode under (e.g. `accelerator.autocast`).
+        indices: only these examples (a process's shard); a view of example `i` is still drawn with
+            `view_seed(seed, view, i)`, `i` its index in `dataset`.
 
     Returns:
-        features `(N, E)` float32 and labels `(N,)` int64.
+        features `(N, E)` float32 and labels `(N,)` int64 (`N = len(indices)` when given).
     """
     source = dataset if view is None else SeededViews(dataset, 0 if seed is None else seed, view)
+    if indices is not None:
+        source = Subset(source, indices)
     loader = DataLoader(
         source, batch_size=batch_size, shuffle=False, collate_fn=collate_fn or default_collate
     )
@@ -329,33 +408,76 @@ class ImageFeatureCache:
             while self.nbytes > self.max_bytes:
                 self._entries.popitem(last=False)
 
+    def _lookup(self, key: FeatureKey | None) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str | None]:
+        """(the entry under `key` from memory, else from `directory`, and where it came from) or (None, None)."""
+        if key is not None and key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key], "memory"
+        if key is not None and self.directory is not None:
+            value = self._read_disk(key)
+            if value is not None:
+                return value, "disk"
+        return None, None
+
+    def _served(self, key: FeatureKey, value: tuple[torch.Tensor, torch.Tensor], source: str):
+        self.hits += 1
+        self.last_source = source
+        if source == "disk":
+            self.disk_hits += 1
+            self._remember(key, value)
+        return value
+
+    def _stored(self, key: FeatureKey | None, value, images: int, write: bool = True):
+        self.misses += 1
+        self.last_source = "encoded"
+        self.encoded_images += images
+        if key is not None:
+            self._remember(key, value)
+            if self.directory is not None and write:
+                self._write_disk(key, value)
+        return value
+
     def get_or_compute(
         self, key: FeatureKey | None, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The entry under `key` (from memory, else from `directory`), or `compute()` stored under it
         (`key=None`: computed, not stored). Entries read from disk are on the CPU."""
-        if key is not None and key in self._entries:
-            self.hits += 1
-            self.last_source = "memory"
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        if key is not None and self.directory is not None:
-            value = self._read_disk(key)
-            if value is not None:
-                self.hits += 1
-                self.disk_hits += 1
-                self.last_source = "disk"
-                self._remember(key, value)
-                return value
-        self.misses += 1
-        self.last_source = "encoded"
+        value, source = self._lookup(key)
+        if value is not None:
+            return self._served(key, value, source)
         value = compute()
-        self.encoded_images += len(value[1])
-        if key is not None:
-            self._remember(key, value)
-            if self.directory is not None:
-                self._write_disk(key, value)
-        return value
+        return self._stored(key, value, len(value[1]))
+
+    def get_or_compute_sharded(
+        self,
+        key: FeatureKey | None,
+        compute_shard: Callable[[Sequence[int]], tuple[torch.Tensor, torch.Tensor]],
+        size: int,
+        processes: ProcessShards,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`get_or_compute` shared by several processes: unless every process finds the entry, each computes
+        its shard (`compute_shard(indices)`, `processes.shard(size)`), and the gathered shards are the entry
+        on every process (only the main process writes it to disk). Every process must call it with the
+        same key at the same point (it gathers), and `size >= processes.count`."""
+        if size < processes.count:
+            raise ValueError(
+                f"{size} examples cannot be shared by {processes.count} processes (each needs one); "
+                "use get_or_compute."
+            )
+        value, source = self._lookup(key)
+        found = processes.gather(torch.tensor([int(value is not None)], device=processes.device))
+        if bool(found.all()):  # else every process encodes its shard, so that the collectives line up
+            return self._served(key, value, source)
+        shard = processes.shard(size)
+        features, labels = compute_shard(shard)
+        per = math.ceil(size / processes.count)
+        features = processes.gather(_pad_rows(features, per).to(processes.device))
+        labels = processes.gather(_pad_rows(labels, per, fill=-1).to(processes.device))
+        value = (
+            interleave_shards(features, processes.count, size),
+            interleave_shards(labels, processes.count, size),
+        )
+        return self._stored(key, value, len(shard), write=processes.is_main)
 
     def features(
         self,
@@ -369,6 +491,7 @@ class ImageFeatureCache:
         views: Iterable[int] | None = None,
         precision: str = "no",
         autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+        processes: ProcessShards | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of `dataset` from `encode`, each view encoded at most once.
 
@@ -378,6 +501,9 @@ class ImageFeatureCache:
             views: view indices of an augmenting transform (`SeededViews` with `seed`); `None`: the one
                 deterministic view the dataset gives (a test transform).
             collate_fn, batch_size, autocast: as `encode_dataset`; precision: the autocast setting, for the key.
+            processes: several processes share the encoding (`ProcessShards`): each encodes its shard of
+                every view and all get all of them (every process must call this at the same point). A
+                dataset with fewer examples than processes is encoded whole by each.
 
         Returns:
             features `(N, E)` (`views=None`) or `(V, N, E)`, and labels `(N,)`.
@@ -388,13 +514,16 @@ class ImageFeatureCache:
             key = None
             if fingerprint is not None:
                 key = FeatureKey(encoder, fingerprint, None if view is None else seed, view, precision)
-            return self.get_or_compute(
-                key,
-                lambda: encode_dataset(
+
+            def compute(indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                return encode_dataset(
                     encode, dataset, collate_fn=collate_fn, batch_size=batch_size, seed=seed, view=view,
-                    autocast=autocast,
-                ),
-            )  # fmt: skip
+                    autocast=autocast, indices=indices,
+                )  # fmt: skip
+
+            if processes is None or processes.count == 1 or len(dataset) < processes.count:
+                return self.get_or_compute(key, compute)
+            return self.get_or_compute_sharded(key, compute, len(dataset), processes)
 
         if views is None:
             return one(None)

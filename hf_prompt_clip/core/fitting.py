@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .feature_cache import ImageFeatureCache
+from .feature_cache import ImageFeatureCache, ProcessShards
 
 if TYPE_CHECKING:
     from .modeling import PromptCLIPPreTrainedModel
@@ -69,6 +69,8 @@ class FitData:
         precision: the autocast setting (`"no"`, `"bf16"`, `"fp16"`), part of the cache key.
         autocast: context manager factory the image tower runs under (e.g. `accelerator.autocast`).
         cache: the feature cache; one per run shares features between methods and seeds.
+        processes: under several processes, how they share the encoding (`ProcessShards`: each encodes
+            its shard, all get all the features); `None` for one process.
     """
 
     train: Any
@@ -81,6 +83,7 @@ class FitData:
     precision: str = "no"
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     cache: ImageFeatureCache = field(default_factory=ImageFeatureCache)
+    processes: ProcessShards | None = None
 
     def dataset(self, split: str) -> Any:
         """The dataset of `split` (`"train"`, `"train_views"`, `"validation"`), refusing one that is missing."""
@@ -125,6 +128,7 @@ class FitData:
             views=views,
             precision=self.precision,
             autocast=self.autocast,
+            processes=self.processes,
         )
         device = self.device or model.text_device
         return features.to(device), labels.to(device)

@@ -46,7 +46,7 @@ from ..core.atomic import (
     staging_path,
 )
 from ..core.configuration import option_types
-from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, SeededViews
+from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, ProcessShards, SeededViews
 from ..core.fitting import FitData
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel, TrainingStage
@@ -914,6 +914,17 @@ class PromptTrainer:
             precision=self.config.mixed_precision,
             autocast=self.accelerator.autocast,
             cache=self.feature_cache,
+            processes=self.encoding_shards(),
+        )
+
+    def encoding_shards(self) -> ProcessShards | None:
+        """How the run's processes share encoding frozen image features (`None` for one process): each
+        encodes its shard of the images and the shards are gathered (`accelerator.gather`)."""
+        accelerator = self.accelerator
+        if accelerator.num_processes == 1:
+            return None
+        return ProcessShards(
+            accelerator.process_index, accelerator.num_processes, accelerator.gather, accelerator.device
         )
 
     def _fit_stage(self, stage_index: int, stage, resume: Path | None) -> None:
@@ -934,7 +945,10 @@ class PromptTrainer:
             logger.info(
                 "fit stage %r (%d of %d): fitting %s on frozen image features%s",
                 stage.name, stage_index + 1, len(model.training_stages()), type(model).__name__,
-                "" if accelerator.num_processes == 1 else " (every process fits; the main process's result is kept)",
+                "" if accelerator.num_processes == 1 else (
+                    " (the processes share encoding the images; every process fits; the main process's result "
+                    "is kept)"
+                ),
             )  # fmt: skip
             before = self._options()
             model.eval()
@@ -1064,6 +1078,7 @@ class PromptTrainer:
                 views=range(config.augment_views),
                 precision=config.mixed_precision,
                 autocast=self.accelerator.autocast,
+                processes=self.encoding_shards(),
             )
         finally:
             model.train(was_training)
@@ -1106,7 +1121,7 @@ class PromptTrainer:
         else:
             self.state.stage, self.state.epoch, self.state.step_in_epoch = stage_index, 0, 0
         views = labels = None
-        if cached:  # every view of every example encoded once (each process encodes all of them)
+        if cached:  # every view of every example encoded once (each process encodes its shard; all get all)
             views, labels = self.training_views()
         epochs = stage.epochs or config.epochs
         base_lr = stage.learning_rate or config.learning_rate
@@ -1121,8 +1136,10 @@ class PromptTrainer:
         if cached:
             logger.info(
                 "training on %d cached augmented views of each of the %d images (epoch e reads view e mod %d; "
-                "%s)", config.augment_views, len(self.train_dataset), config.augment_views,
+                "%s%s)", config.augment_views, len(self.train_dataset), config.augment_views,
                 self.feature_cache.summary(),
+                "" if accelerator.num_processes == 1
+                else f"; this process encoded its shard, 1/{accelerator.num_processes} of the images",
             )  # fmt: skip
         progress = tqdm(
             total=epochs * steps_per_epoch,
