@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_parser, device_name, write_results
-from whole_step import PartTimer
+from whole_step import PartTimer, replace_in_package
 
 PARTS = ("image", "text", "sinkhorn", "backward", "optimizer", "data", "other")
 PHASES = ("training", "evaluation")
@@ -108,12 +108,7 @@ class TokenCounter:
                 if hasattr(module, name) and getattr(module, name).__module__ == module.__name__:
                     value = getattr(module, name)
                     originals[id(value)] = (value, self.wrap(name, value))
-        for module in list(sys.modules.values()):
-            if module is None or not getattr(module, "__name__", "").startswith("hf_prompt_clip"):
-                continue
-            for attribute, value in list(vars(module).items()):
-                if id(value) in originals and originals[id(value)][0] is value:
-                    setattr(module, attribute, originals[id(value)][1])
+        replace_in_package(originals)
 
 
 class SweepTimer(PartTimer):

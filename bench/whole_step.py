@@ -73,6 +73,18 @@ PART_MODULES = {
 TEXT_SKIP = {"tokenize_texts", "fill_template", "prompt_layout", "embed_tokens", "assemble_prompt_embeddings"}
 
 
+def replace_in_package(replacements: dict[int, tuple[object, object]]) -> None:
+    """Wherever a loaded `hf_prompt_clip` module holds a replaced object (`{id(old): (old, new)}`), put `new`
+    there instead (methods import the timed functions by name, so each importing module holds its own
+    reference)."""
+    for module in list(sys.modules.values()):
+        if module is None or not getattr(module, "__name__", "").startswith("hf_prompt_clip"):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if id(value) in replacements and replacements[id(value)][0] is value:
+                setattr(module, attribute, replacements[id(value)][1])
+
+
 class PartTimer:
     """Accumulates the time spent in the outermost call of each part's functions."""
 
@@ -116,12 +128,7 @@ class PartTimer:
                         if isinstance(value, type) or attribute in TEXT_SKIP:
                             continue
                         originals[id(value)] = (value, self.wrap(part, value))
-        for module in list(sys.modules.values()):
-            if module is None or not getattr(module, "__name__", "").startswith("hf_prompt_clip"):
-                continue
-            for attribute, value in list(vars(module).items()):
-                if id(value) in originals and originals[id(value)][0] is value:
-                    setattr(module, attribute, originals[id(value)][1])
+        replace_in_package(originals)
         clip.get_image_features = self.wrap("image", clip.get_image_features)
 
 
