@@ -73,3 +73,10 @@ def test_two_processes_predict_exactly_what_one_process_does_on_streamed_and_map
                     results["num_processes"], setting, name,
                 )  # fmt: skip
                 assert result["evaluate_accuracy"] == reference["accuracy"]
+        # from the image-feature cache: one process's predictions; each process encoded its shard only
+        cached = results["results"]["cached"]
+        assert {key: cached[key] for key in ("count", "correct", "accuracy", "predicted", "labels")} == {
+            key: reference[key] for key in ("count", "correct", "accuracy", "predicted", "labels")
+        }
+        assert cached["encoded_here"] == -(-SIZE // results["num_processes"])  # 23, or 12 of 23
+        assert cached["encoded_again"] == 0

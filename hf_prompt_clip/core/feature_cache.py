@@ -200,9 +200,24 @@ class ProcessShards:
                 f"ProcessShards needs 0 <= index < count, got index {self.index} of {self.count} processes."
             )
 
+    @classmethod
+    def of(cls, accelerator: Any) -> ProcessShards | None:
+        """The shards of an `accelerate.Accelerator`'s processes (`None` for one process)."""
+        if accelerator.num_processes == 1:
+            return None
+        return cls(
+            accelerator.process_index, accelerator.num_processes, accelerator.gather, accelerator.device
+        )
+
     def shard(self, size: int) -> range:
         """The indices of this process's examples among `size`."""
         return range(self.index, size, self.count)
+
+    def gather_rows(self, values: torch.Tensor, size: int, fill: float = 0) -> torch.Tensor:
+        """Every process's rows of its shard (`values`: `(len(shard(size)), ...)`) -> all `size` rows in
+        dataset order, on every process (padded to equal lengths with `fill` for the gather)."""
+        per = math.ceil(size / self.count)
+        return interleave_shards(self.gather(_pad_rows(values, per, fill).to(self.device)), self.count, size)
 
     @property
     def is_main(self) -> bool:
@@ -470,13 +485,7 @@ class ImageFeatureCache:
             return self._served(key, value, source)
         shard = processes.shard(size)
         features, labels = compute_shard(shard)
-        per = math.ceil(size / processes.count)
-        features = processes.gather(_pad_rows(features, per).to(processes.device))
-        labels = processes.gather(_pad_rows(labels, per, fill=-1).to(processes.device))
-        value = (
-            interleave_shards(features, processes.count, size),
-            interleave_shards(labels, processes.count, size),
-        )
+        value = processes.gather_rows(features, size), processes.gather_rows(labels, size, fill=-1)
         return self._stored(key, value, len(shard), write=processes.is_main)
 
     def features(

@@ -10,7 +10,9 @@ model whose classification goes through frozen image features (`model.frozen_ima
 evaluated from cached features: each test image is encoded once per image tower, dataset (split,
 selection, transform) and precision, and reused by every method, seed and protocol of the run;
 `model.logits_from_image_features(features)` gives the logits (tested equal to recomputing). Under
-several processes, and for streamed sets (no fingerprint), each process encodes its shard as usual.
+several processes the cache's encoding is shared (`ProcessShards`): each process encodes its shard of the
+test images, every process holds all the features, and each classifies its shard (predictions gathered).
+Streamed sets (no fingerprint) are encoded shard by shard as usual, without the cache.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from datasets import Dataset
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
-from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, dataset_fingerprint
+from ..core.feature_cache import (
+    FrozenFeaturesUnavailable,
+    ImageFeatureCache,
+    ProcessShards,
+    dataset_fingerprint,
+)
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel
 from ..core.reference import harmonic_mean
@@ -103,15 +110,9 @@ def cached_features_encoder(
     accelerator: Accelerator,
 ) -> tuple[str, Callable] | None:
     """`model.frozen_image_encoder()` when `dataset` can be evaluated from `feature_cache`, else `None`
-    (logged): no cache, several processes (each encodes its own shard), a set without a fingerprint
-    (streamed, or a plain torch dataset), or a model that does not classify from frozen features."""
+    (logged): no cache, a set without a fingerprint (streamed, or a plain torch dataset), or a model that
+    does not classify from frozen features."""
     if feature_cache is None:
-        return None
-    if accelerator.num_processes > 1:
-        logger.info(
-            "image-feature cache not used for evaluation under %d processes: each process encodes its shard "
-            "(the cache serves single-process evaluation)", accelerator.num_processes,
-        )  # fmt: skip
         return None
     if isinstance(dataset, IterableDataset) or dataset_fingerprint(dataset) is None:
         logger.info(
@@ -157,6 +158,7 @@ def predict(
     encoder = cached_features_encoder(model, dataset, feature_cache, accelerator)
     if encoder is not None:
         identity, encode = encoder
+        processes = ProcessShards.of(accelerator)
         features, labels = feature_cache.features(
             lambda pixel_values: encode(pixel_values.to(accelerator.device)),
             identity,
@@ -165,18 +167,26 @@ def predict(
             batch_size=batch_size,
             precision=accelerator.mixed_precision,
             autocast=accelerator.autocast,
+            processes=processes,
         )
+        size = len(labels)
+        shared = processes is not None and size >= processes.count
         logger.info(
-            "%s: %d test images' features %s (%s)", description, len(labels),
+            "%s: %d test images' features %s (%s)%s", description, size,
             "encoded" if feature_cache.last_source == "encoded" else f"reused from the cache ({feature_cache.last_source})",
             identity.split("|")[0],
+            f"; each of {processes.count} processes encodes and classifies its shard" if shared else "",
         )  # fmt: skip
+        rows = processes.shard(size) if shared else range(size)
         predicted = []
-        for start in range(0, len(labels), batch_size):
+        for start in range(0, len(rows), batch_size):
             with accelerator.autocast():
-                chunk = features[start : start + batch_size].to(accelerator.device)
-                predicted.append(model.logits_from_image_features(chunk).argmax(-1).cpu())
-        return Predictions(torch.cat(predicted), labels.cpu())
+                chunk = features[rows[start : start + batch_size]].to(accelerator.device)
+                predicted.append(model.logits_from_image_features(chunk).argmax(-1))
+        predicted = torch.cat(predicted)
+        if shared:  # every process classified its shard: all the predictions, in dataset order
+            predicted = processes.gather_rows(predicted, size)
+        return Predictions(predicted.cpu(), labels.cpu())
     loader = prepare_evaluation_loader(
         accelerator, DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
     )

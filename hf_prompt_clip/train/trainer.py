@@ -920,12 +920,7 @@ class PromptTrainer:
     def encoding_shards(self) -> ProcessShards | None:
         """How the run's processes share encoding frozen image features (`None` for one process): each
         encodes its shard of the images and the shards are gathered (`accelerator.gather`)."""
-        accelerator = self.accelerator
-        if accelerator.num_processes == 1:
-            return None
-        return ProcessShards(
-            accelerator.process_index, accelerator.num_processes, accelerator.gather, accelerator.device
-        )
+        return ProcessShards.of(self.accelerator)
 
     def _fit_stage(self, stage_index: int, stage, resume: Path | None) -> None:
         """Run a `"fit"` stage: `model.fit(self.fit_data())` on every process (no optimiser), the main

@@ -8,8 +8,11 @@ DATA holds Hub-like repositories of one test split (`data/test-*.parquet`) of `s
 one per sub-folder; each is read with `HubSource` streamed (`IterableDataset`), as the
 ImageNet variants are, and the sub-folder `one-shard` also map-style. Every set is evaluated
 under three accelerators: accelerate's defaults, `dispatch_batches=False`, `even_batches=False`.
+The map-style set is also evaluated from an image-feature cache (`cached`: each process encodes its shard
+of the images, then classifies its shard of the features), twice: the second time from memory.
 OUTPUT: `{accelerator: {set: {"count", "correct", "accuracy", "evaluate_accuracy", "predicted",
-"labels"}}}`.
+"labels"}}, "cached": {...as above, "encoded_here", "encoded_again"}}` (`encoded_here`: images the
+main process encoded).
 """
 
 import json
@@ -22,6 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 
 from hf_prompt_clip import TINY_CLIP_ID, ZeroShotCLIPModel
+from hf_prompt_clip.core.feature_cache import ImageFeatureCache
 from hf_prompt_clip.data import (
     HubSource,
     collate_fn,
@@ -68,6 +72,20 @@ def main(data: Path, output: Path, cache: str) -> None:
                 "labels": found.labels.tolist(),
             }
         assert accelerator.dataloader_config is config  # predict restored the accelerator's own settings
+    cache, dataset = ImageFeatureCache(), sets["one-shard-map"]
+    found = predict(model, dataset, collate_fn, BATCH_SIZE, accelerator, feature_cache=cache)
+    encoded = cache.encoded_images
+    again = predict(model, dataset, collate_fn, BATCH_SIZE, accelerator, feature_cache=cache)
+    assert torch.equal(again.predicted, found.predicted) and cache.last_source == "memory"
+    results["cached"] = {
+        "count": len(found.labels),
+        "correct": int((found.predicted == found.labels).sum()),
+        "accuracy": found.accuracy,
+        "predicted": found.predicted.tolist(),
+        "labels": found.labels.tolist(),
+        "encoded_here": encoded,
+        "encoded_again": cache.encoded_images - encoded,
+    }
     if accelerator.is_main_process:
         output.write_text(json.dumps({"num_processes": accelerator.num_processes, "results": results}))
     accelerator.wait_for_everyone()
