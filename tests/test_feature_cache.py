@@ -1,6 +1,7 @@
 """The shared image-feature cache: each view encoded once, and exactly what recomputing gives."""
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -216,6 +217,11 @@ def test_interleaving_strided_shards_gives_dataset_order():
         interleave_shards(torch.arange(5), 2, 4)
     with pytest.raises(ValueError, match="index < count"):
         ProcessShards(2, 2, gather=lambda t: t)
+    one, two = (
+        SimpleNamespace(num_processes=n, process_index=n - 1, gather=None, device="cpu") for n in (1, 2)
+    )
+    assert ProcessShards.of(one) is None  # one process: nothing to share
+    assert (ProcessShards.of(two).index, ProcessShards.of(two).count) == (1, 2)
 
 
 @pytest.mark.parametrize("count", [2, 5])
