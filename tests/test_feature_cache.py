@@ -218,7 +218,10 @@ def test_interleaving_strided_shards_gives_dataset_order():
     with pytest.raises(ValueError, match="index < count"):
         ProcessShards(2, 2, gather=lambda t: t)
     one, two = (
-        SimpleNamespace(num_processes=n, process_index=n - 1, gather=None, device="cpu") for n in (1, 2)
+        SimpleNamespace(
+            num_processes=n, process_index=n - 1, gather=None, device="cpu", is_local_main_process=True
+        )
+        for n in (1, 2)
     )
     assert ProcessShards.of(one) is None  # one process: nothing to share
     assert (ProcessShards.of(two).index, ProcessShards.of(two).count) == (1, 2)
@@ -286,3 +289,62 @@ def test_a_dataset_smaller_than_the_process_count_is_encoded_whole_by_each(model
         return encode.images
 
     assert group.run(work) == [2, 2, 2]
+
+
+def test_a_process_that_fails_to_encode_stops_every_process_instead_of_leaving_them_waiting(model, data):
+    dataset = data["plain"]
+    group = ThreadGroup(2)
+
+    def work(index, shards):
+        def encode(pixel_values):
+            if index == 1:
+                raise OSError("image 7 is truncated")
+            return model.encode_images(pixel_values)
+
+        try:
+            ImageFeatureCache().features(encode, "e", dataset, collate_fn=collate_fn, processes=shards)
+        except Exception as error:  # what each process raised
+            return error
+        return None
+
+    stopped = group.run(work)
+    assert isinstance(stopped[1], OSError) and "truncated" in str(stopped[1])  # its own error
+    assert isinstance(stopped[0], RuntimeError) and "process(es) [1] of 2 failed" in str(stopped[0])
+
+
+def test_each_nodes_first_process_writes_the_disk_entries():
+    accelerator = SimpleNamespace(
+        num_processes=4, process_index=2, gather=None, device="cpu", is_local_main_process=True
+    )
+    assert ProcessShards.of(accelerator).writes_disk  # rank 2, first of the second node
+    assert ProcessShards(0, 2, gather=None).writes_disk and not ProcessShards(1, 2, gather=None).writes_disk
+
+
+def test_a_cache_folder_that_cannot_be_written_keeps_the_features_in_memory(model, data, tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    cache, encode = ImageFeatureCache(directory=blocked), CountingEncoder(model)
+    with caplog.at_level("WARNING", logger="hf_prompt_clip.core.feature_cache"):
+        first, _ = cache.features(encode, "e", data["plain"], collate_fn=collate_fn)
+        again, _ = cache.features(encode, "e", data["plain"], collate_fn=collate_fn)
+    assert again is first and encode.images == len(data["plain"])  # served from memory the second time
+    assert "could not write the image-feature file" in caplog.text and "permissions" in caplog.text
+
+
+def test_views_read_from_disk_and_views_encoded_on_another_device_stack(model, data, tmp_path, monkeypatch):
+    """Disk entries come back on the CPU, fresh ones where the encoder ran (a GPU): one device for the
+    stack. `meta` stands in for the GPU here (the disk entry is moved there, the fresh view stays on CPU)."""
+    folder = tmp_path / "cache"
+    ImageFeatureCache(directory=folder).features(
+        model.encode_images, "e", data["augmented"], seed=3, views=[0], collate_fn=collate_fn
+    )
+    read = ImageFeatureCache._read_disk
+    monkeypatch.setattr(
+        ImageFeatureCache,
+        "_read_disk",
+        lambda self, key: tuple(t.to("meta") for t in read(self, key) or ()) or None,
+    )
+    views, _ = ImageFeatureCache(directory=folder).features(
+        model.encode_images, "e", data["augmented"], seed=3, views=[0, 1], collate_fn=collate_fn
+    )
+    assert views.shape[:2] == (2, len(data["augmented"])) and views.device.type == "meta"

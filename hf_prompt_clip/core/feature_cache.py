@@ -24,7 +24,9 @@ load (a file whose stored key differs is ignored and replaced), written atomical
 
 Under several processes (`ProcessShards`), each process encodes every `count`-th example (its shard)
 and the shards are gathered, so every process holds all the features after encoding only its share of
-them; only the main process writes disk entries.
+them; the first process of each node writes disk entries (`ProcessShards.writer`). A process that fails
+to encode its shard stops every process with it (`ProcessShards.all_succeed`), and a folder that cannot be
+written leaves the features in memory with a warning (it is a cache).
 
 Recomputing gives the same tensors (tested): caching changes the cost, never the result. Where a
 method's protocol reuses views across epochs (Tip-Adapter-F's fine-tuning reads the cache's
@@ -183,6 +185,8 @@ class ProcessShards:
         gather: a tensor of the same shape from every process, concatenated along dim 0 in process order
             (`accelerate.Accelerator.gather`); every process must call it at the same point.
         device: where tensors handed to `gather` must be (the backend's device: a GPU for NCCL).
+        writer: whether this process writes disk entries (`None`: process 0 only; `of` picks each node's
+            first process, so a folder local to each node is filled on every node).
 
     Example:
         >>> ProcessShards(1, 4, gather=lambda t: t).shard(10)
@@ -193,6 +197,7 @@ class ProcessShards:
     count: int
     gather: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device | str = "cpu"
+    writer: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
@@ -206,7 +211,11 @@ class ProcessShards:
         if accelerator.num_processes == 1:
             return None
         return cls(
-            accelerator.process_index, accelerator.num_processes, accelerator.gather, accelerator.device
+            accelerator.process_index,
+            accelerator.num_processes,
+            accelerator.gather,
+            accelerator.device,
+            writer=accelerator.is_local_main_process,
         )
 
     def shard(self, size: int) -> range:
@@ -220,8 +229,22 @@ class ProcessShards:
         return interleave_shards(self.gather(_pad_rows(values, per, fill).to(self.device)), self.count, size)
 
     @property
-    def is_main(self) -> bool:
-        return self.index == 0
+    def writes_disk(self) -> bool:
+        """Whether this process writes the shared entries to the cache's folder."""
+        return self.index == 0 if self.writer is None else self.writer
+
+    def all_succeed(self, error: BaseException | None, what: str) -> None:
+        """Raise on every process if any process failed at `what` (its own error on the failing one), so
+        that none waits forever in a collective the failed one never reaches."""
+        ok = self.gather(torch.tensor([int(error is None)], device=self.device)).tolist()
+        if error is not None:
+            raise error
+        failed = [index for index, flag in enumerate(ok) if not flag]
+        if failed:
+            raise RuntimeError(
+                f"process(es) {failed} of {self.count} failed at {what} (their log shows the error); process "
+                f"{self.index} stops too instead of waiting for their part. Fix that error and run again."
+            )
 
 
 def interleave_shards(gathered: torch.Tensor, count: int, size: int) -> torch.Tensor:
@@ -449,7 +472,14 @@ class ImageFeatureCache:
         if key is not None:
             self._remember(key, value)
             if self.directory is not None and write:
-                self._write_disk(key, value)
+                try:
+                    self._write_disk(key, value)
+                except OSError as error:  # a cache: the run goes on with the features in memory
+                    logger.warning(
+                        "could not write the image-feature file %s (%s); the features stay in memory only, "
+                        "and a later run encodes them again. Free space or fix the permissions of %s.",
+                        self.disk_path(key), error, self.directory,
+                    )  # fmt: skip
         return value
 
     def get_or_compute(
@@ -472,7 +502,7 @@ class ImageFeatureCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`get_or_compute` shared by several processes: unless every process finds the entry, each computes
         its shard (`compute_shard(indices)`, `processes.shard(size)`), and the gathered shards are the entry
-        on every process (only the main process writes it to disk). Every process must call it with the
+        on every process (`processes.writes_disk` ones write it to disk). Every process must call it with the
         same key at the same point (it gathers), and `size >= processes.count`."""
         if size < processes.count:
             raise ValueError(
@@ -484,9 +514,14 @@ class ImageFeatureCache:
         if bool(found.all()):  # else every process encodes its shard, so that the collectives line up
             return self._served(key, value, source)
         shard = processes.shard(size)
-        features, labels = compute_shard(shard)
+        error = features = labels = None
+        try:
+            features, labels = compute_shard(shard)
+        except Exception as caught:  # re-raised on this process by all_succeed, after the others hear of it
+            error = caught
+        processes.all_succeed(error, "encoding their shard of the images")
         value = processes.gather_rows(features, size), processes.gather_rows(labels, size, fill=-1)
-        return self._stored(key, value, len(shard), write=processes.is_main)
+        return self._stored(key, value, len(shard), write=processes.writes_disk)
 
     def features(
         self,
@@ -540,7 +575,8 @@ class ImageFeatureCache:
         if not chosen:
             raise ValueError("views names no view: give at least one view index (e.g. views=range(10)).")
         encoded = [one(view) for view in chosen]
-        return torch.stack([features for features, _ in encoded]), encoded[0][1]
+        device = encoded[0][0].device  # disk entries are on the CPU, encoded ones where the encoder ran
+        return torch.stack([features.to(device) for features, _ in encoded]), encoded[0][1]
 
 
 def _nbytes(entry: tuple[torch.Tensor, ...]) -> int:
