@@ -584,10 +584,12 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         of `core/vision.py`); a frozen image tower runs in `torch.inference_mode` (no autograd records, no
         version counters), and its `(B, E)` output is cloned into a normal tensor, which may then enter
         autograd (CoCoOp's meta-net and CLIP-Adapter's MLP save it for their weight gradients; inference
-        tensors cannot be saved)."""
+        tensors cannot be saved). Under `torch.compile` (or `accelerate launch --dynamo_backend ...`) it runs
+        under `torch.no_grad` instead: compiled graphs cannot hold inference tensors."""
         if any(m.startswith("vision") for m in self.adapter_clip_modules):
             return self.image_output(encode_image_tokens(self.clip, pixel_values).pooled)
-        with torch.inference_mode():
+        frozen = torch.no_grad() if torch.compiler.is_compiling() else torch.inference_mode()
+        with frozen:
             features = self.image_output(encode_image_tokens(self.clip, pixel_values).pooled)
         return features.clone()
 

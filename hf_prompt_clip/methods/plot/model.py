@@ -52,6 +52,10 @@ def transport_logits(
         local = F.normalize(local_features.float(), dim=-1)
         prompts = F.normalize(prompt_features.float(), dim=-1)
         similarity = torch.einsum("bme,nke->bkmn", local, prompts)
+        if torch.compiler.is_compiling():
+            # einsum's result is a permuted view; compiled graphs split at Sinkhorn's host reads got its
+            # aliases wrong (a failed view in PLOT, silently other values in PLOT++): give them a plain tensor
+            similarity = similarity.contiguous()
         plan = plan_fn(similarity.detach())
         return (plan * similarity).sum(dim=(-2, -1))
 
