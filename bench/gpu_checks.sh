@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every device check of docs/performance.md's "Not measured yet" in one command that fits the device
 # tool's 10-minute limit (issue 17): the fast engine's exactness and host syncs on the GPU (fp32, bf16),
-# the text-side table at full reference size, whole steps at K = 102, MP-FGVC, evaluation at scale.
+# the text-side table at full reference size, whole steps at K = 102, MP-FGVC, evaluation at scale, and
+# the largest CoCoOp training batch at K = 500.
 #
 # Here (the CPU machine, in the repository's root), once per session:
 #   bash bench/gpu_checks.sh --prepare   # what the GPU machine lacks, into .whl/ (ignored; carry it):
@@ -40,6 +41,7 @@ if [ "${TOY:-0}" = 1 ]; then  # this CPU, toy sizes, the repository's venv; benc
   STEP=(--methods coop --classes 4 --images 2 --rounds 1 --reps 1 --threads 1)
   MPFGVC=(--classes 4 --images 2 --reps 1 --warmup 0 --threads 1)
   SCALE=(--images 16 --batch-size 8 --threads 1)
+  COCOOP=(--classes 4 --max-batch 2)
 else  # the GPU machine: its python3 has torch; the carried wheels give the rest
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .whl/*.whl || exit 1
@@ -52,6 +54,7 @@ else  # the GPU machine: its python3 has torch; the carried wheels give the rest
   STEP=(--classes 102 --rounds 1 --reps 3)
   MPFGVC=(--images 32)
   SCALE=(--images 2048 8192)
+  COCOOP=(--classes 500)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOGS/nvidia-smi.txt" 2>&1
 fi
 "$PY" -c "import torch, transformers, datasets, accelerate; print('torch', torch.__version__, 'cuda',
@@ -74,11 +77,12 @@ step() {  # step NAME SECONDS COMMAND...: one check under a time limit; its log 
   pack
 }
 common=(--tokenizer "$TOKENIZER" --device "$DEVICE")
-step cuda_exactness 90 "$PY" bench/cuda_exactness.py "${common[@]}" "${EXACT[@]}"
-step text_engine 150 "$PY" bench/text_engine.py "${common[@]}" --dtype "$DTYPE" "${TEXT[@]}"
-step whole_step 200 "$PY" bench/whole_step.py "${common[@]}" --dtype "$DTYPE" "${STEP[@]}"
-step mpfgvc 60 "$PY" bench/mpfgvc.py "${common[@]}" --dtype "$DTYPE" "${MPFGVC[@]}"
-step eval_scale 60 "$PY" bench/eval_scale.py "${common[@]}" --dtype "$DTYPE" "${SCALE[@]}"
+step cuda_exactness 60 "$PY" bench/cuda_exactness.py "${common[@]}" "${EXACT[@]}"
+step text_engine 120 "$PY" bench/text_engine.py "${common[@]}" --dtype "$DTYPE" "${TEXT[@]}"
+step whole_step 160 "$PY" bench/whole_step.py "${common[@]}" --dtype "$DTYPE" "${STEP[@]}"
+step mpfgvc 50 "$PY" bench/mpfgvc.py "${common[@]}" --dtype "$DTYPE" "${MPFGVC[@]}"
+step eval_scale 50 "$PY" bench/eval_scale.py "${common[@]}" --dtype "$DTYPE" "${SCALE[@]}"
+step cocoop_max_batch 80 "$PY" bench/cocoop_max_batch.py "${common[@]}" --dtype "$DTYPE" "${COCOOP[@]}"
 rm -rf "$WORK"
 echo "wrote $OUT/gpu_results.tgz (logs, summary, results of every step)"
 exit $status

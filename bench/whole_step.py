@@ -169,10 +169,11 @@ def build(args):
     from hf_prompt_clip.data import get_benchmark
 
     tokenizer, clip = random_vit_b16(args.tokenizer, args.device, getattr(torch, args.dtype))
-    labels, prompts = class_names("oxford_flowers")
+    source = getattr(args, "source", "oxford_flowers")  # a registry class list (bench/common.py)
+    labels, prompts = class_names(source)
     config_class, model_class = get_method(args.method)
-    # what the runner gives a method trained on Flowers102 (templates, PLOT++'s phrases, MP-FGVC's "flower")
-    options = model_class.benchmark_options(get_benchmark("oxford_flowers"), {})
+    # what the runner gives a method trained on that benchmark (templates, PLOT++'s phrases, MP-FGVC's "flower")
+    options = model_class.benchmark_options(get_benchmark(source), {})
     config = config_class(
         clip_config=clip.config.to_dict(),
         class_names=labels[: args.classes],
