@@ -15,7 +15,6 @@ on the device (issue 17).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import warnings
@@ -38,6 +37,11 @@ def step(model, pixels, labels, autocast) -> tuple[torch.Tensor, torch.Tensor, d
     output.loss.float().backward()
     grads = {n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.grad is not None}
     return output.loss.detach().float(), output.logits.detach().float(), grads
+
+
+def autocast_for(device: str, dtype: str):
+    """A factory of the step's autocast context: bfloat16 autocast, or none for float32."""
+    return lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,9 +86,7 @@ def check(args, method: str) -> list[dict]:
     labels = (torch.arange(images) % args.classes).to(args.device)
 
     def runs(dtype: str) -> dict:
-        def autocast():
-            return torch.autocast(args.device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-
+        autocast = autocast_for(args.device, dtype)
         return {path: step(model, pixels, labels, autocast) for path, model in models.items()}
 
     exact = runs("float32")
@@ -113,9 +115,9 @@ def check(args, method: str) -> list[dict]:
                 ],
             }
         )
-    bf16 = lambda: torch.autocast(args.device, dtype=torch.bfloat16)  # noqa: E731
-    rows[0]["host_syncs_per_fast_step"] = count_syncs(models["fast"], pixels, labels, contextlib.nullcontext)
-    rows[1]["host_syncs_per_fast_step"] = count_syncs(models["fast"], pixels, labels, bf16)
+    for row in rows:
+        autocast = autocast_for(args.device, row["dtype"])
+        row["host_syncs_per_fast_step"] = count_syncs(models["fast"], pixels, labels, autocast)
     return rows
 
 

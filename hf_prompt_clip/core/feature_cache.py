@@ -218,6 +218,10 @@ class ProcessShards:
             writer=accelerator.is_local_main_process,
         )
 
+    def splits(self, size: int) -> bool:
+        """Whether `size` examples are shared out (each process needs one; fewer are encoded whole by each)."""
+        return self.count > 1 and size >= self.count
+
     def shard(self, size: int) -> range:
         """The indices of this process's examples among `size`."""
         return range(self.index, size, self.count)
@@ -504,7 +508,7 @@ class ImageFeatureCache:
         its shard (`compute_shard(indices)`, `processes.shard(size)`), and the gathered shards are the entry
         on every process (`processes.writes_disk` ones write it to disk). Every process must call it with the
         same key at the same point (it gathers), and `size >= processes.count`."""
-        if size < processes.count:
+        if not processes.splits(size):
             raise ValueError(
                 f"{size} examples cannot be shared by {processes.count} processes (each needs one); "
                 "use get_or_compute."
@@ -565,7 +569,7 @@ class ImageFeatureCache:
                     autocast=autocast, indices=indices,
                 )  # fmt: skip
 
-            if processes is None or processes.count == 1 or len(dataset) < processes.count:
+            if processes is None or not processes.splits(len(dataset)):
                 return self.get_or_compute(key, compute)
             return self.get_or_compute_sharded(key, compute, len(dataset), processes)
 

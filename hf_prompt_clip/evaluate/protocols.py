@@ -170,7 +170,7 @@ def predict(
             processes=processes,
         )
         size = len(labels)
-        shared = processes is not None and size >= processes.count
+        shared = processes is not None and processes.splits(size)
         logger.info(
             "%s: %d test images' features %s (%s)%s", description, size,
             "encoded" if feature_cache.last_source == "encoded" else f"reused from the cache ({feature_cache.last_source})",

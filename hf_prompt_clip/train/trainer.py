@@ -914,13 +914,8 @@ class PromptTrainer:
             precision=self.config.mixed_precision,
             autocast=self.accelerator.autocast,
             cache=self.feature_cache,
-            processes=self.encoding_shards(),
+            processes=ProcessShards.of(self.accelerator),
         )
-
-    def encoding_shards(self) -> ProcessShards | None:
-        """How the run's processes share encoding frozen image features (`None` for one process): each
-        encodes its shard of the images and the shards are gathered (`accelerator.gather`)."""
-        return ProcessShards.of(self.accelerator)
 
     def _fit_stage(self, stage_index: int, stage, resume: Path | None) -> None:
         """Run a `"fit"` stage: `model.fit(self.fit_data())` on every process (no optimiser), the main
@@ -1073,7 +1068,7 @@ class PromptTrainer:
                 views=range(config.augment_views),
                 precision=config.mixed_precision,
                 autocast=self.accelerator.autocast,
-                processes=self.encoding_shards(),
+                processes=ProcessShards.of(self.accelerator),
             )
         finally:
             model.train(was_training)
