@@ -31,8 +31,8 @@ from .core.configuration import (
     PromptCLIPConfig,
     coerce_option,
     describe_type,
+    option_problem,
     option_types,
-    range_problem,
     type_advice,
 )
 from .core.feature_cache import ImageFeatureCache
@@ -328,9 +328,9 @@ def _field_type(config_class: type, name: str) -> Any:
 
 def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
     """`options` of `method` read as the types of its config fields (`coerce_option` with words: an int
-    for a float, `true`/`no`/`1`/... for a bool; never a fraction or a string for an int) and checked for
-    counts that must be positive; raises `ValueError` naming the option, what it takes, what was given and
-    an example.
+    for a float, `true`/`no`/`1`/... for a bool; never a fraction or a string for an int) and checked
+    against the values each option takes (its `OptionRule`); raises `ValueError` naming the option, what
+    it takes, what was given and an example.
 
     Example:
         >>> check_option_values(default_method(), {"n_ctx": "abc"})   # CoOp
@@ -351,12 +351,9 @@ def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
                 f"({type(value).__name__}): {type_advice(hint, words=True)}, {example} (values are Python "
                 f"literals; quote text with spaces: --option \"{key}='...'\")."
             ) from None
-        problem = range_problem(key, coerced)
+        problem = option_problem(config_class, key, coerced)
         if problem:
-            raise ValueError(
-                f"Option {problem.replace(key, f'{key} of {method}', 1)}: a zero or negative count means "
-                f"nothing; give a positive one, {example}."
-            )
+            raise ValueError(f"Option {problem.replace(key, f'{key} of {method}', 1)}; {example}.")
         checked[key] = coerced
     return checked
 

@@ -22,7 +22,8 @@ def pixels(batch=3):
 
 def make(clip_parts, names=NAMES, **kwargs):
     clip, tokenizer, processor = clip_parts
-    options = {"super_category": "shape", "ssvp_top_k": 5, **kwargs}
+    count = {} if "ssvp_fraction" in kwargs else {"ssvp_top_k": 5}  # the two are never given together
+    options = {"super_category": "shape", **count, **kwargs}
     config = MPFGVCConfig(clip_config=clip.config.to_dict(), class_names=names, **options)
     torch.manual_seed(0)
     return MPFGVCModel(config, clip_model=clip, tokenizer=tokenizer, image_processor=processor)

@@ -17,6 +17,7 @@ import typing
 import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
@@ -199,25 +200,6 @@ def warn_about_class_names(names: Sequence[str]) -> None:
 
 # ------------------------------------------------------------------ option values
 
-#: Options (of whichever method has them) for which zero or a negative count means nothing.
-POSITIVE_OPTIONS = frozenset(
-    {
-        "text_chunk_tokens",
-        "n_ctx",
-        "n_prompts",
-        "n_visual_prompt_sets",
-        "n_visual_prompt_tokens",
-        "meta_net_reduction",
-        "adapter_reduction",
-        "fusion_expansion",
-        "sinkhorn_max_iter",
-        "max_iter",
-        "augment_views",
-        "finetune_epochs",
-        "finetune_batch_size",
-    }
-)
-
 #: The words a boolean option reads from text (any letter case).
 BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -245,6 +227,10 @@ TRANSFORMERS_CONFIG_KEYWORDS = frozenset(
 # versions then pass as transformers lets them, instead of being refused as a user's typo.
 _LOADING_SAVED_CONFIG: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "loading_saved_config", default=False
+)
+# The keywords a config is being built with (`PromptCLIPConfig.given`), while its __init__ runs.
+_GIVEN_KEYWORDS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "given_keywords", default=frozenset()
 )
 
 
@@ -366,12 +352,130 @@ def describe_type(hint: Any, words: bool = False) -> str:
     return type_name(hint)
 
 
-def range_problem(name: str, value: Any) -> str | None:
-    """Why `value` means nothing for option `name` (`POSITIVE_OPTIONS`), or `None` when it is fine."""
-    countable = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if name in POSITIVE_OPTIONS and countable and value < 1:
-        return f"{name} must be at least 1, got {value}"
-    return None
+# ------------------------------------------------------------------ option rules
+
+#: The key of an option's `OptionRule` in its dataclass field's metadata (`option(...)`).
+OPTION_RULE = "hf_prompt_clip.option_rule"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """The values an option takes beyond its type: a range (`minimum`/`maximum` inclusive, `above`/`below`
+    exclusive) or a list of `choices`. For a list option the rule applies to every item. `None` (an
+    optional option left unset) always passes.
+
+    Declared where the option is defined (`option(...)`), checked on every assignment of the option
+    (`check_option_value`), so a config never holds a value that means nothing.
+
+    Example:
+        >>> OptionRule(minimum=0).problem("ctx_init_std", -1.0)
+        'ctx_init_std must be at least 0, got -1.0'
+        >>> OptionRule(above=0, maximum=1).describe()
+        'lie in (0, 1]'
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[Any, ...] | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        """What a value must do: `"be at least 1"`, `"be positive"`, `"lie in [0, 1]"`, `"be one of ('end', 'front')"`."""
+        if self.choices is not None:
+            return f"be one of {self.choices}"
+        low = self.minimum if self.minimum is not None else self.above
+        high = self.maximum if self.maximum is not None else self.below
+        if low is not None and high is not None:
+            left = "[" if self.minimum is not None else "("
+            right = "]" if self.maximum is not None else ")"
+            return f"lie in {left}{_number(low)}, {_number(high)}{right}"
+        if self.above is not None:
+            return "be positive" if self.above == 0 else f"be above {_number(self.above)}"
+        if self.minimum is not None:
+            return f"be at least {_number(self.minimum)}"
+        if self.below is not None:
+            return f"be below {_number(self.below)}"
+        return f"be at most {_number(self.maximum)}" if self.maximum is not None else "be any value"
+
+    def _fits(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            return True  # not a number: the type check refuses it, with its own message
+        return not (
+            (self.minimum is not None and value < self.minimum)
+            or (self.maximum is not None and value > self.maximum)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+        )
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Why `value` is not a value of option `name` (`"n_ctx must be at least 1, got 0"`), or `None`."""
+        if value is None:
+            return None
+        items = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
+        for index, item in items:
+            if not self._fits(item):
+                where = name if index is None else f"{name}[{index}]"
+                return f"{where} must {self.describe()}, got {item!r}"
+        return None
+
+
+def option(
+    default: Any = None,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: Sequence[Any] | None = None,
+    why: str = "",
+) -> Any:
+    """A config field with the values it takes (`OptionRule`), checked wherever the option is set.
+
+    Args:
+        default: the field's default (immutable: lists default to `None`).
+        minimum / maximum: inclusive bounds; above / below: exclusive bounds (for every item of a list).
+        choices: the only values allowed.
+        why: what the value means, added to the refusal (e.g. "the hidden width is E // r").
+
+    Example:
+        ```python
+        @strict
+        class MyConfig(PromptCLIPConfig):
+            n_ctx: int = option(16, minimum=1)
+            ctx_init_std: float = option(0.02, minimum=0, why="the std of the random initialisation")
+        ```
+    """
+    rule = OptionRule(minimum, maximum, above, below, None if choices is None else tuple(choices), why)
+    return dataclasses.field(default=default, metadata={OPTION_RULE: rule})
+
+
+@functools.cache
+def option_rules(config_class: type) -> dict[str, OptionRule]:
+    """The `OptionRule` of every option of `config_class` that declares one (`option(...)`); an option a
+    subclass redefines with only a new default (`n_ctx: int = 4`) keeps the rule of the class defining it."""
+    rules: dict[str, OptionRule] = {}
+    for klass in reversed(config_class.__mro__):
+        if dataclasses.is_dataclass(klass):
+            for field in dataclasses.fields(klass):
+                if OPTION_RULE in field.metadata:
+                    rules[field.name] = field.metadata[OPTION_RULE]
+    return rules
+
+
+def option_problem(config_class: type, name: str, value: Any) -> str | None:
+    """Why `value` is outside the values of option `name` of `config_class` (its `OptionRule`), with what
+    the option means where the rule says; `None` when it fits or the option declares no rule."""
+    rule = option_rules(config_class).get(name)
+    problem = rule.problem(name, value) if rule is not None else None
+    return f"{problem} ({rule.why})" if problem and rule.why else problem
 
 
 def unknown_keywords(config_class: type, keywords: Mapping[str, Any], also: Sequence[str] = ()) -> list[str]:
@@ -449,11 +553,11 @@ def check_saved_version(config_class: type, keywords: Mapping[str, Any], saved_v
 
 
 def check_option_value(config_class: type, name: str, value: Any) -> Any:
-    """`value` for option `name` of `config_class` (`coerce_option`, then `range_problem`).
+    """`value` for option `name` of `config_class` (`coerce_option`, then its `OptionRule`).
 
     Raises:
         InvalidOptionError: the wrong type, naming the field, the type, the value and what to give.
-        ValueError: a zero or negative count (`POSITIVE_OPTIONS`).
+        ValueError: a value outside the option's rule (`option(...)`: a range or choices).
     """
     hint = option_types(config_class).get(name, Any)
     try:
@@ -465,10 +569,11 @@ def check_option_value(config_class: type, name: str, value: Any) -> Any:
             f"{config_class.__name__}.{name} takes {describe_type(hint)}, got {value!r} "
             f"({type(value).__name__}): {type_advice(hint)}{example}."
         ) from None
-    problem = range_problem(name, coerced)
+    problem = option_problem(config_class, name, coerced)
     if problem:
         default = getattr(config_class, name, None)
-        raise ValueError(f"{problem}: give a positive count, e.g. {name}={default!r}.")
+        example = f"; e.g. {name}={default!r}" if default is not None else ""
+        raise ValueError(f"{config_class.__name__}.{problem}{example}.")
     return coerced
 
 
@@ -477,8 +582,9 @@ class PromptCLIPConfig(PreTrainedConfig):
     r"""Configuration shared by all prompt learners that wrap a frozen `CLIPModel`.
 
     Options are checked on every assignment against their field's type (`coerce_option`: no string for a
-    bool, no fraction for an int; an int is taken for a float), counts must be positive
-    (`POSITIVE_OPTIONS`), class lists must pass `validate_class_names`, and a keyword that is no option
+    bool, no fraction for an int; an int is taken for a float) and against the values they take, declared
+    where each option is defined (`option(...)`: a range or choices), class lists must pass
+    `validate_class_names`, and a keyword that is no option
     is refused with the closest valid names (`check_config_keywords`) unless the config is read back
     from a saved one (`from_dict`, `from_pretrained`, a `to_dict()` output), whose keys transformers
     handles.
@@ -530,11 +636,44 @@ class PromptCLIPConfig(PreTrainedConfig):
     class_names: list[str] | None = None
     prompt_names: list[str] | None = None
     fast: bool = True
-    text_chunk_tokens: int = DEFAULT_CHUNK_TOKENS
-    stage_epochs: list[int] | None = None
-    stage_learning_rates: list[float] | None = None
+    text_chunk_tokens: int = option(DEFAULT_CHUNK_TOKENS, minimum=1)
+    stage_epochs: list[int] | None = option(minimum=1)
+    stage_learning_rates: list[float] | None = option(above=0)
     training_stage: str | None = None
     hf_prompt_clip_version: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)  # transformers makes the class a keyword-only dataclass
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args, **keywords):
+            token = _GIVEN_KEYWORDS.set(frozenset(keywords))
+            try:
+                init(self, *args, **keywords)
+            finally:
+                _GIVEN_KEYWORDS.reset(token)
+
+        cls.__init__ = __init__
+
+    @staticmethod
+    def given(name: str) -> bool:
+        """In `__post_init__`: whether the config is being built with option `name` given (not its default);
+        lets a config refuse two options that say the same thing.
+
+        Example:
+            ```python
+            def __post_init__(self, **kwargs):
+                if self.given("a") and self.given("b"):
+                    raise ValueError("a and b both set ...; keep one of them.")
+            ```
+        """
+        return name in _GIVEN_KEYWORDS.get()
+
+    def read_from_saved(self) -> bool:
+        """In `__post_init__`: whether the config is read back from a saved one (`from_dict`,
+        `from_pretrained`, a `to_dict()` output) rather than built by a user."""
+        return _LOADING_SAVED_CONFIG.get() or self.transformers_version is not None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # every option is checked against its field's type on every assignment (construction, loading,
@@ -555,17 +694,13 @@ class PromptCLIPConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         # a user's keyword that is no option is refused (a typo would be ignored); a saved config's
         # (`from_dict`, or a dict written by `to_dict`, which records transformers_version) is not
-        if not _LOADING_SAVED_CONFIG.get() and self.transformers_version is None:
+        if not self.read_from_saved():
             check_config_keywords(type(self), kwargs, type(self).__name__)
         else:
             check_saved_version(type(self), kwargs, self.hf_prompt_clip_version)
         for name in ("stage_epochs", "stage_learning_rates"):
-            values = getattr(self, name)
-            if values is not None:
-                values = list(values)
-                if not values or min(values) <= 0:
-                    raise ValueError(f"{name} must list a positive value per training stage, got {values}.")
-                setattr(self, name, values)
+            if getattr(self, name) is not None and not getattr(self, name):
+                raise ValueError(f"{name} must list a value per training stage, got an empty list.")
         if isinstance(self.clip_config, CLIPConfig):
             self.clip_config = self.clip_config.to_dict()
         elif self.clip_config is not None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.configuration import option
 from ..zeroshot.config import ZeroShotCLIPConfig
 
 
@@ -23,18 +24,12 @@ class CLIPAdapterConfig(ZeroShotCLIPConfig):
 
     model_type = "prompt_clip_clip_adapter"
 
-    adapter_reduction: int = 4
-    residual_ratio: float = 0.2
-
-    def __post_init__(self, **kwargs):
-        if self.adapter_reduction < 1:
-            raise ValueError(
-                f"adapter_reduction must be at least 1, got {self.adapter_reduction}: the hidden width is "
-                "E // adapter_reduction (4 in the paper)."
-            )
-        if not 0.0 <= self.residual_ratio <= 1.0:
-            raise ValueError(
-                f"residual_ratio must lie in [0, 1], got {self.residual_ratio}: it blends "
-                "residual_ratio * adapter(f) + (1 - residual_ratio) * f (0.2 in the paper; 0 is zero-shot CLIP)."
-            )
-        super().__post_init__(**kwargs)
+    adapter_reduction: int = option(
+        4, minimum=1, why="the hidden width is E // adapter_reduction, 4 in the paper"
+    )
+    residual_ratio: float = option(
+        0.2,
+        minimum=0,
+        maximum=1,
+        why="it blends residual_ratio * adapter(f) + (1 - residual_ratio) * f; 0.2 in the paper, 0 is zero-shot CLIP",
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.configuration import option
 from ..coop.config import CoOpConfig
 
 
@@ -23,7 +24,9 @@ class CoCoOpConfig(CoOpConfig):
 
     n_ctx: int = 4
     ctx_init: str | None = "a photo of a"
-    meta_net_reduction: int = 16
+    meta_net_reduction: int = option(
+        16, minimum=1, why="the Meta-Net's hidden width is E // meta_net_reduction"
+    )
 
     def __post_init__(self, **kwargs):
         if self.class_specific_context:
@@ -31,6 +34,4 @@ class CoCoOpConfig(CoOpConfig):
                 "CoCoOp conditions one shared context on the image; class_specific_context=True is "
                 "not supported. Use CoOp for class-specific contexts."
             )
-        if self.meta_net_reduction < 1:
-            raise ValueError(f"meta_net_reduction must be at least 1, got {self.meta_net_reduction}.")
         super().__post_init__(**kwargs)

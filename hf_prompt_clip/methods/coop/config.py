@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import PromptCLIPConfig
+from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import CLASS_TOKEN_POSITIONS
 
 
@@ -29,20 +29,15 @@ class CoOpConfig(PromptCLIPConfig):
 
     model_type = "prompt_clip_coop"
 
-    n_ctx: int = 16
+    n_ctx: int = option(16, minimum=1)
     ctx_init: str | None = None
     class_specific_context: bool = False
-    class_token_position: str = "end"
-    ctx_init_std: float = 0.02
+    class_token_position: str = option("end", choices=CLASS_TOKEN_POSITIONS)
+    ctx_init_std: float = option(
+        0.02, minimum=0, why="the standard deviation of the random context initialisation"
+    )
 
     def __post_init__(self, **kwargs):
-        if self.class_token_position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
-                f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, "
-                f"got {self.class_token_position!r}."
-            )
-        if self.n_ctx < 1 and not self.ctx_init:
-            raise ValueError(f"n_ctx must be at least 1, got {self.n_ctx}.")
         if self.class_specific_context and not self.class_names:
             raise ValueError(
                 "class_specific_context=True learns one context per class, so class_names must be given."

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.configuration import option
 from ...core.text import fill_template
 from ..coop.config import CoOpConfig
 
@@ -35,18 +36,15 @@ class KgCoOpConfig(CoOpConfig):
 
     n_ctx: int = 4
     ctx_init: str | None = "a photo of a"
-    kg_weight: float = 8.0
+    kg_weight: float = option(
+        8.0,
+        minimum=0,
+        why="it weighs the pull towards the hand-crafted prompts; 8.0 in the paper, 0 trains plain CoOp",
+    )
     kg_templates: list[str] | None = None
-    kg_distance: str = "cosine"
+    kg_distance: str = option("cosine", choices=KG_DISTANCES)
 
     def __post_init__(self, **kwargs):
-        if self.kg_weight < 0:
-            raise ValueError(
-                f"kg_weight must be at least 0, got {self.kg_weight}: it weighs the pull towards the "
-                "hand-crafted prompts (8.0 in the paper; 0 trains plain CoOp)."
-            )
-        if self.kg_distance not in KG_DISTANCES:
-            raise ValueError(f"kg_distance must be one of {KG_DISTANCES}, got {self.kg_distance!r}.")
         self.kg_templates = list(self.kg_templates) if self.kg_templates else [DEFAULT_KG_TEMPLATE]
         for template in self.kg_templates:
             fill_template(template, "x")

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import PromptCLIPConfig
+from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import fill_template
 from .logistic import REFERENCE_C_GRID
 
@@ -53,35 +53,22 @@ class LinearProbeConfig(PromptCLIPConfig):
     model_type = "prompt_clip_linear_probe"
     recorded_fields: ClassVar[tuple[str, ...]] = ()
 
-    C: float | None = None
-    search_grid: list[float] | None = None
-    search_steps: int = 8
-    max_iter: int = 1000
-    tolerance: float = 1e-4
+    C: float | None = option(above=0, why="the inverse L2 strength")
+    search_grid: list[float] | None = option(above=0, why="inverse L2 strengths")
+    search_steps: int = option(8, minimum=0, why="0: the sweep alone")
+    max_iter: int = option(1000, minimum=1)
+    tolerance: float = option(1e-4, above=0)
     normalize_features: bool = True
-    feature_space: str = "projection"
+    feature_space: str = option("projection", choices=FEATURE_SPACES)
     zero_shot_head: bool = False
     templates: list[str] | None = None
-    selected_C: float | None = None
-    validation_accuracy: float | None = None
+    selected_C: float | None = option(above=0)
+    validation_accuracy: float | None = option(minimum=0, maximum=100, why="a percentage")
 
     def __post_init__(self, **kwargs):
         self.search_grid = (
             [float(c) for c in self.search_grid] if self.search_grid else list(REFERENCE_C_GRID)
         )
-        if min(self.search_grid) <= 0 or (self.C is not None and self.C <= 0):
-            raise ValueError(
-                f"C and every value of search_grid must be positive (inverse L2 strengths), got C={self.C} and "
-                f"search_grid={self.search_grid}."
-            )
-        if self.search_steps < 0:
-            raise ValueError(
-                f"search_steps cannot be negative, got {self.search_steps} (0: the sweep alone)."
-            )
-        if self.tolerance <= 0:
-            raise ValueError(f"tolerance must be positive, got {self.tolerance}.")
-        if self.feature_space not in FEATURE_SPACES:
-            raise ValueError(f"feature_space must be one of {FEATURE_SPACES}, got {self.feature_space!r}.")
         if self.zero_shot_head and self.feature_space != "projection":
             raise ValueError(
                 "zero_shot_head=True starts from the zero-shot classifier, which lives in the joint image-text "

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import PromptCLIPConfig
+from ...core.configuration import PromptCLIPConfig, option
 
 #: Dtypes the fine-tuned image tower can be saved in.
 SAVE_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
@@ -32,8 +32,8 @@ class MPFGVCConfig(PromptCLIPConfig):
             patches with the largest CLS attention (summed over heads) in the penultimate layer
             (12 of ViT-B/16's 196 patches). `None`: every patch (no selection).
         ssvp_fraction (`float`, *optional*):
-            The number of kept patches as a fraction of all patches (rounded, at least 1); overrides
-            `ssvp_top_k` when given.
+            The number of kept patches as a fraction of all patches (rounded, at least 1), instead of
+            `ssvp_top_k` (giving both is refused; given alone, it replaces the default count).
         fusion_expansion (`int`, *optional*, defaults to 4):
             Hidden width of VLFM's translation layer, in multiples of the feature width.
         fusion_residual (`bool`, *optional*, defaults to `False`):
@@ -69,43 +69,35 @@ class MPFGVCConfig(PromptCLIPConfig):
     recorded_fields: ClassVar[tuple[str, ...]] = ("image_tower_config",)
 
     super_category: str | None = None
-    n_ctx: int = 16
-    ctx_init_std: float = 0.02
+    n_ctx: int = option(16, minimum=1)
+    ctx_init_std: float = option(0.02, above=0)
     prompt_suffix: str = "."
-    ssvp_top_k: int | None = 12
-    ssvp_fraction: float | None = None
-    fusion_expansion: int = 4
+    ssvp_top_k: int | None = option(12, minimum=1, why="None: every patch, no selection")
+    ssvp_fraction: float | None = option(above=0, maximum=1)
+    fusion_expansion: int = option(4, minimum=1)
     fusion_residual: bool = False
     fusion_shared_projections: bool = False
     fusion_normalize_inputs: bool = True
-    contrastive_temperature: float = 0.07
-    visual_loss_weight: float = 1.0
-    contrastive_loss_weight: float = 1.0
-    image_tower_lr_scale: float = 0.01
+    contrastive_temperature: float = option(0.07, above=0)
+    visual_loss_weight: float = option(1.0, minimum=0)
+    contrastive_loss_weight: float = option(1.0, minimum=0)
+    image_tower_lr_scale: float = option(0.01, above=0)
     image_tower: str | None = None
     image_tower_revision: str | None = None
     image_tower_config: dict | None = None
-    save_dtype: str = "float32"
+    save_dtype: str = option("float32", choices=SAVE_DTYPES)
 
     def __post_init__(self, **kwargs):
-        for name in (
-            "n_ctx",
-            "ctx_init_std",
-            "fusion_expansion",
-            "contrastive_temperature",
-            "image_tower_lr_scale",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("visual_loss_weight", "contrastive_loss_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.ssvp_top_k is not None and self.ssvp_top_k < 1:
-            raise ValueError(f"ssvp_top_k must be at least 1 (or None: no selection), got {self.ssvp_top_k}.")
-        if self.ssvp_fraction is not None and not 0 < self.ssvp_fraction <= 1:
-            raise ValueError(f"ssvp_fraction must be in (0, 1], got {self.ssvp_fraction}.")
-        if self.save_dtype not in SAVE_DTYPES:
-            raise ValueError(f"save_dtype must be one of {SAVE_DTYPES}, got {self.save_dtype!r}.")
+        if self.ssvp_fraction is not None and self.ssvp_top_k is not None:
+            if self.given("ssvp_top_k") and not self.read_from_saved():
+                raise ValueError(
+                    f"ssvp_top_k={self.ssvp_top_k} and ssvp_fraction={self.ssvp_fraction} both set how many patches "
+                    "SsVP keeps; keep one: ssvp_top_k alone for a fixed count (12 of ViT-B/16's 196 patches in "
+                    "the paper), or ssvp_fraction alone for a share of the patches."
+                )
+            # the fraction alone was given (or an adapter saved before the pair was refused, whose fraction
+            # decided): it replaces the default count, so the saved config says what decides
+            self.ssvp_top_k = None
         if self.class_names and not (self.super_category or "").strip():
             raise ValueError(
                 "MP-FGVC's prompts end with the classes' super-category word (e.g. 'bird' for CUB-200), "

@@ -2,20 +2,13 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import PromptCLIPConfig
+from ...core.configuration import PromptCLIPConfig, option
 from ...core.optimal_transport import SINKHORN_STOPPING_RULES
 from ...core.text import CLASS_TOKEN_POSITIONS
 from .templates import initial_phrases
 
 #: Where PLOT's local visual features come from.
 LOCAL_FEATURES: tuple[str, ...] = ("patch", "visual_prompts")
-
-
-def _check_positive(config, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}.")
 
 
 @strict
@@ -81,51 +74,24 @@ class PLOTConfig(PromptCLIPConfig):
 
     model_type = "prompt_clip_plot"
 
-    n_prompts: int = 4
-    n_ctx: int = 16
+    n_prompts: int = option(4, minimum=1)
+    n_ctx: int = option(16, minimum=1)
     ctx_inits: list[str] | None = None
-    context_lengths: list[int] | None = None
-    ctx_init_std: float = 0.02
-    class_token_position: str = "end"
-    local_features: str = "patch"
-    n_visual_prompt_sets: int = 4
-    n_visual_prompt_tokens: int = 2
-    visual_prompt_std: float = 0.02
+    context_lengths: list[int] | None = option(minimum=1)
+    ctx_init_std: float = option(0.02, above=0, why="with 0 the random contexts would all be equal")
+    class_token_position: str = option("end", choices=CLASS_TOKEN_POSITIONS)
+    local_features: str = option("patch", choices=LOCAL_FEATURES)
+    n_visual_prompt_sets: int = option(4, minimum=1)
+    n_visual_prompt_tokens: int = option(2, minimum=1)
+    visual_prompt_std: float = option(0.02, above=0)
     add_global_logits: bool = False
-    sinkhorn_eps: float = 0.1
-    sinkhorn_max_iter: int = 100
-    sinkhorn_stop: str = "reference"
-    sinkhorn_threshold: float = 0.01
-    sinkhorn_check_every: int | None = None
+    sinkhorn_eps: float = option(0.1, above=0)
+    sinkhorn_max_iter: int = option(100, minimum=1)
+    sinkhorn_stop: str = option("reference", choices=SINKHORN_STOPPING_RULES)
+    sinkhorn_threshold: float = option(0.01, above=0)
+    sinkhorn_check_every: int | None = option(minimum=1)
 
     def __post_init__(self, **kwargs):
-        if self.class_token_position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
-                f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, "
-                f"got {self.class_token_position!r}."
-            )
-        if self.local_features not in LOCAL_FEATURES:
-            raise ValueError(f"local_features must be one of {LOCAL_FEATURES}, got {self.local_features!r}.")
-        if self.sinkhorn_stop not in SINKHORN_STOPPING_RULES:
-            raise ValueError(
-                f"sinkhorn_stop must be one of {SINKHORN_STOPPING_RULES}, got {self.sinkhorn_stop!r}."
-            )
-        _check_positive(
-            self,
-            (
-                "n_prompts",
-                "n_ctx",
-                "ctx_init_std",
-                "n_visual_prompt_sets",
-                "n_visual_prompt_tokens",
-                "visual_prompt_std",
-                "sinkhorn_eps",
-                "sinkhorn_max_iter",
-                "sinkhorn_threshold",
-            ),
-        )
-        if self.sinkhorn_check_every is not None and self.sinkhorn_check_every < 1:
-            raise ValueError(f"sinkhorn_check_every must be positive, got {self.sinkhorn_check_every}.")
         if self.ctx_inits is not None:
             self.ctx_inits = list(self.ctx_inits)
             if len(self.ctx_inits) > self.n_prompts:
@@ -138,7 +104,7 @@ class PLOTConfig(PromptCLIPConfig):
                 raise ValueError(f"ctx_inits {blank} are empty; give words to start each context from.")
         if self.context_lengths is not None:
             self.context_lengths = list(self.context_lengths)
-            if len(self.context_lengths) != self.n_prompts or min(self.context_lengths) < 1:
+            if len(self.context_lengths) != self.n_prompts:
                 raise ValueError(
                     f"context_lengths must give a positive length for each of the {self.n_prompts} "
                     f"prompts, got {self.context_lengths}."

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import PromptCLIPConfig
+from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import fill_template
 
 
@@ -46,17 +46,17 @@ class TipAdapterConfig(PromptCLIPConfig):
     recorded_fields: ClassVar[tuple[str, ...]] = ("cache_size",)
 
     templates: list[str] | None = None
-    augment_views: int = 10
-    augment_crop_scale: list[float] | None = None
-    init_alpha: float = 1.17
-    init_beta: float = 1.0
+    augment_views: int = option(10, minimum=1)
+    augment_crop_scale: list[float] | None = option(above=0, maximum=1, why="areas of the image")
+    init_alpha: float = option(1.17, minimum=0, why="0: zero-shot CLIP")
+    init_beta: float = option(1.0, minimum=0)
     search: bool = True
-    search_scale: list[float] | None = None
-    search_steps: list[int] | None = None
-    alpha: float | None = None
-    beta: float | None = None
-    validation_accuracy: float | None = None
-    cache_size: int = 0
+    search_scale: list[float] | None = option(above=0)
+    search_steps: list[int] | None = option(minimum=1)
+    alpha: float | None = option(minimum=0, why="0: zero-shot CLIP")
+    beta: float | None = option(minimum=0)
+    validation_accuracy: float | None = option(minimum=0, maximum=100, why="a percentage")
+    cache_size: int = option(0, minimum=0)
 
     def __post_init__(self, **kwargs):
         self.templates = list(self.templates) if self.templates else ["a photo of a {}."]
@@ -64,19 +64,17 @@ class TipAdapterConfig(PromptCLIPConfig):
             fill_template(template, "x")
         self.search_scale = [float(v) for v in self.search_scale] if self.search_scale else [7.0, 3.0]
         self.search_steps = list(self.search_steps) if self.search_steps else [200, 20]
-        if len(self.search_scale) != 2 or len(self.search_steps) != 2 or min(self.search_steps) < 1:
+        if len(self.search_scale) != 2 or len(self.search_steps) != 2:
             raise ValueError(
                 "search_scale and search_steps give (beta, alpha): two upper ends and two positive grid sizes, "
                 f"got search_scale={self.search_scale} and search_steps={self.search_steps}; e.g. [7, 3] and [200, 20]."
             )
         scale = list(self.augment_crop_scale) if self.augment_crop_scale else [0.5, 1.0]
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        if len(scale) != 2 or not scale[0] <= scale[1]:
             raise ValueError(
                 f"augment_crop_scale must be [low, high] with 0 < low <= high <= 1, got {self.augment_crop_scale}."
             )
         self.augment_crop_scale = [float(v) for v in scale]
-        if self.cache_size < 0:
-            raise ValueError(f"cache_size cannot be negative, got {self.cache_size}.")
         super().__post_init__(**kwargs)
 
 
@@ -99,15 +97,7 @@ class TipAdapterFConfig(TipAdapterConfig):
 
     model_type = "prompt_clip_tip_adapter_f"
 
-    finetune_epochs: int = 20
-    finetune_lr: float = 0.001
-    finetune_batch_size: int = 256
-    finetune_weight_decay: float = 0.01
-
-    def __post_init__(self, **kwargs):
-        if self.finetune_lr <= 0 or self.finetune_weight_decay < 0:
-            raise ValueError(
-                f"finetune_lr must be positive and finetune_weight_decay not negative, got {self.finetune_lr} and "
-                f"{self.finetune_weight_decay}."
-            )
-        super().__post_init__(**kwargs)
+    finetune_epochs: int = option(20, minimum=1)
+    finetune_lr: float = option(0.001, above=0)
+    finetune_batch_size: int = option(256, minimum=1)
+    finetune_weight_decay: float = option(0.01, minimum=0)
