@@ -100,8 +100,8 @@ class ExperimentConfig:
     `"bfloat16"`/`"bf16"`, `"float16"`/`"fp16"`; refused for methods that train through it; recorded in
     the results and the card); `augment_views` train gradient methods on that many precomputed augmented
     views per image (`TrainingConfig.augment_views`; it changes the augmentation, so it is off by default and
-    recorded in the results and the card; refused for methods whose image path is not frozen, see
-    docs/training.md). Setting it here or in `training` is the same; two different values are refused.
+    recorded in the results and the card, as the number of views used: no more than the epochs, with a
+    warning; refused for methods whose image path is not frozen, see docs/training.md). Setting it here or in `training` is the same; two different values are refused.
     """
 
     method: str = field(default_factory=default_method)
@@ -898,8 +898,9 @@ def run_experiment(
     )  # fmt: skip
     if config.image_dtype != "float32":  # it changes the features, so the numbers: recorded
         results["image_dtype"] = config.image_dtype
-    if any((run["training"] or {}).get("augment_views") is not None for run in runs):  # used: recorded
-        results["augment_views"] = config.augment_views
+    used = [(run["training"] or {}).get("augment_views") for run in runs]
+    if any(views is not None for views in used):  # the views trained on (no more than the epochs): recorded
+        results["augment_views"] = max(views for views in used if views is not None)
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)
