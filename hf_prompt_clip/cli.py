@@ -283,7 +283,8 @@ def add_image_tower_arguments(parser: argparse.ArgumentParser, training: bool = 
             metavar="V",
             help="train gradient methods on V precomputed augmented views per image: each view is encoded once "
             "and epoch e trains on view e mod V (it changes the augmentation: recorded in the results and the "
-            "card); refused for methods whose image path is not frozen (PLOT, PLOT++, MP-FGVC)",
+            "card; no more views than epochs are encoded or recorded, with a warning); refused for methods whose "
+            "image path is not frozen (PLOT, PLOT++, MP-FGVC)",
         )
 
 

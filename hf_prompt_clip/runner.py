@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import inspect
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 
 from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list, set_seed
+from datasets import IterableDataset
 
 from .core.atomic import atomic_folder
 from .core.configuration import (
@@ -100,8 +102,8 @@ class ExperimentConfig:
     `"bfloat16"`/`"bf16"`, `"float16"`/`"fp16"`; refused for methods that train through it; recorded in
     the results and the card); `augment_views` train gradient methods on that many precomputed augmented
     views per image (`TrainingConfig.augment_views`; it changes the augmentation, so it is off by default and
-    recorded in the results and the card; refused for methods whose image path is not frozen, see
-    docs/training.md). Setting it here or in `training` is the same; two different values are refused.
+    recorded in the results and the card, as the number of views used: no more than the epochs, with a
+    warning; refused for methods whose image path is not frozen, see docs/training.md). Setting it here or in `training` is the same; two different values are refused.
     """
 
     method: str = field(default_factory=default_method)
@@ -157,11 +159,17 @@ class ExperimentConfig:
             )
 
 
-def check_before_running(config: ExperimentConfig) -> None:
+def check_before_running(
+    config: ExperimentConfig,
+    methods: Sequence[str] | None = None,
+    shots: Sequence[int | None] | None = None,
+) -> None:
     """What would otherwise fail after hours of training, checked before anything trains: the output
     folder is writable, every transfer target is a known benchmark, the evaluation batch size is
-    positive, and every map-style test split opens (`check_images`: a quick scan of each image's
-    structure; streamed sets and the synthetic world are not scanned).
+    positive, every map-style test split opens (`check_images`: a quick scan of each image's
+    structure; streamed sets and the synthetic world are not scanned), and so do the training and
+    validation images the run will read (`check_training_images` for `methods`, default `config.method`,
+    and each number of `shots`, default `config.shots`).
 
     Raises:
         PermissionError / ValueError / UnknownBenchmarkError / UnreadableImageError: naming the
@@ -197,6 +205,76 @@ def check_before_running(config: ExperimentConfig) -> None:
         check_images(
             load_benchmark(benchmark, "test", source=source, revision=revision), f"{benchmark.key} test"
         )
+    check_training_images(config, methods, shots)
+
+
+def check_training_images(
+    config: ExperimentConfig,
+    methods: Sequence[str] | None = None,
+    shots: Sequence[int | None] | None = None,
+) -> int:
+    """Scan (`check_images`) the training images the run will read, before anything trains: for every
+    number of `shots` (default: `config.shots`) and seed, the examples `seed_data` gives the methods that
+    learn (the few-shot draw, or the whole training split; the base classes for base-to-new) and, where
+    one of them searches its settings on validation examples, the validation draw. Each distinct set
+    (its `datasets` fingerprint) is scanned once, and only the selected examples; streamed data and the
+    synthetic world are not scanned, as for the test splits.
+
+    Args:
+        config: the run (its dataset, source, protocol, seeds and sampler).
+        methods: the methods that will run (default: `config.method`), with `config.method_options`.
+        shots: the numbers of shots that will run (a few-shot curve), default `[config.shots]`.
+
+    Returns:
+        The number of images checked.
+
+    Raises:
+        UnreadableImageError: naming the split, the seed and draw, the file and what to do; nothing has
+            been trained.
+    """
+    spec = get_benchmark(config.dataset)
+    classes = [
+        (get_method(name)[1], options_for(name, config.method_options)) for name in methods or [config.method]
+    ]
+    learning = [
+        (model_class, options) for model_class, options in classes if model_class.learns_parameters(options)
+    ]
+    if spec.synthetic or not learning:
+        return 0
+    if isinstance(_load(spec, "train", config), IterableDataset):
+        return 0  # streamed: read once, by training
+    validates = any(model_class.uses_validation(options) for model_class, options in learning)
+    scanned: set[str | None] = set()
+    checked = 0
+    with _quiet(sample_few_shot.__module__):  # run_seed draws these again and warns then
+        for value in list(dict.fromkeys(shots)) if shots else [config.shots]:
+            per_shots = dataclasses.replace(config, shots=value)
+            for seed in config.seeds:
+                data = seed_data(per_shots, spec, seed, learns=True, validates=validates)
+                for dataset, selection, split in (
+                    (data.train, data.selection, "train"),
+                    (data.validation, data.validation_selection, "val"),
+                ):
+                    fingerprint = getattr(dataset, "_fingerprint", None)
+                    if dataset is None or (fingerprint is not None and fingerprint in scanned):
+                        continue
+                    scanned.add(fingerprint)
+                    drawn = describe_shots(selection.shots if selection else None)
+                    where = f"seed {seed}'s draw of {drawn}" if selection else drawn  # rows counted within it
+                    checked += check_images(dataset, f"{spec.key} {split} ({where})")
+    return checked
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Only errors from the logger `name` inside the block."""
+    quieted = logging.getLogger(name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
 
 
 class ProtocolNotSupportedError(ValueError):
@@ -617,6 +695,50 @@ def validation_set(
     return val, selection
 
 
+@dataclass
+class SeedData:
+    """The examples one seed trains on (`seed_data`).
+
+    Attributes:
+        train: the training examples (the few-shot draw, or the whole training split; the base classes for
+            base-to-new), without a transform.
+        selection: the record of the few-shot draw (`None`: the whole split).
+        validation / validation_selection: the validation examples and their draw (`validation_set`), for
+            methods that search on them; `None` otherwise.
+    """
+
+    train: Any
+    selection: FewShotSelection | None = None
+    validation: Any | None = None
+    validation_selection: FewShotSelection | None = None
+
+
+def seed_data(
+    config: ExperimentConfig, spec: BenchmarkSpec, seed: int, learns: bool, validates: bool
+) -> SeedData:
+    """The examples of one seed: what `run_seed` trains on and what `check_training_images` scans first.
+
+    Args:
+        config / spec: the run and its benchmark.
+        seed: the seed of the draws.
+        learns: the method learns parameters: `config.shots` per class are drawn (all examples otherwise,
+            and with `shots=None`).
+        validates: the method searches on validation examples (`validation_set`).
+    """
+    full_train = train_set = _load(spec, "train", config)
+    selection = None  # shots=None: the full training set
+    if learns and config.shots is not None:
+        train_set, selection = sample_few_shot(
+            train_set, config.shots, seed, benchmark=spec.key, sampler=config.few_shot_sampler
+        )
+    if config.protocol == "base2new":
+        train_set = select_classes(train_set, "base")
+    data = SeedData(train_set, selection)
+    if validates:  # e.g. a regularisation strength searched on it
+        data.validation, data.validation_selection = validation_set(config, spec, seed, full_train)
+    return data
+
+
 def run_seed(
     config: ExperimentConfig,
     seed: int,
@@ -636,17 +758,9 @@ def run_seed(
     options = options_for(config.method, config.method_options)
     learns = model_class.learns_parameters(options)
     output = Path(config.output_dir) / f"seed{seed}"
-    full_train = train_set = _load(spec, "train", config)
-    selection = None  # shots=None: the full training set
-    if learns and config.shots is not None:
-        train_set, selection = sample_few_shot(
-            train_set, config.shots, seed, benchmark=spec.key, sampler=config.few_shot_sampler
-        )
-    if config.protocol == "base2new":
-        train_set = select_classes(train_set, "base")
-    val_set, val_selection = None, None
-    if learns and model_class.uses_validation(options):  # e.g. a regularisation strength searched on it
-        val_set, val_selection = validation_set(config, spec, seed, full_train)
+    data = seed_data(config, spec, seed, learns, learns and model_class.uses_validation(options))
+    train_set, selection = data.train, data.selection
+    val_set, val_selection = data.validation, data.validation_selection
     # what was drawn of each trained class: fewer than asked where a class has fewer (recorded, shown)
     drawn = shots_drawn(class_counts(train_set)) if selection is not None else None
     names, prompts = class_lists(train_set, spec)
@@ -895,8 +1009,9 @@ def run_experiment(
     )  # fmt: skip
     if config.image_dtype != "float32":  # it changes the features, so the numbers: recorded
         results["image_dtype"] = config.image_dtype
-    if any((run["training"] or {}).get("augment_views") is not None for run in runs):  # used: recorded
-        results["augment_views"] = config.augment_views
+    used = [(run["training"] or {}).get("augment_views") for run in runs]
+    if any(views is not None for views in used):  # the views trained on (no more than the epochs): recorded
+        results["augment_views"] = max(views for views in used if views is not None)
     if accelerator.is_main_process:
         if write_results:
             write_report([results], config.output_dir)
@@ -962,7 +1077,7 @@ def run_comparison(
         runnable.append(method)
     if config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
-    check_before_running(config)  # once for every method: the same data and folder
+    check_before_running(config, runnable, values)  # once for every method: the same data and folder
     results, pushed = [], None
     # methods, seeds and protocols reading the same frozen features encode them once (on disk with a folder)
     feature_cache = ImageFeatureCache(directory=config.feature_cache)

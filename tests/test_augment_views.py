@@ -1,5 +1,9 @@
 """`--augment-views V` (issue 16, item 6): gradient stages train on V precomputed augmented views per image.
 
+Only the views the epochs read are encoded: min(V, the longest gradient stage's epochs), the number the
+results, `training_args.json`, the card and the fingerprint record, with a warning when it is less than V
+(issue 24, item 3).
+
 View `v` of every training image is encoded once through the feature cache (drawn as the pixel path draws
 epoch `v`), and epoch `e` trains on view `e mod V`'s features, batches in the pixel path's order. For the same
 images, the features path gives the pixel path's loss and gradients (every method that accepts it, from the
@@ -20,7 +24,7 @@ from safetensors.torch import load_file
 
 from hf_prompt_clip.cli import main
 from hf_prompt_clip.core.feature_cache import SeededViews
-from hf_prompt_clip.core.modeling import FrozenFeaturesUnavailable
+from hf_prompt_clip.core.modeling import FrozenFeaturesUnavailable, TrainingStage
 from hf_prompt_clip.core.registry import METHODS, get_method
 from hf_prompt_clip.data import collate_fn, train_transform, with_image_transform
 from hf_prompt_clip.runner import (
@@ -31,7 +35,13 @@ from hf_prompt_clip.runner import (
 )
 from hf_prompt_clip.synthetic import TINY_CLIP_ID
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
-from hf_prompt_clip.train import PromptTrainer, RunMismatchError, TrainingConfig, settings_used
+from hf_prompt_clip.train import (
+    PromptTrainer,
+    RunMismatchError,
+    TrainingConfig,
+    augment_views_used,
+    settings_used,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -361,3 +371,72 @@ def test_two_processes_train_on_augmented_views_as_one_process_with_the_same_glo
     results = [json.loads((run / "results.json").read_text())[0] for run in (one, two)]
     assert results[0]["augment_views"] == results[1]["augment_views"] == 2
     assert results[1]["mean"] == results[0]["mean"]
+
+
+def test_only_the_views_the_epochs_read_are_encoded_and_the_number_used_is_recorded(tmp_path, caplog):
+    """Issue 24, item 3: `augment_views=5` with 1 epoch encodes one view (epoch 0 reads view 0), warns naming
+    both numbers, and the run's fingerprint and settings say 1; V=7 is then the same run, and it trains what
+    the pixel path trains (one view per epoch)."""
+    model = build("coop")
+    data = augmented(model)
+    calls = count_tower_images(model)
+    trainer = PromptTrainer(
+        model, data, config(tmp_path / "v5", epochs=1, augment_views=5), collate_fn=collate_fn
+    )
+    with caplog.at_level("WARNING", logger="hf_prompt_clip.train.trainer"):
+        trainer.train()
+    assert sum(calls) == len(data) and trainer.feature_cache.misses == 1  # one view, not five
+    assert trainer.views_used == 1 and trainer.settings["training"]["augment_views"] == 1
+    assert "augment_views=5 asked" in caplog.text and "1 view encoded and used" in caplog.text
+    assert settings_used(trainer.config, model.training_stages())["augment_views"] == 1
+    fingerprint = json.loads((tmp_path / "v5" / "run_fingerprint.json").read_text())
+    assert fingerprint["settings"]["training"]["augment_views"] == 1
+    seven = PromptTrainer(
+        build("coop"), data, config(tmp_path / "v7", epochs=1, augment_views=7), collate_fn=collate_fn
+    )
+    assert seven.fingerprint == trainer.fingerprint  # the same views trained on: the same run
+    pixel = build("coop")
+    PromptTrainer(
+        pixel, augmented(pixel), config(tmp_path / "pixels", epochs=1), collate_fn=collate_fn
+    ).train()
+    torch.testing.assert_close(model.context, pixel.context, atol=1e-6, rtol=1e-5)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_prompt_clip.train.trainer"):
+        enough = PromptTrainer(
+            build("coop"), data, config(tmp_path / "v2", epochs=3, augment_views=2), collate_fn=collate_fn
+        )
+        assert enough.views_used == 2
+        enough.train()
+    assert "asked" not in caplog.text  # every view asked for is used: no warning
+
+
+def test_the_views_used_follow_the_longest_gradient_stage():
+    stages = [
+        TrainingStage("first", ("a",), epochs=2),
+        TrainingStage("second", ("b",)),  # the configuration's epochs
+        TrainingStage("fit", (), kind="fit"),
+    ]
+    assert augment_views_used(TrainingConfig(epochs=3, augment_views=10), stages) == 3
+    assert augment_views_used(TrainingConfig(epochs=1, augment_views=10), stages) == 2
+    assert augment_views_used(TrainingConfig(epochs=8, augment_views=5), stages) == 5
+    assert augment_views_used(TrainingConfig(epochs=8), stages) is None
+    assert augment_views_used(TrainingConfig(epochs=8, augment_views=5), stages[2:]) is None  # fits ignore it
+
+
+def test_results_training_args_and_card_record_the_views_used(tmp_path, caplog):
+    experiment = ExperimentConfig(
+        method="coop", base_model=TINY_CLIP_ID, dataset="synthetic_colours", shots=1, seeds=(1,),
+        protocol="few_shot", output_dir=str(tmp_path / "run"), augment_views=5,
+        training=TrainingConfig(epochs=1, batch_size=8),
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        results = run_experiment(experiment)
+    assert "augment_views=5 asked" in caplog.text
+    assert results["augment_views"] == 1
+    assert json.loads((tmp_path / "run" / "results.json").read_text())[0]["augment_views"] == 1
+    adapter = tmp_path / "run" / "seed1" / "adapter"
+    assert json.loads((adapter / "training_args.json").read_text())["augment_views"] == 1
+    card = (adapter / "README.md").read_text()
+    assert "| `augment_views` | `1` |" in card and "`5`" not in card
+    fingerprint = json.loads((tmp_path / "run" / "seed1" / "run_fingerprint.json").read_text())
+    assert fingerprint["settings"]["training"]["augment_views"] == 1

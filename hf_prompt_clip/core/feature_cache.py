@@ -18,9 +18,13 @@ everything that decides them (`FeatureKey`):
   (`--image-dtype`) is part of the encoder's digest.
 
 With a `directory`, every entry is also kept on disk (`--feature-cache DIR`): one safetensors file per
-key (no pickle), named by a hash of the key and holding the key itself in its metadata, checked on
-load (a file whose stored key differs is ignored and replaced), written atomically
-(`core/atomic.py`). A fresh process reading the same folder finds the features again.
+key (no pickle), named by a hash of the key, written atomically (`core/atomic.py`). Its metadata
+(`DISK_FORMAT`, versioned) holds the key itself, the number of rows and a digest of the stored tensors
+(`entry_digest`); all are checked before an entry is used, together with the row count the request
+expects (the dataset's length). A file of another format version, another key, another row count or
+contents that do not match their digest is refused with a warning, the images are encoded again and the
+file is replaced: a damaged or edited entry costs an encode, never a result. A fresh process reading the
+same folder finds the features again. An entry held in memory is checked for the expected row count too.
 
 Under several processes (`ProcessShards`), each process encodes every `count`-th example (its shard)
 and the shards are gathered, so every process holds all the features after encoding only its share of
@@ -169,8 +173,54 @@ class FeatureKey:
         return hashlib.blake2b(self.to_json().encode(), digest_size=16).hexdigest()
 
 
-#: Metadata fields of a disk entry: the format tag and the key (JSON).
-DISK_FORMAT = "hf_prompt_clip.image_features.v1"
+#: The format of a disk entry, whose metadata holds `format` (this tag), `feature_key` (the key's JSON),
+#: `rows` (the number of examples) and `digest` (`entry_digest` of its tensors). v1 files (key and format only)
+#: cannot be checked: they are refused with a warning and encoded again.
+DISK_FORMAT = "hf_prompt_clip.image_features.v2"
+
+
+def entry_digest(features: torch.Tensor, labels: torch.Tensor) -> str:
+    """A digest of an entry's tensors (dtypes, shapes and bytes; blake2b, 32 hex digits): what a disk entry
+    records beside them and what reading it checks, so a changed value is never used.
+
+    Args:
+        features: `(N, E)` (or any shape) image features.
+        labels: `(N,)` labels.
+
+    Example:
+        >>> features, labels = torch.ones(2, 3), torch.tensor([0, 1])
+        >>> entry_digest(features, labels) == entry_digest(features.clone(), labels)
+        True
+        >>> entry_digest(features, labels) == entry_digest(-features, labels)
+        False
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in (("features", features), ("labels", labels)):
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
+        if data.numel():
+            digest.update(data.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def entry_problem(features: torch.Tensor, labels: torch.Tensor, rows: int | None) -> str | None:
+    """Why an entry cannot be the features of `rows` examples (`None`: it can): one row of features per
+    label, and `rows` of each (`rows=None`: any number).
+
+    Example:
+        >>> entry_problem(torch.zeros(1, 4), torch.zeros(1), rows=12)
+        'it holds 1 rows of features and 1 labels, but the data has 12 examples'
+        >>> entry_problem(torch.zeros(12, 4), torch.zeros(12), rows=12) is None
+        True
+    """
+    if features.dim() == 0 or labels.dim() != 1 or features.shape[0] != labels.shape[0]:
+        return f"its features {tuple(features.shape)} and labels {tuple(labels.shape)} are not one row per example"
+    if rows is not None and features.shape[0] != rows:
+        return (
+            f"it holds {features.shape[0]} rows of features and {len(labels)} labels, but the data has {rows} "
+            "examples"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -341,13 +391,15 @@ class ImageFeatureCache:
     Args:
         max_bytes: most bytes of features kept in memory (features and labels); older entries are dropped first.
         directory: also keep every entry on disk there (`--feature-cache DIR`, created when needed): one
-            `image-features-<FeatureKey.digest()>.safetensors` file per key, the key stored in its metadata
-            and checked on load. `None` (the default): memory only, for the life of the object.
+            `image-features-<FeatureKey.digest()>.safetensors` file per key, its key, row count and content
+            digest stored in its metadata and checked on load (`DISK_FORMAT`). `None` (the default): memory
+            only, for the life of the object.
 
     Attributes:
         hits / misses: how many requests found their features (in memory or on disk) / had to encode them.
         disk_hits / disk_writes / disk_refused: entries read from, written to, and ignored in `directory`
-            (a file whose stored key or contents do not match).
+            (a file of another format version, whose stored key, row count or contents do not match).
+        memory_refused: entries held in memory that were ignored (not the row count the request expected).
         encoded_images: how many images (views) were run through an encoder.
         last_source: where the last request's features came from: `"memory"`, `"disk"` or `"encoded"`.
 
@@ -372,6 +424,7 @@ class ImageFeatureCache:
         self.disk_hits = 0
         self.disk_writes = 0
         self.disk_refused = 0
+        self.memory_refused = 0
         self.encoded_images = 0
         self.last_source: str | None = None
 
@@ -411,36 +464,58 @@ class ImageFeatureCache:
         return self.directory / f"image-features-{key.digest()}.safetensors"
 
     def _read_disk(self, key: FeatureKey) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The entry of `key` from its file, or `None` (logged, counted in `disk_refused`) when the file cannot
+        be read, is of another format version, holds another key, or tensors that do not match the row count
+        and digest recorded with them."""
         path = self.disk_path(key)
         if not path.is_file():
             return None
+        entry = None
         try:
             with safe_open(path, framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                stored = metadata.get("feature_key")
-                if metadata.get("format") != DISK_FORMAT or stored != key.to_json():
-                    problem = f"it holds the key {stored} (format {metadata.get('format')!r})"
-                    entry = None
+                stored, written = metadata.get("feature_key"), metadata.get("format")
+                if written != DISK_FORMAT:
+                    problem = (
+                        f"it is in the format {written!r}, not {DISK_FORMAT!r} (another version of "
+                        "hf-prompt-clip wrote it, and its contents cannot be checked)"
+                    )
+                elif stored != key.to_json():
+                    problem = f"it holds the key {stored}"
                 else:
-                    entry = handle.get_tensor("features"), handle.get_tensor("labels")
-                    problem = None
+                    features, labels = handle.get_tensor("features"), handle.get_tensor("labels")
+                    problem = _disk_entry_problem(features, labels, metadata)
+                    if problem is None:
+                        entry = features, labels
         except (SafetensorError, OSError, KeyError) as error:
-            entry, problem = None, f"it cannot be read ({error})"
+            problem = f"it cannot be read ({error})"
         if entry is None:
-            self.disk_refused += 1
-            logger.warning(
-                "ignoring the image-feature file %s: expected the key %s, but %s; encoding the images again "
-                "(the file is replaced).", path, key.to_json(), problem,
-            )  # fmt: skip
+            self._refuse(key, None, problem, path)
         return entry
 
+    def _refuse(self, key: FeatureKey, rows: int | None, problem: str, path: Path | None = None) -> None:
+        """Count and log an entry that is not used: the file at `path`, or (`None`) the one held in memory."""
+        if path is not None:
+            self.disk_refused += 1
+        else:
+            self.memory_refused += 1
+        logger.warning(
+            "ignoring %s (expected the key %s%s): %s; encoding the images again%s.",
+            "the image features held in memory" if path is None else f"the image-feature file {path}",
+            key.to_json(), "" if rows is None else f" and {rows} rows", problem,
+            "" if path is None else " (the file is replaced)",
+        )  # fmt: skip
+
     def _write_disk(self, key: FeatureKey, value: tuple[torch.Tensor, torch.Tensor]) -> None:
-        features, labels = value
+        features, labels = (tensor.detach().cpu().contiguous() for tensor in value)
         self.directory.mkdir(parents=True, exist_ok=True)
-        data = save_safetensors(
-            {"features": features.detach().cpu().contiguous(), "labels": labels.detach().cpu().contiguous()},
-            metadata={"format": DISK_FORMAT, "feature_key": key.to_json()},
-        )
+        metadata = {
+            "format": DISK_FORMAT,
+            "feature_key": key.to_json(),
+            "rows": str(len(labels)),
+            "digest": entry_digest(features, labels),
+        }
+        data = save_safetensors({"features": features, "labels": labels}, metadata=metadata)
         atomic_write_bytes(self.disk_path(key), data)
         self.disk_writes += 1
 
@@ -450,14 +525,28 @@ class ImageFeatureCache:
             while self.nbytes > self.max_bytes:
                 self._entries.popitem(last=False)
 
-    def _lookup(self, key: FeatureKey | None) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str | None]:
-        """(the entry under `key` from memory, else from `directory`, and where it came from) or (None, None)."""
-        if key is not None and key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key], "memory"
-        if key is not None and self.directory is not None:
+    def _lookup(
+        self, key: FeatureKey | None, rows: int | None = None
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str | None]:
+        """(the entry under `key` from memory, else from `directory`, and where it came from) or (None, None).
+        An entry that is not `rows` rows (`entry_problem`; `None`: any number) is refused with a warning
+        (a refused memory entry is forgotten; a refused file is replaced once the features are encoded
+        again)."""
+        if key is None:
+            return None, None
+        if key in self._entries:
+            problem = None if rows is None else entry_problem(*self._entries[key], rows)
+            if problem is None:
+                self._entries.move_to_end(key)
+                return self._entries[key], "memory"
+            del self._entries[key]
+            self._refuse(key, rows, problem)
+        if self.directory is not None:
             value = self._read_disk(key)
-            if value is not None:
+            problem = None if value is None or rows is None else entry_problem(*value, rows)
+            if problem is not None:
+                self._refuse(key, rows, problem, self.disk_path(key))
+            elif value is not None:
                 return value, "disk"
         return None, None
 
@@ -487,11 +576,18 @@ class ImageFeatureCache:
         return value
 
     def get_or_compute(
-        self, key: FeatureKey | None, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+        self,
+        key: FeatureKey | None,
+        compute: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+        rows: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The entry under `key` (from memory, else from `directory`), or `compute()` stored under it
-        (`key=None`: computed, not stored). Entries read from disk are on the CPU."""
-        value, source = self._lookup(key)
+        (`key=None`: computed, not stored). Entries read from disk are on the CPU.
+
+        `rows`: the number of examples the entry must hold (the dataset's length; `None`: unchecked). A stored
+        entry of another row count, or a disk entry whose contents do not match their digest, is refused
+        with a warning and computed again."""
+        value, source = self._lookup(key, rows)
         if value is not None:
             return self._served(key, value, source)
         value = compute()
@@ -513,7 +609,7 @@ class ImageFeatureCache:
                 f"{size} examples cannot be shared by {processes.count} processes (each needs one); "
                 "use get_or_compute."
             )
-        value, source = self._lookup(key)
+        value, source = self._lookup(key, size)
         found = processes.gather(torch.tensor([int(value is not None)], device=processes.device))
         if bool(found.all()):  # else every process encodes its shard, so that the collectives line up
             return self._served(key, value, source)
@@ -570,7 +666,7 @@ class ImageFeatureCache:
                 )  # fmt: skip
 
             if processes is None or not processes.splits(len(dataset)):
-                return self.get_or_compute(key, compute)
+                return self.get_or_compute(key, compute, rows=len(dataset))
             return self.get_or_compute_sharded(key, compute, len(dataset), processes)
 
         if views is None:
@@ -581,6 +677,23 @@ class ImageFeatureCache:
         encoded = [one(view) for view in chosen]
         device = encoded[0][0].device  # disk entries are on the CPU, encoded ones where the encoder ran
         return torch.stack([features.to(device) for features, _ in encoded]), encoded[0][1]
+
+
+def _disk_entry_problem(features: torch.Tensor, labels: torch.Tensor, metadata: dict[str, str]) -> str | None:
+    """Why the tensors of a disk entry cannot be used (`None`: they can): not one row per label
+    (`entry_problem`), another row count than its metadata records, or contents that do not match its
+    recorded digest."""
+    problem = entry_problem(features, labels, None)
+    if problem is not None:
+        return problem
+    if metadata.get("rows") != str(len(labels)):
+        return f"it records {metadata.get('rows')} rows but holds {len(labels)}"
+    if metadata.get("digest") != entry_digest(features, labels):
+        return (
+            f"its contents do not match the digest recorded with them ({metadata.get('digest')}): the file "
+            "was changed or damaged after it was written"
+        )
+    return None
 
 
 def _nbytes(entry: tuple[torch.Tensor, ...]) -> int:

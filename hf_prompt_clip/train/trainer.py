@@ -123,7 +123,8 @@ class TrainingConfig:
             cache before the stage (drawn as the pixel path draws epoch `v`, `view_seed`), and epoch `e` trains
             on view `e mod V`'s features, batches shuffled as the pixel path shuffles them. It changes the
             augmentation (views repeat every V epochs), so it is off (`None`) by default; for `V >= epochs` it
-            trains what the pixel path trains. Only methods whose image path is frozen take it
+            trains what the pixel path trains. No more views than the longest gradient stage's epochs are
+            encoded, and that number is what the run records (`augment_views_used`; a warning when it is less). Only methods whose image path is frozen take it
             (`PromptCLIPPreTrainedModel.training_image_encoder`); fit stages ignore it.
     """
 
@@ -202,7 +203,8 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
 
     A run of fit stages only (a linear probe, Tip-Adapter) drops the optimiser's settings (`GRADIENT_SETTINGS`),
     which it never read; gradient stages that override the epochs or learning rate are listed as `stages`;
-    `augment_views` is listed only when set (and used).
+    `augment_views` is listed only when set and a gradient stage reads it, as the number of views used
+    (`augment_views_used`: no more than the longest gradient stage's epochs).
 
     Args:
         training: the run's `TrainingConfig`.
@@ -218,8 +220,9 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
         5
     """
     settings = asdict(training)
-    if settings.get("augment_views") is None:
-        settings.pop("augment_views", None)
+    settings["augment_views"] = augment_views_used(training, stages)
+    if settings["augment_views"] is None:
+        settings.pop("augment_views")
     gradient = [stage for stage in stages if stage.kind == "gradient"]
     if not gradient:
         for name in GRADIENT_SETTINGS:
@@ -231,6 +234,31 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
             for stage in gradient
         ]
     return settings
+
+
+def augment_views_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> int | None:
+    """The augmented views a run encodes and trains on: `training.augment_views` (V), but no more than the
+    most epochs a gradient stage trains (`stage.epochs or training.epochs`), as epoch `e` reads view
+    `e mod V` and views past the last epoch would be encoded for nothing. `None` when V is unset or no
+    stage is a gradient stage (fit stages do not read it).
+
+    With `V >= epochs` this is the number of epochs: each epoch reads its own view, what the pixel path
+    trains. Results, `training_args.json`, the card and the run's fingerprint record this number.
+
+    Args:
+        training: the run's `TrainingConfig`.
+        stages: the model's `training_stages()`.
+
+    Example:
+        >>> augment_views_used(TrainingConfig(epochs=1, augment_views=5), [TrainingStage("ctx", ("ctx",))])
+        1
+        >>> augment_views_used(TrainingConfig(epochs=10, augment_views=5), [TrainingStage("ctx", ("ctx",))])
+        5
+    """
+    epochs = [stage.epochs or training.epochs for stage in stages if stage.kind == "gradient"]
+    if training.augment_views is None or not epochs:
+        return None
+    return min(training.augment_views, max(epochs))
 
 
 @dataclass
@@ -482,8 +510,9 @@ class PromptTrainer:
         of processes (the global batch), and the caller's `fingerprint`. Its hash is the fingerprint."""
         training = {k: v for k, v in asdict(self.config).items() if k not in NOT_IN_FINGERPRINT}
         model_stages = self.model.training_stages()
-        if training.get("augment_views") is None or all(stage.kind != "gradient" for stage in model_stages):
-            training.pop("augment_views", None)  # unset or unused: the fingerprint runs had before the option
+        training["augment_views"] = augment_views_used(self.config, model_stages)  # the views trained on
+        if training["augment_views"] is None:
+            training.pop("augment_views")  # unset or unused: the fingerprint runs had before the option
         stages = [_stage_settings(stage) for stage in model_stages]
         settings = {
             "training": training,
@@ -859,6 +888,7 @@ class PromptTrainer:
         """
         config, accelerator = self.config, self.accelerator
         self._check_augment_views()  # before the output folder is touched
+        self._warn_unused_views()
         set_seed(config.seed)
         self.settings = self.run_settings()  # the config as it is now
         self.fingerprint = fingerprint_hash(self.settings)
@@ -1024,6 +1054,22 @@ class PromptTrainer:
         if problem is not None:
             raise ValueError(self._augment_views_refusal(f"{type(model).__name__} cannot: {problem}."))
 
+    @property
+    def views_used(self) -> int | None:
+        """The augmented views this run encodes and trains on (`augment_views_used`), `None` without them."""
+        return augment_views_used(self.config, self.model.training_stages())
+
+    def _warn_unused_views(self) -> None:
+        """Warn when fewer views are used than asked (`augment_views_used`: no more than the epochs)."""
+        asked, used = self.config.augment_views, self.views_used
+        if used is not None and used < asked:  # then `used` is the longest gradient stage's epochs
+            logger.warning(
+                "augment_views=%d asked, but the longest training stage runs %d epoch%s and epoch e reads view "
+                "e: %d view%s encoded and used, recorded as augment_views %d (one view per epoch: what the "
+                "default path trains). Train %d or more epochs to use %d views.",
+                asked, used, "s" if used != 1 else "", used, "s" if used != 1 else "", used, asked, asked,
+            )  # fmt: skip
+
     def _augment_views_refusal(self, reason: str) -> str:
         return (
             f"augment_views={self.config.augment_views} trains on cached image features, which needs a frozen "
@@ -1032,7 +1078,8 @@ class PromptTrainer:
         )
 
     def training_views(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The `config.augment_views` augmented views of every training example, as frozen image features.
+        """The augmented views of every training example a run trains on (`views_used`: `config.augment_views`,
+        but no more than the longest gradient stage's epochs), as frozen image features.
 
         View `v` of example `i` is the image the pixel path shows in epoch `v` (`SeededViews` with the run's
         seed, `view_seed(seed, v, i)`), encoded once through the feature cache by the model's
@@ -1040,7 +1087,7 @@ class PromptTrainer:
         stage, reads the same views again (from memory, or from the cache's folder).
 
         Returns:
-            features `(V, N, E)` float32 and labels `(N,)`, on the accelerator's device.
+            features `(V, N, E)` float32 (`V = views_used`) and labels `(N,)`, on the accelerator's device.
 
         Raises:
             ValueError: `augment_views` is not set, or the model's image path is not frozen (its
@@ -1065,7 +1112,7 @@ class PromptTrainer:
                 collate_fn=self.collate_fn,
                 batch_size=config.batch_size,
                 seed=config.seed,
-                views=range(config.augment_views),
+                views=range(self.views_used or config.augment_views),
                 precision=config.mixed_precision,
                 autocast=self.accelerator.autocast,
                 processes=ProcessShards.of(self.accelerator),
@@ -1113,6 +1160,7 @@ class PromptTrainer:
         views = labels = None
         if cached:  # every view of every example encoded once (each process encodes its shard; all get all)
             views, labels = self.training_views()
+            used = len(views)
         epochs = stage.epochs or config.epochs
         base_lr = stage.learning_rate or config.learning_rate
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
@@ -1126,7 +1174,7 @@ class PromptTrainer:
         if cached:
             logger.info(
                 "training on %d cached augmented views of each of the %d images (epoch e reads view e mod %d; "
-                "%s%s)", config.augment_views, len(self.train_dataset), config.augment_views,
+                "%s%s)", used, len(self.train_dataset), used,
                 self.feature_cache.summary(),
                 "" if accelerator.num_processes == 1
                 else f"; this process encoded its shard, 1/{accelerator.num_processes} of the images",
@@ -1151,7 +1199,7 @@ class PromptTrainer:
         while self.state.epoch < epochs:
             loader.set_epoch(self.state.epoch)
             if cached:
-                features = views[self.state.epoch % config.augment_views]
+                features = views[self.state.epoch % used]
             else:
                 examples.set_epoch(self.state.epoch)
             lr = lr_now()
