@@ -2,7 +2,8 @@
 
 Importing the package registers every method with `AutoConfig`, `AutoModel`,
 `AutoModelForImageClassification` and `AutoModelForZeroShotImageClassification`, and the shipped
-tiny CLIP's name (`TINY_CLIP_ID`) as a base model.
+tiny CLIP's name (`TINY_CLIP_ID`) as a base model; the zero-shot image pipeline then refuses unusable
+`candidate_labels` for these models by name (`core.pipelines`; other models' pipelines are unchanged).
 """
 
 from .core import (
@@ -16,6 +17,7 @@ from .core import (
     get_method,
     register_method,
 )
+from .core.pipelines import register_zero_shot_pipeline
 from .core.version import __version__
 from .methods import (
     CLIPAdapterConfig,
@@ -42,6 +44,8 @@ from .methods import (
     ZeroShotCLIPModel,
 )
 from .shipped import TINY_CLIP_ID
+
+register_zero_shot_pipeline()
 
 __all__ = [
     "METHODS",

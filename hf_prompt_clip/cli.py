@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import logging
 import math
@@ -158,6 +159,68 @@ class _DistinctSeeds(argparse.Action):
                 "independent runs agreed; give distinct seeds, e.g. --seed 1 2 3",
             )
         setattr(namespace, self.dest, list(values))
+
+
+def _repo_id(text: str) -> str:
+    """A Hub repository id, checked with huggingface_hub's rules (`validate_repo_id`) before anything runs."""
+    from .core.push import repo_id_problem
+
+    problem = repo_id_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, naming a value it took for an option because it starts with "-" (`push ADAPTER -/x`:
+    argparse would say "the following arguments are required: repo_id"): the value is checked as the
+    argument that lacks it, whose own refusal (an invalid repository id) is the error, else the error says
+    how to pass it (`-- VALUE`, `--flag=VALUE`)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):
+        super().error(self._value_taken_for_an_option(message) or message)
+
+    def _value_taken_for_an_option(self, message: str) -> str | None:
+        given = list(getattr(self, "_given", ()))
+
+        def stray(
+            arg: str,
+        ) -> bool:  # no option's name holds a "/": this is a value (a repository id, a path)
+            return arg[:1] == "-" and "/" in arg.split("=", 1)[0]
+
+        if message.startswith("the following arguments are required: "):
+            missing = message.split(": ", 1)[1].split(", ")
+            wanting = [a for a in self._actions if not a.option_strings and (a.metavar or a.dest) in missing]
+            values = [arg for arg in given if stray(arg)]
+        elif message.endswith(": expected one argument"):
+            wanting = [a for a in self._actions if a.option_strings and message.startswith(
+                f"argument {'/'.join(a.option_strings)}:")]  # fmt: skip
+            flags = wanting[0].option_strings if wanting else ()
+            values = [arg for flag, arg in itertools.pairwise(given) if flag in flags and stray(arg)]
+        else:
+            return None
+        if not wanting or not values:
+            return None
+        action, value = wanting[0], values[0]
+        name = "/".join(action.option_strings) or action.metavar or action.dest
+        if callable(action.type):
+            try:
+                action.type(value)
+            except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+                return f"argument {name}: {error}"
+        how = (
+            f"{action.option_strings[0]}={value}"
+            if action.option_strings
+            else f"-- {value} (after the options)"
+        )
+        return (
+            f"argument {name}: {value!r} starts with '-', so it was read as an option; to give it as {name}, "
+            f"write {how}"
+        )
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -407,6 +470,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--push-to-hub",
         default=None,
+        type=_repo_id,
         metavar="REPO_ID",
         help="publish the trained method's adapter (first seed) with its model card; the login and write "
         "access are checked before training",
@@ -458,14 +522,18 @@ def add_export_arguments(export: argparse.ArgumentParser) -> None:
     add_source_arguments(export, dataset_positional=True)
     export.add_argument("--output-dir", required=True, help="the folder to write (data/<split>-*.parquet)")
     export.add_argument(
-        "--push-to-hub", default=None, metavar="REPO_ID", help="also upload it to this dataset repo"
+        "--push-to-hub",
+        default=None,
+        type=_repo_id,
+        metavar="REPO_ID",
+        help="also upload it to this dataset repo",
     )
     export.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
 
 def add_push_arguments(push: argparse.ArgumentParser) -> None:
     push.add_argument("adapter", help="a saved adapter folder (e.g. outputs/run/coop/seed1/adapter)")
-    push.add_argument("repo_id", help="the Hub model repository, namespace/name")
+    push.add_argument("repo_id", type=_repo_id, help="the Hub model repository, namespace/name")
     push.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
 
@@ -486,7 +554,7 @@ def build_parser(prog: str = PROG, command: str | None = None) -> argparse.Argum
     """The whole CLI, or the parser of one `command` alone (what `examples/train.py` offers as `prog`)."""
     if command is not None:
         help_text, add = COMMANDS[command]
-        parser = argparse.ArgumentParser(
+        parser = _Parser(
             prog=prog, description=f"{help_text[0].upper()}{help_text[1:]} ({PROG} {command}).",
             formatter_class=_HelpFormatter,
         )  # fmt: skip
@@ -494,7 +562,7 @@ def build_parser(prog: str = PROG, command: str | None = None) -> argparse.Argum
         _add_common(parser)
         parser.set_defaults(command=command)
         return parser
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=_HelpFormatter)
+    parser = _Parser(prog=prog, description=__doc__, formatter_class=_HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add) in COMMANDS.items():
         sub = subparsers.add_parser(

@@ -820,7 +820,14 @@ def run_seed(
         training_args.update(image_settings)
     if accelerator.is_main_process:  # before evaluating: a crash there keeps the trained adapter
         # written aside and renamed into place: a kill leaves the earlier adapter or this one, whole
-        with atomic_folder(adapter_dir) as staging:
+        rerun = (
+            "rerun the same command with --resume-from-checkpoint latest: training is complete in its last "
+            "checkpoint, so only the adapter is written"
+            if training
+            else "rerun the same command"
+        )
+        disk_full_fix = f"Free space on that disk (or give another --output-dir), then {rerun}."
+        with atomic_folder(adapter_dir, disk_full_fix=disk_full_fix) as staging:
             model.save_pretrained(staging)
             if selection is not None and training:
                 selection.save(staging / SELECTION_FILE)

@@ -10,6 +10,7 @@ content or the new one, never half of it; what is left behind is a staging name 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -25,6 +26,131 @@ except ImportError:  # Windows: the O_EXCL lock file
     fcntl = None
 
 STAGING_PATTERN = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<tag>\d+)")
+#: Free space under which a failed write counts as a full disk: a short write fills the disk up to its
+#: last block (torch's zip writer then says only "unexpected pos 1024 vs 918"), and another process may
+#: free a little meanwhile.
+NEARLY_FULL_BYTES = 1 << 20
+#: What the libraries' messages say when a write found the disk full (safetensors: "No space left on
+#: device (os error 28)") or the user's quota used up.
+_DISK_FULL_WORDS = ("no space left on device", "os error 28", "disk quota exceeded")
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk (or the user's quota) is full (`errno.ENOSPC`); the message names
+    what was being written, the folder, its free space and what to do.
+
+    Attributes:
+        folder: the folder that was being written.
+        free: the bytes free there after the failure (`None`: unknown).
+    """
+
+    def __init__(self, message: str, folder: str | os.PathLike, free: int | None = None):
+        super().__init__(errno.ENOSPC, message)
+        self.folder, self.free = Path(folder), free
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def __reduce__(self):  # picklable (errors are broadcast to the other processes)
+        return type(self), (self.strerror, self.folder, self.free)
+
+
+def format_bytes(size: int) -> str:
+    """A byte count for people: powers of 1024, one decimal.
+
+    Example:
+        >>> format_bytes(918), format_bytes(64 * 1024), format_bytes(3 * 1024**3 // 2)
+        ('918 B', '64.0 KiB', '1.5 GiB')
+    """
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def _error_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then its causes and contexts (`raise ... from`, or raised while handling another)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _disk_usage(folder: Path) -> tuple[int, int] | None:
+    """`(free, total)` bytes of the disk holding `folder` (or its nearest existing parent)."""
+    for candidate in (folder, *folder.parents):
+        try:
+            usage = shutil.disk_usage(candidate)
+        except OSError:
+            continue
+        return usage.free, usage.total
+    return None
+
+
+def folder_size(folder: str | os.PathLike) -> int:
+    """The bytes of the files under `folder` (0 when it is gone)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def disk_full_error(
+    error: BaseException,
+    folder: str | os.PathLike,
+    what: str,
+    fix: str = "Free space on that disk, or write to another one, and try again.",
+    written: int | None = None,
+) -> DiskFullError | None:
+    """The error to raise instead of `error` when a write failed because the disk is full, else `None`.
+
+    A full disk is recognised by `ENOSPC`/`EDQUOT` (or their words) anywhere in the error's chain, or, for
+    a write error that does not say why (torch's zip writer: `[enforce fail at inline_container.cc:672]
+    unexpected pos 1024 vs 918`), by less than `NEARLY_FULL_BYTES` free in `folder` right after it. Call
+    it before deleting what the failed write left, which would free the space again.
+
+    Args:
+        error: what the write raised.
+        folder: the folder being written (its disk's free space is reported).
+        what: what was being written, for the message (`"checkpoint-8"`).
+        fix: what to do, for the message.
+        written: the bytes written before the failure, if known (a lower bound of what is needed).
+
+    Example:
+        >>> try:
+        ...     torch.save(state, "run/checkpoints/.checkpoint-8.tmp-1/optimizer.bin")
+        ... except RuntimeError as error:
+        ...     full = disk_full_error(error, "run/checkpoints", "checkpoint-8")
+        ...     raise full or error
+    """
+    if not isinstance(error, Exception) or isinstance(error, DiskFullError):
+        return None
+    folder = Path(folder)
+    chain = list(_error_chain(error))
+    codes = {getattr(link, "errno", None) for link in chain}
+    words = " ".join(str(link) for link in chain).lower()
+    quota = getattr(errno, "EDQUOT", None) in codes or "disk quota exceeded" in words
+    said = errno.ENOSPC in codes or quota or any(word in words for word in _DISK_FULL_WORDS)
+    usage = _disk_usage(folder)
+    free = usage[0] if usage else None
+    write_error = any(isinstance(link, (OSError, RuntimeError)) for link in chain)
+    if not (said or (write_error and free is not None and free < NEARLY_FULL_BYTES)):
+        return None
+    room = (
+        f"{format_bytes(usage[0])} free of {format_bytes(usage[1])} there now"
+        if usage
+        else "its free space unknown"
+    )
+    if quota:
+        room += " (your disk quota is used up: the quota, not the disk, is full)"
+    needed = f"; it needs more than the {format_bytes(written)} it had written" if written else ""
+    message = f"No space left on device: writing {what} in {folder} failed ({room}{needed}). {fix}"
+    return DiskFullError(message, folder, free)
 
 
 def staging_path(final_path: str | os.PathLike, tag: int | None = None) -> Path:
@@ -67,9 +193,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(staging, path)
-    except BaseException:
+    except BaseException as error:
+        full = disk_full_error(error, path.parent, path.name)
         with contextlib.suppress(OSError):
             staging.unlink()
+        if full is not None:
+            raise full from error
         raise
     fsync_dir(path.parent)
 
@@ -121,9 +250,13 @@ def commit_folder(staging: str | os.PathLike, final_path: str | os.PathLike) -> 
 
 
 @contextlib.contextmanager
-def atomic_folder(final_path: str | os.PathLike, tag: int | None = None) -> Iterator[Path]:
+def atomic_folder(
+    final_path: str | os.PathLike, tag: int | None = None, disk_full_fix: str | None = None
+) -> Iterator[Path]:
     """Build a folder in a staging folder beside it (`staging_path`) and rename it into place when the
     block ends without an error; an error deletes the staging folder and leaves `final_path` as it was.
+    A full disk is raised as `DiskFullError` naming the folder and its free space (and `disk_full_fix`,
+    what to do, when given).
 
     Example:
         >>> with atomic_folder("run/adapter") as folder:
@@ -137,8 +270,12 @@ def atomic_folder(final_path: str | os.PathLike, tag: int | None = None) -> Iter
     try:
         yield staging
         commit_folder(staging, final)
-    except BaseException:
+    except BaseException as error:
+        fix = {"fix": disk_full_fix} if disk_full_fix else {}
+        full = disk_full_error(error, final.parent, final.name, written=folder_size(staging), **fix)
         shutil.rmtree(staging, ignore_errors=True)
+        if full is not None:
+            raise full from error
         raise
 
 

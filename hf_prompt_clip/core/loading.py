@@ -131,16 +131,25 @@ def resolved_commit(source: str, revision: str | None = None, **hub_kwargs) -> s
 
 def hub_failure_advice(error: BaseException) -> str:
     """What to do when reaching the Hub failed: the timeouts that made it slow and the offline switch,
-    for a connection failure; the error itself otherwise.
+    for a connection failure; with `HF_HUB_OFFLINE=1` set, that only the local cache was searched; the
+    error itself otherwise.
 
     Example:
         >>> hub_failure_advice(OSError("We couldn't connect to 'https://huggingface.co' ..."))
         "the Hub could not be reached (each request waits up to HF_HUB_ETAG_TIMEOUT=10 s ..."
     """
+    from huggingface_hub import constants
+
     text = " ".join(str(error).split())
     unreachable = ("couldn't connect", "connection", "timed out", "timeout", "network", "resolve")
     if not any(word in text.lower() for word in unreachable):
         return text
+    if constants.HF_HUB_OFFLINE:  # transformers says "couldn't connect" though it did not try
+        return (
+            "it is not a folder here, and HF_HUB_OFFLINE=1 is set, so only the local Hub cache was searched, "
+            "which does not hold it; unset HF_HUB_OFFLINE (with a network) to download it into the cache, or "
+            "pass a local folder"
+        )
     etag = os.environ.get("HF_HUB_ETAG_TIMEOUT", "10")
     download = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     return (

@@ -707,6 +707,10 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
                 "frozen features from training_image_encoder())."
             )
         if input_ids is not None:
+            if input_ids.shape[0] == 0:  # no text to score against (the pipeline's candidate_labels=[])
+                from .pipelines import candidate_labels_problem
+
+                raise ValueError(f"input_ids holds no text: {candidate_labels_problem([])}")
             logits = self.zero_shot_logits(pixel_values, input_ids, attention_mask)
             loss = None if labels is None else self.classification_loss(logits, labels)
         else:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .atomic import atomic_write_text
 from .model_card import CARD_FILE
@@ -35,6 +36,39 @@ def check_adapter_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+#: A repository id to show in advice.
+EXAMPLE_REPO_ID = "me/coop-vitb16-eurosat"
+
+
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` is not a valid Hub repository id (huggingface_hub's own rules,
+    `validate_repo_id`), as a sentence naming the id and a valid example; `None` when it is valid.
+
+    Example:
+        >>> repo_id_problem("me/coop-vitb16-eurosat") is None
+        True
+        >>> repo_id_problem("-/x")
+        "'-/x' is not a valid Hub repository id: repo id must use alphanumeric chars, ..."
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        # the validator's rule without its echo of the id (": '<id>'.") or its hint about repo_type
+        rule = str(error).split(f": '{repo_id}'", 1)[0].rstrip(". ")
+        rule = rule[:1].lower() + rule[1:]
+        parts = repo_id.split("/")
+        for role, part in zip(("namespace", "name") if len(parts) == 2 else ("name",), parts):
+            if part and (part[0] in "-." or part[-1] in "-."):  # the rule that bites, pointed out
+                edge = f"starts with {part[0]!r}" if part[0] in "-." else f"ends with {part[-1]!r}"
+                rule += f"; here the {role} {part!r} {edge}"
+                break
+        return (
+            f"{repo_id!r} is not a valid Hub repository id: {rule}. Give namespace/name, e.g. "
+            f"{EXAMPLE_REPO_ID}."
+        )
+    return None
+
+
 class PushAccessError(PermissionError):
     """The Hub cannot be written as asked (offline, not logged in, read-only token, foreign namespace)."""
 
@@ -45,12 +79,16 @@ def check_push_access(repo_id: str, token: str | None = None) -> str:
     created. Returns the user name.
 
     Raises:
+        ValueError: when `repo_id` is not a valid repository id (`repo_id_problem`).
         PushAccessError: naming what is missing and how to fix it.
 
     Example:
         >>> check_push_access("me/coop-vitb16-eurosat")
         'me'
     """
+    problem = repo_id_problem(repo_id)
+    if problem is not None:
+        raise ValueError(problem)
     fix = (
         "Log in with `hf auth login` (or set HF_TOKEN to a token with write access), make sure the Hub "
         "can be reached (HF_HUB_OFFLINE unset), or drop --push-to-hub and push later with "

@@ -83,20 +83,31 @@ def read_class_names(path: str | os.PathLike, folders: Sequence[str]) -> dict[st
     """Folder -> class name from a class-names file.
 
     The file is JSON (an object `{"folder": "name"}`, or a list of names in the folders' ASCII order) or
-    text with one name per line in that order (blank lines and `#` comments skipped).
+    text with one name per line in that order (`#` comments skipped; blank lines are not names: they are
+    skipped, and named, with the folder whose name they stand for, when the names fall short).
 
     Raises:
-        ValueError: when a list does not give one name per class folder, or an object names folders
-            that do not exist.
+        ValueError: when a list does not give one name per class folder (naming the file's empty lines),
+            a JSON name is empty, or an object names folders that do not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Class-names file {str(path)!r} does not exist.")
     text = path.read_text(encoding="utf-8")
+    blank: list[int] = []  # numbers of the empty lines among the names (a text file)
     if path.suffix == ".json":
-        content = json.loads(text)
+        try:
+            content = json.loads(text)
+        except ValueError as error:
+            raise ValueError(
+                f'{str(path)!r} is not valid JSON ({error}); give a JSON object {{"folder": "name"}} or a list '
+                "of names, or a text file (not .json) with one name per line."
+            ) from error
     else:
-        content = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        lines = text.splitlines()
+        named = [n for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
+        content = [lines[n - 1].strip() for n in named]
+        blank = [n for n, line in enumerate(lines, 1) if not line.strip() and n < (named or [0])[-1]]
     if isinstance(content, Mapping):
         unknown = sorted(set(content) - set(folders))
         if unknown:
@@ -104,7 +115,22 @@ def read_class_names(path: str | os.PathLike, folders: Sequence[str]) -> dict[st
                 f"{str(path)!r} names folders that are not class folders: {unknown[:5]}; the class "
                 f"folders are {list(folders)[:10]}."
             )
-        return {folder: str(content.get(folder, readable_name(folder))) for folder in folders}
+        names = {folder: str(content.get(folder, readable_name(folder))) for folder in folders}
+        empty = [f"{folder!r}" for folder in folders if folder in content and not names[folder].strip()]
+        if empty:
+            raise ValueError(
+                f"{str(path)!r} gives an empty name to the class folder {', '.join(empty)}; write its name, or "
+                "leave the folder out of the object to use the folder's own name."
+            )
+        return names
+    empty = [i for i, name in enumerate(content) if not str(name).strip()]
+    if empty and len(content) == len(folders):
+        raise ValueError(
+            f"{str(path)!r} entry {', '.join(str(i + 1) for i in empty)} of its list is empty, where the name of the "
+            f"class folder {', '.join(repr(folders[i]) for i in empty)} goes; write the name there."
+        )
+    if len(content) < len(folders) and blank:
+        raise ValueError(blank_lines_problem(path, blank, lines, folders))
     if len(content) != len(folders):
         raise ValueError(
             f"{str(path)!r} lists {len(content)} names but there are {len(folders)} class folders "
@@ -112,6 +138,51 @@ def read_class_names(path: str | os.PathLike, folders: Sequence[str]) -> dict[st
             '{"folder": "name"}.'
         )
     return dict(zip(folders, map(str, content)))
+
+
+def blank_lines_problem(
+    path: str | os.PathLike, blank: Sequence[int], lines: Sequence[str], folders: Sequence[str]
+) -> str:
+    """Why a class-names file gives too few names for its class folders when it holds empty lines among
+    them: the line numbers and, when each empty line holds the place of a folder's name, those folders.
+
+    Args:
+        path: the file.
+        blank: the numbers (from 1) of its empty lines before its last name.
+        lines: its lines.
+        folders: the class folders in ASCII order.
+
+    Example:
+        >>> print(blank_lines_problem("names.txt", [2], ["cat", "", "fox"], ["cat", "dog", "fox"]))
+        'names.txt' line 2 is empty (whitespace only) where the 2nd class folder's name goes ('dog'); ...
+    """
+    names = [n for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#")]
+    which = f"line {blank[0]} is" if len(blank) == 1 else f"lines {', '.join(map(str, blank))} are"
+    count = f"the file lists {len(names)} names for {len(folders)} class folders"
+    if len(names) + len(blank) == len(folders):  # each empty line holds the place of one folder's name
+        slots = sorted([*names, *blank])
+        places = [slots.index(n) for n in blank]
+        ordinals = " and ".join(_ordinal(place + 1) for place in places)
+        owners = ", ".join(repr(folders[place]) for place in places)
+        where = (
+            f"the {ordinals} class folder's name goes"
+            if len(places) == 1
+            else f"the names of the {ordinals} class folders go"
+        )
+        return (
+            f"{str(path)!r} {which} empty (whitespace only) where {where} ({owners}); blank lines are not names, so {count}. Write the name there, or give a JSON object "
+            '{"folder": "name"} to name only some folders.'
+        )
+    return (
+        f"{str(path)!r} {which} empty (whitespace only), and blank lines are not names: {count} "
+        f"({list(folders)[:10]}). Write the missing names there (or delete the empty lines), one name per "
+        'folder in this order, or give a JSON object {"folder": "name"}.'
+    )
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def folder_benchmark(

@@ -42,6 +42,8 @@ from ..core.atomic import (
     FolderLockedError,
     atomic_write_json,
     commit_folder,
+    disk_full_error,
+    folder_size,
     remove_stale_staging,
     staging_path,
 )
@@ -583,13 +585,26 @@ class PromptTrainer:
                 (staging / STATE_FILE).write_text(json.dumps(record, indent=1))
                 commit_folder(staging, folder)
                 self._prune()
-        except BaseException:
+        except BaseException as error:
             if accelerator.is_main_process:
+                full = self._disk_full(error, folder, staging)  # before the cleanup frees the space
                 shutil.rmtree(staging, ignore_errors=True)
+                if full is not None:
+                    raise full from error
             raise
         accelerator.wait_for_everyone()
         self._unchecked_checkpoint = folder
         return folder
+
+    def _disk_full(self, error: BaseException, folder: Path, staging: Path):
+        """`disk_full_error` of a failed checkpoint write: the folder, its free space, and the resume."""
+        complete = self._own_checkpoints()
+        keep = f"{complete[-1].name} is complete" if complete else "no checkpoint of this run is complete yet"
+        fix = (
+            f"Free space on that disk (or train in an output_dir, --output-dir, on a disk with room), then "
+            f"resume with resume_from_checkpoint='latest' (--resume-from-checkpoint latest): {keep}."
+        )
+        return disk_full_error(error, folder.parent, folder.name, fix, written=folder_size(staging))
 
     def _own_checkpoints(self) -> list[Path]:
         """This run's complete checkpoints, oldest first."""

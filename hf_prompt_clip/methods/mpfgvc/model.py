@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, ViTConfig, ViTModel
 
+from ...core.loading import AdapterLoadError, hub_failure_advice
 from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text import PromptLayout, build_prompt_layout, random_context
 from ...core.text_engine import encode_context_prompts
@@ -134,8 +135,16 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
             return super().from_clip(clip_model, class_names, **kwargs)
         hub = {key: kwargs.get(key) for key in ("cache_dir", "token")}
         revision = kwargs.get("image_tower_revision")
-        vit = ViTModel.from_pretrained(image_tower, revision=revision, add_pooling_layer=False, **hub)
-        processor = AutoImageProcessor.from_pretrained(image_tower, revision=revision, **hub)
+        try:
+            vit = ViTModel.from_pretrained(image_tower, revision=revision, add_pooling_layer=False, **hub)
+            processor = AutoImageProcessor.from_pretrained(image_tower, revision=revision, **hub)
+        except OSError as error:
+            tower = os.fspath(image_tower)
+            raise AdapterLoadError(
+                f"MP-FGVC's image tower image_tower={tower!r} (--option image_tower={tower}) could not be "
+                f"loaded: {hub_failure_advice(error)[:300].rstrip('.')}. Give a transformers ViT by Hub id or "
+                "folder, or leave image_tower out to use CLIP's own image tower."
+            ) from error
         kwargs.setdefault("image_processor", processor)
         model = super().from_clip(
             clip_model,
