@@ -828,8 +828,11 @@ def _print_train_results(results: list[dict], output_dir: str) -> None:
 
 
 def load_adapter(name: str):
-    """`AutoModel.from_pretrained(name)` with one clear error for a missing folder or Hub repository."""
+    """`AutoModel.from_pretrained(name)` with one clear error for a missing folder or Hub repository, a folder
+    that is no adapter of a method this release knows, and an unreachable Hub (asked once, its timeouts named)."""
     from transformers import AutoModel
+
+    from .core.loading import AdapterLoadError, check_adapter_config, hub_failure_advice, saved_config
 
     looks_like_a_path = name.startswith((".", "/", "~")) or name.count("/") > 1  # Hub ids have one "/"
     if not os.path.isdir(name) and looks_like_a_path:
@@ -837,18 +840,22 @@ def load_adapter(name: str):
             f"--model {name!r}: no such adapter folder. Give the folder an adapter was saved in (e.g. "
             "outputs/run/coop/seed1/adapter) or a Hub id."
         )
-    from .core.loading import check_model_type
-
-    check_model_type(name)  # an adapter of a newer release: which one, and the upgrade
+    where = "" if os.path.isdir(name) else "no adapter folder of that name is here, and "
+    try:
+        # the Hub is asked once: when it cannot be reached, that is said at once, with its timeouts
+        saved = saved_config(name)
+    except AdapterLoadError as error:
+        advice = hub_failure_advice(error.__cause__ or error)
+        raise CLIError(f"--model {name!r}: {where}it could not be loaded: {advice}.") from error
+    check_adapter_config(name, saved)  # what the folder is, if no adapter of a method this release knows
     try:
         return AutoModel.from_pretrained(name)
+    except AdapterLoadError:
+        raise  # ours: one line naming the problem and the fix
     except OSError as error:
-        reason = " ".join(str(error).split())[:240]
-        where = "" if os.path.isdir(name) else "no adapter folder of that name is here, and "
         raise CLIError(
-            f"--model {name!r}: {where}it could not be loaded ({reason}). Give a saved adapter folder (e.g. "
-            "outputs/run/coop/seed1/adapter) or a Hub id; offline (HF_HUB_OFFLINE=1) a Hub adapter must "
-            "already be in the cache."
+            f"--model {name!r}: {where}it could not be loaded: {hub_failure_advice(error)}. Give a saved adapter "
+            "folder (e.g. outputs/run/coop/seed1/adapter) or a Hub id."
         ) from error
 
 
@@ -1037,6 +1044,7 @@ def configure_logging(quiet: bool = False) -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     huggingface_hub.utils.disable_progress_bars()
+    huggingface_hub.utils.logging.set_verbosity_error()  # its retry lines: the final error names the timeouts
 
 
 def one_line(error: BaseException) -> str:

@@ -194,7 +194,7 @@ def test_an_mpfgvc_image_tower_missing_offline_names_the_option_the_id_and_the_o
         )
     message = str(caught.value)
     assert "image_tower='no-such/tower' (--option image_tower=no-such/tower)" in message
-    assert "HF_HUB_OFFLINE=1 is set, so only the local Hub cache was searched" in message
+    assert "HF_HUB_OFFLINE=1 is set, so the Hub was not asked, and the local cache" in message
     assert "couldn't connect" not in message and "set HF_HUB_OFFLINE=1 to" not in message
 
 

@@ -28,14 +28,15 @@ from .configuration import PromptCLIPConfig, option_types
 from .loading import (
     IGNORED_LOADING_KWARGS,
     adapter_file,
+    check_adapter_config,
     check_adapter_tensors,
-    check_model_type,
     is_commit,
     load_base_clip,
     load_component,
     read_adapter_file,
     resolve_dtype,
     resolved_commit,
+    saved_config,
 )
 from .model_card import CARD_FILE, write_model_card
 from .push import push_adapter_to_hub
@@ -117,6 +118,10 @@ class AdapterIO:
         # written here, under the modules' own names: transformers would rename some submodules' keys
         # to their legacy checkpoint layout (a ViT's), which loading the adapter does not undo
         self.config.auto_map = auto_map(type(self))  # trust_remote_code=True loads it with no setup
+        # a trust_remote_code load in this process registered the classes for their Auto class, which would
+        # make transformers copy the package's module files here (and fail on their relative imports): the
+        # loader module written below is all an adapter carries
+        type(self)._auto_class = type(self.config)._auto_class = None
         self.config.hf_prompt_clip_version = __version__  # a newer release's settings are recognised
         super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict={}, **kwargs)
         if not is_main_process:
@@ -242,8 +247,12 @@ class AdapterIO:
             "revision": revision,
             "subfolder": subfolder,
         }
+        # the folder must be an adapter of this class: an edited model_type, a base CLIP's config or a method
+        # this release lacks is named here (a config passed in, as the Auto classes do, is checked too)
+        saved = saved_config(path, hub_kwargs)  # an unreachable Hub: named at once, with its timeouts
+        if saved is not None or config is None:
+            check_adapter_config(path, saved, builds=cls)
         if config is None:
-            check_model_type(path, hub_kwargs)  # a method of a newer release: our message, not transformers'
             config = cls.config_class.from_pretrained(path, **hub_kwargs)
         elif not isinstance(config, cls.config_class):
             raise TypeError(

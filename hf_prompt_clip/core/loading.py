@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import cached_file
 
 from .configuration import PromptCLIPConfig
+from .registry import METHODS
 
 _BASE_MODEL_ALIASES: dict[str, Callable[[], str]] = {}
 
@@ -129,64 +132,247 @@ def resolved_commit(source: str, revision: str | None = None, **hub_kwargs) -> s
     return None
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    """The first exception of the chain that `error` ends (its `__cause__`s and `__context__`s)."""
+    seen = {id(error)}
+    while (earlier := error.__cause__ or error.__context__) is not None and id(earlier) not in seen:
+        seen.add(id(earlier))
+        error = earlier
+    return error
+
+
 def hub_failure_advice(error: BaseException) -> str:
     """What to do when reaching the Hub failed: the timeouts that made it slow and the offline switch,
-    for a connection failure; with `HF_HUB_OFFLINE=1` set, that only the local cache was searched; the
-    error itself otherwise.
+    for a connection failure (or, with `HF_HUB_OFFLINE=1` set, that the local cache lacks it); the error
+    itself otherwise.
 
     Example:
         >>> hub_failure_advice(OSError("We couldn't connect to 'https://huggingface.co' ..."))
         "the Hub could not be reached (each request waits up to HF_HUB_ETAG_TIMEOUT=10 s ..."
     """
-    from huggingface_hub import constants
+    from huggingface_hub.constants import HF_HUB_CACHE, is_offline_mode
 
     text = " ".join(str(error).split())
+    root = _root_cause(error)
     unreachable = ("couldn't connect", "connection", "timed out", "timeout", "network", "resolve")
-    if not any(word in text.lower() for word in unreachable):
+    if not any(word in f"{text} {root}".lower() for word in unreachable):
         return text
-    if constants.HF_HUB_OFFLINE:  # transformers says "couldn't connect" though it did not try
+    # the network's own words (a refused connection, a time-out), not transformers' generic sentence
+    cause = f"{type(root).__name__}: {' '.join(str(root).split())}" if root is not error else text
+    if is_offline_mode():
         return (
-            "it is not a folder here, and HF_HUB_OFFLINE=1 is set, so only the local Hub cache was searched, "
-            "which does not hold it; unset HF_HUB_OFFLINE (with a network) to download it into the cache, or "
-            "pass a local folder"
+            f"HF_HUB_OFFLINE=1 is set, so the Hub was not asked, and the local cache ({HF_HUB_CACHE}) does not "
+            "hold it. Download it once with a network (HF_HUB_OFFLINE unset), or pass a local folder"
         )
     etag = os.environ.get("HF_HUB_ETAG_TIMEOUT", "10")
     download = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     return (
-        f"the Hub could not be reached ({text[:200]}); each request waits up to HF_HUB_ETAG_TIMEOUT={etag} s "
+        f"the Hub could not be reached ({cause[:200]}); each request waits up to HF_HUB_ETAG_TIMEOUT={etag} s "
         f"(metadata) or HF_HUB_DOWNLOAD_TIMEOUT={download} s (files) and is retried. Without a network, set "
         "HF_HUB_OFFLINE=1 to use the local cache at once, or pass a local folder"
     )
 
 
-def check_model_type(path: str, hub_kwargs: dict | None = None) -> None:
-    """Refuse, before transformers' generic "upgrade transformers" message, an adapter whose
-    hf-prompt-clip model type this install does not know: naming the release that saved it and the
-    upgrade. Anything that is not an hf-prompt-clip config passes unchecked.
+#: What every hf-prompt-clip config's `model_type` starts with (`prompt_clip_coop`, ...).
+ADAPTER_TYPE_PREFIX = "prompt_clip"
+
+
+def saved_config(path: str, hub_kwargs: dict | None = None) -> dict | None:
+    """The `config.json` of an adapter folder or Hub repository as a dict; `None` when it has none.
+
+    The Hub is asked once: when it cannot be reached the error comes at once, naming the timeouts that
+    applied and the offline switch (`hub_failure_advice`), instead of a second wait in transformers.
+
+    Args:
+        path: a local folder or Hub id.
+        hub_kwargs: `revision`, `subfolder`, `cache_dir`, `token`, `local_files_only`, `force_download`.
 
     Raises:
-        AdapterLoadError: naming the model type, both versions and `pip install -U ...`.
+        AdapterLoadError: the Hub could not be reached (or the repository or revision does not exist), or
+            the file is not a JSON object.
+
+    Example:
+        >>> saved_config("outputs/run/coop/seed1/adapter")["model_type"]
+        'prompt_clip_coop'
     """
-    from transformers import CONFIG_MAPPING
-
-    from .version import __version__, upgrade_advice
-
-    config_file = file_in(path, CONFIG_NAME, {k: v for k, v in (hub_kwargs or {}).items() if v is not None})
+    kwargs = {key: value for key, value in (hub_kwargs or {}).items() if value is not None}
+    try:
+        config_file = cached_file(path, CONFIG_NAME, **kwargs)  # None when there is no config.json
+    except OSError as error:
+        raise AdapterLoadError(
+            f"Could not read the config of {path!r}: {hub_failure_advice(error)}."
+        ) from error
     if config_file is None:
-        return
+        return None
     try:
         saved = json.loads(Path(config_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # transformers' own loading names a broken file
-    model_type = saved.get("model_type") or ""
-    if not model_type.startswith("prompt_clip") or model_type in CONFIG_MAPPING:
-        return
+    except (OSError, ValueError) as error:
+        saved, reason = None, f"{type(error).__name__}: {error}"
+    else:
+        reason = f"it holds a JSON {type(saved).__name__}"
+    if not isinstance(saved, dict):
+        raise AdapterLoadError(
+            f"The config {config_file} is not a JSON object ({reason}). Save the adapter again with "
+            "save_pretrained, or download it again (force_download=True)."
+        )
+    return saved
+
+
+def _auto_map_type(saved: dict) -> tuple[str, str] | None:
+    """(config class name, its model type) of the registered config that the saved `auto_map` names."""
+    named = str((saved.get("auto_map") or {}).get("AutoConfig", "")).rpartition(".")[2]
+    for config_class, _ in METHODS.values():
+        if config_class.__name__ == named:
+            return named, config_class.model_type
+    return None
+
+
+def _restore_hint(saved: dict, model_type: str | None, known: list[str]) -> str:
+    """A sentence on the model type a damaged config most likely had: the one of the config class its
+    `auto_map` names, else the closest registered type."""
+    import difflib
+
+    named = _auto_map_type(saved)
+    if named is not None and named[1] != model_type:
+        return (
+            f" Its auto_map names {named[0]}, whose model_type is {named[1]!r}: if that is the adapter, "
+            f'restore "model_type": "{named[1]}" in its config.json (or save it again).'
+        )
+    close = difflib.get_close_matches(model_type or "", known, n=1, cutoff=0.8)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_method_message(path: str, model_type: str, saved: dict) -> str:
+    """Why an adapter of a model type no registered method has cannot load, and whether upgrading helps:
+    it does when a newer release saved it; it cannot when this release is as new as the one that saved it.
+
+    Example:
+        >>> unknown_method_message("a", "prompt_clip_maple", {"hf_prompt_clip_version": "9.0.0"})
+        "'a' is a 'prompt_clip_maple' adapter saved by hf-prompt-clip 9.0.0; ... pip install -U ..."
+    """
+    from .version import __version__, compare_releases, upgrade_advice
+
+    known = sorted(config_class.model_type for config_class, _ in METHODS.values())
+    hint = _restore_hint(saved, model_type, known)
     version = saved.get("hf_prompt_clip_version")
-    by = f"hf-prompt-clip {version}" if version else "another hf-prompt-clip release"
-    raise AdapterLoadError(
-        f"{path!r} is a {model_type!r} adapter saved by {by}; this is hf-prompt-clip {__version__}, which "
-        f"does not know that method. Upgrade: {upgrade_advice(version)} (and `import hf_prompt_clip` before "
-        "loading)."
+    order = compare_releases(version if isinstance(version, str) else None, __version__)
+    if order is not None and order > 0:
+        return (
+            f"{path!r} is a {model_type!r} adapter saved by hf-prompt-clip {version}; this is hf-prompt-clip "
+            f"{__version__}, which does not know that method. Upgrade: {upgrade_advice(version)} (and "
+            "`import hf_prompt_clip` before loading)."
+        )
+    if order is not None:
+        return (
+            f"{path!r} is a {model_type!r} adapter saved by hf-prompt-clip {version}, and the installed "
+            f"hf-prompt-clip {__version__} ({'that release' if order == 0 else 'a newer one'}) has no method of "
+            "that model type, so upgrading will not help: its config.json was edited, or the method comes from "
+            f"another package, which must be imported before loading to register it.{hint}"
+        )
+    recorded = (
+        f"records hf_prompt_clip_version {version!r}, not a release" if version else "records no release"
+    )
+    return (
+        f"{path!r} is a {model_type!r} adapter that {recorded} (hf_prompt_clip_version), and hf-prompt-clip "
+        f"{__version__} has no method of that model type. Upgrading helps only if a newer release added it "
+        f"({upgrade_advice(None)}); otherwise its config.json was edited, or the method comes from another "
+        f"package, which must be imported before loading to register it.{hint}"
+    )
+
+
+def check_adapter_config(path: str, saved: dict | None, builds: type | None = None) -> None:
+    """Refuse a folder or repository whose saved config is not that of an hf-prompt-clip adapter of a
+    method this install knows or, given `builds`, not of that model class: saying what it is and what was
+    expected, before transformers' generic messages ("contains custom code", "upgrade transformers") or a
+    model of the wrong class.
+
+    Args:
+        path: the adapter folder or Hub id (named in the message).
+        saved: its `config.json` as a dict (`saved_config`); `None` (no config.json) is refused.
+        builds: the model class that will be built (`CoOpModel`); `None` for any registered method.
+
+    Raises:
+        AdapterLoadError: naming the folder, its `model_type` and the one expected.
+
+    Example:
+        >>> check_adapter_config("clip-folder", {"model_type": "clip"})
+        AdapterLoadError: 'clip-folder' is a transformers 'clip' model, not an hf-prompt-clip adapter ...
+    """
+    classes = {config_class.model_type: model_class for config_class, model_class in METHODS.values()}
+    expected = getattr(getattr(builds, "config_class", None), "model_type", None) or None
+    wanted = (
+        f"{builds.__name__} loads model_type {expected!r}"
+        if expected
+        else f"an adapter's config names its method, model_type '{ADAPTER_TYPE_PREFIX}_<method>'"
+    )
+    if saved is None:
+        raise AdapterLoadError(
+            f"{path!r} holds no config.json, so it is no saved adapter ({wanted}; save_pretrained writes "
+            "config.json beside model.safetensors). Give the folder or Hub repository an adapter was saved in."
+        )
+    model_type = saved.get("model_type")
+    if not model_type or not isinstance(model_type, str):
+        raise AdapterLoadError(
+            f"{path!r} is no hf-prompt-clip adapter as saved: its config.json names no model_type ({wanted})."
+            + (_restore_hint(saved, None, sorted(classes)) or " Save the adapter again with save_pretrained.")
+        )
+    if not model_type.startswith(ADAPTER_TYPE_PREFIX):
+        base = (
+            f" A CLIP is a base model: build an adapter on it (`hf-prompt-clip train --base-model {path}`, "
+            f"or <Method>Model.from_clip({path!r}, class_names)) and load the folder that saves."
+            if model_type == "clip"
+            else ""
+        )
+        raise AdapterLoadError(
+            f"{path!r} is a transformers {model_type!r} model (config.json model_type), not an hf-prompt-clip "
+            f"adapter ({wanted}).{base}"
+        )
+    if model_type not in classes:
+        raise AdapterLoadError(unknown_method_message(path, model_type, saved))
+    if expected and model_type != expected:
+        found = classes[model_type].__name__
+        raise AdapterLoadError(
+            f"{path!r} is a {model_type!r} adapter ({found}), but {builds.__name__}.from_pretrained builds "
+            f"{expected!r} adapters. Load it with {found}.from_pretrained, or with AutoModel.from_pretrained "
+            "after `import hf_prompt_clip` (no trust_remote_code needed); if its config.json was edited, "
+            "restore its model_type."
+        )
+
+
+def pickle_refusal(source: str, error: BaseException) -> str:
+    """Why a base model whose weights are a pickle that torch's weights-only loading refused is not
+    loaded, and a command that converts it to a safetensors folder (to run only on a trusted file:
+    converting unpickles it, so its code runs).
+
+    Example:
+        >>> pickle_refusal("old-clip", pickle.UnpicklingError("... unsupported GLOBAL posix.system ..."))
+        "'old-clip' holds its weights as a pickle (pytorch_model.bin) that torch's weights-only loading ..."
+    """
+    location = resolve_base_model(source)
+    local = os.path.isdir(location)
+    pickles = (
+        sorted(p for p in Path(location).iterdir() if p.suffix in (".bin", ".pt", ".pth")) if local else []
+    )
+    files = f" ({', '.join(p.name for p in pickles)})" if pickles else ""
+    found = re.search(r"unsupported global [^\s]+", str(error), flags=re.IGNORECASE)
+    reason = found.group(0) if found else " ".join(str(error).split())[:160]
+    target = f"{os.path.normpath(location)}-safetensors" if local else "clip-safetensors"
+    # transformers 5 does not pass from_pretrained(weights_only=False) on to a .bin: torch.load it directly
+    paths = repr([str(p) for p in pickles]) if pickles else "[hf_hub_download(source, 'pytorch_model.bin')]"
+    convert = (
+        "import torch; from huggingface_hub import hf_hub_download; "
+        "from transformers import CLIPConfig, CLIPModel, CLIPProcessor; "
+        f"source, target, state = {location!r}, {target!r}, {{}}; "
+        f"[state.update(torch.load(path, weights_only=False)) for path in {paths}]; "
+        "CLIPModel.from_pretrained(None, config=CLIPConfig.from_pretrained(source), "
+        "state_dict={k: v for k, v in state.items() if torch.is_tensor(v)}).save_pretrained(target); "
+        "CLIPProcessor.from_pretrained(source).save_pretrained(target)"
+    )
+    return (
+        f"{source!r} holds its weights as a pickle{files} that torch's weights-only loading refused ({reason}): "
+        "base models are loaded from safetensors files, or from pickles of plain tensors only, never by running "
+        f'a pickle\'s code. Only if you trust the file, convert it once: python -c "{convert}" (weights_only=False '
+        f"runs the pickle; the new folder holds model.safetensors and the processors), then use {target!r}"
     )
 
 
@@ -214,6 +400,8 @@ def load_base_clip(
         clip_model = CLIPModel.from_pretrained(
             resolve_base_model(source), revision=revision, **loading_kwargs
         )
+    except pickle.UnpicklingError as error:
+        raise AdapterLoadError(f"Could not load the base CLIP: {pickle_refusal(source, error)}.") from error
     except OSError as error:
         raise AdapterLoadError(
             f"Could not load the base CLIP {source!r} (revision {revision or 'main'}): "
@@ -275,10 +463,26 @@ def read_adapter_file(weights_file: str | os.PathLike) -> dict[str, torch.Tensor
         ) from error
 
 
+def dtype_kind(dtype: torch.dtype) -> str:
+    """The kind of a dtype: `"floating point"`, `"complex"`, `"boolean"` or `"integer"`. A saved tensor must
+    be of the kind the model holds it as (a float16 copy of a float32 tensor is fine, an int64 one is not).
+
+    Example:
+        >>> dtype_kind(torch.bfloat16), dtype_kind(torch.int32), dtype_kind(torch.bool)
+        ('floating point', 'integer', 'boolean')
+    """
+    if dtype.is_floating_point:
+        return "floating point"
+    if dtype.is_complex:
+        return "complex"
+    return "boolean" if dtype == torch.bool else "integer"
+
+
 def check_adapter_tensors(
     expected: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor], source: str, owner: str
 ) -> None:
-    """Refuse adapter tensors that are missing, unexpected, misshapen for `owner` (a class name) or
+    """Refuse adapter tensors that are missing, unexpected, misshapen for `owner` (a class name), stored
+    as another kind of dtype than the model's (`dtype_kind`: an integer `context` would be cast silently) or
     non-finite (a diverged training: the pipeline would serve `score: NaN`)."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -294,6 +498,15 @@ def check_adapter_tensors(
                 f"Adapter tensor {key!r} in {source} has shape {tuple(tensor.shape)}, but this model "
                 f"expects {tuple(expected[key].shape)}. The adapter was trained for a different base "
                 "model or class list; load it on the base model recorded in its config."
+            )
+    for key, tensor in state_dict.items():
+        stored, wanted = dtype_kind(tensor.dtype), dtype_kind(expected[key].dtype)
+        if stored != wanted:
+            raise AdapterLoadError(
+                f"Adapter tensor {key!r} in {source} is stored as {tensor.dtype} ({stored}), but {owner} holds "
+                f"it as {expected[key].dtype} ({wanted}); casting it would load other values than were saved. "
+                "The file was not written by this method's save_pretrained (or was edited): save the adapter "
+                "again."
             )
     broken = [
         key

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -50,6 +51,7 @@ from .loading import (
     check_base_compatibility,
     hub_failure_advice,
     is_commit,
+    pickle_refusal,
     register_base_model_alias,
     resolve_base_model,
     resolve_dtype,
@@ -269,6 +271,10 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
                 clip_model = CLIPModel.from_pretrained(
                     resolve_base_model(source), dtype=resolve_dtype(dtype), **hub_kwargs
                 )
+            except pickle.UnpicklingError as error:
+                raise AdapterLoadError(
+                    f"{cls.__name__}.from_clip could not load the CLIP: {pickle_refusal(source, error)}."
+                ) from error
             except OSError as error:
                 raise AdapterLoadError(
                     f"{cls.__name__}.from_clip could not load the CLIP {source!r}: {hub_failure_advice(error)}."

@@ -9,6 +9,11 @@ copied: `register_for_auto_class` would copy module files whose relative imports
 works in a process that never imported `hf_prompt_clip`, and without the package installed
 transformers' own check says `pip install hf_prompt_clip`. `import hf_prompt_clip` keeps working
 without `trust_remote_code`.
+
+`trust_remote_code=True` trusts the whole repository, not this module alone: transformers also runs the
+modules that a `tokenizer_config.json` or `preprocessor_config.json` `auto_map` names (any file of the
+repository, or of another one) and their relative imports. docs/reliability.md ("Security stance") says
+what runs and what to check; `from_pretrained` refuses a config whose `model_type` is not the class built.
 """
 
 from __future__ import annotations

@@ -15,12 +15,26 @@ def is_newer(version: str | None, than: str = __version__) -> bool:
         >>> is_newer("0.3.0", "0.1.0"), is_newer(None)
         (True, False)
     """
+    return compare_releases(version, than) == 1
+
+
+def compare_releases(version: str | None, than: str = __version__) -> int | None:
+    """-1, 0 or 1 as release `version` is older than, the same as or newer than `than`; `None` when
+    `version` is missing or no release number.
+
+    Example:
+        >>> compare_releases("0.3.0", "0.1.0"), compare_releases("0.1.0", "0.1.0"), compare_releases("x")
+        (1, 0, None)
+    """
     from packaging.version import InvalidVersion, Version
 
     try:
-        return version is not None and Version(version) > Version(than)
+        mine, theirs = Version(than), Version(version) if version is not None else None
     except InvalidVersion:
-        return False
+        return None
+    if theirs is None:
+        return None
+    return (theirs > mine) - (theirs < mine)
 
 
 def upgrade_advice(version: str | None) -> str:
