@@ -173,7 +173,7 @@ def build(args):
     labels, prompts = class_names(source)
     config_class, model_class = get_method(args.method)
     # what the runner gives a method trained on that benchmark (templates, PLOT++'s phrases, MP-FGVC's "flower")
-    options = model_class.benchmark_options(get_benchmark(source), {})
+    options = config_class().benchmark_defaults(get_benchmark(source))
     config = config_class(
         clip_config=clip.config.to_dict(),
         class_names=labels[: args.classes],
@@ -272,10 +272,9 @@ def spawn(args, method: str, stage: str, path: str, images: int) -> dict:
 
 def gradient_stages(method: str, args) -> list[str]:
     """The method's gradient training stages (fits and methods that learn nothing have no step)."""
-    from hf_prompt_clip.core.registry import get_method
+    from hf_prompt_clip.core.registry import method_capabilities
 
-    _config_class, model_class = get_method(method)
-    if not model_class.learns_parameters({}):
+    if not method_capabilities(method).learns_parameters:
         return []
     probe = argparse_namespace(method=method, path="fast", classes=2, tokenizer=args.tokenizer, device="cpu",
                                dtype="float32")  # fmt: skip

@@ -48,7 +48,7 @@ def load_model(source: str):
 
 def classes_editable(model) -> bool:
     """Whether `model` classifies class lists other than its own."""
-    return type(model).classifies_free_texts and model.classes_can_change
+    return model.capabilities.free_texts
 
 
 def parse_classes(text: str) -> list[str]:

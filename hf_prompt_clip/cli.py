@@ -939,7 +939,7 @@ def evaluate_command(args) -> dict:
     )
     if record is not None:
         shots = record["shots"]
-    elif not type(model).learns_parameters(model.config.to_dict()):
+    elif not model.capabilities.learns_parameters:
         shots = 0
     else:  # an adapter saved without a data record: its few-shot draw, if any
         selection = read_adapter_record(args.model, SELECTION_FILE)

@@ -40,7 +40,7 @@ from .core.configuration import (
 from .core.feature_cache import ImageFeatureCache
 from .core.logs import main_process_logger
 from .core.modeling import dtype_name
-from .core.registry import default_method, get_method
+from .core.registry import default_method, get_method, method_capabilities, method_config
 from .data import (
     BenchmarkSpec,
     FewShotSelection,
@@ -233,17 +233,16 @@ def check_training_images(
             been trained.
     """
     spec = get_benchmark(config.dataset)
-    classes = [
-        (get_method(name)[1], options_for(name, config.method_options)) for name in methods or [config.method]
+    found = [
+        method_capabilities(name, options_for(name, config.method_options))
+        for name in methods or [config.method]
     ]
-    learning = [
-        (model_class, options) for model_class, options in classes if model_class.learns_parameters(options)
-    ]
+    learning = [capabilities for capabilities in found if capabilities.learns_parameters]
     if spec.synthetic or not learning:
         return 0
     if isinstance(_load(spec, "train", config), IterableDataset):
         return 0  # streamed: read once, by training
-    validates = any(model_class.uses_validation(options) for model_class, options in learning)
+    validates = any(capabilities.uses_validation for capabilities in learning)
     scanned: set[str | None] = set()
     checked = 0
     with _quiet(sample_few_shot.__module__):  # run_seed draws these again and warns then
@@ -301,20 +300,19 @@ class AugmentViewsNotSupportedError(ProtocolNotSupportedError):
 
 def check_image_settings(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
     """Refuse `config.image_dtype` (other than float32) and `config.augment_views` for `method` with
-    `options`, before anything runs: the method's model says whether it trains through its image tower
+    `options`, before anything runs: its `Capabilities` say whether it trains through its image tower
     (`trains_image_tower`) and whether its training can read cached image features
-    (`image_feature_training_problem`). Methods fitted on frozen features (a linear probe, Tip-Adapter) and
+    (`cached_features_problem`). Methods fitted on frozen features (a linear probe, Tip-Adapter) and
     methods that learn nothing take `augment_views` and ignore it (it applies to gradient stages)."""
-    _, model_class = get_method(method)
-    trains_tower = model_class.trains_image_tower(options)
-    if config.image_dtype != "float32" and trains_tower:
+    capabilities = method_capabilities(method, options)
+    if config.image_dtype != "float32" and capabilities.trains_image_tower:
         raise ImageDtypeNotSupportedError(
             f"{method} trains through its image tower, so the tower cannot run in {config.image_dtype} (its "
             "gradients would too): drop --image-dtype for this method (image_dtype='float32'), or use "
             "--mixed-precision bf16, which keeps the trained tensors in float32."
         )
-    if config.augment_views is not None and model_class.learns_parameters(options):
-        problem = model_class.image_feature_training_problem(options)
+    if config.augment_views is not None and capabilities.learns_parameters:
+        problem = capabilities.cached_features_problem
         if problem is not None:
             raise AugmentViewsNotSupportedError(
                 f"--augment-views {config.augment_views} trains on precomputed image features of augmented views, "
@@ -326,9 +324,8 @@ def check_image_settings(method: str, options: dict[str, Any], config: Experimen
 
 def check_method_protocol(method: str, options: dict[str, Any], protocol: str) -> None:
     """`ProtocolNotSupportedError` when `method` with `options` cannot run `protocol`, before anything runs."""
-    _, model_class = get_method(method)
     _check_classes_can_change(
-        model_class.can_change_classes(options), f"{method} with these options", protocol
+        method_capabilities(method, options).classes_can_change, f"{method} with these options", protocol
     )
 
 
@@ -338,9 +335,9 @@ class ValidationSplitMissingError(ProtocolNotSupportedError):
 
 def check_method_data(method: str, options: dict[str, Any], config: ExperimentConfig) -> None:
     """`ValidationSplitMissingError` when `method` with `options` searches its settings on validation
-    examples (`uses_validation`) and the benchmark has no val split, before anything runs."""
-    _, model_class = get_method(method)
-    if not (model_class.learns_parameters(options) and model_class.uses_validation(options)):
+    examples (`Capabilities.uses_validation`) and the benchmark has no val split, before anything runs."""
+    capabilities = method_capabilities(method, options)
+    if not (capabilities.learns_parameters and capabilities.uses_validation):
         return
     try:
         _load(get_benchmark(config.dataset), "val", config)
@@ -487,7 +484,7 @@ def evaluate_protocol(
     `feature_cache`: evaluate from cached frozen image features where the model classifies from them
     (`evaluate.protocols.predict`); the metrics are the same."""
     check_protocol(protocol, spec, targets)
-    _check_classes_can_change(model.classes_can_change, f"This {type(model).__name__}", protocol)
+    _check_classes_can_change(model.capabilities.classes_can_change, f"This {type(model).__name__}", protocol)
     transform = eval_transform(model.image_processor)
 
     def test_set(
@@ -675,7 +672,7 @@ def data_record(
 def validation_set(
     config: ExperimentConfig, spec: BenchmarkSpec, seed: int, train_set
 ) -> tuple[Any, FewShotSelection | None]:
-    """The validation examples of one seed, for methods that search on them (`uses_validation`): the
+    """The validation examples of one seed, for methods that search on them (`Capabilities.uses_validation`): the
     few-shot protocol's `validation_shots(shots)` = min(shots, 4) per class of the benchmark's val split
     (CoOp's), drawn with the run's sampler (`"dassl"`: after the training draw, from the same stream, as
     the authors' code does), or the whole val split when training on the full training set; the base
@@ -756,16 +753,18 @@ def run_seed(
     spec = get_benchmark(config.dataset)
     _, model_class = get_method(config.method)
     options = options_for(config.method, config.method_options)
-    learns = model_class.learns_parameters(options)
+    method = method_config(config.method, options)
+    capabilities = model_class.capabilities_of(method)
+    learns = capabilities.learns_parameters
     output = Path(config.output_dir) / f"seed{seed}"
-    data = seed_data(config, spec, seed, learns, learns and model_class.uses_validation(options))
+    data = seed_data(config, spec, seed, learns, learns and capabilities.uses_validation)
     train_set, selection = data.train, data.selection
     val_set, val_selection = data.validation, data.validation_selection
     # what was drawn of each trained class: fewer than asked where a class has fewer (recorded, shown)
     drawn = shots_drawn(class_counts(train_set)) if selection is not None else None
     names, prompts = class_lists(train_set, spec)
     # the method's benchmark-dependent defaults (zero-shot templates, ...), then the user's options
-    options = {**model_class.benchmark_options(spec, options), **options}
+    options = {**method.benchmark_defaults(spec), **options}
     subset = "base " if config.protocol == "base2new" else ""
     logger.info(
         "%s, seed %d: %s (%s), %s, %d %sclasses, %s%s; base model %s; device %s",
@@ -1090,7 +1089,7 @@ def run_comparison(
     feature_cache = ImageFeatureCache(directory=config.feature_cache)
     for method in runnable:
         method_options = options_for(method, options)
-        learns = get_method(method)[1].learns_parameters(method_options)
+        learns = method_capabilities(method, method_options).learns_parameters
         for value in values if learns else [config.shots]:
             output = Path(config.output_dir) / method
             if learns and len(values) > 1:

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from hf_prompt_clip.cli import main
 from hf_prompt_clip.core.feature_cache import SeededViews
 from hf_prompt_clip.core.modeling import FrozenFeaturesUnavailable, TrainingStage
-from hf_prompt_clip.core.registry import METHODS, get_method
+from hf_prompt_clip.core.registry import METHODS, get_method, method_capabilities
 from hf_prompt_clip.data import collate_fn, train_transform, with_image_transform
 from hf_prompt_clip.runner import (
     AugmentViewsNotSupportedError,
@@ -85,17 +85,17 @@ def accepting() -> list[str]:
     """Methods that learn parameters and train from cached features, as their model classes say."""
     return [
         name
-        for name, (_, model_class) in METHODS.items()
-        if model_class.learns_parameters(options_of(name))
-        and model_class.image_feature_training_problem(options_of(name)) is None
+        for name in METHODS
+        if method_capabilities(name, options_of(name)).learns_parameters
+        and method_capabilities(name, options_of(name)).cached_features_problem is None
     ]
 
 
 def refusing() -> list[str]:
     return [
         name
-        for name, (_, model_class) in METHODS.items()
-        if model_class.image_feature_training_problem(options_of(name)) is not None
+        for name in METHODS
+        if method_capabilities(name, options_of(name)).cached_features_problem is not None
     ]
 
 

@@ -97,7 +97,8 @@ def test_only_the_adapter_trains(clip_parts):
     (stage,) = model.training_stages()
     assert stage.name == "adapter"
     assert model.set_training_stage(stage) == ["adapter.fc1.weight", "adapter.fc2.weight"]
-    assert CLIPAdapterModel.learns_parameters({}) and CLIPAdapterModel.can_change_classes({})
+    capabilities = CLIPAdapterConfig().capabilities
+    assert capabilities.learns_parameters and capabilities.classes_can_change
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
     model.train()

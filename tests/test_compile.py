@@ -11,7 +11,7 @@ split the graph around a permuted einsum view), the rest with `pytest -m slow`.
 import pytest
 import torch
 
-from hf_prompt_clip.core.registry import get_method, method_order
+from hf_prompt_clip.core.registry import get_method, method_capabilities, method_order
 from hf_prompt_clip.testing import PATTERN_CLASSES, tiny_clip
 
 OPTIONS = {"mpfgvc": {"super_category": "pattern"}}
@@ -20,8 +20,7 @@ DEFAULT_SUITE = {"clip_adapter", "plot"}
 
 def gradient_methods():
     for method in method_order():
-        model_class = get_method(method)[1]
-        if model_class.learns_parameters({}):
+        if method_capabilities(method).learns_parameters:
             marks = () if method in DEFAULT_SUITE else (pytest.mark.slow,)
             yield pytest.param(method, marks=marks, id=method)
 

@@ -230,9 +230,9 @@ def test_folder_read_benchmarks_keep_coops_ascii_folder_order(key):
 
 def test_zero_shot_takes_the_reference_ensemble_when_asked():
     """`--option ensemble=True`: CoOp's ZeroshotCLIP2 templates; by default the benchmark's own one."""
-    from hf_prompt_clip import ZeroShotCLIPModel
+    from hf_prompt_clip import ZeroShotCLIPConfig
 
     dtd = get_benchmark("dtd")
-    assert ZeroShotCLIPModel.benchmark_options(dtd, {}) == {"templates": ["{} texture."]}
-    chosen = ZeroShotCLIPModel.benchmark_options(dtd, {"ensemble": True})["templates"]
+    assert ZeroShotCLIPConfig().benchmark_defaults(dtd) == {"templates": ["{} texture."]}
+    chosen = ZeroShotCLIPConfig(ensemble=True).benchmark_defaults(dtd)["templates"]
     assert chosen == list(dtd.ensemble_templates) and len(chosen) == 8

@@ -102,13 +102,16 @@ def test_labels_outside_the_class_list(saved_coop):
         model(torch.zeros(2, 3, 32, 32), labels=torch.tensor([0, 5]))
 
 
-def test_bad_method_options():
+def test_bad_method_options(clip_parts):
     with pytest.raises(ValueError, match="class_token_position must be one of"):
         CoOpConfig(class_token_position="start")
     with pytest.raises(ValueError, match="exactly one"):
         ZeroShotCLIPConfig(templates=["a photo of a cat"])
+    # a config without classes states the method's facts before any data is read; its model needs them
+    assert not CoOpConfig(class_specific_context=True).capabilities.classes_can_change
+    clip, tokenizer, _ = clip_parts
     with pytest.raises(ValueError, match="class_names must be given"):
-        CoOpConfig(class_specific_context=True)
+        CoOpModel(CoOpConfig(class_specific_context=True), clip_model=clip, tokenizer=tokenizer)
 
 
 def test_unknown_loading_argument(saved_coop):

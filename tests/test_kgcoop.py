@@ -149,10 +149,10 @@ def test_defaults_are_the_papers():
     config = KgCoOpConfig(class_names=NAMES)
     assert (config.kg_weight, config.n_ctx, config.ctx_init) == (8.0, 4, "a photo of a")
     assert config.kg_templates == ["a photo of a {}."] and config.kg_distance == "cosine"
-    assert KgCoOpModel.benchmark_options(get_benchmark("dtd"), {}) == {
+    assert KgCoOpConfig().benchmark_defaults(get_benchmark("dtd")) == {
         "kg_templates": ["a photo of a {}, a type of texture."]  # the authors' DTD template
     }
-    assert KgCoOpModel.benchmark_options(get_benchmark("eurosat"), {}) == {
+    assert KgCoOpConfig().benchmark_defaults(get_benchmark("eurosat")) == {
         "kg_templates": ["a centered satellite photo of {}."]
     }
 

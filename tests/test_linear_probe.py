@@ -224,12 +224,13 @@ def test_the_probe_saves_loads_and_serves_the_image_pipeline_only(tiny_clip_fold
     assert [scores[name] for name in NAMES] == pytest.approx(probs.tolist(), abs=1e-5)
     with pytest.raises(ValueError, match="not free texts"):
         pipeline("zero-shot-image-classification", model=str(tmp_path))(image, candidate_labels=["a", "b"])
-    assert not model.classes_can_change
+    assert not model.capabilities.classes_can_change
     with pytest.raises(ValueError, match="cannot classify a list of 2 classes"):
         model.set_class_names(["a", "b"])
     with pytest.raises(ProtocolNotSupportedError, match="few_shot"):
         check_method_protocol("linear_probe", {}, "base2new")
-    assert LinearProbeModel.uses_validation({}) and not LinearProbeModel.uses_validation({"C": 1.0})
+    assert LinearProbeConfig().capabilities.uses_validation
+    assert not LinearProbeConfig(C=1.0).capabilities.uses_validation
 
 
 def test_the_trainer_runs_the_fit_stage_checkpoints_it_and_resumes_without_fitting(

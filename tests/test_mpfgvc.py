@@ -9,7 +9,7 @@ from conftest import PATTERN_NAMES, pattern_images
 from safetensors.torch import load_file
 from transformers import AutoModel, ViTImageProcessor, pipeline
 
-from hf_prompt_clip import CoOpModel, MPFGVCConfig, MPFGVCModel
+from hf_prompt_clip import CoOpConfig, MPFGVCConfig, MPFGVCModel
 from hf_prompt_clip.runner import ProtocolNotSupportedError, check_method_protocol
 from hf_prompt_clip.testing import tiny_vit
 
@@ -300,15 +300,14 @@ def test_other_class_lists_and_protocols_are_refused(clip_parts):
     with pytest.raises(ValueError, match="cannot classify a list of 2 classes"):
         model.set_class_names(["a", "b"])
     assert model.config.class_names == NAMES
-    assert not model.classes_can_change
+    assert not model.capabilities.classes_can_change
     with pytest.raises(ProtocolNotSupportedError, match="use protocol 'few_shot'"):
         check_method_protocol("mpfgvc", {}, "base2new")
     with pytest.raises(ProtocolNotSupportedError):
         check_method_protocol("coop", {"class_specific_context": True}, "cross_dataset")
     check_method_protocol("coop", {}, "base2new")
-    assert CoOpModel.can_change_classes({}) and not CoOpModel.can_change_classes(
-        {"class_specific_context": True}
-    )
+    assert CoOpConfig().capabilities.classes_can_change
+    assert not CoOpConfig(class_specific_context=True).capabilities.classes_can_change
 
 
 def test_a_missing_super_category_is_refused_with_the_fix():

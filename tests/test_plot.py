@@ -303,12 +303,12 @@ def test_both_pipelines_score_like_the_model(tiny_clip_folder, tmp_path, model_c
 
 def test_benchmark_defaults_follow_the_reference():
     dtd, imagenet, synthetic = (get_benchmark(k) for k in ("dtd", "imagenet", "synthetic_shapes_outline"))
-    assert PLOTPPModel.benchmark_options(dtd, {}) == {"ctx_inits": list(REFERENCE_PHRASES["dtd"])}
-    phrases = PLOTPPModel.benchmark_options(synthetic, {})["ctx_inits"]
+    assert PLOTPPConfig().benchmark_defaults(dtd) == {"ctx_inits": list(REFERENCE_PHRASES["dtd"])}
+    phrases = PLOTPPConfig().benchmark_defaults(synthetic)["ctx_inits"]
     assert phrases[:2] == ["a photo of a", "itap of a"] and len(phrases) == 4  # from the templates
-    assert len(PLOTPPModel.benchmark_options(dtd, {"n_prompts": 2})["ctx_inits"]) == 2
-    assert PLOTModel.benchmark_options(imagenet, {}) == {"add_global_logits": True}
-    assert PLOTModel.benchmark_options(dtd, {}) == {}
+    assert len(PLOTPPConfig(n_prompts=2).benchmark_defaults(dtd)["ctx_inits"]) == 2
+    assert PLOTConfig().benchmark_defaults(imagenet) == {"add_global_logits": True}
+    assert PLOTConfig().benchmark_defaults(dtd) == {}
 
 
 @pytest.mark.parametrize(

@@ -169,15 +169,15 @@ def test_tip_adapter_f_changes_only_the_keys(parts, splits):
 
 
 def test_the_authors_settings_come_with_the_benchmark():
-    options = TipAdapterFModel.benchmark_options(get_benchmark("eurosat"), {})
+    options = TipAdapterFConfig().benchmark_defaults(get_benchmark("eurosat"))
     assert (
         options["init_alpha"] == 2.0
         and options["search_scale"] == [12.0, 10.0]
         and options["finetune_epochs"] == 100
     )
-    imagenet = TipAdapterModel.benchmark_options(get_benchmark("imagenet"), {})
+    imagenet = TipAdapterConfig().benchmark_defaults(get_benchmark("imagenet"))
     assert len(imagenet["templates"]) == 7 and "finetune_epochs" not in imagenet
-    assert TipAdapterModel.benchmark_options(get_benchmark("synthetic_shapes"), {}) == {
+    assert TipAdapterConfig().benchmark_defaults(get_benchmark("synthetic_shapes")) == {
         "templates": ["a photo of a {}."]
     }
 
@@ -207,4 +207,5 @@ def test_an_adapter_round_trips_and_serves_the_image_pipeline_only(tiny_clip_fol
     for method in ("tip_adapter", "tip_adapter_f"):
         with pytest.raises(ProtocolNotSupportedError, match="few_shot"):
             check_method_protocol(method, {}, "base2new")
-    assert TipAdapterModel.uses_validation({}) and not TipAdapterModel.uses_validation({"search": False})
+    assert TipAdapterConfig().capabilities.uses_validation
+    assert not TipAdapterConfig(search=False).capabilities.uses_validation

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, PreTrainedConfig
 
+from .capabilities import Capabilities
 from .text_engine import DEFAULT_CHUNK_TOKENS
 from .version import __version__, is_newer, upgrade_advice
 
@@ -721,6 +722,28 @@ class PromptCLIPConfig(PreTrainedConfig):
         warn_about_class_names(self.class_names)
         self.id2label = dict(enumerate(self.class_names))
         self.label2id = {name: index for index, name in enumerate(self.class_names)}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What generic code needs to know about the method with this configuration (`Capabilities`): a
+        method's config states its facts from its own fields. Default: it learns parameters, classes can
+        change, no validation split, a frozen image tower."""
+        return Capabilities()
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """Config values this method takes from the benchmark it is trained on (its templates, its
+        phrases, its super-category...), as defaults: the experiment runner builds the model with
+        `{**config.benchmark_defaults(spec), **given}`, so the options the user gives win.
+
+        Args:
+            benchmark: the benchmark's registry entry (`hf_prompt_clip.data.BenchmarkSpec`: `key`,
+                `template`, `templates`, `ensemble_templates`, `super_category`, `synthetic`, ...).
+
+        Returns:
+            Option values, read from this config's own fields where they depend on them (e.g. a list
+            sized by `n_prompts`); `{}` by default.
+        """
+        return {}
 
     @property
     def class_prompt_names(self) -> list[str] | None:

@@ -93,7 +93,7 @@ class FitData:
         if data is None:
             raise ValueError(
                 f"This fit needs {split!r} examples, but FitData has none: pass FitData({split}=...) (the "
-                "experiment runner gives validation examples to methods whose uses_validation() is true, and "
+                "experiment runner gives validation examples to methods whose capabilities.uses_validation is true, and "
                 "the training set through both transforms)."
             )
         return data

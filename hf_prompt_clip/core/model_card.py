@@ -34,7 +34,7 @@ SELECTION_FILE = "few_shot_selection.json"
 """Name of the few-shot selection record inside an adapter folder."""
 
 VALIDATION_SELECTION_FILE = "validation_selection.json"
-"""Name of the record of the validation examples a fit searched on (methods whose `uses_validation()` is
+"""Name of the record of the validation examples a fit searched on (methods whose `Capabilities.uses_validation` is
 true), inside an adapter folder."""
 
 DATA_RECORD_FILE = "training_data.json"
@@ -225,7 +225,7 @@ def build_model_card(
         data_sources=[(dataset, without_local_paths(data)) for dataset, data in data_sources or []],
         citations=[citation for citation in citations if citation],
         # offered where any class list works (a class-specific CoOp takes only lists of its own size)
-        free_texts=model_class.classifies_free_texts and model_class.can_change_classes(config.to_dict()),
+        free_texts=model_class.capabilities_of(config).free_texts,
         adapter_size=None if adapter_bytes is None else _file_size(adapter_bytes),
         pending_command=pending_command,
         paper_table=paper_table,

@@ -21,6 +21,7 @@ A method subclass implements `_build_class_prompts(class_names)` and either
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from transformers import (
 )
 
 from .adapter_io import AdapterIO
+from .capabilities import Capabilities
 from .configuration import (
     PromptCLIPConfig,
     check_config_keywords,
@@ -169,8 +171,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
     _supports_attention_backend = True
     # CLIP submodules that a method trains; their weights are saved with the adapter.
     adapter_clip_modules: ClassVar[tuple[str, ...]] = ()
-    # Whether free texts can be classified (the zero-shot pipeline): not by a per-class classifier.
-    classifies_free_texts: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -195,20 +195,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         self._class_version = 0
         self._prompts_built_for = -1
         self._text_cache: dict[str, tuple[Any, torch.Tensor]] = {}
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """Config values this method takes from the benchmark it is trained on.
-
-        The experiment runner passes them to `from_clip` as defaults; the options the user gives
-        win. Zero-shot CLIP takes the benchmark's templates, PLOT++ its phrases, most methods nothing.
-
-        Args:
-            benchmark: the benchmark's registry entry (`hf_prompt_clip.data.BenchmarkSpec`: `key`,
-                `template`, `templates`, `ensemble_templates`, `super_category`, ...).
-            options: the options the user gave (e.g. to size a list by `n_prompts`).
-        """
-        return {}
 
     def init_weights(self):
         # The frozen CLIP arrives initialised (or loaded); methods initialise their own tensors in
@@ -370,25 +356,35 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
     def _check_class_names(self, class_names: list[str]) -> None:
         """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
 
-    @classmethod
-    def can_change_classes(cls, options: dict[str, Any]) -> bool:
-        """Whether a model with these config values classifies class lists other than the one it was
-        built for (new classes, other datasets): false for per-class parameters (CoOp's
-        class-specific context, MP-FGVC). Asked before training, from the options alone."""
-        return True
+    @property
+    def capabilities(self) -> Capabilities:
+        """What generic code needs to know about this model (`capabilities_of(self.config)`)."""
+        return type(self).capabilities_of(self.config)
 
     @classmethod
-    def learns_parameters(cls, options: dict[str, Any]) -> bool:
-        """Whether a model with these config values has anything to train (false for zero-shot CLIP):
-        runs then evaluate it once, whatever the number of shots, and record no shots."""
-        return True
+    def capabilities_of(cls, config: PromptCLIPConfig) -> Capabilities:
+        """The facts of a model of this class with `config`: the config's own (`config.capabilities`), plus
+        what only the model class can tell: a training loss without an image-features variant (it overrides
+        `logits_and_loss` but not `logits_and_loss_from_image_features`) cannot train from cached features.
 
-    @classmethod
-    def uses_validation(cls, options: dict[str, Any]) -> bool:
-        """Whether training with these config values reads validation examples (`FitData.validation`),
-        e.g. to choose a regularisation strength: the experiment runner then draws the few-shot
-        protocol's `validation_shots` per class from the benchmark's val split. Asked before training."""
-        return False
+        Example:
+            ```python
+            CoOpModel.capabilities_of(CoOpConfig()).cached_features_problem   # None: --augment-views works
+            ```
+        """
+        found = config.capabilities
+        if found.cached_features_problem is None:
+            loss_owner = next(c for c in cls.__mro__ if "logits_and_loss" in vars(c))
+            features_owner = next(c for c in cls.__mro__ if "logits_and_loss_from_image_features" in vars(c))
+            if loss_owner is not features_owner and issubclass(loss_owner, features_owner):
+                found = dataclasses.replace(
+                    found,
+                    features_training_problem=(
+                        f"its training loss ({loss_owner.__name__}.logits_and_loss) has no image-features "
+                        "variant (logits_and_loss_from_image_features), so a loss from cached features would differ"
+                    ),
+                )
+        return found
 
     def training_crop_scale(self, benchmark_scale: tuple[float, float]) -> tuple[float, float]:
         """The area range of the random resized crop of the training transform: the benchmark's
@@ -406,21 +402,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             f"{type(self).__name__} has a 'fit' training stage but does not implement fit(data)."
         )
 
-    @classmethod
-    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
-        """Whether training a model with these config values sends gradients through the image tower (it
-        fine-tunes its weights, or learns tokens it reads, as PLOT++'s visual prompts): then its features
-        change with training, cannot be cached, and the tower cannot run in another dtype
-        (`set_image_dtype`). Asked before training, from the options alone. Default: whether the adapter
-        holds a part of CLIP's image tower (`adapter_clip_modules`)."""
-        modules = cls.adapter_clip_modules
-        return isinstance(modules, tuple) and any(m.startswith("vision") for m in modules)
-
-    @property
-    def image_tower_trains(self) -> bool:
-        """`trains_image_tower` for this model's config."""
-        return type(self).trains_image_tower(self.config.to_dict())
-
     def frozen_image_encoder(self) -> tuple[str, Any]:
         """`(identity, encode)` of the frozen image features the method classifies from, read through the
         feature cache by fits and by evaluation.
@@ -431,46 +412,15 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         runs with (`core.feature_cache.module_digest`), so methods reading the same features share them.
 
         Raises:
-            FrozenFeaturesUnavailable: the method trains its image tower (`trains_image_tower`), or
-                classifies from more than these features (a method overriding this hook says why).
+            FrozenFeaturesUnavailable: the method trains its image tower (`Capabilities.trains_image_tower`),
+                or classifies from more than these features (a method overriding this hook says why).
         """
-        if self.image_tower_trains:
+        if self.capabilities.trains_image_tower:
             raise FrozenFeaturesUnavailable(
                 f"{type(self).__name__} trains its image tower, so its image features change with training "
                 "and cannot be cached."
             )
         return f"projected|{self.image_tower_digest()}", self.encode_images
-
-    @classmethod
-    def image_feature_training_problem(cls, options: dict[str, Any]) -> str | None:
-        """Why gradient training with these config values cannot read cached frozen image features
-        (`--augment-views`, `TrainingConfig.augment_views`), or `None` when it can. Asked before training,
-        from the options alone; `training_image_encoder` asks it again of the built model.
-
-        Training from features computes `logits_and_loss_from_image_features(encode(x), labels)` where the
-        pixel path computes `logits_and_loss(x, labels)`; that is the same loss (and gradients) when the
-        image path is frozen (`frozen_image_encoder`'s contract) and the method's training loss has a
-        features variant. Default: refused when the method trains through its image tower
-        (`trains_image_tower`), or overrides `logits_and_loss` without overriding
-        `logits_and_loss_from_image_features` in the same class or below (its loss would differ); a method
-        classifying from more than the pooled features (PLOT's local features) overrides this.
-
-        Example:
-            ```python
-            CoOpModel.image_feature_training_problem({})    # None: CoOp trains from cached features
-            PLOTModel.image_feature_training_problem({})    # why not (it matches local image features)
-            ```
-        """
-        if cls.trains_image_tower(options):
-            return "it trains through its image tower, so its image features change with training"
-        loss_owner = next(c for c in cls.__mro__ if "logits_and_loss" in vars(c))
-        features_owner = next(c for c in cls.__mro__ if "logits_and_loss_from_image_features" in vars(c))
-        if loss_owner is not features_owner and issubclass(loss_owner, features_owner):
-            return (
-                f"its training loss ({loss_owner.__name__}.logits_and_loss) has no image-features variant "
-                "(logits_and_loss_from_image_features), so a loss from cached features would differ"
-            )
-        return None
 
     def training_image_encoder(self) -> tuple[str, Any]:
         """`frozen_image_encoder()` for gradient training from cached features (`--augment-views`): with it,
@@ -482,10 +432,14 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             features `(B, E)`.
 
         Raises:
-            FrozenFeaturesUnavailable: `image_feature_training_problem` names a problem for this config, or
-                `frozen_image_encoder` refuses.
+            FrozenFeaturesUnavailable: `capabilities.cached_features_problem` names a problem for this config,
+                or `frozen_image_encoder` refuses.
+
+        Training from features computes `logits_and_loss_from_image_features(encode(x), labels)` where the
+        pixel path computes `logits_and_loss(x, labels)`: the same loss (and gradients) when the image path is
+        frozen (`frozen_image_encoder`'s contract) and the training loss has a features variant.
         """
-        problem = type(self).image_feature_training_problem(self.config.to_dict())
+        problem = self.capabilities.cached_features_problem
         if problem is not None:
             raise FrozenFeaturesUnavailable(
                 f"{type(self).__name__} cannot train from cached image features: {problem}."
@@ -510,8 +464,8 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             dtype: `"float32"` (no change), `"bfloat16"` / `"bf16"` or `"float16"` / `"fp16"`, or a torch dtype.
 
         Raises:
-            ValueError: the method trains through its image tower (`trains_image_tower`): its gradients would run
-                in that dtype too.
+            ValueError: the method trains through its image tower (`Capabilities.trains_image_tower`): its
+                gradients would run in that dtype too.
 
         Example:
             ```python
@@ -520,7 +474,7 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             ```
         """
         target = resolve_image_dtype(dtype)
-        if self.image_tower_trains and target != torch.float32:
+        if self.capabilities.trains_image_tower and target != torch.float32:
             raise ValueError(
                 f"{type(self).__name__} trains through its image tower (its gradients would run in "
                 f"{dtype_name(target)}), so the tower cannot run in another dtype: drop --image-dtype "
@@ -548,11 +502,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             memo = (state, module_digest(*modules))
             self._image_digest_memo = memo
         return memo[1]
-
-    @property
-    def classes_can_change(self) -> bool:
-        """`can_change_classes` for this model's config."""
-        return type(self).can_change_classes(self.config.to_dict())
 
     def train(self, mode: bool = True):
         """`nn.Module.train`, except that frozen parts (every submodule whose parameters are all
@@ -658,7 +607,7 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         Learned prompts treat each text as a class name: the pipeline's `candidate_labels` with
         `hypothesis_template="{}"` classify exactly as `set_class_names(candidate_labels)` does.
         """
-        if not self.classifies_free_texts:
+        if not self.capabilities.classifies_texts:
             raise ValueError(
                 f"This {type(self).__name__} learned parameters per class, so it classifies its own fixed "
                 "classes, not free texts: use the image-classification pipeline (or a prompt learner "

@@ -20,6 +20,7 @@ from transformers import (
 from .reference import PaperResult
 
 if TYPE_CHECKING:  # the registry only stores classes: it imports no model code
+    from .capabilities import Capabilities
     from .configuration import PromptCLIPConfig
     from .modeling import PromptCLIPPreTrainedModel
 
@@ -139,6 +140,27 @@ def get_method(name: str) -> tuple[type[PromptCLIPConfig], type[PromptCLIPPreTra
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; available: {list(METHODS)}.")
     return METHODS[name]
+
+
+def method_config(name: str, options: dict[str, Any] | None = None) -> PromptCLIPConfig:
+    """The config of method `name` with `options` (no class list): what generic code asks about a method
+    before anything is built (`method_config(name, options).capabilities`, `.benchmark_defaults(spec)`).
+
+    Raises:
+        InvalidOptionError / ValueError: an option the method does not have, or a value it does not take.
+    """
+    return get_method(name)[0](**(options or {}))
+
+
+def method_capabilities(name: str, options: dict[str, Any] | None = None) -> Capabilities:
+    """What generic code needs to know about method `name` with `options`, before anything is built: its
+    model class's `capabilities_of(method_config(name, options))`.
+
+    Example:
+        >>> method_capabilities("coop", {"class_specific_context": True}).classes_can_change
+        False
+    """
+    return get_method(name)[1].capabilities_of(method_config(name, options))
 
 
 def method_of(config: PromptCLIPConfig) -> str:

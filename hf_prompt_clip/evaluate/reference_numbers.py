@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.reference import AVERAGE, PAPER_BACKBONE, PaperResult
-from ..core.registry import METHOD_INFO, METHODS
+from ..core.registry import METHOD_INFO, METHODS, method_capabilities
 
 __all__ = [
     "AVERAGE",
@@ -80,8 +80,7 @@ def reference_number(
         if (r.method, r.dataset, r.protocol) == (method, dataset, protocol)
     ]
     row = next((r for r in rows if r.shots == shots), None)
-    registered = METHODS.get(method)
-    trains_nothing = registered is not None and not registered[1].learns_parameters({})
+    trains_nothing = method in METHODS and not method_capabilities(method).learns_parameters
     if row is None and shots == 0 and trains_nothing and rows:  # its results record 0 shots: its table row
         row = rows[0]
     return row

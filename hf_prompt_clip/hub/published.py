@@ -27,7 +27,7 @@ from huggingface_hub import ModelCard
 
 from ..core.atomic import atomic_write_text
 from ..core.model_card import build_model_card
-from ..core.registry import METHOD_INFO, PublishedAdapter, get_method
+from ..core.registry import METHOD_INFO, PublishedAdapter, get_method, method_config
 from ..data.loading import hub_dataset
 from ..data.registry import get_benchmark
 from ..evaluate.reference_numbers import PAPER_BACKBONE, reference_number, reference_numbers
@@ -106,11 +106,11 @@ def paper_numbers(method: str, adapter: PublishedAdapter) -> tuple[str | None, s
 def published_config(method: str, adapter: PublishedAdapter):
     """The config the adapter will have: the method's, on the benchmark's classes (when the package
     ships them) with the benchmark's own options (templates, super-category) and the adapter's."""
-    config_class, model_class = get_method(method)
+    config_class, _ = get_method(method)
     spec = get_benchmark(adapter.benchmark)
     names = list(spec.class_names) if spec.class_names else None
     prompts = spec.prompt_names_for(names) if names else None
-    options = {**model_class.benchmark_options(spec, dict(adapter.options)), **adapter.options}
+    options = {**method_config(method, dict(adapter.options)).benchmark_defaults(spec), **adapter.options}
     return config_class(
         base_model_name_or_path=adapter.base_model,
         base_model_revision=adapter.base_revision,

@@ -1061,11 +1061,11 @@ class PromptTrainer:
 
     def _check_augment_views(self) -> None:
         """Refuse `augment_views` for a model with gradient stages that cannot train from cached features
-        (asked of the model: `image_feature_training_problem`), before anything is written."""
+        (asked of the model: `capabilities.cached_features_problem`), before anything is written."""
         views, model = self.config.augment_views, self.model
         if views is None or all(stage.kind != "gradient" for stage in model.training_stages()):
             return
-        problem = type(model).image_feature_training_problem(model.config.to_dict())
+        problem = model.capabilities.cached_features_problem
         if problem is not None:
             raise ValueError(self._augment_views_refusal(f"{type(model).__name__} cannot: {problem}."))
 

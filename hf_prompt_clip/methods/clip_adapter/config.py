@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import option
 from ..zeroshot.config import ZeroShotCLIPConfig
 
@@ -33,3 +34,8 @@ class CLIPAdapterConfig(ZeroShotCLIPConfig):
         maximum=1,
         why="it blends residual_ratio * adapter(f) + (1 - residual_ratio) * f; 0.2 in the paper, 0 is zero-shot CLIP",
     )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The adapter trains (zero-shot CLIP, whose text side this is, trains nothing)."""
+        return Capabilities()

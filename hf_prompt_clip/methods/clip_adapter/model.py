@@ -78,11 +78,6 @@ class CLIPAdapterModel(ZeroShotCLIPModel):
         device = self.clip.visual_projection.weight.device
         self.adapter = feature_adapter(embed_dim, config.adapter_reduction).to(device)
 
-    @classmethod
-    def learns_parameters(cls, options: dict) -> bool:
-        """The adapter trains (zero-shot CLIP, whose text side this is, trains nothing)."""
-        return True
-
     def training_stages(self) -> list[TrainingStage]:
         return self.stages_from_config({"adapter": ("adapter.",)})
 

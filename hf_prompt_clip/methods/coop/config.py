@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import CLASS_TOKEN_POSITIONS
 
@@ -37,9 +38,7 @@ class CoOpConfig(PromptCLIPConfig):
         0.02, minimum=0, why="the standard deviation of the random context initialisation"
     )
 
-    def __post_init__(self, **kwargs):
-        if self.class_specific_context and not self.class_names:
-            raise ValueError(
-                "class_specific_context=True learns one context per class, so class_names must be given."
-            )
-        super().__post_init__(**kwargs)
+    @property
+    def capabilities(self) -> Capabilities:
+        """A class-specific context is learned per training class: it classifies only those classes."""
+        return Capabilities(classes_can_change=not self.class_specific_context)

@@ -42,6 +42,10 @@ class CoOpModel(PromptCLIPPreTrainedModel):
             init_ids = phrase_token_ids(tokenizer, config.ctx_init)
             config.n_ctx = len(init_ids)
         self._context_ids = init_ids
+        if config.class_specific_context and not config.class_names:
+            raise ValueError(
+                "class_specific_context=True learns one context per class, so class_names must be given."
+            )
         num_contexts = len(config.class_names) if config.class_specific_context else None
         shape = (config.n_ctx, width) if num_contexts is None else (num_contexts, config.n_ctx, width)
         if init_ids is not None:
@@ -49,10 +53,6 @@ class CoOpModel(PromptCLIPPreTrainedModel):
         else:
             context = random_context(shape, config.ctx_init_std)
         self.context = nn.Parameter(context.to(self.text_device))
-
-    @classmethod
-    def can_change_classes(cls, options: dict) -> bool:
-        return not options.get("class_specific_context", cls.config_class.class_specific_context)
 
     def _check_class_names(self, class_names: list[str]) -> None:
         if self.config.class_specific_context and len(class_names) != self.context.shape[0]:

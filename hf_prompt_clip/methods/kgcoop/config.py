@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
 
 from ...core.configuration import option
@@ -9,6 +11,9 @@ from ..coop.config import CoOpConfig
 #: The forms of the knowledge-guided distance (`knowledge_guided_distance`).
 KG_DISTANCES = ("cosine", "squared_l2")
 DEFAULT_KG_TEMPLATE = "a photo of a {}."
+#: Where the authors' hand-crafted template (`CUSTOM_TEMPLATES` of `trainers/kgcoop.py`) differs from the
+#: benchmark's zero-shot template; every other benchmark takes its own.
+KGCOOP_TEMPLATES: dict[str, str] = {"dtd": "a photo of a {}, a type of texture."}
 
 
 @strict
@@ -25,7 +30,7 @@ class KgCoOpConfig(CoOpConfig):
         kg_templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
             The hand-crafted prompts whose frozen CLIP features anchor the learned ones (several are
             averaged as zero-shot CLIP's ensemble). Trained through the experiment runner: the authors'
-            template of the benchmark (`benchmark_options`).
+            template of the benchmark (`benchmark_defaults`).
         kg_distance (`str`, *optional*, defaults to `"cosine"`):
             `"cosine"`: `L_kg = 1 - mean_k cos(w_k, w_k^clip)`, what the authors' code computes and tuned
             lambda = 8 with; `"squared_l2"`: `mean_k ||w_k - w_k^clip||^2` of the normalised features, the
@@ -49,3 +54,7 @@ class KgCoOpConfig(CoOpConfig):
         for template in self.kg_templates:
             fill_template(template, "x")
         super().__post_init__(**kwargs)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The authors' hand-crafted template of the benchmark (its own zero-shot one but on DTD)."""
+        return {"kg_templates": [KGCOOP_TEMPLATES.get(benchmark.key, benchmark.template)]}

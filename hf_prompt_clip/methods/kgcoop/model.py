@@ -9,10 +9,6 @@ from ...core.text_engine import template_text_features
 from ..coop.model import CoOpModel
 from .config import KgCoOpConfig
 
-#: Where the authors' hand-crafted template (`CUSTOM_TEMPLATES` of `trainers/kgcoop.py`) differs from the
-#: benchmark's zero-shot template; every other benchmark takes its own.
-KGCOOP_TEMPLATES: dict[str, str] = {"dtd": "a photo of a {}, a type of texture."}
-
 
 def knowledge_guided_distance(
     learned: torch.Tensor, handcrafted: torch.Tensor, form: str = "cosine"
@@ -68,11 +64,6 @@ class KgCoOpModel(CoOpModel):
     """
 
     config_class = KgCoOpConfig
-
-    @classmethod
-    def benchmark_options(cls, benchmark, options: dict) -> dict:
-        """The authors' hand-crafted template of the benchmark (its own zero-shot one but on DTD)."""
-        return {"kg_templates": [KGCOOP_TEMPLATES.get(benchmark.key, benchmark.template)]}
 
     def _build_class_prompts(self, texts: list[str]) -> None:
         super()._build_class_prompts(texts)

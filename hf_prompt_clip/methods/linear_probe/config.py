@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import fill_template
 from .logistic import REFERENCE_C_GRID
@@ -78,3 +79,13 @@ class LinearProbeConfig(PromptCLIPConfig):
         for template in self.templates:
             fill_template(template, "x")
         super().__post_init__(**kwargs)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """A weight vector per training class (fixed classes, no free texts); C is searched on validation
+        unless given."""
+        return Capabilities(classes_can_change=False, classifies_texts=False, uses_validation=self.C is None)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The benchmark's own template for a zero-shot head."""
+        return {"templates": list(benchmark.templates)} if self.zero_shot_head else {}

@@ -39,7 +39,6 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
     """
 
     config_class = LinearProbeConfig
-    classifies_free_texts = False  # one weight vector per training class
 
     def __init__(self, config: LinearProbeConfig, clip_model=None, tokenizer=None, image_processor=None):
         super().__init__(config, clip_model, tokenizer, image_processor)
@@ -56,22 +55,6 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
         self.head = nn.Linear(width, len(config.class_names)).to(self.text_device)
         nn.init.zeros_(self.head.weight)  # an unfitted probe scores every class alike
         nn.init.zeros_(self.head.bias)
-
-    # ------------------------------------------------------------------ what the registry asks
-
-    @classmethod
-    def can_change_classes(cls, options: dict[str, Any]) -> bool:
-        return False  # a weight vector per training class
-
-    @classmethod
-    def uses_validation(cls, options: dict[str, Any]) -> bool:
-        """C is searched on validation unless given."""
-        return options.get("C") is None
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """The benchmark's own template for a zero-shot head."""
-        return {"templates": list(benchmark.templates)} if options.get("zero_shot_head") else {}
 
     def training_stages(self) -> list[TrainingStage]:
         return [TrainingStage("fit", ("head.",), kind="fit")]

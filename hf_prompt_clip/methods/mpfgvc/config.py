@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 
 #: Dtypes the fine-tuned image tower can be saved in.
@@ -104,6 +105,16 @@ class MPFGVCConfig(PromptCLIPConfig):
                 "but super_category is empty: pass super_category='bird' (--option super_category=bird)."
             )
         super().__post_init__(**kwargs)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Prompt tokens, head and classifier per training subcategory (fixed classes, no free texts); stage
+        `visual` fine-tunes the image tower (CLIP's or the separate ViT)."""
+        return Capabilities(classes_can_change=False, classifies_texts=False, trains_image_tower=True)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The benchmark's super-category word (`"bird"` for CUB-200)."""
+        return {"super_category": benchmark.super_category} if benchmark.super_category else {}
 
     def patches_kept(self, patches: int) -> int | None:
         """How many of `patches` patches SsVP keeps (`None`: all)."""

@@ -98,7 +98,6 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
     """
 
     config_class = MPFGVCConfig
-    classifies_free_texts = False  # a classifier over fixed subcategories
 
     def __init__(self, config: MPFGVCConfig, clip_model=None, tokenizer=None, image_processor=None):
         super().__init__(config, clip_model, tokenizer, image_processor)
@@ -155,15 +154,6 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
         )
         model.image_tower.load_state_dict(vit.state_dict())
         return model
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """The benchmark's super-category word (`"bird"` for CUB-200)."""
-        return {"super_category": benchmark.super_category} if benchmark.super_category else {}
-
-    @classmethod
-    def can_change_classes(cls, options: dict[str, Any]) -> bool:
-        return False  # prompt tokens, head and classifier per training class
 
     # ------------------------------------------------------------------ parts
 
@@ -223,11 +213,6 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.image_features(pixel_values)
-
-    @classmethod
-    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
-        """Stage `visual` fine-tunes the image tower (CLIP's or the separate ViT)."""
-        return True
 
     def frozen_image_encoder(self) -> tuple[str, Any]:
         """Refused: the tower is fine-tuned in stage `visual` and its last layer sees selected tokens only."""

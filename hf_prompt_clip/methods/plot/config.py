@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 from ...core.optimal_transport import SINKHORN_STOPPING_RULES
 from ...core.text import CLASS_TOKEN_POSITIONS
@@ -119,6 +122,23 @@ class PLOTConfig(PromptCLIPConfig):
                 )
 
     @property
+    def capabilities(self) -> Capabilities:
+        """PLOT++'s visual prompts learn through the image tower (PLOT's patch features are frozen); the
+        transport matches local image features, which a cached pooled feature does not hold."""
+        return Capabilities(
+            trains_image_tower=self.local_features != "patch",
+            features_training_problem=(
+                f"it matches local image features ({self.local_features!r}) by optimal transport, and the pooled "
+                "image feature the cache holds does not contain them"
+            ),
+        )
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """Global logits added to the transport logits where the reference adds them (ImageNet) and on
+        the synthetic world, whose tiny CLIP's patch tokens carry no text-aligned signal (docs/methods.md)."""
+        return {"add_global_logits": True} if benchmark.key == "imagenet" or benchmark.synthetic else {}
+
+    @property
     def stage_names(self) -> tuple[str, ...]:
         """The training stages: `("prompt",)` for PLOT; `("visual", "joint")` with visual prompts."""
         return ("visual", "joint") if self.local_features == "visual_prompts" else ("prompt",)
@@ -146,3 +166,9 @@ class PLOTPPConfig(PLOTConfig):
         if self.ctx_inits is None:
             self.ctx_inits = initial_phrases("", (), self.n_prompts)
         super().__post_init__(**kwargs)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The authors' phrases for the benchmark, or phrases from its templates (`templates.py`), one per
+        prompt."""
+        templates = [benchmark.template, *benchmark.ensemble_templates]
+        return {"ctx_inits": initial_phrases(benchmark.key, templates, self.n_prompts)}

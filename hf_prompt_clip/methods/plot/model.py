@@ -20,7 +20,6 @@ from ...core.text import (
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import encode_image_tokens
 from .config import PLOTConfig, PLOTPPConfig
-from .templates import initial_phrases
 
 #: Parameters each training stage trains (`PLOTConfig.stage_names`).
 STAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -112,12 +111,6 @@ class PLOTModel(PromptCLIPPreTrainedModel):
             prompts = random_context(shape, config.visual_prompt_std)
             self.visual_prompts = nn.Parameter(prompts.to(self.clip.visual_projection.weight.device))
         self._layouts: dict[int, PromptLayout] = {}
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """Global logits added to the transport logits where the reference adds them (ImageNet) and on
-        the synthetic world, whose tiny CLIP's patch tokens carry no text-aligned signal (docs/methods.md)."""
-        return {"add_global_logits": True} if benchmark.key == "imagenet" or benchmark.synthetic else {}
 
     # ------------------------------------------------------------------ text side
 
@@ -243,20 +236,6 @@ class PLOTModel(PromptCLIPPreTrainedModel):
         global_image, local_image = self.local_image_features(pixel_values)
         return self.logits_from_features(global_image, local_image, self.prompt_text_features())
 
-    @classmethod
-    def trains_image_tower(cls, options: dict[str, Any]) -> bool:
-        """PLOT++'s visual prompts learn through the image tower; PLOT's patch features are frozen."""
-        return options.get("local_features", cls.config_class.local_features) != "patch"
-
-    @classmethod
-    def image_feature_training_problem(cls, options: dict[str, Any]) -> str | None:
-        """Refused: the transport matches local image features, which the cached pooled feature lacks."""
-        local = options.get("local_features", cls.config_class.local_features)
-        return (
-            f"it matches local image features ({local!r}) by optimal transport, and the pooled image feature "
-            "the cache holds does not contain them"
-        )
-
     def frozen_image_encoder(self) -> tuple[str, Any]:
         """Refused: PLOT classifies from the local (patch or visual-prompt) features, not the pooled one."""
         raise FrozenFeaturesUnavailable(
@@ -296,10 +275,3 @@ class PLOTPPModel(PLOTModel):
     """
 
     config_class = PLOTPPConfig
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """The authors' phrases for the benchmark, or phrases from its templates (`templates.py`)."""
-        count = options.get("n_prompts", cls.config_class.n_prompts)
-        templates = [benchmark.template, *benchmark.ensemble_templates]
-        return {"ctx_inits": initial_phrases(benchmark.key, templates, count)}

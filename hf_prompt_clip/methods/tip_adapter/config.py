@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import fill_template
+from .settings import AUTHOR_SETTINGS
 
 
 @strict
@@ -77,6 +79,25 @@ class TipAdapterConfig(PromptCLIPConfig):
         self.augment_crop_scale = [float(v) for v in scale]
         super().__post_init__(**kwargs)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """The cache's one-hot values vote for the training classes (fixed classes, no free texts); alpha and
+        beta are searched on validation unless `search=False`."""
+        return Capabilities(classes_can_change=False, classifies_texts=False, uses_validation=self.search)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The authors' templates (ImageNet's 7 CLIP-selected ones on ImageNet, else the benchmark's own) and
+        their settings for the 11 CoOp datasets (`settings.py`)."""
+        found = {
+            "templates": list(
+                benchmark.ensemble_templates if benchmark.key == "imagenet" else benchmark.templates
+            )
+        }
+        if benchmark.key in AUTHOR_SETTINGS:
+            alpha, beta, scale, _ = AUTHOR_SETTINGS[benchmark.key]
+            found.update(init_alpha=alpha, init_beta=beta, search_scale=list(scale))
+        return found
+
 
 @strict
 class TipAdapterFConfig(TipAdapterConfig):
@@ -101,3 +122,10 @@ class TipAdapterFConfig(TipAdapterConfig):
     finetune_lr: float = option(0.001, above=0)
     finetune_batch_size: int = option(256, minimum=1)
     finetune_weight_decay: float = option(0.01, minimum=0)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """Tip-Adapter's, and the authors' fine-tuning epochs of the benchmark."""
+        found = super().benchmark_defaults(benchmark)
+        if benchmark.key in AUTHOR_SETTINGS:
+            found["finetune_epochs"] = AUTHOR_SETTINGS[benchmark.key][3]
+        return found

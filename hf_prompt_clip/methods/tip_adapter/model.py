@@ -14,7 +14,6 @@ from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text_engine import template_text_features
 from .cache_model import search_alpha_beta, search_grid, tip_adapter_logits
 from .config import TipAdapterConfig, TipAdapterFConfig
-from .settings import AUTHOR_SETTINGS
 
 
 class TipAdapterModel(PromptCLIPPreTrainedModel):
@@ -40,7 +39,6 @@ class TipAdapterModel(PromptCLIPPreTrainedModel):
     """
 
     config_class = TipAdapterConfig
-    classifies_free_texts = False  # the cache votes for the training classes
 
     def __init__(self, config: TipAdapterConfig, clip_model=None, tokenizer=None, image_processor=None):
         super().__init__(config, clip_model, tokenizer, image_processor)
@@ -64,31 +62,6 @@ class TipAdapterModel(PromptCLIPPreTrainedModel):
         saved = state_dict.get("cache_keys")
         if saved is not None and self.config.cache_size == 0 and saved.shape[0] > 0:  # an unfitted model
             self._set_cache(torch.zeros_like(saved), torch.zeros(saved.shape[0], dtype=torch.long))
-
-    # ------------------------------------------------------------------ what the registry asks
-
-    @classmethod
-    def can_change_classes(cls, options: dict[str, Any]) -> bool:
-        return False  # one-hot values over the training classes
-
-    @classmethod
-    def uses_validation(cls, options: dict[str, Any]) -> bool:
-        """alpha and beta are searched on validation unless `search=False`."""
-        return bool(options.get("search", True))
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """The authors' templates (ImageNet's 7 CLIP-selected ones on ImageNet, else the benchmark's own) and
-        their settings for the 11 CoOp datasets (`settings.py`)."""
-        found = {
-            "templates": list(
-                benchmark.ensemble_templates if benchmark.key == "imagenet" else benchmark.templates
-            )
-        }
-        if benchmark.key in AUTHOR_SETTINGS:
-            alpha, beta, scale, _ = AUTHOR_SETTINGS[benchmark.key]
-            found.update(init_alpha=alpha, init_beta=beta, search_scale=list(scale))
-        return found
 
     def training_stages(self) -> list[TrainingStage]:
         return [TrainingStage("fit", ("cache_keys",), kind="fit")]
@@ -198,13 +171,6 @@ class TipAdapterFModel(TipAdapterModel):
     """
 
     config_class = TipAdapterFConfig
-
-    @classmethod
-    def benchmark_options(cls, benchmark: Any, options: dict[str, Any]) -> dict[str, Any]:
-        found = super().benchmark_options(benchmark, options)
-        if benchmark.key in AUTHOR_SETTINGS:
-            found["finetune_epochs"] = AUTHOR_SETTINGS[benchmark.key][3]
-        return found
 
     def _refine_cache(self, views: torch.Tensor, labels: torch.Tensor, data: FitData) -> dict[str, Any]:
         config = self.config

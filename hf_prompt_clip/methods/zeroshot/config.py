@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
 
+from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig
 from ...core.text import fill_template
 
@@ -33,3 +36,12 @@ class ZeroShotCLIPConfig(PromptCLIPConfig):
         for template in self.templates:
             fill_template(template, "x")
         super().__post_init__(**kwargs)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Nothing is trained: templates and the frozen CLIP make the classifier."""
+        return Capabilities(learns_parameters=False)
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
+        return {"templates": list(benchmark.ensemble_templates if self.ensemble else benchmark.templates)}

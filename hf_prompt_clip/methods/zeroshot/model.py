@@ -26,17 +26,6 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
 
     config_class = ZeroShotCLIPConfig
 
-    @classmethod
-    def learns_parameters(cls, options: dict) -> bool:
-        """Nothing is trained: templates and the frozen CLIP make the classifier."""
-        return False
-
-    @classmethod
-    def benchmark_options(cls, benchmark, options: dict) -> dict:
-        """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
-        ensemble = options.get("ensemble", cls.config_class.ensemble)
-        return {"templates": list(benchmark.ensemble_templates if ensemble else benchmark.templates)}
-
     def _build_class_prompts(self, texts: list[str]) -> None:
         # tokenisation happens in class_text_features, which is cached per class list
         self._prompt_texts = texts
