@@ -6,7 +6,7 @@ from huggingface_hub.dataclasses import strict
 
 from ...core.configuration import PromptCLIPConfig
 from ...core.text import fill_template
-from .logistic import REFERENCE_C_GRID
+from .logistic import REFERENCE_C_GRID, SOLVERS
 
 FEATURE_SPACES = ("projection", "pooled")
 
@@ -17,6 +17,13 @@ class LinearProbeConfig(PromptCLIPConfig):
     logistic-regression classifier on frozen image features, fitted by L-BFGS.
 
     Args:
+        solver (`str`, *optional*, defaults to `"torch"`):
+            `"torch"`: the built-in L-BFGS in float64 on the model's device (scikit-learn's objective; one
+            fit equals scikit-learn's within tolerance, but it stops at other points, so at large C on
+            separable few-shot features the search can choose another C than lpclip). `"sklearn"`:
+            scikit-learn's `LogisticRegression` itself, lpclip's call, which reproduces lpclip's chosen
+            C and predictions exactly; needs scikit-learn (`pip install "hf-prompt-clip[sklearn]"`), runs
+            on the CPU, and cannot fit a zero-shot head.
         C (`float`, *optional*):
             Inverse L2 strength (scikit-learn's `C`). `None` (default): chosen on the validation split by
             CoOp's search (`search_grid`, then `search_steps` rounds of a binary search in log10(C)).
@@ -25,7 +32,7 @@ class LinearProbeConfig(PromptCLIPConfig):
         search_steps (`int`, *optional*, defaults to 8):
             Rounds of the binary search after the sweep (0: the sweep alone).
         max_iter (`int`, *optional*, defaults to 1000):
-            Most L-BFGS iterations per fit (the CLIP paper's and CoOp's 1,000).
+            Most L-BFGS iterations per fit (the CLIP paper's and CoOp's 1,000; scikit-learn's `max_iter`).
         tolerance (`float`, *optional*, defaults to 1e-4):
             Stop when the largest gradient entry of the objective is at most this (scikit-learn's `tol`).
         normalize_features (`bool`, *optional*, defaults to `True`):
@@ -53,6 +60,7 @@ class LinearProbeConfig(PromptCLIPConfig):
     model_type = "prompt_clip_linear_probe"
     recorded_fields: ClassVar[tuple[str, ...]] = ()
 
+    solver: str = "torch"
     C: float | None = None
     search_grid: list[float] | None = None
     search_steps: int = 8
@@ -82,6 +90,17 @@ class LinearProbeConfig(PromptCLIPConfig):
             raise ValueError(f"tolerance must be positive, got {self.tolerance}.")
         if self.feature_space not in FEATURE_SPACES:
             raise ValueError(f"feature_space must be one of {FEATURE_SPACES}, got {self.feature_space!r}.")
+        if self.solver not in SOLVERS:
+            raise ValueError(
+                f"solver must be one of {SOLVERS}, got {self.solver!r}: 'torch' (the built-in L-BFGS) or "
+                "'sklearn' (scikit-learn's LogisticRegression, as CoOp's lpclip)."
+            )
+        if self.solver == "sklearn" and self.zero_shot_head:
+            raise ValueError(
+                "zero_shot_head=True (ZS-LP) pulls the weights towards the zero-shot classifier, which "
+                "scikit-learn's LogisticRegression cannot do (its penalty pulls towards zero): use "
+                "solver='torch' with it, or zero_shot_head=False with solver='sklearn'."
+            )
         if self.zero_shot_head and self.feature_space != "projection":
             raise ValueError(
                 "zero_shot_head=True starts from the zero-shot classifier, which lives in the joint image-text "
