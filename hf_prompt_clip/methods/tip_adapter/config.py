@@ -80,6 +80,10 @@ class TipAdapterConfig(PromptCLIPConfig):
         super().__post_init__(**kwargs)
 
 
+#: Which fine-tuned keys Tip-Adapter-F keeps (`TipAdapterFConfig.keep_epoch`).
+KEEP_EPOCH: tuple[str, ...] = ("last", "best_validation")
+
+
 @strict
 class TipAdapterFConfig(TipAdapterConfig):
     r"""Tip-Adapter-F: Tip-Adapter whose cache keys are fine-tuned (the values and CLIP stay frozen), with
@@ -94,6 +98,12 @@ class TipAdapterFConfig(TipAdapterConfig):
             Training features per step.
         finetune_weight_decay (`float`, *optional*, defaults to 0.01):
             AdamW weight decay (torch's default, which the authors keep).
+        keep_epoch (`str`, *optional*, defaults to `"last"`):
+            Which fine-tuned keys to keep: `"last"`, the last epoch's; `"best_validation"`, those of the epoch
+            whose Tip-Adapter logits (at `init_alpha`, `init_beta`) score best on the validation features (the
+            first such epoch on a tie). The authors keep the epoch with the best *test* accuracy.
+        kept_epoch (`int`, *optional*):
+            Written by the fit: the epoch (0-based) whose keys were kept.
         (and every option of `TipAdapterConfig`)
     """
 
@@ -103,11 +113,18 @@ class TipAdapterFConfig(TipAdapterConfig):
     finetune_lr: float = 0.001
     finetune_batch_size: int = 256
     finetune_weight_decay: float = 0.01
+    keep_epoch: str = "last"
+    kept_epoch: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.finetune_lr <= 0 or self.finetune_weight_decay < 0:
             raise ValueError(
                 f"finetune_lr must be positive and finetune_weight_decay not negative, got {self.finetune_lr} and "
                 f"{self.finetune_weight_decay}."
+            )
+        if self.keep_epoch not in KEEP_EPOCH:
+            raise ValueError(
+                f"keep_epoch must be one of {KEEP_EPOCH}, got {self.keep_epoch!r}: 'last' keeps the last "
+                "fine-tuning epoch's keys, 'best_validation' those of the epoch with the best validation accuracy."
             )
         super().__post_init__(**kwargs)
