@@ -81,7 +81,8 @@ def reference_search(score, steps=8, grid=REFERENCE_C_GRID):
     return c_final
 
 
-@pytest.mark.parametrize("seed", range(6))
+# seeds 33, 45, 58: lpclip's log10 round trips move a kept end by an ulp, and so the answer
+@pytest.mark.parametrize("seed", [*range(6), 33, 45, 58])
 def test_the_c_search_follows_coops_sweep_and_binary_search(seed):
     rng = random.Random(seed)
     peak, width = rng.uniform(-5, 5), rng.uniform(0.3, 3)
@@ -96,9 +97,9 @@ def test_the_c_search_follows_coops_sweep_and_binary_search(seed):
         return memo.setdefault(key, score(c))
 
     chosen, history = search_inverse_l2(remembered)
-    assert math.isclose(chosen, reference_search(remembered), rel_tol=1e-9)
+    assert chosen == reference_search(remembered)  # lpclip's C to the bit (its log10 round trips too)
     assert [c for c, _ in history[:7]] == list(REFERENCE_C_GRID)
-    assert len({round(math.log10(c), 9) for c, _ in history}) == len(history)  # each C scored once
+    assert len({c for c, _ in history}) == len(history)  # each C scored once
 
 
 def test_the_c_search_picks_the_best_validation_c():

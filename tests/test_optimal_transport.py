@@ -67,8 +67,8 @@ def test_each_plan_equals_the_per_problem_iterations():
 @pytest.mark.parametrize("check_every", [1, 3, 5, 100])
 @pytest.mark.parametrize("seed", range(4))
 def test_the_reference_rule_stops_where_the_authors_loop_stops(seed, check_every):
-    """On CLIP-like cosines. (Where S nears -1 at eps 0.1, r grows past 1e6 and float32 cannot resolve
-    the rule's absolute threshold: there the stopping iteration is noise, in the authors' code too.)"""
+    """On CLIP-like cosines. (Similarities near -1, where float32 cannot hold r to the threshold:
+    tests/test_sinkhorn_stopping.py.)"""
     similarity = similarities(16, 49, 4, seed=seed) * (0.3 + 0.2 * seed)
     expected, stop = authors_loop(similarity)
     ours = sinkhorn(similarity, check_every=check_every)

@@ -13,6 +13,17 @@ similarities gives NaN), and it never waits for the host inside the loop unless 
 `sinkhorn_reference` is the authors' algorithm as written (linear domain, a host check every
 iteration), kept to compare against.
 
+The authors stop when the mean absolute change of `r` falls below a threshold (1e-2). `r` reaches
+~1e7 where similarities are all near -1, and float32 holds it to ~1 there: the change of two stored
+scalings is then rounding noise (the authors' own float32 loop stops at 11 to 24 iterations where
+exact arithmetic stops at 8 to 11, and a log-domain loop never stops). So `sinkhorn` does not
+subtract scalings: it carries each half-step's relative change `x_previous / x - 1` from the
+previous one by the exact identity `r_previous / r - 1 = -K(c * rho_c) / K(c (1 + rho_c))`
+(`rho_c = c_previous / c - 1`, the same pass over the kernel as the half-step), which keeps every
+digit of a small change, and stops on `mean(r * |rho_r|)`: the reference rule in exact arithmetic,
+whatever the magnitude of `r` (tested against the authors' loop in float64, and in float32 where
+float32 resolves the rule).
+
 The plan is computed without gradient: callers use it as a constant weighting of `S`.
 """
 
@@ -78,24 +89,86 @@ MAX_SHIFTED_SPAN = 80.0
 
 
 def _log_kernel_products(
-    kernel: torch.Tensor, row_shift: torch.Tensor, log_x: torch.Tensor, transpose: bool
-) -> torch.Tensor:
+    kernel: torch.Tensor,
+    row_shift: torch.Tensor,
+    log_x: torch.Tensor,
+    transpose: bool,
+    relative: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`log(K @ exp(log_x))` (or `log(K^T @ exp(log_x))`) for `(P, M, N)` kernels given as
     `kernel = exp(log K - row_shift)`, `row_shift` `(P, M)` the row maxima of `log K`.
 
     Each product is taken against `exp(log_x - max log_x) <= 1` whose largest entry is 1, so every
     term is in float32 range while the kernel's entries are (`MAX_SHIFTED_SPAN`).
+
+    With `relative` (`x_previous / x - 1`, same shape as `log_x`), also returns the relative change
+    of the scaling this product makes (`marginal / product`) from the same pass over the kernel:
+    `_relative_change(K (x * relative), K x)`; else `None`.
     """
     if transpose:  # K^T x = sum_m exp(log K_mn) x_m = kernel^T (x * exp(row_shift))
         log_x = log_x + row_shift
     top = log_x.amax(dim=-1, keepdim=True)
-    scaled = (log_x - top).exp().unsqueeze(-2)  # (P, 1, len)
+    scaled = (log_x - top).exp()  # (P, len)
+    vectors = [scaled]
+    if relative is not None:  # a second vector, x * relative, through the same kernel
+        bounded = relative.clamp(-1.0, MAX_CARRIED_CHANGE)  # where it is used it lies within; no overflow
+        vectors.append(scaled * bounded)
     if transpose:
-        product = torch.bmm(scaled, kernel).squeeze(-2)  # (P, N)
+        products = torch.bmm(torch.stack(vectors, dim=-2), kernel).unbind(-2)  # (P, N) each
     else:
-        product = torch.bmm(kernel, scaled.transpose(-1, -2)).squeeze(-1)  # (P, M)
+        products = torch.bmm(kernel, torch.stack(vectors, dim=-1)).unbind(-1)  # (P, M) each
         top = top + row_shift
-    return product.log() + top
+    change = None if relative is None else _relative_change(products[1], products[0])
+    return products[0].log() + top, change
+
+
+def _relative_change(difference: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
+    """The relative change `y_previous / y - 1` of a scaling `y = marginal / product` whose product
+    changed from `product + difference` to `product`: `product / (product + difference) - 1`, written
+    `-difference / (product + difference)` so that a small change keeps all its digits."""
+    return -difference / (product + difference)
+
+
+#: A half-step's new log-scaling and, when asked, its relative change (see `_log_kernel_products`).
+HalfStep = tuple[torch.Tensor, "torch.Tensor | None"]
+
+#: Largest relative change `|x_previous / x - 1|` of a scaling that the stopping rule carries from
+#: one half-step to the next by the exact product formula; larger changes (the first iterations,
+#: where the difference of the potentials is exact enough) are read off the potentials.
+MAX_CARRIED_CHANGE = 0.5
+
+
+def _carried_change(
+    carried: torch.Tensor, new_log: torch.Tensor, old_log: torch.Tensor, previous: torch.Tensor
+) -> torch.Tensor:
+    """The relative change `x_previous / x - 1` of a scaling `x` `(P, L)` in one half-step.
+
+    `carried` is the product formula's value, used where the other scaling's relative change
+    `previous` was at most `MAX_CARRIED_CHANGE` throughout the problem; elsewhere the change is read
+    off the log-potentials (`exp(old_log - new_log) - 1`).
+
+    Exact changes keep the plan's mass at 1, which for uniform marginals is `mean(relative) = 0`
+    over each problem's rows (columns); restoring it removes the one error that the product formula
+    carries along undamped (log r shifted by a constant and log c by its opposite: the same plan).
+    """
+    mean = carried.mean(dim=-1, keepdim=True)
+    carried = (carried - mean) / (1.0 + mean)
+    small = previous.abs().amax(dim=-1, keepdim=True) <= MAX_CARRIED_CHANGE
+    return torch.where(small, carried, (old_log - new_log).exp() - 1.0)
+
+
+def _log_sum_exp_change(
+    summed: torch.Tensor, log_product: torch.Tensor, relative: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """The log-sum-exp half-step's relative change of the new scaling (see `_log_kernel_products`).
+
+    `summed` `(P, N, M)` is `log K^T` plus the log-scaling along `dim`, `log_product` its log-sum-exp
+    over `dim`, `relative` that scaling's relative change (`(P, N)` for `dim=-2`, `(P, M)` for `dim=-1`).
+    """
+    weights = (summed - log_product.unsqueeze(dim)).exp()  # the product's terms over the product
+    other = -1 if dim == -2 else -2
+    bounded = relative.clamp(-1.0, MAX_CARRIED_CHANGE).unsqueeze(other)
+    return _relative_change((weights * bounded).sum(dim), torch.ones_like(log_product))
 
 
 @torch.no_grad()
@@ -116,7 +189,10 @@ def sinkhorn(
     over the full matrices. Both are exact.
 
     With `threshold`, iterations stop as in the reference: after the first iteration at which the
-    mean absolute change of the row scaling `r` over the whole batch is below `threshold`. The
+    mean absolute change of the row scaling `r` over the whole batch is below `threshold`, that change
+    computed from exactly carried relative changes (see the module's docstring), so the iteration
+    count is the reference rule's in exact arithmetic even where float32 cannot hold `r` to the
+    threshold (similarities near -1). The
     host reads that flag every `check_every` iterations (by default every iteration on the CPU,
     where it costs nothing, and every `ACCELERATOR_CHECK_EVERY` on an accelerator, where each read
     waits for the device); iterations past the stopping point leave the state unchanged, so the
@@ -156,39 +232,58 @@ def sinkhorn(
         row_shift = log_kernel.amax(dim=-1)  # (P, M)
         kernel = (log_kernel - row_shift.unsqueeze(-1)).exp()  # each row's largest entry is 1
 
-        def update(log_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            log_r = log_u - _log_kernel_products(kernel, row_shift, log_c, transpose=False)  # r = u / (K c)
-            return log_r, log_v - _log_kernel_products(
-                kernel, row_shift, log_r, transpose=True
-            )  # c = v / (K^T r)
+        def half_step_r(log_c: torch.Tensor, relative_c: torch.Tensor | None = None) -> HalfStep:
+            log_product, change = _log_kernel_products(kernel, row_shift, log_c, False, relative_c)
+            return log_u - log_product, change  # r = u / (K c)
+
+        def half_step_c(log_r: torch.Tensor, relative_r: torch.Tensor | None = None) -> HalfStep:
+            log_product, change = _log_kernel_products(kernel, row_shift, log_r, True, relative_r)
+            return log_v - log_product, change  # c = v / (K^T r)
 
     else:
         transposed = log_kernel.transpose(1, 2).contiguous()  # (P, N, M): both reductions contiguous
 
-        def update(log_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            log_r = log_u - torch.logsumexp(transposed + log_c.unsqueeze(-1), dim=-2)
-            return log_r, log_v - torch.logsumexp(transposed + log_r.unsqueeze(-2), dim=-1)
+        def half_step_r(log_c: torch.Tensor, relative_c: torch.Tensor | None = None) -> HalfStep:
+            summed = transposed + log_c.unsqueeze(-1)
+            log_product = torch.logsumexp(summed, dim=-2)
+            change = None if relative_c is None else _log_sum_exp_change(summed, log_product, relative_c, -2)
+            return log_u - log_product, change
+
+        def half_step_c(log_r: torch.Tensor, relative_r: torch.Tensor | None = None) -> HalfStep:
+            summed = transposed + log_r.unsqueeze(-2)
+            log_product = torch.logsumexp(summed, dim=-1)
+            change = None if relative_r is None else _log_sum_exp_change(summed, log_product, relative_r, -1)
+            return log_v - log_product, change
 
     log_r = log_kernel.new_zeros(log_kernel.shape[:-1])  # r = 1
     log_c = log_kernel.new_zeros((log_kernel.shape[0], columns))  # c = 1
     if threshold is None:
         for _ in range(max_iter):
-            log_r, log_c = update(log_c)
+            log_r = half_step_r(log_c)[0]
+            log_c = half_step_c(log_r)[0]
         iterations = max_iter
     else:
-        r = torch.ones_like(log_r)
         if check_every is None:  # reading the flag costs nothing on the CPU; on an accelerator it waits
             check_every = 1 if log_kernel.device.type == "cpu" else ACCELERATOR_CHECK_EVERY
+        # the relative change of c in the previous iteration. The start r = c = 1 is no half-step's
+        # result, so the first iteration's changes are read off the potentials (exact there)
+        unknown = torch.full_like(log_c, math.inf)
+        relative_c = unknown
         done = torch.zeros((), dtype=torch.bool, device=log_kernel.device)
         count = torch.zeros((), dtype=torch.long, device=log_kernel.device)
         for iteration in range(1, max_iter + 1):
-            new_log_r, new_log_c = update(log_c)
-            new_r = new_log_r.exp()
-            change = (new_r - r).abs().mean()
+            new_log_r, carried = half_step_r(log_c, relative_c)
+            relative_r = _carried_change(carried, new_log_r, log_r, relative_c)
+            new_log_c, carried = half_step_c(new_log_r, relative_r)
+            new_relative_c = _carried_change(
+                carried, new_log_c, log_c, relative_r if iteration > 1 else unknown
+            )
+            # the reference's mean |r - r_previous| = mean(r * |r_previous / r - 1|)
+            change = (new_log_r.exp() * relative_r.abs()).mean()
             # once stopped, the state stays as it was at the stopping iteration
-            r = torch.where(done, r, new_r)
             log_r = torch.where(done, log_r, new_log_r)
             log_c = torch.where(done, log_c, new_log_c)
+            relative_c = torch.where(done, relative_c, new_relative_c)
             count += (~done).long()
             done = done | (change < threshold)
             if iteration % check_every == 0 and iteration < max_iter and bool(done):

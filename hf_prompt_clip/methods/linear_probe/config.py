@@ -7,7 +7,7 @@ from huggingface_hub.dataclasses import strict
 from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
 from ...core.text import fill_template
-from .logistic import REFERENCE_C_GRID
+from .logistic import REFERENCE_C_GRID, SOLVERS
 
 FEATURE_SPACES = ("projection", "pooled")
 
@@ -18,6 +18,13 @@ class LinearProbeConfig(PromptCLIPConfig):
     logistic-regression classifier on frozen image features, fitted by L-BFGS.
 
     Args:
+        solver (`str`, *optional*, defaults to `"torch"`):
+            `"torch"`: the built-in L-BFGS in float64 on the model's device (scikit-learn's objective; one
+            fit equals scikit-learn's within tolerance, but it stops at other points, so at large C on
+            separable few-shot features the search can choose another C than lpclip). `"sklearn"`:
+            scikit-learn's `LogisticRegression` itself, lpclip's call, which reproduces lpclip's chosen
+            C and predictions exactly; needs scikit-learn (`pip install "hf-prompt-clip[sklearn]"`), runs
+            on the CPU, and cannot fit a zero-shot head.
         C (`float`, *optional*):
             Inverse L2 strength (scikit-learn's `C`). `None` (default): chosen on the validation split by
             CoOp's search (`search_grid`, then `search_steps` rounds of a binary search in log10(C)).
@@ -26,7 +33,7 @@ class LinearProbeConfig(PromptCLIPConfig):
         search_steps (`int`, *optional*, defaults to 8):
             Rounds of the binary search after the sweep (0: the sweep alone).
         max_iter (`int`, *optional*, defaults to 1000):
-            Most L-BFGS iterations per fit (the CLIP paper's and CoOp's 1,000).
+            Most L-BFGS iterations per fit (the CLIP paper's and CoOp's 1,000; scikit-learn's `max_iter`).
         tolerance (`float`, *optional*, defaults to 1e-4):
             Stop when the largest gradient entry of the objective is at most this (scikit-learn's `tol`).
         normalize_features (`bool`, *optional*, defaults to `True`):
@@ -54,6 +61,7 @@ class LinearProbeConfig(PromptCLIPConfig):
     model_type = "prompt_clip_linear_probe"
     recorded_fields: ClassVar[tuple[str, ...]] = ()
 
+    solver: str = option("torch", choices=SOLVERS)
     C: float | None = option(above=0, why="the inverse L2 strength")
     search_grid: list[float] | None = option(above=0, why="inverse L2 strengths")
     search_steps: int = option(8, minimum=0, why="0: the sweep alone")
@@ -70,6 +78,12 @@ class LinearProbeConfig(PromptCLIPConfig):
         self.search_grid = (
             [float(c) for c in self.search_grid] if self.search_grid else list(REFERENCE_C_GRID)
         )
+        if self.solver == "sklearn" and self.zero_shot_head:
+            raise ValueError(
+                "zero_shot_head=True (ZS-LP) pulls the weights towards the zero-shot classifier, which "
+                "scikit-learn's LogisticRegression cannot do (its penalty pulls towards zero): use "
+                "solver='torch' with it, or zero_shot_head=False with solver='sklearn'."
+            )
         if self.zero_shot_head and self.feature_space != "projection":
             raise ValueError(
                 "zero_shot_head=True starts from the zero-shot classifier, which lives in the joint image-text "

@@ -14,17 +14,20 @@ from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text_engine import template_text_features
 from ...core.vision import clip_vision_tower, encode_image_tokens
 from .config import LinearProbeConfig
-from .logistic import fit_logistic_regression, search_inverse_l2
+from .logistic import fit_logistic_regression, search_inverse_l2, sklearn_head, sklearn_logistic_regression
 
 
 class LinearProbeModel(PromptCLIPPreTrainedModel):
     """Linear probe CLIP: `logits = W normalize(f(x)) + b` on the frozen image features `f(x)`.
 
     The CLIP paper's protocol (Radford et al., 2021, appendix A.3) as CoOp's `lpclip` runs it for few-shot
-    learning: the image tower runs once per image (test transform, no augmentation), scikit-learn's L-BFGS
-    logistic regression (here in torch, `fit_logistic_regression`, equal within tolerance) is fitted on the
-    training features, and C is chosen on the validation features by a log-spaced sweep refined by a
-    binary search (`search_inverse_l2`). Training is one `"fit"` stage: no optimiser, no epochs.
+    learning: the image tower runs once per image (test transform, no augmentation), an L-BFGS logistic
+    regression is fitted on the training features, and C is chosen on the validation features by a
+    log-spaced sweep refined by a binary search (`search_inverse_l2`). `config.solver` picks the
+    regression: `"torch"` (`fit_logistic_regression`: scikit-learn's objective in torch, on any device,
+    equal to it within tolerance for one fit, but L-BFGS stops elsewhere, so a search can pick another C)
+    or `"sklearn"` (`sklearn_logistic_regression`: scikit-learn itself, lpclip's call, so the C and the
+    predictions are lpclip's). Training is one `"fit"` stage: no optimiser, no epochs.
 
     Trainable and saved: `head` (`K x E` weights and `K` biases). The classes are fixed: the zero-shot
     pipeline and the protocols that change classes are refused.
@@ -114,25 +117,33 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
     def fit(self, data: FitData) -> dict[str, Any]:
         """Fit the head on `data.train` features; search C on `data.validation` unless `config.C` is set.
 
-        Every image is encoded once (`FitData.image_features`, cached); each candidate C is one L-BFGS fit
-        on the same features. Writes `config.selected_C` (and `validation_accuracy` when searched).
+        Every image is encoded once (`FitData.image_features`, cached); each candidate C is one fit by
+        `config.solver` on the same features, scored by its validation predictions (scikit-learn's
+        `predict` with `solver="sklearn"`). Writes `config.selected_C` (and `validation_accuracy` when
+        searched).
         """
         config = self.config
         train, train_labels = data.image_features(self, "train")
         train = self.probe_inputs(train).double()
         classes = self.head.out_features
         center = self.zero_shot_weight().double().to(train.device) if config.zero_shot_head else None
-        fits: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        fits: dict[float, Any] = {}
 
-        def solve(c: float) -> tuple[torch.Tensor, torch.Tensor]:
+        def solve(c: float) -> Any:
+            """The fit with C = c: `(weight, bias)` (torch) or a fitted `LogisticRegression` (sklearn)."""
             if c not in fits:
-                fits[c] = fit_logistic_regression(
-                    train, train_labels, classes, c, center=center, max_iter=config.max_iter,
-                    tolerance=config.tolerance,
-                )  # fmt: skip
+                if config.solver == "sklearn":
+                    fits[c] = sklearn_logistic_regression(
+                        train, train_labels, classes, c, max_iter=config.max_iter, tolerance=config.tolerance
+                    )
+                else:
+                    fits[c] = fit_logistic_regression(
+                        train, train_labels, classes, c, center=center, max_iter=config.max_iter,
+                        tolerance=config.tolerance,
+                    )  # fmt: skip
             return fits[c]
 
-        record: dict[str, Any] = {"train_examples": len(train_labels)}
+        record: dict[str, Any] = {"train_examples": len(train_labels), "solver": config.solver}
         if config.C is not None:
             chosen, history, val_accuracy = config.C, [], None
         else:
@@ -140,13 +151,17 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
             val = self.probe_inputs(val).double()
 
             def score(c: float) -> float:
-                weight, bias = solve(c)
+                fit = solve(c)
+                if config.solver == "sklearn":
+                    predicted = torch.from_numpy(fit.predict(val.cpu().numpy())).to(val_labels.device)
+                    return 100.0 * int((predicted == val_labels).sum()) / max(len(val_labels), 1)
+                weight, bias = fit
                 return top1_accuracy(val @ weight.T + bias, val_labels)
 
             chosen, history = search_inverse_l2(score, config.search_grid, config.search_steps)
             val_accuracy = score(chosen)
             record.update(validation_examples=len(val_labels), searched=history)
-        weight, bias = solve(chosen)
+        weight, bias = sklearn_head(solve(chosen), classes) if config.solver == "sklearn" else solve(chosen)
         with torch.no_grad():
             self.head.weight.copy_(weight.to(self.head.weight))
             self.head.bias.copy_(bias.to(self.head.bias))

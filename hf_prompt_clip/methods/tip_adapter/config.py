@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
@@ -99,6 +100,10 @@ class TipAdapterConfig(PromptCLIPConfig):
         return found
 
 
+#: Which fine-tuned keys Tip-Adapter-F keeps (`TipAdapterFConfig.keep_epoch`).
+KEEP_EPOCH: tuple[str, ...] = ("last", "best_validation")
+
+
 @strict
 class TipAdapterFConfig(TipAdapterConfig):
     r"""Tip-Adapter-F: Tip-Adapter whose cache keys are fine-tuned (the values and CLIP stay frozen), with
@@ -113,6 +118,12 @@ class TipAdapterFConfig(TipAdapterConfig):
             Training features per step.
         finetune_weight_decay (`float`, *optional*, defaults to 0.01):
             AdamW weight decay (torch's default, which the authors keep).
+        keep_epoch (`str`, *optional*, defaults to `"last"`):
+            Which fine-tuned keys to keep: `"last"`, the last epoch's; `"best_validation"`, those of the epoch
+            whose Tip-Adapter logits (at `init_alpha`, `init_beta`) score best on the validation features (the
+            first such epoch on a tie). The authors keep the epoch with the best *test* accuracy.
+        kept_epoch (`int`, *optional*):
+            Written by the fit: the epoch (0-based) whose keys were kept.
         (and every option of `TipAdapterConfig`)
     """
 
@@ -122,6 +133,16 @@ class TipAdapterFConfig(TipAdapterConfig):
     finetune_lr: float = option(0.001, above=0)
     finetune_batch_size: int = option(256, minimum=1)
     finetune_weight_decay: float = option(0.01, minimum=0)
+    keep_epoch: str = option("last", choices=KEEP_EPOCH)
+    kept_epoch: int | None = option(minimum=0, why="an epoch index, written by the fit")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Tip-Adapter's, and choosing the kept epoch on validation reads the validation split too."""
+        found = super().capabilities
+        return dataclasses.replace(
+            found, uses_validation=found.uses_validation or self.keep_epoch == "best_validation"
+        )
 
     def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
         """Tip-Adapter's, and the authors' fine-tuning epochs of the benchmark."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.fitting import FitData
+from ...core.fitting import FitData, top1_accuracy
 from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
 from ...core.text_engine import template_text_features
 from .cache_model import search_alpha_beta, search_grid, tip_adapter_logits
@@ -167,10 +167,32 @@ class TipAdapterFModel(TipAdapterModel):
     features in a seeded shuffled order; then alpha and beta are searched as for Tip-Adapter. Epoch `e`
     reads augmented view `e mod augment_views` of every image from the feature cache (the views the keys
     were built from), so the image tower never runs during fine-tuning; the authors draw fresh crops every
-    epoch instead. The keys are not re-normalised after training (as in the authors' code).
+    epoch instead. The keys are not re-normalised after training (as in the authors' code). The last epoch's
+    keys are kept, or with `keep_epoch="best_validation"` those of the epoch whose logits at `init_alpha`,
+    `init_beta` score best on the validation features (the authors pick that epoch on the test set).
     """
 
     config_class = TipAdapterFConfig
+
+    def _epoch_scorer(self, data: FitData) -> Any:
+        """`keys -> validation accuracy (percent)` of Tip-Adapter's logits at `init_alpha`, `init_beta`
+        (`keep_epoch="best_validation"`), or `None` (`"last"`: nothing to score)."""
+        if self.config.keep_epoch != "best_validation":
+            return None
+        val, val_labels = data.image_features(self, "validation")
+        val = F.normalize(val.float(), dim=-1)
+        with torch.no_grad():
+            zero_shot = self.zero_shot_from_features(val)
+        values = self.cache_values
+
+        def score(keys: torch.Tensor) -> float:
+            with torch.no_grad():
+                logits = tip_adapter_logits(
+                    zero_shot, val, keys.detach(), values, self.config.init_alpha, self.config.init_beta
+                )
+            return top1_accuracy(logits, val_labels)
+
+        return score
 
     def _refine_cache(self, views: torch.Tensor, labels: torch.Tensor, data: FitData) -> dict[str, Any]:
         config = self.config
@@ -190,6 +212,9 @@ class TipAdapterFModel(TipAdapterModel):
         )
         generator = torch.Generator().manual_seed(data.seed)
         losses = []
+        score = self._epoch_scorer(data)
+        accuracies: list[float] = []
+        best_keys = None
         with torch.enable_grad():
             for epoch in range(config.finetune_epochs):
                 features = views[epoch % views.shape[0]]
@@ -213,5 +238,17 @@ class TipAdapterFModel(TipAdapterModel):
                     schedule.step()
                     total += loss.item() * len(rows)
                 losses.append(total / count)
+                if score is not None:
+                    accuracies.append(score(keys))
+                    if accuracies[-1] > max(accuracies[:-1], default=-1.0):  # the first best epoch wins
+                        best_keys = keys.detach().clone()
         keys.requires_grad_(False)
-        return {"finetune_epochs": config.finetune_epochs, "first_loss": losses[0], "last_loss": losses[-1]}
+        record = {"finetune_epochs": config.finetune_epochs, "first_loss": losses[0], "last_loss": losses[-1]}
+        config.kept_epoch = config.finetune_epochs - 1
+        if best_keys is not None:
+            config.kept_epoch = accuracies.index(max(accuracies))
+            with torch.no_grad():
+                keys.copy_(best_keys)
+            record["epoch_validation_accuracy"] = accuracies
+        record["kept_epoch"] = config.kept_epoch
+        return record
