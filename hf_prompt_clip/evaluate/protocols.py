@@ -24,6 +24,7 @@ Both paths show a progress bar (one step per batch), silenced by `--quiet` (`cor
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ def predict(
         batch_size=batch_size,
         shuffle=False,
         collate_fn=collate_fn,
-        num_workers=loader_workers(dataset, num_workers),
+        num_workers=loader_workers(dataset, num_workers, batch_size),
         pin_memory=pin_memory,
     )
     loader = prepare_evaluation_loader(accelerator, loader)
@@ -221,15 +222,15 @@ def predict(
     return Predictions(torch.cat(predicted), torch.cat(labels))
 
 
-def loader_workers(dataset: Dataset | IterableDataset, num_workers: int) -> int:
-    """The DataLoader workers that read `dataset`: `num_workers` for a map-style set (no more than it has
-    examples), 0 for a streamed one (`IterableDataset`), which this process reads alone: each worker would
+def loader_workers(dataset: Dataset | IterableDataset, num_workers: int, batch_size: int = 1) -> int:
+    """The DataLoader workers that read `dataset` in batches of `batch_size`: `num_workers` for a map-style
+    set (no more than it has batches), 0 for a streamed one (`IterableDataset`), which this process reads alone: each worker would
     read the whole of a torch stream (every example `num_workers` times), and a `datasets` stream's shards
     would come out interleaved, out of order.
 
     Example:
-        >>> loader_workers(test_set, 4), loader_workers(test_set.to_iterable_dataset(), 4)
-        (4, 0)
+        >>> loader_workers(test_set, 4, 64), loader_workers(test_set, 4, 1000), loader_workers(stream, 4, 64)
+        (4, 2, 0)   # a test set of 1,500 images
     """
     if num_workers < 0:
         raise ValueError(
@@ -243,7 +244,7 @@ def loader_workers(dataset: Dataset | IterableDataset, num_workers: int) -> int:
                 "or reorder its examples)", num_workers,
             )  # fmt: skip
         return 0
-    return min(num_workers, len(dataset))
+    return min(num_workers, math.ceil(len(dataset) / batch_size))
 
 
 def class_lists(dataset: Dataset, spec: BenchmarkSpec | None) -> tuple[list[str], list[str] | None]:
