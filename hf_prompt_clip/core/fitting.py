@@ -49,6 +49,13 @@ def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 #: The splits a fit reads (`FitData.image_features(model, split)`).
 FIT_SPLITS = ("train", "train_views", "validation")
 
+#: What the progress bar says while a split is encoded.
+SPLIT_DESCRIPTIONS = {
+    "train": "encoding training images",
+    "train_views": "encoding augmented training views",
+    "validation": "encoding validation images",
+}
+
 
 @dataclass
 class FitData:
@@ -71,6 +78,10 @@ class FitData:
         cache: the feature cache; one per run shares features between methods and seeds.
         processes: under several processes, how they share the encoding (`ProcessShards`: each encodes
             its shard, all get all the features); `None` for one process.
+        num_workers: DataLoader worker processes that read and transform the images being encoded (the
+            trainer passes its `TrainingConfig.num_workers`); the features are the same with any number.
+        pin_memory: page-locked batches for the copy to the GPU; `None` (the default): when the features
+            go to a CUDA device (`device`, or the model's).
     """
 
     train: Any
@@ -84,6 +95,8 @@ class FitData:
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     cache: ImageFeatureCache = field(default_factory=ImageFeatureCache)
     processes: ProcessShards | None = None
+    num_workers: int = 0
+    pin_memory: bool | None = None
 
     def dataset(self, split: str) -> Any:
         """The dataset of `split` (`"train"`, `"train_views"`, `"validation"`), refusing one that is missing."""
@@ -118,6 +131,8 @@ class FitData:
             )
         dataset = self.dataset(split)
         encoder, encode = model.frozen_image_encoder()
+        device = torch.device(self.device or model.text_device)
+        pin_memory = device.type == "cuda" if self.pin_memory is None else self.pin_memory
         features, labels = self.cache.features(
             encode,
             encoder,
@@ -129,6 +144,8 @@ class FitData:
             precision=self.precision,
             autocast=self.autocast,
             processes=self.processes,
+            num_workers=self.num_workers,
+            pin_memory=pin_memory,
+            description=SPLIT_DESCRIPTIONS[split],
         )
-        device = self.device or model.text_device
         return features.to(device), labels.to(device)

@@ -14,6 +14,9 @@ names, in the benchmark's label order) and `example_id` (the source's id, e.g. t
 authors' split file; `"<split>/<row>"` where the source has none). `exported_source`
 reads such a folder, or the repository it was pushed to, like any Hub dataset.
 
+Each split shows a progress bar while its images are read into the table and written (one step per
+image; silenced by `--quiet`).
+
 Example:
     >>> source = CoOpSplitSource("split_zhou_EuroSAT.json", "eurosat/2750")
     >>> export_benchmark("eurosat", "eurosat-coop", source=source, push_to_hub="me/eurosat-coop")
@@ -23,13 +26,17 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 from datasets import Dataset, DatasetDict
+from datasets.fingerprint import Hasher
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
 from ..core.atomic import atomic_write_text
+from ..core.logs import progress_bar
 from .errors import SplitNotFoundError
 from .loading import describe_data, load_benchmark
 from .registry import BenchmarkSpec, get_benchmark
@@ -49,9 +56,20 @@ def exported_source(repo_or_folder: str | os.PathLike, revision: str | None = No
     )
 
 
-def _embedded(dataset: Dataset) -> Dataset:
-    """The dataset with image files read into the table (as `push_to_hub` embeds them)."""
-    return dataset.with_format("arrow").map(embed_table_storage, batched=True).with_format(None)
+def _embedded(dataset: Dataset, progress: Callable[[int], object]) -> Dataset:
+    """The dataset with image files read into the table (as `push_to_hub` embeds them); `progress(rows)` is
+    called as each batch of rows is read (a progress bar's `update`)."""
+
+    def embed(table: pa.Table) -> pa.Table:
+        table = embed_table_storage(table)
+        progress(table.num_rows)
+        return table
+
+    # a fingerprint of its own for the map (a function holding a bar cannot be hashed into one)
+    fingerprint = Hasher.hash((dataset._fingerprint, "embed_table_storage"))
+    return (
+        dataset.with_format("arrow").map(embed, batched=True, new_fingerprint=fingerprint).with_format(None)
+    )
 
 
 def _with_ids(dataset: Dataset, split: str) -> Dataset:
@@ -127,9 +145,13 @@ def export_benchmark(
         raise SplitNotFoundError(f"None of the splits {list(splits)} of {spec.key!r} exists in the source.")
     output = Path(output_dir)
     (output / "data").mkdir(parents=True, exist_ok=True)
-    exported = DatasetDict({EXPORT_SPLITS[split]: _embedded(data) for split, data in parts.items()})
-    for name, data in exported.items():
-        data.to_parquet(output / "data" / f"{name}-00000-of-00001.parquet")
+    exported = DatasetDict()
+    for split, data in parts.items():
+        name = EXPORT_SPLITS[split]
+        with progress_bar(desc=f"exporting {name}", total=len(data), unit="image", leave=True) as bar:
+            exported[name] = _embedded(data, bar.update)
+            exported[name].to_parquet(output / "data" / f"{name}-00000-of-00001.parquet")
+            bar.update(len(data) - bar.n)  # rows whose embedding came from the `datasets` cache
     names = list(next(iter(parts.values())).features["label"].names)
     origin = describe_data(spec, source, revision)
     card = _card(spec, origin, {split: len(data) for split, data in parts.items()}, names)

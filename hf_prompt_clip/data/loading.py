@@ -8,8 +8,8 @@ import io
 import numpy as np
 import PIL.Image
 from datasets import Image, IterableDataset
-from tqdm.auto import tqdm
 
+from ..core.logs import progress_bar
 from .errors import ClassListMismatchError, UnreadableImageError
 from .fewshot import Subset, select_classes
 from .registry import BenchmarkSpec, get_benchmark
@@ -169,7 +169,7 @@ def check_images(dataset: AnyDataset, where: str) -> int:
         return 0
     raw = dataset.cast_column("image", Image(decode=False))
     for row, value in enumerate(
-        tqdm(raw["image"], desc=f"checking {where} images", leave=False, mininterval=2)
+        progress_bar(raw["image"], desc=f"checking {where} images", unit="image", mininterval=2)
     ):
         path, data = image_location(value)
         try:

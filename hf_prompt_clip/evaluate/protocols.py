@@ -13,11 +13,18 @@ selection, transform) and precision, and reused by every method, seed and protoc
 several processes the cache's encoding is shared (`ProcessShards`): each process encodes its shard of the
 test images, every process holds all the features, and each classifies its shard (predictions gathered).
 Streamed sets (no fingerprint) are encoded shard by shard as usual, without the cache.
+
+`num_workers` DataLoader workers read and transform the test images on both paths (the cache's encoding
+and the pixel path), with page-locked batches when the accelerator's device is CUDA; the predictions are
+the same with any number (tested). A streamed set is read by this process alone: workers would each read
+the whole stream (a torch `IterableDataset`) or interleave its shards out of order (a `datasets` one).
+Both paths show a progress bar (one step per batch), silenced by `--quiet` (`core.logs.progress_bar`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +33,6 @@ import torch
 from accelerate import Accelerator
 from datasets import Dataset
 from torch.utils.data import DataLoader, IterableDataset
-from tqdm.auto import tqdm
 
 from ..core.feature_cache import (
     FrozenFeaturesUnavailable,
@@ -34,7 +40,7 @@ from ..core.feature_cache import (
     ProcessShards,
     dataset_fingerprint,
 )
-from ..core.logs import main_process_logger
+from ..core.logs import main_process_logger, progress_bar
 from ..core.modeling import PromptCLIPPreTrainedModel
 from ..core.reference import harmonic_mean
 from ..data.fewshot import select_classes
@@ -135,6 +141,7 @@ def predict(
     accelerator: Accelerator | None = None,
     description: str = "evaluating",
     feature_cache: ImageFeatureCache | None = None,
+    num_workers: int = 0,
 ) -> Predictions:
     """Top-1 predictions of `model` on a dataset of `{"pixel_values", "labels"}` batches.
 
@@ -142,8 +149,13 @@ def predict(
     predictions are those of one process, in the same order (`prepare_evaluation_loader`).
 
     Args:
+        description: the progress bar's label (e.g. `"evaluating new classes"`).
         feature_cache: read the test images' frozen features from it (encoding them on a miss) when the
             model classifies from them (`cached_features_encoder`); the predictions are the same.
+        num_workers: DataLoader worker processes reading the test images (`TrainingConfig.num_workers`;
+            0: this process), on the cache's path and the pixel path alike; a streamed set is always read
+            by this process (`loader_workers`). Batches are page-locked when the accelerator's device is
+            CUDA. The predictions are the same with any number.
 
     Example:
         ```python
@@ -155,6 +167,7 @@ def predict(
     accelerator = accelerator or Accelerator()
     model.eval()
     model.to(accelerator.device)
+    pin_memory = accelerator.device.type == "cuda"
     encoder = cached_features_encoder(model, dataset, feature_cache, accelerator)
     if encoder is not None:
         identity, encode = encoder
@@ -168,6 +181,9 @@ def predict(
             precision=accelerator.mixed_precision,
             autocast=accelerator.autocast,
             processes=processes,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            description=f"{description}: encoding test images",
         )
         size = len(labels)
         shared = processes is not None and processes.splits(size)
@@ -187,17 +203,48 @@ def predict(
         if shared:  # every process classified its shard: all the predictions, in dataset order
             predicted = processes.gather_rows(predicted, size)
         return Predictions(predicted.cpu(), labels.cpu())
-    loader = prepare_evaluation_loader(
-        accelerator, DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_fn,
+        num_workers=loader_workers(dataset, num_workers, batch_size),
+        pin_memory=pin_memory,
     )
+    loader = prepare_evaluation_loader(accelerator, loader)
     predicted, labels = [], []
-    for batch in tqdm(loader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
+    for batch in progress_bar(loader, desc=description, unit="batch"):
         with accelerator.autocast():
             logits = model(pixel_values=batch["pixel_values"]).logits
         guess, truth = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"]))
         predicted.append(guess.cpu())
         labels.append(truth.cpu())
     return Predictions(torch.cat(predicted), torch.cat(labels))
+
+
+def loader_workers(dataset: Dataset | IterableDataset, num_workers: int, batch_size: int = 1) -> int:
+    """The DataLoader workers that read `dataset` in batches of `batch_size`: `num_workers` for a map-style
+    set (no more than it has batches), 0 for a streamed one (`IterableDataset`), which this process reads alone: each worker would
+    read the whole of a torch stream (every example `num_workers` times), and a `datasets` stream's shards
+    would come out interleaved, out of order.
+
+    Example:
+        >>> loader_workers(test_set, 4, 64), loader_workers(test_set, 4, 1000), loader_workers(stream, 4, 64)
+        (4, 2, 0)   # a test set of 1,500 images
+    """
+    if num_workers < 0:
+        raise ValueError(
+            f"num_workers must be 0 (read the images in this process) or more, got {num_workers}: set "
+            "--num-workers / TrainingConfig.num_workers to 0 or a positive number."
+        )
+    if isinstance(dataset, IterableDataset):
+        if num_workers:
+            logger.info(
+                "the streamed test set is read by this process, not by %d DataLoader workers (they would repeat "
+                "or reorder its examples)", num_workers,
+            )  # fmt: skip
+        return 0
+    return min(num_workers, math.ceil(len(dataset) / batch_size))
 
 
 def class_lists(dataset: Dataset, spec: BenchmarkSpec | None) -> tuple[list[str], list[str] | None]:
@@ -215,14 +262,18 @@ def evaluate_accuracy(
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
     feature_cache: ImageFeatureCache | None = None,
+    *,
+    num_workers: int = 0,
+    description: str = "evaluating",
 ) -> float:
     """Accuracy (%) of `model` on `dataset`, classifying among the dataset's own classes
-    (`feature_cache`: as `predict`)."""
+    (`feature_cache`, `num_workers`, `description`: as `predict`)."""
     names, prompts = class_lists(dataset, spec)
     with model.using_class_names(names, prompts):
         return predict(
-            model, dataset, collate_fn, batch_size, accelerator, feature_cache=feature_cache
-        ).accuracy
+            model, dataset, collate_fn, batch_size, accelerator, description=description,
+            feature_cache=feature_cache, num_workers=num_workers,
+        ).accuracy  # fmt: skip
 
 
 def evaluate_base_to_new(
@@ -233,17 +284,28 @@ def evaluate_base_to_new(
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
     feature_cache: ImageFeatureCache | None = None,
+    *,
+    num_workers: int = 0,
 ) -> dict[str, float]:
     """CoCoOp's protocol on a test set with all classes: base = first ceil(K/2) classes.
 
     "base" is the accuracy on base-class images among the base classes, "new" on new-class
-    images among the new classes only (a K_new-way problem), "hm" their harmonic mean.
+    images among the new classes only (a K_new-way problem), "hm" their harmonic mean
+    (`feature_cache`, `num_workers`: as `predict`).
     """
-    base = evaluate_accuracy(
-        model, select_classes(test_dataset, "base"), collate_fn, spec, batch_size, accelerator, feature_cache
-    )
-    new = evaluate_accuracy(
-        model, select_classes(test_dataset, "new"), collate_fn, spec, batch_size, accelerator, feature_cache
+    base, new = (
+        evaluate_accuracy(
+            model,
+            select_classes(test_dataset, part),
+            collate_fn,
+            spec,
+            batch_size,
+            accelerator,
+            feature_cache,
+            num_workers=num_workers,
+            description=f"evaluating {part} classes",
+        )
+        for part in ("base", "new")
     )
     return {"base": base, "new": new, "hm": harmonic_mean(base, new)}
 
@@ -255,10 +317,23 @@ def evaluate_targets(
     batch_size: int = 64,
     accelerator: Accelerator | None = None,
     feature_cache: ImageFeatureCache | None = None,
+    *,
+    num_workers: int = 0,
 ) -> dict[str, float]:
-    """One adapter on several test sets (cross-dataset transfer, domain generalisation)."""
+    """One adapter on several test sets (cross-dataset transfer, domain generalisation; `feature_cache`,
+    `num_workers`: as `predict`)."""
     return {
-        name: evaluate_accuracy(model, dataset, collate_fn, spec, batch_size, accelerator, feature_cache)
+        name: evaluate_accuracy(
+            model,
+            dataset,
+            collate_fn,
+            spec,
+            batch_size,
+            accelerator,
+            feature_cache,
+            num_workers=num_workers,
+            description=f"evaluating {name}",
+        )
         for name, (dataset, spec) in targets.items()
     }
 

@@ -960,6 +960,7 @@ class PromptTrainer:
             autocast=self.accelerator.autocast,
             cache=self.feature_cache,
             processes=ProcessShards.of(self.accelerator),
+            num_workers=self.config.num_workers,
         )
 
     def _fit_stage(self, stage_index: int, stage, resume: Path | None) -> None:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...core.logs import progress_bar
+
 #: CoOp's `lpclip/linear_probe.py` sweep of C (scikit-learn's inverse L2 strength), largest first.
 REFERENCE_C_GRID: tuple[float, ...] = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -123,7 +125,8 @@ def search_inverse_l2(
     higher, else `[left, mid]`. The answer is the better end of the last round (`c` with `steps=0`).
     The floating-point arithmetic is lpclip's (`1e-1 * c`, and both ends through `np.log10` and
     `np.power(10, .)` every round, which moves a kept end by an ulp now and then), so the Cs tried are
-    lpclip's bit for bit. Each distinct C is scored once (a repeated end is remembered).
+    lpclip's bit for bit. Each distinct C is scored once (a repeated end is remembered). A progress bar
+    counts the `len(grid) + 2 * steps` scores asked for (`core.logs.progress_bar`, silenced by `--quiet`).
 
     Args:
         score: C -> validation score (higher is better), e.g. the accuracy of the probe fitted with C.
@@ -144,13 +147,23 @@ def search_inverse_l2(
         raise ValueError(f"steps cannot be negative, got {steps} (0: the sweep alone).")
     scored: dict[float, float] = {}
     history: list[tuple[float, float]] = []
+    bar = progress_bar(desc="searching the linear probe's C", total=len(grid) + 2 * steps, unit="C")
 
     def measured(c: float) -> float:
         if c not in scored:
+            bar.set_postfix_str(f"C={c:.3g}", refresh=False)
             scored[c] = float(score(c))
             history.append((c, scored[c]))
+        bar.update()
         return scored[c]
 
+    with bar:
+        best = _search(measured, grid, steps)
+    return best, history
+
+
+def _search(measured: Callable[[float], float], grid: Sequence[float], steps: int) -> float:
+    """`search_inverse_l2`'s sweep and binary search, `measured(C)` giving C's score."""
     values = [measured(float(c)) for c in grid]
     best = float(grid[values.index(max(values))])
     # lpclip's arithmetic, to the bit: the ends go through log10 and back each round, in NumPy
@@ -164,7 +177,7 @@ def search_inverse_l2(
         else:
             best, log_right = left, middle
         left, right = float(np.power(10, log_left)), float(np.power(10, log_right))
-    return best, history
+    return best
 
 
 def _logistic_regression_class() -> Any:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ...core.logs import progress_bar
+
 
 def cache_logits(
     features: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, beta: float
@@ -83,7 +85,8 @@ def search_alpha_beta(
     """The (beta, alpha) of the grid with the best validation accuracy, as the authors search them.
 
     Every beta of `betas` (outer loop) with every alpha of `alphas` (inner loop); the first pair with
-    the highest accuracy wins (a later pair must be strictly better). Vectorised over the alphas.
+    the highest accuracy wins (a later pair must be strictly better). Vectorised over the alphas; a
+    progress bar counts the betas (`core.logs.progress_bar`, silenced by `--quiet`).
 
     Args:
         zero_shot: `(M, C)` zero-shot logits of the M validation images.
@@ -105,7 +108,7 @@ def search_alpha_beta(
     labels = labels.to(zero_shot.device)
     values = values.to(zero_shot.dtype)
     best = (float(betas[0]), float(alphas[0]), -1.0)
-    for beta in betas:
+    for beta in progress_bar(betas, desc=f"searching Tip-Adapter's beta x {len(alphas)} alphas", unit="beta"):
         cache = torch.exp(-beta * (1 - affinity)) @ values  # (M, C)
         logits = zero_shot.unsqueeze(0) + alpha_values[:, None, None] * cache.unsqueeze(0)  # (A, M, C)
         hits = (logits.argmax(-1) == labels).sum(-1)  # (A,)
