@@ -100,8 +100,8 @@ def test_last_keeps_the_last_epochs_keys_as_before(parts, splits, monkeypatch):
     assert torch.equal(model.cache_keys, epoch_keys[-1])
     assert model.config.kept_epoch == EPOCHS - 1 and "epoch_validation_accuracy" not in record
     # without a search, "last" reads no validation split; "best_validation" does
-    assert not TipAdapterFModel.uses_validation({"search": False})
-    assert TipAdapterFModel.uses_validation({"search": False, "keep_epoch": "best_validation"})
+    assert not TipAdapterFConfig(search=False).capabilities.uses_validation
+    assert TipAdapterFConfig(search=False, keep_epoch="best_validation").capabilities.uses_validation
     no_validation = FitData(
         train=splits["train"], train_views=splits["train_views"], collate_fn=collate_fn, seed=1
     )
