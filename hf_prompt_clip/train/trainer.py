@@ -97,6 +97,12 @@ class PromptTrainer:
         feature_cache: the `ImageFeatureCache` fit stages, and gradient stages with `config.augment_views`,
             encode through (one per run shares features between methods and seeds; default: a new one).
 
+    Attributes:
+        state: where training stands (`TrainerState`), saved with every checkpoint.
+        folder: the output folder (`RunFolder`: lock, fingerprint, checkpoints), made again by `train()`.
+        guard: the finite checks and the last good checkpoint (`FiniteGuard`).
+        settings / fingerprint / output_dir / checkpoint_dir: the folder's.
+
     Example:
         ```python
         trainer = PromptTrainer(model, train_set, TrainingConfig(epochs=10), collate_fn=collate_fn,
