@@ -16,10 +16,10 @@ from hf_prompt_clip.core.feature_cache import (
     SeededViews,
     encode_dataset,
     module_digest,
-    rows_in_dataset_order,
     view_seed,
 )
 from hf_prompt_clip.core.fitting import FitData
+from hf_prompt_clip.core.process_shards import rows_in_dataset_order
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 from hf_prompt_clip.train.trainer import EpochSeededDataset
