@@ -272,14 +272,15 @@ def test_kill_9_inside_a_checkpoint_write_resumes_to_the_uninterrupted_adapter(
     staging = Path(marker.read_text())
     assert staging.name == f".checkpoint-4.tmp-{child.pid}" and (staging / "model.safetensors").is_file()
     assert names(output) == ["checkpoint-2"]  # checkpoint-4 never appeared under its name
-    assert (output / "train.lock").exists()  # the dead run's lock file stays behind ...
+    holder = json.loads((output / "train.lock.holder.json").read_text())
+    assert holder["pid"] == child.pid  # the dead run's lock stays behind, naming it ...
 
     expected, _, _ = run(tiny_clip_folder, tmp_path / "uninterrupted")
     resumed, state, calls = run(tiny_clip_folder, output, resume_from_checkpoint="latest")  # ... and is taken
     assert state.global_step == 12 and calls == 10  # from step 2
     assert torch.equal(resumed.context, expected.context)  # bit for bit
     assert not staging.exists() and f"removed {staging}" in warnings_logged.text
-    assert not (output / "train.lock").exists()
+    assert not (output / "train.lock.holder.json").exists()  # released
     saved = load_file(output / "checkpoints" / "checkpoint-12" / "model.safetensors")
     assert torch.equal(saved["context"], expected.context)
 
@@ -298,22 +299,26 @@ def test_a_second_run_on_a_locked_folder_is_refused(tiny_clip_folder, tmp_path):
         run(tiny_clip_folder, output, epochs=1)
     assert not (output / "checkpoints").exists() and not (output / "run_fingerprint.json").exists()
     _, state, _ = run(tiny_clip_folder, output, epochs=1)  # free again
-    assert state.global_step == 4 and not (output / "train.lock").exists()
+    assert state.global_step == 4 and not (output / "train.lock.holder.json").exists()  # released
 
 
 def test_the_lock_file_fallback_refuses_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
+    """Where there is no flock, the soft lock (`filelock.SoftFileLock`, `use_flock=False`): the lock file a
+    dead process left is taken over; a live holder refuses (more in tests/test_folder_lock.py)."""
     from hf_prompt_clip.core.atomic import FolderLock, FolderLockedError
 
     lock_file = tmp_path / "train.lock"
-    lock_file.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    with pytest.raises(FolderLockedError, match=f"locked by process {os.getpid()}"):
-        FolderLock(tmp_path, use_flock=False).acquire()
-    lock_file.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    die_holding = (
+        "import filelock, os, sys; lock = filelock.SoftFileLock(sys.argv[1]); lock.acquire(); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", die_holding, str(lock_file)], check=True)
+    assert lock_file.exists()  # a dead holder's lock
     with FolderLock(tmp_path, use_flock=False) as lock:
-        assert lock.held and json.loads(lock_file.read_text())["pid"] == os.getpid()
-        with pytest.raises(FolderLockedError):
+        assert lock.held and lock.holder()["pid"] == os.getpid()
+        live = f"locked by process {os.getpid()} on {socket.gethostname()}"
+        with pytest.raises(FolderLockedError, match=live):
             FolderLock(tmp_path, use_flock=False).acquire()
-    assert not lock_file.exists()
+    assert not lock_file.exists() and not (tmp_path / "train.lock.holder.json").exists()
 
 
 # ---------------------------------------------------------------- (e) finite or fail

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from accelerate import PartialState
 from torch.utils.data import DataLoader
 
 from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
@@ -14,11 +15,11 @@ from hf_prompt_clip.core.feature_cache import (
     ProcessShards,
     SeededViews,
     encode_dataset,
-    interleave_shards,
     module_digest,
     view_seed,
 )
 from hf_prompt_clip.core.fitting import FitData
+from hf_prompt_clip.core.process_shards import rows_in_dataset_order
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 from hf_prompt_clip.train.trainer import EpochSeededDataset
@@ -155,11 +156,29 @@ def test_fit_data_says_which_split_is_missing(model, data):
         encode_dataset(model.encode_images, [], collate_fn=collate_fn)
 
 
+class ThreadRank(SimpleNamespace):
+    """One thread's stand-in for a process's `Accelerator`, as `ProcessShards.of` reads it: `num_processes`,
+    `process_index`, `gather`, `device`, `is_local_main_process`, and Accelerate's own
+    `split_between_processes` (which reads the rank and the process count only)."""
+
+    split_between_processes = PartialState.split_between_processes
+
+
+def rank(index: int, count: int, gather=None) -> ThreadRank:
+    return ThreadRank(
+        num_processes=count,
+        process_index=index,
+        gather=gather,
+        device="cpu",
+        is_local_main_process=index == 0,
+    )
+
+
 class ThreadGroup:
     """`count` threads standing in for a run's processes: `gather` is an all-gather through a barrier (one
-    that times out, so a collective a thread skips fails the test instead of hanging it). Outside `gather`
-    one thread runs at a time (`turn`): processes have their own torch RNG, threads share one, and a view is
-    drawn with the global RNG seeded."""
+    that times out, so a collective a thread skips fails the test instead of hanging it); the shards are
+    Accelerate's split. Outside `gather` one thread runs at a time (`turn`): processes have their own torch
+    RNG, threads share one, and a view is drawn with the global RNG seeded."""
 
     def __init__(self, count: int):
         self.count, self.slots = count, [None] * count
@@ -178,7 +197,7 @@ class ThreadGroup:
                 self.turn.acquire()
             return gathered
 
-        return ProcessShards(index, self.count, gather)
+        return ProcessShards.of(rank(index, self.count, gather))
 
     def run(self, work):
         """`work(index, shards)` on every thread; their results in thread order (a thread's error re-raised)."""
@@ -204,27 +223,25 @@ class ThreadGroup:
         return results
 
 
-def test_interleaving_strided_shards_gives_dataset_order():
+def test_the_shards_are_accelerates_split_and_gathered_rows_come_back_in_dataset_order():
     for size in range(3, 12):
         for count in (2, 3):
+            shards = [ProcessShards.of(rank(p, count)).shard(size) for p in range(count)]
+            assert [i for shard in shards for i in shard] == list(range(size))  # contiguous, in process order
+            assert max(map(len, shards)) - min(map(len, shards)) <= 1
             per = -(-size // count)
-            shards = [
-                torch.tensor([*range(p, size, count)] + [-1] * (per - len(range(p, size, count))))
-                for p in range(count)
-            ]
-            assert interleave_shards(torch.cat(shards), count, size).tolist() == list(range(size))
-    with pytest.raises(ValueError, match="equal shards"):
-        interleave_shards(torch.arange(5), 2, 4)
+            for split in (shards, [list(range(p, size, count)) for p in range(count)]):  # or strided
+                rows = torch.tensor([i for shard in split for i in shard + [-1] * (per - len(shard))])
+                values = torch.where(rows >= 0, 10 * rows, -7)
+                assert rows_in_dataset_order(values, rows, size).tolist() == [10 * i for i in range(size)]
+    with pytest.raises(ValueError, match="not each of the 4 examples once"):
+        rows_in_dataset_order(torch.arange(4), torch.tensor([0, 1, 1, 3]), 4)
     with pytest.raises(ValueError, match="index < count"):
         ProcessShards(2, 2, gather=lambda t: t)
-    one, two = (
-        SimpleNamespace(
-            num_processes=n, process_index=n - 1, gather=None, device="cpu", is_local_main_process=True
-        )
-        for n in (1, 2)
-    )
-    assert ProcessShards.of(one) is None  # one process: nothing to share
-    assert (ProcessShards.of(two).index, ProcessShards.of(two).count) == (1, 2)
+    with pytest.raises(ValueError, match="no split"):
+        ProcessShards(0, 2, gather=lambda t: t).shard(4)
+    assert ProcessShards.of(rank(0, 1)) is None  # one process: nothing to share
+    assert (ProcessShards.of(rank(1, 2)).index, ProcessShards.of(rank(1, 2)).count) == (1, 2)
 
 
 @pytest.mark.parametrize("count", [2, 5])
@@ -313,9 +330,8 @@ def test_a_process_that_fails_to_encode_stops_every_process_instead_of_leaving_t
 
 
 def test_each_nodes_first_process_writes_the_disk_entries():
-    accelerator = SimpleNamespace(
-        num_processes=4, process_index=2, gather=None, device="cpu", is_local_main_process=True
-    )
+    accelerator = rank(2, 4)
+    accelerator.is_local_main_process = True
     assert ProcessShards.of(accelerator).writes_disk  # rank 2, first of the second node
     assert ProcessShards(0, 2, gather=None).writes_disk and not ProcessShards(1, 2, gather=None).writes_disk
 

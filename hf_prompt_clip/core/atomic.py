@@ -1,5 +1,5 @@
 """Crash-safe files: a file or folder appears whole under its final name or not at all, and a lock that
-lets one process at a time own a folder.
+lets one process at a time own a folder (`FolderLock`, on `filelock`, with its holder's record beside it).
 
 Everything here is written to a staging name next to its destination (`.<name>.tmp-<pid>`), flushed
 to disk (`fsync`) and renamed into place, so a kill, a power cut or a full disk leaves either the old
@@ -14,16 +14,15 @@ import errno
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-try:  # POSIX
-    import fcntl
-except ImportError:  # Windows: the O_EXCL lock file
-    fcntl = None
+import filelock
 
 STAGING_PATTERN = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<tag>\d+)")
 #: Free space under which a failed write counts as a full disk: a short write fills the disk up to its
@@ -348,120 +347,98 @@ def _read_holder(path: Path) -> dict:
 
 
 class FolderLock:
-    """An exclusive, non-blocking lock on a folder: a lock file in it that one process holds at a time.
+    """An exclusive, non-blocking lock on a folder, held through `filelock`, with its holder's record beside it.
 
-    With `fcntl` (Linux, macOS) the file is `flock`ed, so the kernel releases the lock when its
-    process dies, however it dies. Elsewhere the file is created with `O_EXCL`, and a file whose
-    process (same host) is gone is taken over. The file records the holder (`pid`, `host`, `since`)
-    for the error message and is deleted on release.
+    The lock is `filelock.FileLock` on the file `name` in the folder: `fcntl.flock` on Linux and macOS (the
+    kernel releases it when its process dies, however it dies; on a filesystem without flock, filelock falls
+    back to its soft lock by itself), the Windows file lock on Windows (released with its process too).
+    `use_flock=False` takes `filelock.SoftFileLock` instead: a marker file created exclusively, which records
+    its holder's process, and which a process on the same host takes over once that holder is dead. The lock
+    file stays when the lock is released (filelock's rule: a waiter may have it open).
+
+    The holder record (`<name>.holder.json`: `pid`, `host`, `since` and `command`) is written atomically once
+    the lock is taken and deleted before it is given up, so a refused process names the holder (a crashed
+    holder's record stays until the next holder replaces it).
 
     Args:
         folder: the folder to lock (created if missing).
         name: the lock file's name in it.
-        use_flock: force (or refuse) `fcntl.flock`; default: whenever `fcntl` exists.
+        use_flock: `None` (default): `filelock.FileLock`, the platform's lock; `True`: `fcntl.flock`
+            (`filelock.UnixFileLock`; refused where there is no `fcntl`); `False`: `filelock.SoftFileLock`.
 
     Example:
-        >>> with FolderLock("outputs/run"):      # FolderLockedError if another process holds it
+        >>> with FolderLock("outputs/run"):      # FolderLockedError, naming the holder, if another process holds it
         ...     train()
     """
 
     def __init__(self, folder: str | os.PathLike, name: str = "train.lock", use_flock: bool | None = None):
         self.path = Path(folder) / name
-        self.use_flock = fcntl is not None if use_flock is None else use_flock
-        if self.use_flock and fcntl is None:
-            raise ValueError("fcntl.flock is not available on this platform.")
-        self._descriptor: int | None = None
-        self._held = False
+        self.record_path = self.path.with_name(f"{name}.holder.json")
+        if use_flock and not filelock.has_fcntl:
+            raise ValueError("fcntl.flock is not available on this platform: use use_flock=False or None.")
+        self.use_flock = use_flock
+        self._lock: filelock.BaseFileLock | None = None
 
     @property
     def held(self) -> bool:
-        return self._held
+        return self._lock is not None
 
-    def _record(self) -> bytes:
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        return json.dumps(holder).encode()
+    def holder(self) -> dict:
+        """The holder record beside the lock file (`{}` when there is none or it cannot be read)."""
+        return _read_holder(self.record_path)
+
+    def _lock_type(self) -> type[filelock.BaseFileLock]:
+        if self.use_flock is None:
+            return filelock.FileLock
+        return filelock.UnixFileLock if self.use_flock else filelock.SoftFileLock
 
     def _locked(self, holder: dict) -> FolderLockedError:
-        who = (
-            f"process {holder.get('pid', '?')} on {holder.get('host', '?')}" if holder else "another process"
-        )
-        since = f" since {holder['since']}" if holder.get("since") else ""
-        return FolderLockedError(f"{self.path.parent} is locked by {who}{since} ({self.path}).", holder)
+        if holder.get("pid") is not None:
+            who = f"process {holder['pid']} on {holder.get('host', '?')}"
+            who += f" since {holder['since']}" if holder.get("since") else ""
+            who += f", running `{holder['command']}`" if holder.get("command") else ""
+            record = f"holder record {self.record_path}"
+        else:
+            who = "another process"
+            record = f"it has written no readable holder record in {self.record_path} yet"
+        return FolderLockedError(f"{self.path.parent} is locked by {who} ({self.path}; {record}).", holder)
 
     def acquire(self) -> FolderLock:
-        """Take the lock or raise `FolderLockedError` naming its holder."""
-        if self._held:
+        """Take the lock and write the holder record, or raise `FolderLockedError` naming the holder."""
+        if self._lock is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.use_flock:
-            self._acquire_flock()
-        else:
-            self._acquire_exclusive()
-        self._held = True
+        lock = self._lock_type()(str(self.path))
+        # two tries: a filelock version that breaks a dead holder's soft lock on a try takes it on the next
+        for attempt in (1, 2):
+            try:
+                lock.acquire(timeout=0)
+                break
+            except filelock.Timeout:
+                if attempt == 2:
+                    raise self._locked(self.holder()) from None
+        try:
+            record = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": shlex.join(sys.argv),
+            }
+            atomic_write_json(self.record_path, record)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
         return self
 
-    def _acquire_flock(self) -> None:
-        while True:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(descriptor)
-                raise self._locked(_read_holder(self.path)) from None
-            try:  # the holder before us may have deleted the file we opened: lock the one on disk
-                same = os.path.samestat(os.fstat(descriptor), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(descriptor)
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, self._record())
-        os.fsync(descriptor)
-        self._descriptor = descriptor
-
-    def _acquire_exclusive(self) -> None:
-        for _ in range(5):
-            try:
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = _read_holder(self.path)
-                pid = holder.get("pid")
-                stale = (
-                    isinstance(pid, int)
-                    and holder.get("host") == socket.gethostname()
-                    and not _pid_alive(pid)
-                )
-                if not stale:
-                    raise self._locked(holder) from None
-                with contextlib.suppress(FileNotFoundError):  # a dead holder's lock: take it over
-                    os.replace(self.path, self.path.with_name(f"{self.path.name}.stale-{os.getpid()}"))
-                    os.unlink(self.path.with_name(f"{self.path.name}.stale-{os.getpid()}"))
-                continue
-            try:
-                os.write(descriptor, self._record())
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            return
-        raise self._locked(_read_holder(self.path))
-
     def release(self) -> None:
-        """Give the lock up (deleting the lock file); a no-op when not held."""
-        if not self._held:
+        """Delete the holder record and give the lock up; a no-op when not held."""
+        lock, self._lock = self._lock, None
+        if lock is None:
             return
-        self._held = False
         with contextlib.suppress(OSError):
-            self.path.unlink()
-        if self._descriptor is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-            os.close(self._descriptor)
-            self._descriptor = None
+            self.record_path.unlink()
+        lock.release()
 
     def __enter__(self) -> FolderLock:
         return self.acquire()

@@ -26,11 +26,13 @@ contents that do not match their digest is refused with a warning, the images ar
 file is replaced: a damaged or edited entry costs an encode, never a result. A fresh process reading the
 same folder finds the features again. An entry held in memory is checked for the expected row count too.
 
-Under several processes (`ProcessShards`), each process encodes every `count`-th example (its shard)
-and the shards are gathered, so every process holds all the features after encoding only its share of
-them; the first process of each node writes disk entries (`ProcessShards.writer`). A process that fails
-to encode its shard stops every process with it (`ProcessShards.all_succeed`), and a folder that cannot be
-written leaves the features in memory with a warning (it is a cache).
+Under several processes (`ProcessShards`, `core/process_shards.py`), each process encodes its shard of the
+examples, the contiguous slice Accelerate's `split_between_processes` gives it, and the shards are gathered
+with `Accelerator.gather` and put back in dataset order, so every process holds all the features after
+encoding only its share of them; the first process of each node writes disk entries
+(`ProcessShards.writer`). A process that fails to encode its shard stops every process with it
+(`ProcessShards.all_succeed`), and a folder that cannot be written leaves the features in memory with a
+warning (it is a cache).
 
 Recomputing gives the same tensors (tested): caching changes the cost, never the result. Where a
 method's protocol reuses views across epochs (Tip-Adapter-F's fine-tuning reads the cache's
@@ -69,6 +71,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .atomic import atomic_write_bytes
 from .logs import progress_bar
+from .process_shards import ProcessShards
 
 logger = logging.getLogger(__name__)
 
@@ -222,115 +225,6 @@ def entry_problem(features: torch.Tensor, labels: torch.Tensor, rows: int | None
             "examples"
         )
     return None
-
-
-@dataclass(frozen=True)
-class ProcessShards:
-    """The processes of a run sharing the encoding of a dataset: process `index` of `count` encodes the
-    examples `index, index + count, index + 2 count, ...` (`shard`), and `gather` hands every process all
-    the shards, so each image is encoded once in the run instead of once per process.
-
-    Attributes:
-        index: this process's rank, `0 .. count - 1`.
-        count: the number of processes.
-        gather: a tensor of the same shape from every process, concatenated along dim 0 in process order
-            (`accelerate.Accelerator.gather`); every process must call it at the same point.
-        device: where tensors handed to `gather` must be (the backend's device: a GPU for NCCL).
-        writer: whether this process writes disk entries (`None`: process 0 only; `of` picks each node's
-            first process, so a folder local to each node is filled on every node).
-
-    Example:
-        >>> ProcessShards(1, 4, gather=lambda t: t).shard(10)
-        range(1, 10, 4)
-    """
-
-    index: int
-    count: int
-    gather: Callable[[torch.Tensor], torch.Tensor]
-    device: torch.device | str = "cpu"
-    writer: bool | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < self.count:
-            raise ValueError(
-                f"ProcessShards needs 0 <= index < count, got index {self.index} of {self.count} processes."
-            )
-
-    @classmethod
-    def of(cls, accelerator: Any) -> ProcessShards | None:
-        """The shards of an `accelerate.Accelerator`'s processes (`None` for one process)."""
-        if accelerator.num_processes == 1:
-            return None
-        return cls(
-            accelerator.process_index,
-            accelerator.num_processes,
-            accelerator.gather,
-            accelerator.device,
-            writer=accelerator.is_local_main_process,
-        )
-
-    def splits(self, size: int) -> bool:
-        """Whether `size` examples are shared out (each process needs one; fewer are encoded whole by each)."""
-        return self.count > 1 and size >= self.count
-
-    def shard(self, size: int) -> range:
-        """The indices of this process's examples among `size`."""
-        return range(self.index, size, self.count)
-
-    def gather_rows(self, values: torch.Tensor, size: int, fill: float = 0) -> torch.Tensor:
-        """Every process's rows of its shard (`values`: `(len(shard(size)), ...)`) -> all `size` rows in
-        dataset order, on every process (padded to equal lengths with `fill` for the gather)."""
-        per = math.ceil(size / self.count)
-        return interleave_shards(self.gather(_pad_rows(values, per, fill).to(self.device)), self.count, size)
-
-    @property
-    def writes_disk(self) -> bool:
-        """Whether this process writes the shared entries to the cache's folder."""
-        return self.index == 0 if self.writer is None else self.writer
-
-    def all_succeed(self, error: BaseException | None, what: str) -> None:
-        """Raise on every process if any process failed at `what` (its own error on the failing one), so
-        that none waits forever in a collective the failed one never reaches."""
-        ok = self.gather(torch.tensor([int(error is None)], device=self.device)).tolist()
-        if error is not None:
-            raise error
-        failed = [index for index, flag in enumerate(ok) if not flag]
-        if failed:
-            raise RuntimeError(
-                f"process(es) {failed} of {self.count} failed at {what} (their log shows the error); process "
-                f"{self.index} stops too instead of waiting for their part. Fix that error and run again."
-            )
-
-
-def interleave_shards(gathered: torch.Tensor, count: int, size: int) -> torch.Tensor:
-    """Rows in dataset order from `count` strided shards, each padded to the same length and concatenated
-    in process order (what `ProcessShards.gather` returns).
-
-    Args:
-        gathered: `(count * per, ...)`; block `p` holds examples `p, p + count, p + 2 count, ...`, padded to
-            `per = ceil(size / count)` rows.
-        count: the number of shards.
-        size: the number of examples.
-
-    Returns:
-        `(size, ...)`: row `i` is example `i`.
-
-    Example:
-        >>> interleave_shards(torch.tensor([0, 2, 4, 1, 3, -1]), count=2, size=5)
-        tensor([0, 1, 2, 3, 4])
-    """
-    if gathered.shape[0] % count:
-        raise ValueError(f"{gathered.shape[0]} gathered rows do not split into {count} equal shards.")
-    per = gathered.shape[0] // count
-    rest = gathered.shape[1:]
-    return gathered.reshape(count, per, *rest).transpose(0, 1).reshape(count * per, *rest)[:size]
-
-
-def _pad_rows(values: torch.Tensor, rows: int, fill: float = 0) -> torch.Tensor:
-    if len(values) == rows:
-        return values
-    padding = values.new_full((rows - len(values), *values.shape[1:]), fill)
-    return torch.cat([values, padding])
 
 
 def _batch_labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:

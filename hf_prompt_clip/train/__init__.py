@@ -1,20 +1,17 @@
-"""Training on Accelerate: `PromptTrainer`, `TrainingConfig`, learning-rate schedules."""
+"""Training on Accelerate: `PromptTrainer`, `TrainingConfig`, learning-rate schedules.
+
+One module per job: `trainer.py` (the loop), `config.py` (the settings), `fingerprint.py` (a run's identity),
+`run_folder.py` (the output folder: lock, checkpoints, resume), `guards.py` (finite or fail),
+`cached_views.py` (training on cached augmented views), `fit_stage.py` (fit stages), `schedule.py` (learning
+rates).
+"""
 
 from ..core.atomic import FolderLockedError
+from .config import TrainingConfig, augment_views_used, settings_used
+from .guards import NonFiniteLossError, NonFiniteParametersError, NonFiniteTrainingError
+from .run_folder import RunMismatchError, TrainerState, checkpoint_problem, list_checkpoints
 from .schedule import SCHEDULES, learning_rate
-from .trainer import (
-    NonFiniteLossError,
-    NonFiniteParametersError,
-    NonFiniteTrainingError,
-    PromptTrainer,
-    RunMismatchError,
-    TrainerState,
-    TrainingConfig,
-    augment_views_used,
-    checkpoint_problem,
-    list_checkpoints,
-    settings_used,
-)
+from .trainer import PromptTrainer
 
 __all__ = [
     "SCHEDULES",
