@@ -100,9 +100,9 @@ class ContextPrompts(nn.Module):
     context slots and end-of-text positions are non-persistent buffers, so they follow the model's device
     and are never saved) and encoding a context through the fast text engine (`encode`).
 
-    The learned context itself is the holder's own parameter, `context`: the name every saved adapter
-    uses, so keys and shapes stay those of CoOp's first release. The component makes it (`new_context`) and
-    reads whatever context it is given (`encode`): the holder's, one shifted per image (CoCoOp), or several.
+    The learned context itself is the holder's own parameter, `context`: the key every saved adapter uses,
+    so adapters saved by earlier releases keep loading. The component makes it (`new_context`) and reads
+    whatever context it is given (`encode`): the holder's, one shifted per image (CoCoOp), or several.
 
     Args:
         config: the holder's config (a `ContextPromptConfig`); read when used, as the model reads it.
