@@ -16,7 +16,7 @@ into parts, measured inside the step with wrappers that add no synchronisation o
 
 - image tower: the image encoder's forward (`core/vision.py`, `get_image_features`), in the step;
 - text: the text encoder's forward (`core/text_engine.py`, `core/text.py`);
-- Sinkhorn: the optimal-transport solves (`core/optimal_transport.py`; PLOT, PLOT++);
+- Sinkhorn: the optimal-transport solves (`methods/plot/optimal_transport.py`; PLOT, PLOT++);
 - backward, optimizer: `loss.backward()` and `optimizer.step()`;
 - other: the rest of the forward (losses, adapters, similarity);
 - data: decoding and transforming one batch of JPEG images with the training transform (once per run).
@@ -68,7 +68,7 @@ DEFAULT_IMAGES = {"cocoop": 2}
 PART_MODULES = {
     "image": ("hf_prompt_clip.core.vision",),
     "text": ("hf_prompt_clip.core.text_engine", "hf_prompt_clip.core.text"),
-    "sinkhorn": ("hf_prompt_clip.core.optimal_transport",),
+    "sinkhorn": ("hf_prompt_clip.methods.plot.optimal_transport",),
 }
 TEXT_SKIP = {"tokenize_texts", "fill_template", "prompt_layout", "embed_tokens", "assemble_prompt_embeddings"}
 

@@ -114,5 +114,6 @@ def test_cocoop_in_both_pipelines(tiny_clip_folder, tmp_path):
 
 
 def test_class_specific_context_is_refused():
-    with pytest.raises(ValueError, match="class_specific_context=True is not supported"):
+    """CoCoOp's config has no class_specific_context (it took CoOp's and refused it): naming CoOp instead."""
+    with pytest.raises(ValueError, match=r"CoCoOpConfig has no option class_specific_context.*use CoOp"):
         CoCoOpConfig(class_names=NAMES, class_specific_context=True)

@@ -1,4 +1,4 @@
-"""Sinkhorn (core/optimal_transport.py) against the authors' loop, a per-problem reference and POT."""
+"""Sinkhorn (methods/plot/optimal_transport.py) against the authors' loop, a per-problem reference and POT."""
 
 import math
 
@@ -7,7 +7,7 @@ import ot
 import pytest
 import torch
 
-from hf_prompt_clip.core.optimal_transport import sinkhorn, sinkhorn_reference
+from hf_prompt_clip.methods.plot.optimal_transport import sinkhorn, sinkhorn_reference
 
 
 def similarities(*shape, seed=0, dtype=torch.float32):
@@ -81,7 +81,7 @@ def test_the_reference_rule_stops_where_the_authors_loop_stops(seed, check_every
 
 def test_shifted_kernel_and_log_sum_exp_updates_agree(monkeypatch):
     """The two exact forms of the log-domain half-step give the same plans and stopping iteration."""
-    from hf_prompt_clip.core import optimal_transport
+    from hf_prompt_clip.methods.plot import optimal_transport
 
     similarity = similarities(6, 49, 4, seed=5)
     shifted = sinkhorn(similarity, eps=0.03)

@@ -10,8 +10,8 @@ here, so it is the oracle, and the float32 loop is one too where float32 resolve
 import pytest
 import torch
 
-from hf_prompt_clip.core import optimal_transport
-from hf_prompt_clip.core.optimal_transport import sinkhorn
+from hf_prompt_clip.methods.plot import optimal_transport
+from hf_prompt_clip.methods.plot.optimal_transport import sinkhorn
 
 #: similarity regimes: (low, high) of uniformly drawn cosines
 REGIMES = {

@@ -509,6 +509,10 @@ def check_config_keywords(
     unknown = unknown_keywords(config_class, keywords, also)
     if not unknown:
         return
+    retired = getattr(config_class, "retired_options", {})
+    for key in unknown:
+        if key in retired:
+            raise InvalidOptionError(retired_option_problem(config_class, key, keywords[key]))
     described = []
     for key in unknown:
         close = difflib.get_close_matches(key, sorted(options | set(also)), n=3, cutoff=0.6)
@@ -522,6 +526,13 @@ def check_config_keywords(
         f"{', '.join(sorted(option_types(PromptCLIPConfig)))}). Fix the spelling: unknown keywords are "
         "refused, not ignored."
     )
+
+
+def retired_option_problem(config_class: type, name: str, value: Any) -> str:
+    """Why option `name` (given as `value`) is refused: `config_class` no longer has it
+    (`PromptCLIPConfig.retired_options`), and what to use instead."""
+    why = config_class.retired_options[name][1]
+    return f"{config_class.__name__} has no option {name} (got {name}={value!r}): {why}."
 
 
 class AdapterVersionError(ValueError):
@@ -630,6 +641,10 @@ class PromptCLIPConfig(PreTrainedConfig):
     model_type = "prompt_clip"
     #: Fields that record derived values for loading (a backbone's config), not options: cards skip them.
     recorded_fields: ClassVar[tuple[str, ...]] = ()
+    #: Options the method's config had in earlier releases and no longer has: name -> (the value those
+    #: releases saved, why it went and what to use instead). A saved config holding that value loads as
+    #: before, without the key; any other value, or the option given by a user, is refused with the reason.
+    retired_options: ClassVar[dict[str, tuple[Any, str]]] = {}
 
     base_model_name_or_path: str | None = None
     base_model_revision: str | None = None
@@ -698,6 +713,10 @@ class PromptCLIPConfig(PreTrainedConfig):
         if not self.read_from_saved():
             check_config_keywords(type(self), kwargs, type(self).__name__)
         else:
+            for name, (saved_value, _) in type(self).retired_options.items():
+                value = kwargs.pop(name, saved_value)
+                if value != saved_value:
+                    raise ValueError(retired_option_problem(type(self), name, value))
             check_saved_version(type(self), kwargs, self.hf_prompt_clip_version)
         for name in ("stage_epochs", "stage_learning_rates"):
             if getattr(self, name) is not None and not getattr(self, name):

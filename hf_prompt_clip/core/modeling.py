@@ -586,7 +586,11 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
 
     def class_text_features(self) -> torch.Tensor:
         """Text features `(K, E)` of the current classes (methods whose prompts ignore the image)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} has no class text features that serve every image (its prompts depend on "
+            "the image, or it classifies otherwise): use classify(pixel_values) or "
+            "logits_from_image_features(features)."
+        )
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Class logits `(B, K)` for a batch of images `(B, 3, H, W)`."""

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
 from ...core.configuration import option
-from ..zeroshot.config import ZeroShotCLIPConfig
+from ...core.prompts import TemplatePromptConfig
 
 
 @strict
-class CLIPAdapterConfig(ZeroShotCLIPConfig):
+class CLIPAdapterConfig(TemplatePromptConfig):
     r"""CLIP-Adapter (Gao et al., IJCV 2023): a bottleneck MLP on the image feature, blended with it.
 
-    The text side is zero-shot CLIP's (`templates`, `ensemble`): trained through the experiment runner it
-    takes the benchmark's hand-written template, as the authors' code does (its `CUSTOM_TEMPLATES`).
+    The text side is zero-shot CLIP's: the template options (`templates`, `ensemble`) are those of
+    `TemplatePromptConfig` (`core/prompts.py`). Trained through the experiment runner it takes the
+    benchmark's hand-written template, as the authors' code does (its `CUSTOM_TEMPLATES`).
 
     Args:
         adapter_reduction (`int`, *optional*, defaults to 4):
@@ -39,3 +42,7 @@ class CLIPAdapterConfig(ZeroShotCLIPConfig):
     def capabilities(self) -> Capabilities:
         """The adapter trains (zero-shot CLIP, whose text side this is, trains nothing)."""
         return Capabilities()
+
+    def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
+        """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
+        return {"templates": self.benchmark_templates(benchmark)}

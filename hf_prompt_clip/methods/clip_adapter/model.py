@@ -7,8 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ...core.modeling import TrainingStage
-from ..zeroshot.model import ZeroShotCLIPModel
+from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
+from ...core.prompts import TemplatePrompts, free_text_features
 from .config import CLIPAdapterConfig
 
 
@@ -49,7 +49,7 @@ def blend_residual(adapted: torch.Tensor, original: torch.Tensor, ratio: float) 
     return ratio * adapted + (1.0 - ratio) * original
 
 
-class CLIPAdapterModel(ZeroShotCLIPModel):
+class CLIPAdapterModel(PromptCLIPPreTrainedModel):
     """CLIP-Adapter (visual adapter): `logits = logit_scale * cos(alpha * A(f) + (1 - alpha) * f, t_k)`.
 
     `f` is the frozen image feature (`get_image_features`), `A` the bottleneck MLP (`feature_adapter`) and
@@ -57,7 +57,8 @@ class CLIPAdapterModel(ZeroShotCLIPModel):
     text side trains). The adapter sits on the image side, so the class list can change (base -> new
     classes, other datasets) and both image pipelines apply; the zero-shot pipeline, as for zero-shot
     CLIP, encodes `hypothesis_template` filled with each candidate label (the adapted image side applies
-    to any text).
+    to any text). The text side is the shared `TemplatePrompts` component (`core/prompts.py`, zero-shot
+    CLIP's classifier), held as `template_prompts`.
 
     Trainable: `adapter` (`2 * E * E // 4` weights: 131,072 for ViT-B/16).
 
@@ -77,6 +78,14 @@ class CLIPAdapterModel(ZeroShotCLIPModel):
         embed_dim = self.clip.config.projection_dim
         device = self.clip.visual_projection.weight.device
         self.adapter = feature_adapter(embed_dim, config.adapter_reduction).to(device)
+        self.template_prompts = TemplatePrompts()
+
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        self.template_prompts.build(texts)  # tokenised when the features are computed, cached per class list
+
+    def class_text_features(self) -> torch.Tensor:
+        """Zero-shot CLIP's text features `(K, E)` of `templates` (frozen, cached per class list)."""
+        return self.template_prompts.text_features(self, self.config.templates)
 
     def training_stages(self) -> list[TrainingStage]:
         return self.stages_from_config({"adapter": ("adapter.",)})
@@ -94,4 +103,6 @@ class CLIPAdapterModel(ZeroShotCLIPModel):
         them: the zero-shot pipeline's `hypothesis_template` is the template (give the model's own,
         `config.templates[0]`, to score as the image-classification pipeline does)."""
         image_features = self.adapt_image_features(self.encode_images(pixel_values))
-        return self.similarity_logits(image_features, self.free_text_features(input_ids, attention_mask))
+        return self.similarity_logits(
+            image_features, free_text_features(self.clip, input_ids, attention_mask)
+        )

@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..coop.model import CoOpModel
+from ...core.modeling import PromptCLIPPreTrainedModel
+from ...core.prompts import ContextPrompts
+from ...core.text import PromptLayout
 from .config import CoCoOpConfig
 
 
-class CoCoOpModel(CoOpModel):
+class CoCoOpModel(PromptCLIPPreTrainedModel):
     """Conditional Context Optimization.
 
     For image x: `pi = meta_net(normalize(image_feature(x)))`, context `v_m(x) = v_m + pi`, and
@@ -21,7 +23,8 @@ class CoCoOpModel(CoOpModel):
     and all class suffixes against it in a few batched calls (exact; `config.fast=False` runs
     the reference per-image loop over all 77 positions).
 
-    Trainable: `context` `(M, D)` and `meta_net` (35,360 numbers with M = 4 on ViT-B/16).
+    Trainable: `context` `(M, D)` and `meta_net` (35,360 numbers with M = 4 on ViT-B/16). The prompts are
+    the shared `ContextPrompts` component (`core/prompts.py`, as CoOp's), held as `prompts`.
 
     Example:
         ```python
@@ -35,6 +38,8 @@ class CoCoOpModel(CoOpModel):
 
     def __init__(self, config: CoCoOpConfig, clip_model=None, tokenizer=None, image_processor=None):
         super().__init__(config, clip_model, tokenizer, image_processor)
+        self.prompts = ContextPrompts(config, tokenizer)
+        self.context = self.prompts.new_context(self.clip)
         embed_dim = self.clip.config.projection_dim
         width = self.clip.config.text_config.hidden_size
         hidden = max(1, embed_dim // config.meta_net_reduction)
@@ -46,6 +51,21 @@ class CoCoOpModel(CoOpModel):
             )
         ).to(device=self.text_device)
 
+    def _build_class_prompts(self, texts: list[str]) -> None:
+        self.prompts.build(self.clip, self.tokenizer, texts)
+
+    @property
+    def prompt_layout(self) -> PromptLayout:
+        """Token ids, context slots and EOS positions of the current class prompts."""
+        self._ensure_class_prompts()
+        return self.prompts.layout
+
+    def encode_prompts(self, context: torch.Tensor) -> torch.Tensor:
+        """Text features of the class prompts with `context` spliced in: one context per image `(B, M, D)`
+        -> `(B, K, E)`; the learned context `(M, D)` alone -> `(K, E)`."""
+        self._ensure_class_prompts()
+        return self.prompts.encode(self.clip, context)
+
     def image_conditioned_contexts(self, image_features: torch.Tensor) -> torch.Tensor:
         """Per-image contexts `(B, M, D)` from normalised image features `(B, E)`."""
         return self.context.unsqueeze(0) + self.meta_net(image_features).unsqueeze(1)
@@ -56,9 +76,3 @@ class CoCoOpModel(CoOpModel):
         text_features = F.normalize(text_features.float(), dim=-1)
         scale = self.clip.logit_scale.exp().float()
         return scale * torch.einsum("be,bke->bk", image_features, text_features)
-
-    def class_text_features(self) -> torch.Tensor:
-        raise NotImplementedError(
-            "CoCoOp's class text features depend on the image: use classify(pixel_values) or "
-            "encode_prompts(image_conditioned_contexts(features))."
-        )

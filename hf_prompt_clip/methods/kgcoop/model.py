@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...core.text_engine import template_text_features
-from ..coop.model import CoOpModel
+from ...core.modeling import PromptCLIPPreTrainedModel
+from ...core.prompts import ContextPrompts, TemplatePrompts
+from ...core.text import PromptLayout
 from .config import KgCoOpConfig
 
 
@@ -41,7 +42,7 @@ def knowledge_guided_distance(
     raise ValueError(f"form must be 'cosine' or 'squared_l2', got {form!r}.")
 
 
-class KgCoOpModel(CoOpModel):
+class KgCoOpModel(PromptCLIPPreTrainedModel):
     """Knowledge-guided Context Optimization: CoOp's prompts `[SOS] v_1 .. v_M name . [EOS]`, trained with
 
     `loss = cross-entropy(logits) + kg_weight * L_kg(w, w^clip)`,
@@ -54,6 +55,10 @@ class KgCoOpModel(CoOpModel):
     the frozen CLIP, so a loaded or re-classed model recomputes them. The adapter file holds `context`
     only, as CoOp's.
 
+    The learned prompts are the shared `ContextPrompts` component (`core/prompts.py`, as CoOp's), held as
+    `prompts`; the hand-crafted ones the shared `TemplatePrompts` (zero-shot CLIP's), held as
+    `handcrafted_prompts`.
+
     Example:
         ```python
         from hf_prompt_clip import KgCoOpModel
@@ -65,28 +70,43 @@ class KgCoOpModel(CoOpModel):
 
     config_class = KgCoOpConfig
 
+    def __init__(self, config: KgCoOpConfig, clip_model=None, tokenizer=None, image_processor=None):
+        super().__init__(config, clip_model, tokenizer, image_processor)
+        self.prompts = ContextPrompts(config, tokenizer, class_specific=config.class_specific_context)
+        self.context = self.prompts.new_context(self.clip)
+        self.handcrafted_prompts = TemplatePrompts("handcrafted_text_features")
+
+    def _check_class_names(self, class_names: list[str]) -> None:
+        self.prompts.check_class_names(class_names, self.context, "KgCoOp model")
+
     def _build_class_prompts(self, texts: list[str]) -> None:
-        super()._build_class_prompts(texts)
-        self._prompt_texts = texts
+        self.prompts.build(self.clip, self.tokenizer, texts)
+        self.handcrafted_prompts.build(texts)
+
+    @property
+    def prompt_layout(self) -> PromptLayout:
+        """Token ids, context slots and EOS positions of the current class prompts."""
+        self._ensure_class_prompts()
+        return self.prompts.layout
+
+    def encode_prompts(self, context: torch.Tensor) -> torch.Tensor:
+        """Text features of the class prompts with `context` spliced in (`(M, D)` or class-specific
+        `(K, M, D)` -> `(K, E)`), as CoOp's."""
+        self._ensure_class_prompts()
+        return self.prompts.encode(self.clip, context)
+
+    def _compute_class_text_features(self) -> torch.Tensor:
+        return self.encode_prompts(self.context)
+
+    def class_text_features(self) -> torch.Tensor:
+        return self.context_text_features(
+            "class_text_features", self.context, self._compute_class_text_features
+        )
 
     def handcrafted_text_features(self) -> torch.Tensor:
         """Normalised text features `(K, E)` of `kg_templates` filled with the class names (frozen, cached
         per class list)."""
-
-        def compute() -> torch.Tensor:
-            self._ensure_class_prompts()
-            return template_text_features(
-                self.clip,
-                self.tokenizer,
-                self._prompt_texts,
-                self.config.kg_templates,
-                fast=self.config.fast,
-                chunk_tokens=self.config.text_chunk_tokens,
-            )
-
-        key = (self._class_version, self.config.fast, tuple(self.config.kg_templates))
-        with torch.no_grad():
-            return self.cached_text("handcrafted_text_features", key, compute)
+        return self.handcrafted_prompts.text_features(self, self.config.kg_templates)
 
     def knowledge_guided_loss(self, text_features: torch.Tensor | None = None) -> torch.Tensor:
         """L_kg of the current context (or of the given learned class text features `(K, E)`)."""
@@ -107,7 +127,7 @@ class KgCoOpModel(CoOpModel):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`logits_and_loss` from frozen image features `(B, E)` (cached views): CoOp's logits and, with
         labels, cross-entropy plus `kg_weight * L_kg`; the pixel path computes exactly this."""
-        if labels is None or self.config.kg_weight == 0:
+        if labels is None or self.config.kg_weight == 0:  # CoOp's logits and loss
             return super().logits_and_loss_from_image_features(image_features, labels)
         text_features = self.class_text_features()  # once: for the logits and for L_kg
         logits = self.similarity_logits(image_features, text_features)

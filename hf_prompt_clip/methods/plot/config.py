@@ -6,8 +6,8 @@ from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
 from ...core.configuration import PromptCLIPConfig, option
-from ...core.optimal_transport import SINKHORN_STOPPING_RULES
 from ...core.text import CLASS_TOKEN_POSITIONS
+from .optimal_transport import SINKHORN_STOPPING_RULES
 from .templates import initial_phrases
 
 #: Where PLOT's local visual features come from.

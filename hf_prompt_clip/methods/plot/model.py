@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
-from ...core.optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
 from ...core.text import (
     PromptLayout,
     build_prompt_layout,
@@ -20,6 +19,7 @@ from ...core.text import (
 from ...core.text_engine import encode_context_prompts
 from ...core.vision import encode_image_tokens
 from .config import PLOTConfig, PLOTPPConfig
+from .optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
 
 #: Parameters each training stage trains (`PLOTConfig.stage_names`).
 STAGE_PARAMETERS: dict[str, tuple[str, ...]] = {

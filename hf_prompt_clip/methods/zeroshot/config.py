@@ -5,37 +5,20 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import PromptCLIPConfig
-from ...core.text import fill_template
+from ...core.prompts import DEFAULT_TEMPLATE, TemplatePromptConfig
 
-DEFAULT_TEMPLATE = "a photo of a {}."
+__all__ = ["DEFAULT_TEMPLATE", "ZeroShotCLIPConfig"]
 
 
 @strict
-class ZeroShotCLIPConfig(PromptCLIPConfig):
+class ZeroShotCLIPConfig(TemplatePromptConfig):
     r"""Zero-shot CLIP with hand-written prompt templates.
 
-    Args:
-        templates (`list[str]`, *optional*, defaults to `["a photo of a {}."]`):
-            Templates with one `{}` for the class name. With several, the text features of every
-            template are L2-normalised, averaged and re-normalised (CLIP's prompt ensemble).
-        ensemble (`bool`, *optional*, defaults to `False`):
-            Built for a benchmark (the runner, `--option ensemble=True`): take its reference ensemble
-            (`BenchmarkSpec.ensemble_templates`, CoOp's `ZeroshotCLIP2`: the 7 ImageNet-select
-            templates plus the benchmark's own) instead of its single template. Recorded with the
-            templates it chose.
+    The template options (`templates`, `ensemble`) are those of `TemplatePromptConfig` (`core/prompts.py`),
+    shared with CLIP-Adapter.
     """
 
     model_type = "prompt_clip_zeroshot"
-
-    templates: list[str] | None = None
-    ensemble: bool = False
-
-    def __post_init__(self, **kwargs):
-        self.templates = list(self.templates) if self.templates else [DEFAULT_TEMPLATE]
-        for template in self.templates:
-            fill_template(template, "x")
-        super().__post_init__(**kwargs)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -44,4 +27,4 @@ class ZeroShotCLIPConfig(PromptCLIPConfig):
 
     def benchmark_defaults(self, benchmark: Any) -> dict[str, Any]:
         """The benchmark's own hand-written template(s), or its reference ensemble with `ensemble=True`."""
-        return {"templates": list(benchmark.ensemble_templates if self.ensemble else benchmark.templates)}
+        return {"templates": self.benchmark_templates(benchmark)}

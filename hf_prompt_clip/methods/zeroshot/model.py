@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.text_engine import template_text_features
+from ...core.prompts import TemplatePrompts, free_text_features
 from .config import ZeroShotCLIPConfig
 
 
@@ -13,7 +13,8 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
     """CLIP classifying by cosine similarity to `template.format(class name)` text features.
 
     Nothing is trained; the adapter file is empty. It gives the baseline every prompt learner is
-    compared to, and the same interface (Auto classes, pipelines, save/load) as the learners.
+    compared to, and the same interface (Auto classes, pipelines, save/load) as the learners. The
+    classifier is the shared `TemplatePrompts` component (`core/prompts.py`), held as `template_prompts`.
 
     Example:
         ```python
@@ -26,28 +27,18 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
 
     config_class = ZeroShotCLIPConfig
 
+    def __init__(self, config: ZeroShotCLIPConfig, clip_model=None, tokenizer=None, image_processor=None):
+        super().__init__(config, clip_model, tokenizer, image_processor)
+        self.template_prompts = TemplatePrompts()
+
     def _build_class_prompts(self, texts: list[str]) -> None:
-        # tokenisation happens in class_text_features, which is cached per class list
-        self._prompt_texts = texts
+        self.template_prompts.build(texts)  # tokenised when the features are computed, cached per class list
 
     def _compute_class_text_features(self) -> torch.Tensor:
-        self._ensure_class_prompts()
-        return template_text_features(
-            self.clip,
-            self.tokenizer,
-            self._prompt_texts,
-            self.config.templates,
-            fast=self.config.fast,
-            chunk_tokens=self.config.text_chunk_tokens,
-        )
+        return self.template_prompts.compute(self, self.config.templates)
 
     def class_text_features(self) -> torch.Tensor:
-        with torch.no_grad():
-            return self.cached_text(
-                "class_text_features",
-                (self._class_version, self.config.fast, tuple(self.config.templates)),
-                self._compute_class_text_features,
-            )
+        return self.template_prompts.text_features(self, self.config.templates)
 
     def zero_shot_logits(self, pixel_values, input_ids, attention_mask=None):
         """Plain CLIP on the given token ids (the pipeline's `hypothesis_template` is the template)."""
@@ -59,8 +50,4 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Text features `(N, E)` of whole prompts given as token ids `(N, L)`, by the frozen CLIP."""
-        with torch.no_grad():
-            return self.clip.get_text_features(
-                input_ids=input_ids.to(self.text_device),
-                attention_mask=None if attention_mask is None else attention_mask.to(self.text_device),
-            ).pooler_output
+        return free_text_features(self.clip, input_ids, attention_mask)
