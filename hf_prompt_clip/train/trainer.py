@@ -26,13 +26,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import (
-    DataLoaderConfiguration,
-    ProjectConfiguration,
-    broadcast,
-    broadcast_object_list,
-    set_seed,
-)
+from accelerate.utils import broadcast, broadcast_object_list, set_seed
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -52,6 +46,7 @@ from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, P
 from ..core.fitting import FitData
 from ..core.logs import main_process_logger
 from ..core.modeling import PromptCLIPPreTrainedModel, TrainingStage
+from .accelerator import training_accelerator
 from .schedule import SCHEDULES, learning_rate
 
 logger = main_process_logger(__name__)
@@ -443,7 +438,8 @@ class PromptTrainer:
             `pixel_values` and `labels`.
         config: a `TrainingConfig`.
         collate_fn: batches examples (default: torch's).
-        accelerator: an `Accelerator` to use; one is built from the config when omitted.
+        accelerator: an `Accelerator` to use as it is (a run shares one: `train.accelerator.accelerator_for` sets it
+            up for this training); one is built from the config when omitted (`training_accelerator`).
         fingerprint: what else defines the result, as JSON-able values (method, options, data, shots,
             base model, ...): with the config's settings that matter, the model type, its training
             stages, the number of examples and of processes, it makes the run's fingerprint
@@ -483,13 +479,7 @@ class PromptTrainer:
         self.train_eval_dataset = train_eval_dataset
         self.validation_dataset = validation_dataset
         self.feature_cache = feature_cache if feature_cache is not None else ImageFeatureCache()
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=config.mixed_precision,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            log_with=config.report_to or None,
-            project_config=ProjectConfiguration(project_dir=config.output_dir),
-            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
-        )
+        self.accelerator = accelerator or training_accelerator(config)
         self.state = TrainerState()
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / CHECKPOINT_DIR
@@ -501,8 +491,6 @@ class PromptTrainer:
         self._resumed_from: Path | None = None
         self._steps_at_start = 0
         self._last_step: tuple[int, float] | None = None  # (epoch, learning rate) of the last optimiser step
-        self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
-        self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
 
     # ------------------------------------------------------------------ the run's identity
 
@@ -908,10 +896,17 @@ class PromptTrainer:
         self.settings = self.run_settings()  # the config as it is now
         self.fingerprint = fingerprint_hash(self.settings)
         lock = self._on_main_process(self._lock, share_result=False)
+        # checkpoints hold the adapter only; the hooks live while this trainer trains (an accelerator can be shared)
+        hooks = [
+            accelerator.register_save_state_pre_hook(self._save_adapter_only),
+            accelerator.register_load_state_pre_hook(self._load_adapter_only),
+        ]
         try:
             resume, self._staging_tag = self._on_main_process(self._prepare_output_dir)
             self._train(Path(resume) if resume is not None else None)
         finally:
+            for hook in hooks:
+                hook.remove()
             if lock is not None and accelerator.is_main_process:
                 lock.release()
         return self.state
