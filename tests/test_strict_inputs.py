@@ -62,7 +62,9 @@ def test_zero_or_negative_sizes_are_refused_where_they_mean_nothing(capsys):
     assert args.warmup_epochs == 0 and args.shots == [None]  # no warm-up; the full training set
     with pytest.raises(ValueError, match=r"n_ctx must be at least 1, got 0"):
         CoOpConfig(n_ctx=0, ctx_init="a photo of a")  # was accepted (and ignored) beside ctx_init
-    with pytest.raises(ValueError, match=r"n_ctx of coop must be at least 1, got -2.*e\.g\. n_ctx=") as refused:
+    with pytest.raises(
+        ValueError, match=r"n_ctx of coop must be at least 1, got -2.*e\.g\. n_ctx="
+    ) as refused:
         check_option_values("coop", {"n_ctx": -2, "ctx_init": "a photo of a"})
     assert "--option n_ctx=" in one_line(refused.value)  # the command line spells the field as its flag
 

@@ -244,10 +244,9 @@ def test_augmentation_draws_depend_on_run_seed_epoch_and_index_only():
 
 
 def test_protocols_that_cannot_run_are_refused_with_the_fix():
+    from hf_prompt_clip.cli import one_line
     from hf_prompt_clip.data import get_benchmark
     from hf_prompt_clip.runner import check_protocol
-
-    from hf_prompt_clip.cli import one_line
 
     with pytest.raises(ValueError, match=r"needs target datasets.*targets=") as refused:
         check_protocol("cross_dataset", get_benchmark("imagenet"))
