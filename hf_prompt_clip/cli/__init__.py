@@ -145,7 +145,7 @@ def add_export_arguments(export: argparse.ArgumentParser) -> None:
 
 
 def add_push_arguments(push: argparse.ArgumentParser) -> None:
-    push.add_argument("adapter", help="a saved adapter folder (e.g. outputs/run/coop/seed1/adapter)")
+    push.add_argument("adapter", help="a saved adapter folder (e.g. outputs/run/<method>/seed1/adapter)")
     push.add_argument("repo_id", type=_repo_id, help="the Hub model repository, namespace/name")
     push.add_argument("--private", action="store_true", help="create the Hub repository as private")
 

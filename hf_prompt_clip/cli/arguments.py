@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.modeling import IMAGE_DTYPES
-from ..core.registry import METHODS, default_method
+from ..core.registry import METHODS, baseline_method, default_method
 from ..core.settings import Flag, setting_template, spell
 from ..data.fewshot import SAMPLERS
 from ..evaluate.protocol_registry import protocol_keys
@@ -206,7 +206,7 @@ SETTINGS: dict[str, Setting] = _settings(
     Setting(("--all-methods",), "skip_unsupported", options=dict(
         dest="all_methods", action="store_true", help="every implemented method side by side")),
     Setting(("--no-baseline",), "no_baseline", options=dict(
-        action="store_true", help="do not add zero-shot CLIP (the baseline) to the comparison")),
+        action="store_true", help=f"do not add the baseline ({baseline_method()}) to the comparison")),
     Setting(("--option",), "method_options", EC, options=dict(
         dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
         help="a method option, e.g. n_ctx=4 or ctx_init='a photo of a' (checked against the method's config)")),

@@ -14,6 +14,7 @@ checks read it). Nothing else compares protocol names: a protocol is one `Protoc
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,10 +81,13 @@ class ProtocolInputs:
     def options(self) -> dict[str, Any]:
         """The keyword arguments every `evaluate_*` function takes beyond the model and the data."""
         options = {"feature_cache": self.feature_cache}
-        if self.num_workers:  # data-loading workers, where evaluation takes them
+        if self.num_workers and _TAKES_WORKERS:  # data-loading workers, where evaluation takes them
             options["num_workers"] = self.num_workers
         return options
 
+
+#: Whether evaluation reads its images with data-loading workers (`num_workers`).
+_TAKES_WORKERS = "num_workers" in inspect.signature(evaluate_accuracy).parameters
 
 Evaluate = Callable[["PromptCLIPPreTrainedModel", ProtocolInputs], dict[str, float]]
 

@@ -211,7 +211,7 @@ def load_adapter(name: str | os.PathLike) -> PromptCLIPPreTrainedModel:
     if not os.path.isdir(name) and looks_like_a_path:
         raise SettingError(
             f"{{model}} {name!r}: no such adapter folder. Give the folder an adapter was saved in (e.g. "
-            "outputs/run/coop/seed1/adapter) or a Hub id."
+            "outputs/run/<method>/seed1/adapter) or a Hub id."
         )
     where = "" if os.path.isdir(name) else "no adapter folder of that name is here, and "
     try:
@@ -228,7 +228,7 @@ def load_adapter(name: str | os.PathLike) -> PromptCLIPPreTrainedModel:
     except OSError as error:
         raise SettingError(
             f"{{model}} {name!r}: {where}it could not be loaded: {hub_failure_advice(error)}. Give a saved "
-            "adapter folder (e.g. outputs/run/coop/seed1/adapter) or a Hub id."
+            "adapter folder (e.g. outputs/run/<method>/seed1/adapter) or a Hub id."
         ) from error
 
 
