@@ -4,11 +4,11 @@ Room: core (shared by every floor). Code that refuses a setting writes its messa
 setting it names: `{name}` (the setting) or `{name=value}` (the setting with a value, `value` a Python
 literal). `str(error)` spells them as the Python fields they are (`augment_views`, `seeds=(1, 2, 3)`);
 the command line spells the same message with its flags (`--augment-views`, `--seed 1 2 3`) from its
-one table of flags (`hf_prompt_clip.cli.FLAGS`). No module below the command line names a flag.
+one table of flags (`hf_prompt_clip.cli.arguments.FLAGS`). No module below the command line names a flag.
 
-A dotted name (`{method_options.n_ctx=4}`) is an entry of a setting that holds several (a method's
-options): Python spells the entry (`n_ctx=4`, the option of the method's config), the command line
-the flag of the holder with the entry (`--option n_ctx=4`).
+An entry of a setting that holds several (`{method_options[n_ctx]=4}`, a method's option) is spelled as
+the entry in Python (`n_ctx=4`, the field of the method's config) and as the holder's flag with the entry on
+the command line (`--option n_ctx=4`); a dotted name (`{training.augment_views}`) is a field of a field.
 
 Example:
     >>> error = SettingError("{augment_views} must be positive, got 0; e.g. {augment_views=10}")
@@ -26,8 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: `{name}` or `{name=value}`: a setting named in a message (names are identifiers, maybe dotted).
-SETTING = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)(?:=([^{}]*))?\}")
+#: `{name}` or `{name=value}`: a setting named in a message; `name` an identifier, a dotted field of a field
+#: (`training.augment_views`), or an entry of a setting that holds several (`method_options[n_ctx]`).
+SETTING = re.compile(
+    r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[A-Za-z_][A-Za-z0-9_]*\])?)(?:=([^{}]*))?\}"
+)
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,13 @@ def spell(template: str, flags: Mapping[str, Flag] | None = None) -> str:
 
     def one(match: re.Match) -> str:
         name, value = match.group(1), match.group(2)
-        holder, _, entry = name.partition(".")
-        flag = None if flags is None else flags.get(name) or (flags.get(holder) if entry else None)
+        holder, _, entry = name.partition("[")
+        entry = entry.rstrip("]")
+        flag = None if flags is None else flags.get(holder if entry else name)
         if flag is None:
             shown = entry or name
             return shown if value is None else f"{shown}={value}"
-        if entry and flags.get(name) is None:
-            return flag.spell(value, entry)
-        return flag.spell(value)
+        return flag.spell(value, entry or None)
 
     return SETTING.sub(one, template)
 

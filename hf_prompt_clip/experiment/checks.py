@@ -299,14 +299,16 @@ def check_option_values(method: str, options: dict[str, Any]) -> dict[str, Any]:
     for key, value in options.items():
         hint = _field_type(config_class, key)
         default = getattr(config_class, key, None)
-        example = f"e.g. {{method_options.{key}={default!r}}}" if default is not None else "see its docstring"
+        example = (
+            f"e.g. {{method_options[{key}]={default!r}}}" if default is not None else "see its docstring"
+        )
         try:
             coerced = coerce_option(value, hint, words=True)
         except OptionTypeMismatch:
             raise SettingError(
                 f"Option {key} of {method} takes {describe_type(hint, words=True)}, got {value!r} "
                 f"({type(value).__name__}): {type_advice(hint, words=True)}, {example} (values are Python "
-                f"literals; quote text with spaces: {{method_options.{key}='...'}})."
+                f"literals; quote text with spaces: {{method_options[{key}]='...'}})."
             ) from None
         problem = option_problem(config_class, key, coerced)
         if problem:
