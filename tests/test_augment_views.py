@@ -282,7 +282,7 @@ def test_methods_whose_image_path_is_not_frozen_are_refused_with_the_fix(method,
         protocol="few_shot", output_dir=str(tmp_path / "run"), augment_views=2,
     )  # fmt: skip
     with pytest.raises(
-        AugmentViewsNotSupportedError, match=rf"but {method} .*Drop --augment-views for {method}"
+        AugmentViewsNotSupportedError, match=rf"but {method} .*Drop augment_views for {method}"
     ):
         check_image_settings(method, options_of(method), experiment)
     with pytest.raises(AugmentViewsNotSupportedError):

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from hf_prompt_clip.cli import main
 from hf_prompt_clip.data import (
     ImageFolderSource,
     ImageSettings,
@@ -21,7 +22,6 @@ from hf_prompt_clip.data import (
     train_transform,
     with_image_transform,
 )
-from hf_prompt_clip.data.summary import main as summary_main
 from hf_prompt_clip.testing import tiny_clip_image_processor
 
 
@@ -123,7 +123,7 @@ def test_summary_shows_classes_counts_and_the_few_shot_selection(tmp_path, capsy
     )
     assert "val: not available" in text
     assert "2-shot train [all]: 4 images" in text and "seed 1" in text and "train/forest/forest_" in text
-    summary_main(["eurosat", "--image-folder", root, "--splits", "test", "--subset", "new"])
+    main(["data-summary", "eurosat", "--image-folder", root, "--splits", "test", "--subset", "new"])
     printed = capsys.readouterr().out
     assert "test [new]: 3 images, 5 classes" in printed and "River (3)" in printed
 

@@ -53,8 +53,13 @@ def test_image_dtype_names():
 @pytest.mark.parametrize("method, options", [("plotpp", {}), ("mpfgvc", {"super_category": "pattern"})])
 def test_image_dtype_is_refused_for_methods_that_train_through_the_image_tower(method, options):
     model = build(method, **options)
-    with pytest.raises(ValueError, match=r"trains through its image tower.*drop --image-dtype"):
+    with pytest.raises(
+        ValueError, match=r"trains through its image tower.*keep image_dtype='float32'"
+    ) as refused:
         model.set_image_dtype("bf16")
+    from hf_prompt_clip.cli import one_line
+
+    assert "keep --image-dtype float32" in one_line(refused.value)  # the command line spells its flag
     model.set_image_dtype("float32")  # the default is no change
 
 

@@ -7,6 +7,7 @@ PACKAGE = Path(__file__).parent.parent / "hf_prompt_clip"
 ABOVE_CORE = {
     "data",
     "evaluate",
+    "experiment",
     "hub",
     "methods",
     "synthetic",

@@ -301,7 +301,7 @@ def test_other_class_lists_and_protocols_are_refused(clip_parts):
         model.set_class_names(["a", "b"])
     assert model.config.class_names == NAMES
     assert not model.capabilities.classes_can_change
-    with pytest.raises(ProtocolNotSupportedError, match="use protocol 'few_shot'"):
+    with pytest.raises(ProtocolNotSupportedError, match="use protocol='few_shot'"):
         check_method_protocol("mpfgvc", {}, "base2new")
     with pytest.raises(ProtocolNotSupportedError):
         check_method_protocol("coop", {"class_specific_context": True}, "cross_dataset")

@@ -13,7 +13,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoModel
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, ZeroShotCLIPConfig
-from hf_prompt_clip.cli import build_parser, fill_defaults
+from hf_prompt_clip.cli import build_parser, fill_defaults, one_line
 from hf_prompt_clip.core.configuration import validate_class_names
 from hf_prompt_clip.data import BenchmarkSpec, LabelError
 from hf_prompt_clip.data.sources import RawSplit, to_benchmark_format
@@ -52,7 +52,7 @@ def test_zero_or_negative_sizes_are_refused_where_they_mean_nothing(capsys):
     for flag, value, expected in (
         ("--batch-size", "0", "at least 1"),
         ("--eval-batch-size", "0", "at least 1"),
-        ("--warmup-epochs", "-1", "at least 0"),
+        ("--warmup-epochs", "-1", "cannot be negative"),  # TrainingConfig's own refusal
         ("--epochs", "2.5", "whole number"),
         ("--shots", "0", "positive number of shots"),
     ):
@@ -62,8 +62,11 @@ def test_zero_or_negative_sizes_are_refused_where_they_mean_nothing(capsys):
     assert args.warmup_epochs == 0 and args.shots == [None]  # no warm-up; the full training set
     with pytest.raises(ValueError, match=r"n_ctx must be at least 1, got 0"):
         CoOpConfig(n_ctx=0, ctx_init="a photo of a")  # was accepted (and ignored) beside ctx_init
-    with pytest.raises(ValueError, match=r"n_ctx of coop must be at least 1, got -2.*--option n_ctx="):
+    with pytest.raises(
+        ValueError, match=r"n_ctx of coop must be at least 1, got -2.*e\.g\. n_ctx="
+    ) as refused:
         check_option_values("coop", {"n_ctx": -2, "ctx_init": "a photo of a"})
+    assert "--option n_ctx=" in one_line(refused.value)  # the command line spells the field as its flag
 
 
 # ------------------------------------------------------------------ option values parsed by the field's type
@@ -243,5 +246,5 @@ def test_the_python_configs_refuse_what_the_command_line_refuses():
     TrainingConfig(max_grad_norm=None, warmup_epochs=0)  # off is fine
     with pytest.raises(ValueError, match="seeds must be distinct"):
         ExperimentConfig(dataset="synthetic_shapes", protocol="few_shot", seeds=(1, 1))
-    with pytest.raises(ValueError, match="eval_batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="eval_batch_size must be at least 1, got 0"):
         ExperimentConfig(dataset="synthetic_shapes", protocol="few_shot", eval_batch_size=0)

@@ -244,11 +244,13 @@ def test_augmentation_draws_depend_on_run_seed_epoch_and_index_only():
 
 
 def test_protocols_that_cannot_run_are_refused_with_the_fix():
+    from hf_prompt_clip.cli import one_line
     from hf_prompt_clip.data import get_benchmark
     from hf_prompt_clip.runner import check_protocol
 
-    with pytest.raises(ValueError, match=r"needs target datasets.*--targets"):
+    with pytest.raises(ValueError, match=r"needs target datasets.*targets=") as refused:
         check_protocol("cross_dataset", get_benchmark("imagenet"))
+    assert "--targets" in one_line(refused.value)  # the field, spelled as its flag on the command line
     with pytest.raises(ValueError, match="not defined for 'imagenet_v2'; use protocol='few_shot'"):
         check_protocol("base2new", get_benchmark("imagenet_v2"))
     with pytest.raises(ValueError, match="protocol must be one of"):

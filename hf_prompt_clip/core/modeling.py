@@ -60,6 +60,7 @@ from .loading import (
     resolved_commit,
 )
 from .outputs import PromptCLIPOutput
+from .settings import SettingError
 from .text import prompt_class_name
 from .vision import encode_image_tokens
 
@@ -98,7 +99,7 @@ IMAGE_DTYPES = {
 
 
 def resolve_image_dtype(value: torch.dtype | str | None) -> torch.dtype:
-    """The torch dtype of an `--image-dtype` value (`None`: float32).
+    """The torch dtype of an `image_dtype` value (`None`: float32).
 
     Example:
         >>> resolve_image_dtype("bf16")
@@ -110,14 +111,14 @@ def resolve_image_dtype(value: torch.dtype | str | None) -> torch.dtype:
         return value
     if isinstance(value, str) and value.lower() in IMAGE_DTYPES:
         return IMAGE_DTYPES[value.lower()]
-    raise ValueError(
-        f"image_dtype must be one of {sorted(IMAGE_DTYPES)} (or the torch dtype), got {value!r}: e.g. "
-        "--image-dtype bf16 runs the frozen image tower in bfloat16."
+    raise SettingError(
+        f"{{image_dtype}} must be one of {sorted(IMAGE_DTYPES)} (or the torch dtype), got {value!r}: e.g. "
+        "{image_dtype='bf16'} runs the frozen image tower in bfloat16."
     )
 
 
 def dtype_name(dtype: torch.dtype | str | None) -> str:
-    """`"float32"`, `"bfloat16"` or `"float16"`: the canonical name of an `--image-dtype` value."""
+    """`"float32"`, `"bfloat16"` or `"float16"`: the canonical name of an `image_dtype` value."""
     return str(resolve_image_dtype(dtype)).removeprefix("torch.")
 
 
@@ -475,10 +476,10 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         """
         target = resolve_image_dtype(dtype)
         if self.capabilities.trains_image_tower and target != torch.float32:
-            raise ValueError(
+            raise SettingError(
                 f"{type(self).__name__} trains through its image tower (its gradients would run in "
-                f"{dtype_name(target)}), so the tower cannot run in another dtype: drop --image-dtype "
-                "(image_dtype='float32') for this method, or use mixed precision (--mixed-precision bf16) instead."
+                f"{dtype_name(target)}), so the tower cannot run in another dtype: keep {{image_dtype='float32'}} "
+                "for this method, or use mixed precision ({mixed_precision='bf16'}) instead."
             )
         self.clip.vision_model.to(target)
         self.clip.visual_projection.to(target)

@@ -1,7 +1,7 @@
 """A readable summary of what a run trains and tests on: classes, counts per split, few-shot picks.
 
 hf-prompt-clip data-summary eurosat --data-dir /data/eurosat --shots 16 --seed 1
-hf-prompt-clip data-summary --help                    (also: python -m hf_prompt_clip.data.summary)
+hf-prompt-clip data-summary --help                    (also: python -m hf_prompt_clip.cli data-summary)
 """
 
 from __future__ import annotations
@@ -114,14 +114,3 @@ def summarize(
     if print_summary:
         print(text)
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m hf_prompt_clip.data.summary ...`: the same as `hf-prompt-clip data-summary ...`."""
-    from ..cli import main as cli_main
-
-    cli_main(argv, prog="python -m hf_prompt_clip.data.summary", command="data-summary")
-
-
-if __name__ == "__main__":
-    main()

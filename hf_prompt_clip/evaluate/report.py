@@ -1,6 +1,7 @@
 """Markdown tables, plots and report folders from evaluation results.
 
-A result is one dict per (method, dataset, protocol), as the evaluation code writes it:
+A result is one `ExperimentResult` (`hf_prompt_clip.evaluate.records`) per (method, dataset, protocol,
+shots), or the dict of the results schema it writes (`to_dict()`; this module works on those dicts):
 
     {"method": <a registered method name>, "base_model": "openai/clip-vit-base-patch16", "dataset": "dtd",
      "protocol": "base2new", "shots": 16, "synthetic": False,
@@ -11,7 +12,9 @@ Metric keys: `accuracy` (few_shot); `base`, `new`, `hm` (base2new); one key per 
 (cross_dataset, domain_generalization). Accuracies are in percent, rounded to 2 decimals in `mean`,
 `std` and `metrics` (`*_full_precision` hold the exact values). `shots` is what the adapter was
 trained with: a number per class, `None` for the full training set, `0` for nothing (zero-shot CLIP);
-`trained_on` names the training benchmark when it is not `dataset`.
+`trained_on` names the training benchmark when it is not `dataset`. Protocols come from the protocol
+registry (`evaluate.protocol_registry`): their titles, their order, and which charts they get (base-to-new
+bars for protocols tested on base and new classes, accuracy curves for those tested on their own split).
 
 Example:
     >>> paths = write_report(results, "outputs/report")   # results.json, results.md, PNG charts
@@ -26,7 +29,7 @@ import io
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from statistics import mean
 
@@ -35,16 +38,35 @@ from matplotlib.figure import Figure
 
 from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.registry import method_order
+from .protocol_registry import BASE_AND_NEW, OWN_TEST_SPLIT, get_protocol, protocol_keys
 from .protocols import harmonic_mean
+from .records import ExperimentResult, as_dict
 from .reference_numbers import AVERAGE, BASE_TO_NEW_DATASETS, reference_metrics
 
-PROTOCOLS: dict[str, str] = {
-    "few_shot": "few-shot",
-    "base2new": "base-to-new",
-    "cross_dataset": "cross-dataset",
-    "domain_generalization": "domain generalisation",
-}
-"""Protocol key -> readable name, in table order."""
+
+class _ProtocolTitles(Mapping):
+    """Protocol key -> readable name, in table order: a live view of the protocol registry."""
+
+    def __getitem__(self, key: str) -> str:
+        if key not in protocol_keys():
+            raise KeyError(key)
+        return get_protocol(key).title
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(protocol_keys())
+
+    def __len__(self) -> int:
+        return len(protocol_keys())
+
+
+PROTOCOLS: Mapping[str, str] = _ProtocolTitles()
+"""Protocol key -> readable name, in table order (the protocol registry's)."""
+
+
+def _tests_on(result: dict, what: str) -> bool:
+    """Whether the result's protocol tests on `what` (`BASE_AND_NEW`, `OWN_TEST_SPLIT`, ...)."""
+    return get_protocol(result["protocol"]).tests_on == what
+
 
 BASE_TO_NEW_METRICS: tuple[str, ...] = ("base", "new", "hm")
 METRIC_NAMES: dict[str, str] = {"accuracy": "accuracy", "base": "base", "new": "new", "hm": "H"}
@@ -73,13 +95,14 @@ REPORT_FILES: dict[str, str] = {
 # ---------------------------------------------------------------------------------------- checks
 
 
-def check_results(results: Iterable[dict]) -> list[dict]:
-    """Return `results` as a list after checking each dict has the schema's keys and a known protocol.
+def check_results(results: Iterable[ExperimentResult | dict]) -> list[dict]:
+    """Return `results` as a list of dicts of the results schema (`ExperimentResult.to_dict()`) after
+    checking each has the schema's keys and a registered protocol.
 
     Raises:
         ValueError: naming the result and what it lacks.
     """
-    results = list(results)
+    results = [as_dict(result) for result in results]
     for index, result in enumerate(results):
         missing = [key for key in REQUIRED_KEYS if key not in result]
         if missing:
@@ -87,9 +110,9 @@ def check_results(results: Iterable[dict]) -> list[dict]:
                 f"Result {index} lacks {missing}; each result needs {list(REQUIRED_KEYS)} "
                 "(see the results schema in docs/reports.md)."
             )
-        if result["protocol"] not in PROTOCOLS:
+        if result["protocol"] not in protocol_keys():
             raise ValueError(
-                f"Result {index} has protocol {result['protocol']!r}; expected one of {list(PROTOCOLS)}."
+                f"Result {index} has protocol {result['protocol']!r}; expected one of {list(protocol_keys())}."
             )
     return results
 
@@ -105,7 +128,7 @@ def _order(key: str, known: Sequence[str]) -> tuple[int, str]:
 def _sort_key(result: dict) -> tuple:
     dataset_known = (*BASE_TO_NEW_DATASETS, AVERAGE)
     return (
-        _order(result["protocol"], tuple(PROTOCOLS)),
+        _order(result["protocol"], protocol_keys()),
         _order(result["method"], method_order()),
         result.get("base_model") or "",
         _order(result["dataset"], dataset_known),
@@ -123,8 +146,9 @@ def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
-        if result["protocol"] == "base2new":
+        if _tests_on(result, BASE_AND_NEW):
             key = (
+                result["protocol"],
                 result["method"],
                 result.get("base_model"),
                 result.get("shots"),
@@ -132,7 +156,7 @@ def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
             )
             groups[key].append(result)
     averages = []
-    for (method, base_model, shots, synthetic), members in groups.items():
+    for (protocol, method, base_model, shots, synthetic), members in groups.items():
         datasets = [member["dataset"] for member in members]
         if len(set(datasets)) < 2:
             continue
@@ -149,7 +173,7 @@ def base_to_new_averages(results: Iterable[dict]) -> list[dict]:
                 "method": method,
                 "base_model": base_model,
                 "dataset": name,
-                "protocol": "base2new",
+                "protocol": protocol,
                 "shots": shots,
                 "synthetic": synthetic,
                 "runs": [],
@@ -216,7 +240,7 @@ def _table_rows(result: dict) -> list[list[str]]:
             [
                 result["method"],
                 _dataset_label(result),
-                PROTOCOLS[result["protocol"]],
+                get_protocol(result["protocol"]).title,
                 shots_label(result),
                 METRIC_NAMES.get(key, key),
                 format_accuracy(value, result["std"].get(key), seeds),
@@ -347,7 +371,7 @@ def plot_base_to_new(results: Iterable[dict], path: str | os.PathLike) -> Path:
     Raises:
         ValueError: when no result has protocol `"base2new"`.
     """
-    results = [result for result in check_results(results) if result["protocol"] == "base2new"]
+    results = [result for result in check_results(results) if _tests_on(result, BASE_AND_NEW)]
     if not results:
         raise ValueError("plot_base_to_new needs results with protocol 'base2new'; none were given.")
     panels = _by_dataset(results + base_to_new_averages(results))
@@ -396,11 +420,10 @@ def _draw_shots_panel(axis, title: str, members: list[dict], several_base_models
     axis.legend(fontsize=8)
 
 
-def _shot_results(results: Iterable[dict], protocol: str) -> list[dict]:
-    """Results of `protocol` with a number of shots (zero-shot's 0 included; not full-training-set runs)."""
-    return [
-        result for result in results if result["protocol"] == protocol and result.get("shots") is not None
-    ]
+def _shot_results(results: Iterable[dict], tests_on: str) -> list[dict]:
+    """Results of the protocols that test on `tests_on` (`OWN_TEST_SPLIT`: few-shot; `BASE_AND_NEW`) with a
+    number of shots (zero-shot's 0 included; not full-training-set runs)."""
+    return [result for result in results if _tests_on(result, tests_on) and result.get("shots") is not None]
 
 
 def _trained_shot_counts(results: Iterable[dict]) -> set[int]:
@@ -414,7 +437,7 @@ def plot_accuracy_vs_shots(results: Iterable[dict], path: str | os.PathLike) -> 
     Raises:
         ValueError: when no few-shot result was trained with a number of shots.
     """
-    results = _shot_results(check_results(results), "few_shot")
+    results = _shot_results(check_results(results), OWN_TEST_SPLIT)
     if not _trained_shot_counts(results):
         raise ValueError(
             "plot_accuracy_vs_shots needs results with protocol 'few_shot' and shots; none were given."
@@ -434,7 +457,7 @@ def plot_base_to_new_vs_shots(results: Iterable[dict], path: str | os.PathLike) 
     Raises:
         ValueError: when no base-to-new result was trained with a number of shots.
     """
-    results = _shot_results(check_results(results), "base2new")
+    results = _shot_results(check_results(results), BASE_AND_NEW)
     if not _trained_shot_counts(results):
         raise ValueError("plot_base_to_new_vs_shots needs base-to-new results with shots; none were given.")
     datasets = _by_dataset(results)
@@ -465,7 +488,9 @@ def _markdown_report(results: list[dict], images: dict[str, Path]) -> str:
     return "\n".join(parts)
 
 
-def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
+def write_report(
+    results: Iterable[ExperimentResult | dict], output_dir: str | os.PathLike
+) -> dict[str, Path]:
     """Write `results.json`, `results.md` and the charts that apply into `output_dir`.
 
     `base_to_new.png` is drawn when there are base-to-new results; `accuracy_vs_shots.png` (few-shot)
@@ -480,13 +505,13 @@ def write_report(results: Iterable[dict], output_dir: str | os.PathLike) -> dict
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     images: dict[str, Path] = {}
-    if any(result["protocol"] == "base2new" for result in results):
+    if any(_tests_on(result, BASE_AND_NEW) for result in results):
         images["base_to_new"] = plot_base_to_new(results, output_dir / REPORT_FILES["base_to_new"])
-    if len(_trained_shot_counts(_shot_results(results, "few_shot"))) > 1:
+    if len(_trained_shot_counts(_shot_results(results, OWN_TEST_SPLIT))) > 1:
         images["accuracy_vs_shots"] = plot_accuracy_vs_shots(
             results, output_dir / REPORT_FILES["accuracy_vs_shots"]
         )
-    if len(_trained_shot_counts(_shot_results(results, "base2new"))) > 1:
+    if len(_trained_shot_counts(_shot_results(results, BASE_AND_NEW))) > 1:
         images["base_to_new_vs_shots"] = plot_base_to_new_vs_shots(
             results, output_dir / REPORT_FILES["base_to_new_vs_shots"]
         )

@@ -27,7 +27,9 @@ from ..core.model_card import (
 from ..core.model_card import build_model_card as _build_card
 from ..core.registry import method_of
 from ..data.local import is_local_key, local_name
-from ..evaluate.report import PROTOCOLS, check_results, results_table, shots_setting
+from ..evaluate.protocol_registry import get_protocol
+from ..evaluate.records import ExperimentResult
+from ..evaluate.report import check_results, results_table, shots_setting
 
 __all__ = [
     "CARD_FILE",
@@ -52,15 +54,16 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 def _metric_name(result: dict, key: str) -> str:
     """E.g. `"base accuracy (base-to-new, 16 shots)"`, `"accuracy (few-shot, zero-shot)"`; transfer
     metrics name the training dataset."""
-    setting = f"{PROTOCOLS[result['protocol']]}, {shots_setting(result)}"
-    if result["protocol"] in ("cross_dataset", "domain_generalization"):
+    protocol = get_protocol(result["protocol"])
+    setting = f"{protocol.title}, {shots_setting(result)}"
+    if not protocol.tests_training_data:
         setting += f", trained on {result['dataset']}"
     if result.get("synthetic"):
         setting += ", synthetic world"
     return f"{METRIC_DESCRIPTIONS.get(key, 'accuracy')} ({setting})"
 
 
-def eval_results_from(results: list[dict]) -> list[EvalResult]:
+def eval_results_from(results: list[ExperimentResult | dict]) -> list[EvalResult]:
     """One `EvalResult` per metric of each result, valued by the mean over seeds (percent).
 
     Cross-dataset and domain-generalisation metrics are keyed by target dataset, so each becomes a
@@ -71,7 +74,7 @@ def eval_results_from(results: list[dict]) -> list[EvalResult]:
     """
     evals = []
     for result in check_results(results):
-        transfer = result["protocol"] in ("cross_dataset", "domain_generalization")
+        transfer = not get_protocol(result["protocol"]).tests_training_data
         synthetic = bool(result.get("synthetic"))
         for key, value in result["mean"].items():
             dataset = key if transfer else result["dataset"]
@@ -112,7 +115,7 @@ def training_datasets(results: list[dict]) -> list[str]:
     return list(dict.fromkeys(hub["id"] for hub in found if hub and not hub.get("synthetic")))
 
 
-def _formatted(results: list[dict] | None) -> dict:
+def _formatted(results: list[ExperimentResult | dict] | None) -> dict:
     """The card arguments that carry `results` (evaluation schema)."""
     results = check_results(results or [])
     return {
@@ -129,7 +132,7 @@ def _formatted(results: list[dict] | None) -> dict:
 def build_model_card(
     config: PromptCLIPConfig,
     training_args: dict | None = None,
-    results: list[dict] | None = None,
+    results: list[ExperimentResult | dict] | None = None,
     selection: dict | None = None,
     **card_kwargs,
 ) -> ModelCard:
@@ -138,8 +141,7 @@ def build_model_card(
     Args:
         config: the adapter's config (method, base model id and revision, classes).
         training_args: training settings to list (optimizer, lr, epochs, ...), shown as a table.
-        results: result dicts of the evaluation schema (see `hf_prompt_clip.evaluate.report`); their
-            means become the `model-index` and a table beside the papers' numbers.
+        results: `ExperimentResult`s (or dicts of the results schema, docs/reports.md); their means become the `model-index` and a table beside the papers' numbers.
         selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
         **card_kwargs: `repo_id`, `model_name`, `license`, `selection_file`
             (`hf_prompt_clip.core.model_card.build_model_card`).
@@ -151,7 +153,7 @@ def save_model_card(
     folder: str | os.PathLike,
     config: PromptCLIPConfig | None = None,
     training_args: dict | None = None,
-    results: list[dict] | None = None,
+    results: list[ExperimentResult | dict] | None = None,
     selection: dict | None = None,
     **card_kwargs,
 ) -> Path:

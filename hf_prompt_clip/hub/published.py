@@ -30,6 +30,7 @@ from ..core.model_card import build_model_card
 from ..core.registry import METHOD_INFO, PublishedAdapter, get_method, method_config
 from ..data.loading import hub_dataset
 from ..data.registry import get_benchmark
+from ..evaluate.protocol_registry import get_protocol
 from ..evaluate.reference_numbers import PAPER_BACKBONE, reference_number, reference_numbers
 
 CARDS_FOLDER = "model_cards"
@@ -97,7 +98,7 @@ def paper_numbers(method: str, adapter: PublishedAdapter) -> tuple[str | None, s
     source = row.source
     if row.backbone != PAPER_BACKBONE:
         source += f"; measured with CLIP {row.backbone}, not this adapter's {PAPER_BACKBONE}, so not directly comparable"
-    transfer = adapter.protocol in ("cross_dataset", "domain_generalization")
+    transfer = not get_protocol(adapter.protocol).tests_training_data
     lines = ["| test set | accuracy (%) |" if transfer else "| metric | accuracy (%) |", "|---|---|"]
     lines += [f"| {key} | {value:.2f} |" for key, value in row.metrics.items()]
     return "\n".join(lines), source

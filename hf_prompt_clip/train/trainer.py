@@ -31,13 +31,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.feature_cache import ImageFeatureCache, ProcessShards, SeededViews
 from ..core.fitting import FitData
 from ..core.logs import main_process_logger, progress_bar
 from ..core.modeling import PromptCLIPPreTrainedModel
+from .accelerator import training_accelerator
 from .cached_views import ExampleIndices, check_augment_views, training_views, warn_unused_views
 from .config import TrainingConfig, augment_views_used, tracker_config
 from .fingerprint import run_settings
@@ -85,7 +86,8 @@ class PromptTrainer:
             `pixel_values` and `labels`.
         config: a `TrainingConfig`.
         collate_fn: batches examples (default: torch's).
-        accelerator: an `Accelerator` to use; one is built from the config when omitted.
+        accelerator: an `Accelerator` to use as it is (a run shares one: `train.accelerator.accelerator_for` sets it
+            up for this training); one is built from the config when omitted (`training_accelerator`).
         fingerprint: what else defines the result, as JSON-able values (method, options, data, shots,
             base model, ...): with the config's settings that matter, the model type, its training
             stages, the number of examples and of processes, it makes the run's fingerprint
@@ -131,13 +133,7 @@ class PromptTrainer:
         self.train_eval_dataset = train_eval_dataset
         self.validation_dataset = validation_dataset
         self.feature_cache = feature_cache if feature_cache is not None else ImageFeatureCache()
-        self.accelerator = accelerator or Accelerator(
-            mixed_precision=config.mixed_precision,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            log_with=config.report_to or None,
-            project_config=ProjectConfiguration(project_dir=config.output_dir),
-            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
-        )
+        self.accelerator = accelerator or training_accelerator(config)
         self.state = TrainerState()
         self.folder = RunFolder(config, self.run_settings())  # made again by train(), from the config then
         self.guard = FiniteGuard(self.accelerator)
