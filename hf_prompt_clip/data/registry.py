@@ -1,5 +1,7 @@
 """The benchmark registry: one `BenchmarkSpec` per dataset, looked up by key (like timm's model registry).
 
+Room: `data/`.
+
 A spec is data: where the images live on the Hub and which columns hold what, how raw class
 names become prompt names, the zero-shot and ensemble templates, and the super-category word
 of fine-grained sets. Adding a dataset is one `register_benchmark(BenchmarkSpec(...))` call.
@@ -8,11 +10,11 @@ of fine-grained sets. Adding a dataset is one `register_benchmark(BenchmarkSpec(
 from __future__ import annotations
 
 import difflib
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.templates import IMAGENET_SELECT_TEMPLATES
 from .classnames import (
     caltech101_class_names,
     clean_caltech101,
@@ -39,6 +41,7 @@ from .classnames import (
 )
 from .errors import UnknownBenchmarkError
 from .sources import HubSource, Source
+from .templates import IMAGENET_SELECT_TEMPLATES
 
 IMAGENET_TEMPLATE = "a photo of a {}."
 
@@ -137,6 +140,29 @@ class BenchmarkSpec:
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {}
+#: Modules that register benchmarks when imported, imported on the first lookup (`register_benchmark_provider`).
+_PROVIDERS: list[str] = []
+
+
+def register_benchmark_provider(module: str) -> None:
+    """Name a module that registers benchmarks when imported; it is imported on the first lookup
+    (`get_benchmark`, `list_benchmarks`), so that a room above `data/` (the synthetic world) adds its
+    benchmarks without `data/` importing it, and `import hf_prompt_clip` does not load it.
+
+    Args:
+        module: an importable module name, e.g. `"hf_prompt_clip.synthetic.benchmarks"`.
+
+    Example:
+        >>> register_benchmark_provider("my_package.benchmarks")   # registers "my_benchmark" when imported
+        >>> get_benchmark("my_benchmark")                          # imports it now
+    """
+    if module not in _PROVIDERS:
+        _PROVIDERS.append(module)
+
+
+def _load_providers() -> None:
+    while _PROVIDERS:
+        importlib.import_module(_PROVIDERS.pop(0))
 
 
 def normalize_key(key: str) -> str:
@@ -159,6 +185,7 @@ def get_benchmark(key: str | BenchmarkSpec) -> BenchmarkSpec:
     """The spec registered under `key` (a spec passes through); unknown keys suggest the closest ones."""
     if isinstance(key, BenchmarkSpec):
         return key
+    _load_providers()
     normalized = normalize_key(key)
     if normalized in BENCHMARKS:
         return BENCHMARKS[normalized]
@@ -172,6 +199,7 @@ def get_benchmark(key: str | BenchmarkSpec) -> BenchmarkSpec:
 
 def list_benchmarks() -> list[str]:
     """The registered keys, in registration order."""
+    _load_providers()
     return list(BENCHMARKS)
 
 
