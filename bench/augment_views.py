@@ -43,7 +43,7 @@ def main() -> None:
         parser.error(f"--views {args.views} must be below --epochs {args.epochs}: else both train the same")
     if args.threads:
         torch.set_num_threads(args.threads)
-    import hf_prompt_clip.core.modeling as modeling
+    import hf_prompt_clip.modeling.model as modeling
     import hf_prompt_clip.runner as runner
     from hf_prompt_clip.synthetic import TINY_CLIP_ID
     from hf_prompt_clip.train import PromptTrainer, TrainingConfig

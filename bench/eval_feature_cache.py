@@ -1,5 +1,5 @@
 """Benchmark: a methods x seeds base-to-new sweep's evaluation time, with and without the run's
-image-feature cache (`hf_prompt_clip.core.feature_cache`), on the synthetic world with the shipped tiny CLIP.
+image-feature cache (`hf_prompt_clip.caching.feature_cache`), on the synthetic world with the shipped tiny CLIP.
 
 In one process the same sweep (`run_comparison`, e.g. zero-shot CLIP, CoOp, CLIP-Adapter x seeds 1 2 3,
 base-to-new) runs twice, alternately uncached (every `evaluate_protocol` call without the cache: each
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    import hf_prompt_clip.core.modeling as modeling
+    import hf_prompt_clip.modeling.model as modeling
     import hf_prompt_clip.runner as runner
     from hf_prompt_clip.data import get_benchmark, load_benchmark
     from hf_prompt_clip.synthetic import TINY_CLIP_ID

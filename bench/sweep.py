@@ -99,8 +99,8 @@ class TokenCounter:
     def install(self) -> None:
         """Replace the counted functions in every package module that holds them (before the timer's
         wrappers, which then time the counting wrappers: counting costs no text time of note)."""
-        import hf_prompt_clip.core.text as text
-        import hf_prompt_clip.core.text_engine as text_engine
+        import hf_prompt_clip.modeling.text as text
+        import hf_prompt_clip.modeling.text_engine as text_engine
 
         originals = {}
         for module in (text, text_engine):

@@ -14,8 +14,8 @@ the steps' own peak). Fast and reference subprocesses are interleaved in rounds 
 medians and ranges over the rounds are reported, with process CPU time beside wall time. Each step is split
 into parts, measured inside the step with wrappers that add no synchronisation on a CPU:
 
-- image tower: the image encoder's forward (`core/vision.py`, `get_image_features`), in the step;
-- text: the text encoder's forward (`core/text_engine.py`, `core/text.py`);
+- image tower: the image encoder's forward (`modeling/vision.py`, `get_image_features`), in the step;
+- text: the text encoder's forward (`modeling/text_engine.py`, `modeling/text.py`);
 - Sinkhorn: the optimal-transport solves (`methods/plot/optimal_transport.py`; PLOT, PLOT++);
 - backward, optimizer: `loss.backward()` and `optimizer.step()`;
 - other: the rest of the forward (losses, adapters, similarity);
@@ -66,8 +66,8 @@ PARTS = ("image", "text", "sinkhorn", "backward", "optimizer", "other")
 DEFAULT_IMAGES = {"cocoop": 2}
 #: the modules whose functions are timed as each part (outermost call only)
 PART_MODULES = {
-    "image": ("hf_prompt_clip.core.vision",),
-    "text": ("hf_prompt_clip.core.text_engine", "hf_prompt_clip.core.text"),
+    "image": ("hf_prompt_clip.modeling.vision",),
+    "text": ("hf_prompt_clip.modeling.text_engine", "hf_prompt_clip.modeling.text"),
     "sinkhorn": ("hf_prompt_clip.methods.plot.optimal_transport",),
 }
 TEXT_SKIP = {"tokenize_texts", "fill_template", "prompt_layout", "embed_tokens", "assemble_prompt_embeddings"}

@@ -1,24 +1,14 @@
 """hf-prompt-clip: prompt learning for CLIP as transformers models.
 
+Room: the package roof.
+
 Importing the package registers every method with `AutoConfig`, `AutoModel`,
 `AutoModelForImageClassification` and `AutoModelForZeroShotImageClassification`, and the shipped
-tiny CLIP's name (`TINY_CLIP_ID`) as a base model; the zero-shot image pipeline then refuses unusable
-`candidate_labels` for these models by name (`core.pipelines`; other models' pipelines are unchanged).
+tiny CLIP's name (`TINY_CLIP_ID`) as a base model and the synthetic world's benchmarks in the registry; the zero-shot image pipeline then refuses unusable
+`candidate_labels` for these models by name (`modeling.pipelines`; other models' pipelines are unchanged).
 """
 
-from .core import (
-    METHODS,
-    AdapterLoadError,
-    MethodInfo,
-    PromptCLIPConfig,
-    PromptCLIPOutput,
-    PromptCLIPPreTrainedModel,
-    TrainingStage,
-    get_method,
-    register_method,
-)
-from .core.pipelines import register_zero_shot_pipeline
-from .core.version import __version__
+from .core import METHODS, MethodInfo, PromptCLIPConfig, get_method, register_method
 from .methods import (
     CLIPAdapterConfig,
     CLIPAdapterModel,
@@ -43,7 +33,11 @@ from .methods import (
     ZeroShotCLIPConfig,
     ZeroShotCLIPModel,
 )
+from .modeling import AdapterLoadError, PromptCLIPOutput, PromptCLIPPreTrainedModel, TrainingStage
+from .modeling.pipelines import register_zero_shot_pipeline
 from .shipped import TINY_CLIP_ID
+from .synthetic import benchmarks as _synthetic_benchmarks  # noqa: F401  (registers synthetic_shapes, ...)
+from .utils.version import __version__
 
 register_zero_shot_pipeline()
 

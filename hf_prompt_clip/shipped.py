@@ -1,5 +1,7 @@
 """Base models shipped inside the package, loadable by a portable name.
 
+Room: `shipped.py`.
+
 `TINY_CLIP_ID` names the tiny CLIP pretrained on the synthetic world (`hf_prompt_clip.synthetic`).
 Adapters trained on it record this name, not a machine's folder, and `import hf_prompt_clip`
 registers it, so `AutoModel.from_pretrained(adapter_folder)` finds the base on any machine.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core.loading import register_base_model_alias
+from .serialization.loading import register_base_model_alias
 
 TINY_CLIP_FOLDER = Path(__file__).resolve().parent / "assets" / "tiny-clip"
 #: the name adapters record for the shipped tiny CLIP (resolved to its folder when loading)

@@ -1,5 +1,7 @@
 """Tiny, randomly initialised CLIP components for tests and examples that must run offline.
 
+Room: `testing.py`.
+
 Everything here is built in memory in well under a second: a `CLIPModel` a few hundred
 kilobytes large, a byte-level `CLIPTokenizer` with a character vocabulary (every string
 tokenises, one token per character), and a `CLIPImageProcessor` for 32 x 32 images.

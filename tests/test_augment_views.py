@@ -22,11 +22,11 @@ import torch
 from conftest import accelerate_launch, launch_environment
 from safetensors.torch import load_file
 
+from hf_prompt_clip.caching.feature_cache import FrozenFeaturesUnavailable, SeededViews
 from hf_prompt_clip.cli import main
-from hf_prompt_clip.core.feature_cache import SeededViews
-from hf_prompt_clip.core.modeling import FrozenFeaturesUnavailable, TrainingStage
 from hf_prompt_clip.core.registry import METHODS, get_method, method_capabilities
 from hf_prompt_clip.data import collate_fn, train_transform, with_image_transform
+from hf_prompt_clip.modeling.stages import TrainingStage
 from hf_prompt_clip.runner import (
     AugmentViewsNotSupportedError,
     ExperimentConfig,

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
-from hf_prompt_clip.core.feature_cache import (
+from hf_prompt_clip.caching.feature_cache import (
     DISK_FORMAT,
     FeatureKey,
     ImageFeatureCache,
@@ -29,7 +29,7 @@ from hf_prompt_clip.synthetic import TINY_CLIP_ID
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 from hf_prompt_clip.train import TrainingConfig
 
-LOGGER = "hf_prompt_clip.core.feature_cache"
+LOGGER = "hf_prompt_clip.caching.feature_cache"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import torch
 
 from hf_prompt_clip import CoOpConfig, CoOpModel
 from hf_prompt_clip.core.capabilities import Capabilities
-from hf_prompt_clip.core.modeling import PromptCLIPPreTrainedModel
 from hf_prompt_clip.core.registry import METHODS, method_capabilities, method_config
+from hf_prompt_clip.modeling.model import PromptCLIPPreTrainedModel
 
 NAMES = ["red circle", "blue square"]
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
-from hf_prompt_clip.core.text import embed_tokens, encode_text_embeddings, fill_template
+from hf_prompt_clip.modeling.text import embed_tokens, encode_text_embeddings, fill_template
 
 NAMES = ["red star", "blue_circle", "a very long class name with many words (and brackets)"]
 

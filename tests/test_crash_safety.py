@@ -289,7 +289,7 @@ def test_kill_9_inside_a_checkpoint_write_resumes_to_the_uninterrupted_adapter(
 
 
 def test_a_second_run_on_a_locked_folder_is_refused(tiny_clip_folder, tmp_path):
-    from hf_prompt_clip.core.atomic import FolderLock
+    from hf_prompt_clip.utils.atomic import FolderLock
 
     output = tmp_path / "run"
     locked = pytest.raises(
@@ -305,7 +305,7 @@ def test_a_second_run_on_a_locked_folder_is_refused(tiny_clip_folder, tmp_path):
 def test_the_lock_file_fallback_refuses_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
     """Where there is no flock, the soft lock (`filelock.SoftFileLock`, `use_flock=False`): the lock file a
     dead process left is taken over; a live holder refuses (more in tests/test_folder_lock.py)."""
-    from hf_prompt_clip.core.atomic import FolderLock, FolderLockedError
+    from hf_prompt_clip.utils.atomic import FolderLock, FolderLockedError
 
     lock_file = tmp_path / "train.lock"
     die_holding = (
@@ -377,7 +377,7 @@ def test_a_nan_loss_names_the_last_checkpoint_that_gave_a_finite_loss(tiny_clip_
 
 
 def test_atomic_writes_leave_the_old_content_or_the_new(tmp_path):
-    from hf_prompt_clip.core.atomic import (
+    from hf_prompt_clip.utils.atomic import (
         atomic_folder,
         atomic_write_bytes,
         atomic_write_json,

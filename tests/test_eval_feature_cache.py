@@ -14,9 +14,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-import hf_prompt_clip.core.modeling as modeling
+import hf_prompt_clip.modeling.model as modeling
 import hf_prompt_clip.runner as runner
-from hf_prompt_clip.core.feature_cache import FeatureKey, FrozenFeaturesUnavailable, ImageFeatureCache
+from hf_prompt_clip.caching.feature_cache import FeatureKey, FrozenFeaturesUnavailable, ImageFeatureCache
 from hf_prompt_clip.core.registry import get_method, method_order
 from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
 from hf_prompt_clip.data.fewshot import select_classes
@@ -142,7 +142,7 @@ def test_disk_cache_survives_a_restart_and_ignores_a_file_with_another_key(test_
 
     # a fresh process (the datasets fingerprint of the transformed set is the same in every process)
     script = textwrap.dedent(f"""
-        from hf_prompt_clip.core.feature_cache import ImageFeatureCache
+        from hf_prompt_clip.caching.feature_cache import ImageFeatureCache
         from hf_prompt_clip.core.registry import get_method
         from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
         from hf_prompt_clip.evaluate.protocols import predict

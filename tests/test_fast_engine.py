@@ -11,8 +11,8 @@ from hf_prompt_clip import (
     ZeroShotCLIPConfig,
     ZeroShotCLIPModel,
 )
-from hf_prompt_clip.core.text import build_prompt_layout
-from hf_prompt_clip.core.text_engine import encode_context_prompts
+from hf_prompt_clip.modeling.text import build_prompt_layout
+from hf_prompt_clip.modeling.text_engine import encode_context_prompts
 
 # token lengths from 1 to 70 with the tiny one-token-per-character tokenizer; several names of
 # (nearly) one length share a length bucket, so small chunk budgets split buckets
@@ -74,13 +74,13 @@ def test_coop_fast_equals_straightforward(clip_parts, position, class_specific, 
 
 
 def encoder_calls(model, monkeypatch, chunk_tokens, pixel_values):
-    from hf_prompt_clip.core import text_engine
+    from hf_prompt_clip.modeling import text_engine
 
     calls = []
     original = text_engine._encode_rows
     monkeypatch.setattr(text_engine, "_encode_rows", lambda *a, **k: calls.append(1) or original(*a, **k))
     model.config.text_chunk_tokens = chunk_tokens
-    model._text_cache.clear()  # the budget does not change the features, so they stay cached
+    model.forget_text_features()  # the budget does not change the features, so they stay cached
     with torch.no_grad():
         model(pixel_values)
     return len(calls)
@@ -175,7 +175,7 @@ def attention_inputs(groups, width, prefix_length, length, heads=2, dim=4, dtype
 )
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_attend_with_shared_prefix_equals_repeat_cat_masked_sdpa(groups, width, prefix_length, length, dtype):
-    from hf_prompt_clip.core.text_engine import attend_with_shared_prefix
+    from hf_prompt_clip.modeling.text_engine import attend_with_shared_prefix
 
     inputs = attention_inputs(groups, width, prefix_length, length, dtype=dtype)
     weights = torch.randn(groups * width, 2, length, 4, dtype=dtype)
@@ -194,7 +194,7 @@ def test_attend_with_shared_prefix_equals_repeat_cat_masked_sdpa(groups, width, 
 
 
 def test_attend_with_shared_prefix_in_bfloat16_is_close_to_float32():
-    from hf_prompt_clip.core.text_engine import attend_with_shared_prefix
+    from hf_prompt_clip.modeling.text_engine import attend_with_shared_prefix
 
     inputs = [t.detach() for t in attention_inputs(3, 4, 17, 5, heads=4, dim=16, dtype=torch.float32)]
     out = attend_with_shared_prefix(*[t.bfloat16() for t in inputs], 0.25)
@@ -203,7 +203,7 @@ def test_attend_with_shared_prefix_in_bfloat16_is_close_to_float32():
 
 
 def test_attend_with_shared_prefix_rejects_rows_that_do_not_split_into_groups():
-    from hf_prompt_clip.core.text_engine import attend_with_shared_prefix
+    from hf_prompt_clip.modeling.text_engine import attend_with_shared_prefix
 
     query, key, value, _, _ = attention_inputs(1, 5, 2, 3)
     _, _, _, prefix_key, prefix_value = attention_inputs(2, 1, 2, 3)
@@ -215,7 +215,7 @@ def test_attend_with_shared_prefix_rejects_rows_that_do_not_split_into_groups():
 def test_quick_gelu_forward_is_bit_identical_and_gradient_equal(dtype):
     from transformers.activations import QuickGELUActivation
 
-    from hf_prompt_clip.core.activations import quick_gelu
+    from hf_prompt_clip.modeling.activations import quick_gelu
 
     x = (4 * torch.randn(3, 7, 33, generator=torch.Generator().manual_seed(0))).to(dtype).requires_grad_()
     grad = torch.randn(x.shape, dtype=dtype)
@@ -227,7 +227,7 @@ def test_quick_gelu_forward_is_bit_identical_and_gradient_equal(dtype):
 
 
 def test_quick_gelu_passes_gradcheck_and_saves_only_its_input():
-    from hf_prompt_clip.core.activations import quick_gelu
+    from hf_prompt_clip.modeling.activations import quick_gelu
 
     x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(quick_gelu, (x,))
@@ -239,7 +239,7 @@ def test_quick_gelu_passes_gradcheck_and_saves_only_its_input():
 
 def earlier_engine(monkeypatch):
     """Run the engine as before: repeat + cat + masked SDPA, and each layer's own activation module."""
-    from hf_prompt_clip.core import text_engine
+    from hf_prompt_clip.modeling import text_engine
 
     monkeypatch.setattr(text_engine, "attend_with_shared_prefix", repeat_cat_attention)
     monkeypatch.setattr(text_engine, "_mlp_activation", lambda clip: None)
@@ -323,7 +323,7 @@ def test_a_training_step_through_the_engine_reads_nothing_back_from_the_device(c
 
 
 def test_a_layout_made_without_host_lengths_computes_them_once(clip_parts, monkeypatch):
-    from hf_prompt_clip.core.text import PromptLayout
+    from hf_prompt_clip.modeling.text import PromptLayout
 
     clip, tokenizer, _ = clip_parts
     built = build_prompt_layout(tokenizer, RAGGED_NAMES, n_ctx=4)

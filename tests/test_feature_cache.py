@@ -9,7 +9,7 @@ from accelerate import PartialState
 from torch.utils.data import DataLoader
 
 from hf_prompt_clip import ZeroShotCLIPConfig, ZeroShotCLIPModel
-from hf_prompt_clip.core.feature_cache import (
+from hf_prompt_clip.caching.feature_cache import (
     FeatureKey,
     ImageFeatureCache,
     ProcessShards,
@@ -18,9 +18,9 @@ from hf_prompt_clip.core.feature_cache import (
     module_digest,
     view_seed,
 )
-from hf_prompt_clip.core.fitting import FitData
-from hf_prompt_clip.core.process_shards import rows_in_dataset_order
+from hf_prompt_clip.caching.process_shards import rows_in_dataset_order
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 from hf_prompt_clip.train.trainer import EpochSeededDataset
 
@@ -340,7 +340,7 @@ def test_a_cache_folder_that_cannot_be_written_keeps_the_features_in_memory(mode
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
     cache, encode = ImageFeatureCache(directory=blocked), CountingEncoder(model)
-    with caplog.at_level("WARNING", logger="hf_prompt_clip.core.feature_cache"):
+    with caplog.at_level("WARNING", logger="hf_prompt_clip.caching.feature_cache"):
         first, _ = cache.features(encode, "e", data["plain"], collate_fn=collate_fn)
         again, _ = cache.features(encode, "e", data["plain"], collate_fn=collate_fn)
     assert again is first and encode.images == len(data["plain"])  # served from memory the second time

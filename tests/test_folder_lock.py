@@ -1,6 +1,6 @@
-"""One process at a time owns a folder: `core.atomic.FolderLock`, on `filelock`, with its holder's record beside it.
+"""One process at a time owns a folder: `utils.atomic.FolderLock`, on `filelock`, with its holder's record beside it.
 
-Each holder here is another process (a small script that loads `core/atomic.py` alone, so that it starts in
+Each holder here is another process (a small script that loads `utils/atomic.py` alone, so that it starts in
 a fraction of a second), holding the lock through `filelock.FileLock` (flock on Linux) or
 `filelock.SoftFileLock` (a marker file, for filesystems without flock).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_prompt_clip.core import atomic
-from hf_prompt_clip.core.atomic import FolderLock, FolderLockedError
+from hf_prompt_clip.utils import atomic
+from hf_prompt_clip.utils.atomic import FolderLock, FolderLockedError
 
 HOLDER = """
 import importlib.util, os, signal, sys

@@ -12,7 +12,13 @@ from safetensors.torch import save_file
 
 from hf_prompt_clip import CoOpConfig, CoOpModel
 from hf_prompt_clip.data import FewShotSelection, get_benchmark
-from hf_prompt_clip.hub import SELECTION_FILE, build_model_card, push_adapter_to_hub, save_model_card
+from hf_prompt_clip.hub import (
+    SELECTION_FILE,
+    build_model_card,
+    card_results,
+    push_adapter_to_hub,
+    save_model_card,
+)
 
 BASE = "openai/clip-vit-base-patch16"
 RESULTS = [
@@ -68,7 +74,7 @@ def model_index_metrics(metadata: dict) -> dict[tuple[str, str], float]:
 
 
 def test_card_metadata_names_library_base_model_and_adapter_relation(config):
-    metadata = front_matter(build_model_card(config, results=RESULTS))
+    metadata = front_matter(build_model_card(config, results=card_results(RESULTS)))
     assert metadata["library_name"] == "hf_prompt_clip"
     assert metadata["base_model"] == BASE
     assert metadata["base_model_relation"] == "adapter"
@@ -77,7 +83,7 @@ def test_card_metadata_names_library_base_model_and_adapter_relation(config):
 
 
 def test_model_index_carries_the_measured_means(config):
-    card = build_model_card(config, results=RESULTS)
+    card = build_model_card(config, results=card_results(RESULTS))
     metrics = model_index_metrics(front_matter(card))
     assert metrics == {
         ("dtd", "base accuracy (base-to-new, 16 shots)"): 80.3,
@@ -94,7 +100,11 @@ def test_model_index_carries_the_measured_means(config):
 
 def test_card_body_explains_the_adapter_loading_training_selection_and_citation(config):
     card = build_model_card(
-        config, {"learning_rate": 0.002, "epochs": 50}, RESULTS, SELECTION.to_dict(), repo_id="org/coop-dtd"
+        config,
+        {"learning_rate": 0.002, "epochs": 50},
+        SELECTION.to_dict(),
+        results=card_results(RESULTS),
+        repo_id="org/coop-dtd",
     )
     text = card.text
     assert "adapter on a frozen CLIP" in text and "`abc123`" in text
@@ -110,7 +120,7 @@ def test_card_body_explains_the_adapter_loading_training_selection_and_citation(
 
 
 def test_model_index_names_the_hub_dataset_read_and_the_card_lists_it(config):
-    metadata = front_matter(build_model_card(config, results=RESULTS))
+    metadata = front_matter(build_model_card(config, results=card_results(RESULTS)))
     (entry,) = metadata["model-index"]
     (result,) = entry["results"]
     assert result["dataset"] == {
@@ -144,7 +154,7 @@ def test_cards_pass_huggingface_hubs_own_parsing_and_validation(config):
     from hf_prompt_clip import TINY_CLIP_ID
     from hf_prompt_clip.hub import eval_results_from
 
-    card = build_model_card(config, results=RESULTS)
+    card = build_model_card(config, results=card_results(RESULTS))
     assert ModelCard(card.content).data.eval_results == eval_results_from(RESULTS)
     validate_offline(card)
     config.base_model_name_or_path = TINY_CLIP_ID
@@ -163,7 +173,7 @@ def test_cards_pass_huggingface_hubs_own_parsing_and_validation(config):
             "dtd": RESULTS[0]["hub_datasets"]["dtd"],
         },
     }
-    metadata = validate_offline(build_model_card(config, results=[transfer, SYNTHETIC]))
+    metadata = validate_offline(build_model_card(config, results=card_results([transfer, SYNTHETIC])))
     types_ = [result["dataset"]["type"] for result in metadata["model-index"][0]["results"]]
     assert types_ == ["ILSVRC/imagenet-1k", "tanganke/dtd", "shapes"]
     assert metadata["datasets"] == ["ILSVRC/imagenet-1k"]  # trained on; the synthetic world is no Hub dataset
@@ -179,7 +189,9 @@ def test_a_card_shows_no_absolute_local_path(config, tmp_path):
         "hub_datasets": {},
     }
     card = build_model_card(
-        config, {"output_dir": str(tmp_path / "outputs" / "seed1"), "lr": 0.002}, [folder]
+        config,
+        {"output_dir": str(tmp_path / "outputs" / "seed1"), "lr": 0.002},
+        results=card_results([folder]),
     )
     assert str(tmp_path) not in card.content
     assert "`my-clip` (a local folder)" in card.text
@@ -188,7 +200,7 @@ def test_a_card_shows_no_absolute_local_path(config, tmp_path):
 
 
 def test_synthetic_results_are_labelled_in_card_and_model_index(config):
-    card = build_model_card(config, results=[SYNTHETIC])
+    card = build_model_card(config, results=card_results([SYNTHETIC]))
     assert "measured on hf_prompt_clip's synthetic offline world" in card.text
     (entry,) = front_matter(card)["model-index"]
     (result,) = entry["results"]
@@ -395,7 +407,7 @@ def test_model_push_to_hub_uploads_the_adapter_with_our_card(clip_parts, hub_cal
 
 
 def test_cards_offer_the_zero_shot_pipeline_only_where_classes_can_change():
-    from hf_prompt_clip.core.model_card import build_model_card
+    from hf_prompt_clip.serialization.card import build_model_card
 
     shared = CoOpConfig(class_names=["a", "b"], base_model_name_or_path="openai/clip-vit-base-patch16")
     per_class = CoOpConfig(

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel
 
-from hf_prompt_clip.core.modeling import dtype_name, resolve_image_dtype
 from hf_prompt_clip.core.registry import get_method
 from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
 from hf_prompt_clip.evaluate.protocols import predict
+from hf_prompt_clip.modeling.image_dtype import dtype_name, resolve_image_dtype
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 
 

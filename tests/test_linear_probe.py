@@ -11,13 +11,13 @@ from sklearn.linear_model import LogisticRegression
 from transformers import AutoModel, pipeline
 
 from hf_prompt_clip import LinearProbeConfig, LinearProbeModel, ZeroShotCLIPConfig, ZeroShotCLIPModel
-from hf_prompt_clip.core.fitting import FitData
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
 from hf_prompt_clip.methods.linear_probe.logistic import (
     REFERENCE_C_GRID,
     fit_logistic_regression,
     search_inverse_l2,
 )
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.runner import ProtocolNotSupportedError, check_method_protocol
 from hf_prompt_clip.synthetic import TINY_CLIP_ID, build_benchmark
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, pattern_image, tiny_clip

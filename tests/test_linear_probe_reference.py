@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from transformers import AutoModel
 
 from hf_prompt_clip import LinearProbeConfig, LinearProbeModel
-from hf_prompt_clip.core.fitting import FitData
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.testing import PATTERN_CLASSES, tiny_clip
 
 NAMES = list(PATTERN_CLASSES)

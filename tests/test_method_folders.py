@@ -1,6 +1,6 @@
 """A method folder is never another method's base class, and what every method saves stays as it was.
 
-Shared prompt machinery lives in `core/prompts.py` (context prompts, hand-written template prompts) and
+Shared prompt machinery lives in `modeling/prompts.py` (context prompts, hand-written template prompts) and
 the methods hold it; within one folder a method may subclass another (PLOT++ of PLOT, Tip-Adapter-F of
 Tip-Adapter). The adapter keys and shapes below were recorded from the code before that change: an
 adapter saved by an earlier release must keep loading.

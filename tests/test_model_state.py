@@ -15,8 +15,8 @@ from torch.overrides import TorchFunctionMode
 from transformers import AutoModel
 
 from hf_prompt_clip import CoCoOpModel, CoOpModel, ZeroShotCLIPModel
-from hf_prompt_clip.core.text import tokenize_texts
-from hf_prompt_clip.core.text_engine import encode_truncated, encode_with_shared_prefix
+from hf_prompt_clip.modeling.text import tokenize_texts
+from hf_prompt_clip.modeling.text_engine import encode_truncated, encode_with_shared_prefix
 
 NAMES = ["cat", "dog", "a fox"]
 

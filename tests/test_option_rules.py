@@ -8,7 +8,7 @@ import pytest
 
 from hf_prompt_clip import MPFGVCConfig
 from hf_prompt_clip.cli import main
-from hf_prompt_clip.core.configuration import OptionRule, option_rules, option_types
+from hf_prompt_clip.core.options import OptionRule, option_rules, option_types
 from hf_prompt_clip.core.registry import METHODS, get_method
 
 

@@ -8,12 +8,12 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForZeroShotImageClassification
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, PLOTConfig, PLOTModel, PLOTPPConfig, PLOTPPModel
-from hf_prompt_clip.core.text import tokenize_texts
-from hf_prompt_clip.core.vision import encode_image_tokens
 from hf_prompt_clip.data import get_benchmark
 from hf_prompt_clip.methods.plot.model import transport_logits
 from hf_prompt_clip.methods.plot.optimal_transport import sinkhorn
 from hf_prompt_clip.methods.plot.templates import REFERENCE_PHRASES
+from hf_prompt_clip.modeling.text import tokenize_texts
+from hf_prompt_clip.modeling.vision import encode_image_tokens
 from hf_prompt_clip.testing import pattern_benchmark
 from hf_prompt_clip.train import PromptTrainer, TrainingConfig
 

@@ -19,10 +19,10 @@ from transformers import pipeline
 from transformers.pipelines.zero_shot_image_classification import ZeroShotImageClassificationPipeline
 
 from hf_prompt_clip import AdapterLoadError, CoOpModel, MPFGVCModel
-from hf_prompt_clip.core.atomic import DiskFullError, disk_full_error
-from hf_prompt_clip.core.push import check_push_access
 from hf_prompt_clip.data.local import read_class_names
+from hf_prompt_clip.serialization.push import check_push_access
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_dataset
+from hf_prompt_clip.utils.atomic import DiskFullError, disk_full_error
 
 DEV_FULL = Path("/dev/full")  # every write fails with ENOSPC
 
@@ -112,7 +112,7 @@ def test_a_full_disk_while_writing_the_adapter_is_one_cli_line_and_its_advice_fi
 ):
     """The adapter's safetensors write fails on a full disk after training: one error line naming the
     folder, its free space and the rerun with --resume-from-checkpoint latest, which then writes it."""
-    from hf_prompt_clip.core.adapter_io import AdapterIO
+    from hf_prompt_clip.serialization.adapter_io import AdapterIO
 
     def disk_full(self, folder, *args, **kwargs):
         Path(folder, "model.safetensors").write_bytes(b"\0" * 10)

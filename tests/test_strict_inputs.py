@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModel
 
 from hf_prompt_clip import CoOpConfig, CoOpModel, ZeroShotCLIPConfig
 from hf_prompt_clip.cli import build_parser, fill_defaults, one_line
-from hf_prompt_clip.core.configuration import validate_class_names
+from hf_prompt_clip.core.class_names import validate_class_names
 from hf_prompt_clip.data import BenchmarkSpec, LabelError
 from hf_prompt_clip.data.sources import RawSplit, to_benchmark_format
 from hf_prompt_clip.runner import check_method_options, check_option_values

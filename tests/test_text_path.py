@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hf_prompt_clip.core.text import (
+from hf_prompt_clip.modeling.text import (
     assemble_prompt_embeddings,
     build_prompt_layout,
     embed_tokens,

@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-import hf_prompt_clip.core.logs as logs
+import hf_prompt_clip.utils.logs as logs
+from hf_prompt_clip.caching.feature_cache import ImageFeatureCache, encode_dataset
 from hf_prompt_clip.cli import main
-from hf_prompt_clip.core.feature_cache import ImageFeatureCache, encode_dataset
-from hf_prompt_clip.core.fitting import FitData
 from hf_prompt_clip.core.registry import get_method
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
 from hf_prompt_clip.evaluate.protocols import evaluate_base_to_new, predict
 from hf_prompt_clip.methods.linear_probe.logistic import search_inverse_l2
 from hf_prompt_clip.methods.tip_adapter.cache_model import search_alpha_beta
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, pattern_dataset, tiny_clip
 
 

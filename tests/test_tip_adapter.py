@@ -14,7 +14,6 @@ from hf_prompt_clip import (
     ZeroShotCLIPConfig,
     ZeroShotCLIPModel,
 )
-from hf_prompt_clip.core.fitting import FitData
 from hf_prompt_clip.data import (
     collate_fn,
     eval_transform,
@@ -28,6 +27,7 @@ from hf_prompt_clip.methods.tip_adapter.cache_model import (
     search_grid,
     tip_adapter_logits,
 )
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.runner import ProtocolNotSupportedError, check_method_protocol
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, pattern_image, tiny_clip
 from hf_prompt_clip.train.trainer import EpochSeededDataset

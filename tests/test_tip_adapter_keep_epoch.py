@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from hf_prompt_clip import TipAdapterFConfig, TipAdapterFModel
-from hf_prompt_clip.core.fitting import FitData
 from hf_prompt_clip.data import collate_fn, eval_transform, train_transform, with_image_transform
+from hf_prompt_clip.modeling.fitting import FitData
 from hf_prompt_clip.testing import PATTERN_CLASSES, pattern_benchmark, tiny_clip
 
 NAMES = list(PATTERN_CLASSES)

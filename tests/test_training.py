@@ -429,7 +429,7 @@ def test_fit_stages_under_two_processes_give_one_process_adapters(tmp_path):
 
 
 def test_the_recorded_settings_are_the_ones_the_stages_use():
-    from hf_prompt_clip.core.modeling import TrainingStage
+    from hf_prompt_clip.modeling.stages import TrainingStage
     from hf_prompt_clip.train import settings_used
 
     training = TrainingConfig(epochs=3, learning_rate=0.01)

@@ -1,4 +1,4 @@
-"""The shared image-tower path (core/vision.py): plain, patch outputs, prompt sets, token selection, ViT towers."""
+"""The shared image-tower path (modeling/vision.py): plain, patch outputs, prompt sets, token selection, ViT towers."""
 
 import copy
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
-from hf_prompt_clip.core.vision import append_prompt_tokens, encode_image_tokens, vit_vision_tower
+from hf_prompt_clip.modeling.vision import append_prompt_tokens, encode_image_tokens, vit_vision_tower
 from hf_prompt_clip.testing import tiny_vit
 
 

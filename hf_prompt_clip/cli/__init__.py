@@ -1,5 +1,7 @@
 """`hf-prompt-clip`: train, evaluate and inspect prompt learners from the command line.
 
+Room: `cli/`.
+
     hf-prompt-clip train --method cocoop --dataset imagenet --shots 16 --seed 1 \\
         --base-model openai/clip-vit-base-patch16 --push-to-hub org/cocoop-vitb16-imagenet
     hf-prompt-clip train --method coop --data-dir my_photos --base-model openai/clip-vit-base-patch16 \\
@@ -354,9 +356,9 @@ def export_command(args) -> None:
 
 
 def push_command(args) -> None:
-    from ..core.model_card import retarget_model_card
     from ..experiment.runner import publish
     from ..hub import check_adapter_folder, check_push_access
+    from ..serialization.card import retarget_model_card
 
     check_adapter_folder(args.adapter)
     check_push_access(args.repo_id)

@@ -1,4 +1,7 @@
-"""`python -m hf_prompt_clip.cli ...` (and `accelerate launch -m hf_prompt_clip.cli ...`): the command line."""
+"""`python -m hf_prompt_clip.cli ...` (and `accelerate launch -m hf_prompt_clip.cli ...`): the command line.
+
+Room: `cli/`.
+"""
 
 import sys
 

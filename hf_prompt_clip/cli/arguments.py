@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.modeling import IMAGE_DTYPES
 from ..core.registry import METHODS, baseline_method, default_method
-from ..core.settings import Flag, setting_template, spell
 from ..data.fewshot import SAMPLERS
 from ..evaluate.protocol_registry import protocol_keys
 from ..experiment.settings import MAX_SEED, ExperimentConfig, check_seed, check_seeds, check_setting
+from ..modeling.image_dtype import IMAGE_DTYPES
 from ..train import SCHEDULES, TrainingConfig
+from ..utils.settings import Flag, setting_template, spell
 
 #: Settings for the embedded synthetic world, used there unless given: the papers' SGD at 0.002 suits
 #: ViT-B/16; the 1.75 M-parameter tiny CLIP needs a larger step. (Measured in docs/synthetic.md.)
@@ -38,7 +38,7 @@ SUGGESTED_BASE = "openai/clip-vit-base-patch16"
 #: The few-shot samplers (`hf_prompt_clip.data.SAMPLERS`).
 FEW_SHOT_SAMPLERS = SAMPLERS
 SPLIT_CHOICES = ("train", "val", "test")
-#: `--image-dtype`'s values (`core.modeling.IMAGE_DTYPES`).
+#: `--image-dtype`'s values (`modeling.model.IMAGE_DTYPES`).
 IMAGE_DTYPE_CHOICES = tuple(IMAGE_DTYPES)
 
 
@@ -82,7 +82,7 @@ def _option(text: str) -> tuple[str, object]:
 
 def _repo_id(text: str) -> str:
     """A Hub repository id, checked with huggingface_hub's rules (`validate_repo_id`) before anything runs."""
-    from ..core.push import repo_id_problem
+    from ..serialization.push import repo_id_problem
 
     problem = repo_id_problem(text)
     if problem is not None:
@@ -316,7 +316,7 @@ FLAGS.update(
 
 def one_line(error: BaseException) -> str:
     """An exception's message on one line for the command line: settings it names spelled as flags
-    (`core.settings`), a `KeyError`'s without its quotes."""
+    (`utils.settings`), a `KeyError`'s without its quotes."""
     template = setting_template(error)
     if template is not None:
         text = spell(template, FLAGS)

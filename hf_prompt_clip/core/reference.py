@@ -1,5 +1,7 @@
 """What a method's paper reports, as data each method declares beside its code (`MethodInfo.paper_results`).
 
+Room: `core/`.
+
 Model cards and result tables compare measured accuracies with these numbers
 (`hf_prompt_clip.evaluate.reference_numbers` gathers them from the registry); they are what published runs
 measured, never targets for tests. Accuracies are in percent; metric keys follow the results schema

@@ -1,5 +1,7 @@
 """One registration point: a method's config and model become visible to the Auto classes.
 
+Room: `core/`.
+
 The registry is also what generic code asks about methods: the order of tables and comparisons
 (registration order), which method is the baseline every comparison includes, and what model
 cards and reports say about each one (`MethodInfo`). Nothing outside a method's folder names it.
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from transformers import (
+    CONFIG_MAPPING,
     AutoConfig,
     AutoModel,
     AutoModelForImageClassification,
@@ -22,7 +25,10 @@ from .reference import PaperResult
 if TYPE_CHECKING:  # the registry only stores classes: it imports no model code
     from .capabilities import Capabilities
     from .configuration import PromptCLIPConfig
-    from .modeling import PromptCLIPPreTrainedModel
+
+#: A method's model class: a `hf_prompt_clip.modeling.PromptCLIPPreTrainedModel` subclass (the registry,
+#: a floor below the models, stores it without importing model code).
+ModelClass = type
 
 AUTO_MODEL_CLASSES = (AutoModel, AutoModelForImageClassification, AutoModelForZeroShotImageClassification)
 
@@ -108,14 +114,14 @@ class MethodInfo:
 
 
 #: Registered methods in registration order, which is the order of every table and comparison.
-METHODS: dict[str, tuple[type[PromptCLIPConfig], type[PromptCLIPPreTrainedModel]]] = {}
+METHODS: dict[str, tuple[type[PromptCLIPConfig], ModelClass]] = {}
 METHOD_INFO: dict[str, MethodInfo] = {}
 
 
 def register_method(
     name: str,
     config_class: type[PromptCLIPConfig],
-    model_class: type[PromptCLIPPreTrainedModel],
+    model_class: ModelClass,
     info: MethodInfo | None = None,
 ) -> None:
     """Register a method under `name` (e.g. `"coop"`) with `AutoConfig` and the model Auto classes.
@@ -135,7 +141,43 @@ def register_method(
         auto_class.register(config_class, model_class, exist_ok=True)
 
 
-def get_method(name: str) -> tuple[type[PromptCLIPConfig], type[PromptCLIPPreTrainedModel]]:
+def unregister_method(name: str) -> tuple[type[PromptCLIPConfig], ModelClass]:
+    """Undo `register_method(name, ...)`: the method leaves the registry (`METHODS`, `METHOD_INFO`) and the
+    Auto classes (`AutoConfig`'s model type and every Auto model class's entry for its config), so a test's
+    own method leaves no trace in the methods other tests see.
+
+    Args:
+        name: the key the method was registered under.
+
+    Returns:
+        Its (config class, model class).
+
+    Raises:
+        ValueError: no method is registered under `name` (naming the registered ones).
+
+    Example:
+        ```python
+        register_method("feature_shift", FeatureShiftConfig, FeatureShiftModel)
+        try:
+            ...  # train, evaluate, save and load it like any method
+        finally:
+            unregister_method("feature_shift")
+        ```
+    """
+    config_class, model_class = get_method(name)
+    del METHODS[name]
+    METHOD_INFO.pop(name, None)
+    # transformers has no public way to unregister: its Auto mappings keep registrations in `_extra_content`
+    # (model type -> config class for AutoConfig, config class -> model class for the model Auto classes)
+    if CONFIG_MAPPING._extra_content.get(config_class.model_type) is config_class:
+        del CONFIG_MAPPING._extra_content[config_class.model_type]
+    for auto_class in AUTO_MODEL_CLASSES:
+        if auto_class._model_mapping._extra_content.get(config_class) is model_class:
+            del auto_class._model_mapping._extra_content[config_class]
+    return config_class, model_class
+
+
+def get_method(name: str) -> tuple[type[PromptCLIPConfig], ModelClass]:
     """The (config class, model class) registered under `name`."""
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; available: {list(METHODS)}.")

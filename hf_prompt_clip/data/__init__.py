@@ -1,5 +1,7 @@
 """Benchmark data for prompt learning: registry, sources, few-shot sampling, base/new subsets, transforms.
 
+Room: `data/`.
+
     from hf_prompt_clip.data import load_benchmark, sample_few_shot, select_classes
     train = load_benchmark("eurosat", "train")                      # Hub source of the registry
     train16, record = sample_few_shot(train, shots=16, seed=1, benchmark="eurosat")
@@ -152,6 +154,3 @@ __all__ = [
     "validation_shots",
     "with_image_transform",
 ]
-
-# The synthetic world registers its benchmarks (synthetic_shapes, ...) like any other entry.
-from ..synthetic import benchmarks as _synthetic_benchmarks  # noqa: F401

@@ -1,5 +1,7 @@
 """Class-name rules of the benchmarks (docs/data.md) and the class lists shipped with the package.
 
+Room: `data/`.
+
 Every rule is a small pure function from the raw name a source provides (a folder name, a Hub
 `ClassLabel` name, a name in a CoOp split file) to the name the prompt sees. Rules are idempotent:
 already cleaned names pass through unchanged, so one rule serves raw folders and CoOp split files

@@ -1,4 +1,7 @@
-"""Errors of the data layer. Each message says what was expected, what was found and what to do."""
+"""Errors of the data layer. Each message says what was expected, what was found and what to do.
+
+Room: `data/`.
+"""
 
 from __future__ import annotations
 

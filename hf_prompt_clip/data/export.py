@@ -1,5 +1,7 @@
 """Export a benchmark from any source as a parquet dataset laid out like a Hub repository.
 
+Room: `data/`.
+
 The CoOp authors' benchmarks live in their split files over the original image folders; the most
 common request to their repositories is a download. `export_benchmark` reads a registered benchmark
 from any source (a CoOp split file, an image folder, the Hub) and writes
@@ -35,8 +37,8 @@ from datasets.fingerprint import Hasher
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard
 
-from ..core.atomic import atomic_write_text
-from ..core.logs import progress_bar
+from ..utils.atomic import atomic_write_text
+from ..utils.logs import progress_bar
 from .errors import SplitNotFoundError
 from .loading import describe_data, load_benchmark
 from .registry import BenchmarkSpec, get_benchmark

@@ -1,5 +1,7 @@
 """Few-shot sampling with a replayable record, and the base/new class subsets of the CoCoOp protocol.
 
+Room: `data/`.
+
 Sampling (docs/data.md): for each class, in order of first appearance, draw `shots` examples
 without replacement with `numpy.random.default_rng(seed)` (one generator for the whole draw);
 a class with fewer examples keeps them all. Draw on the full class list, before `select_classes`,
@@ -24,8 +26,8 @@ from typing import Literal
 import numpy as np
 from datasets import ClassLabel, Dataset
 
-from ..core.atomic import atomic_write_json
-from ..core.logs import main_process_logger
+from ..utils.atomic import atomic_write_json
+from ..utils.logs import main_process_logger
 from .errors import SelectionMismatchError
 from .registry import base_new_counts
 

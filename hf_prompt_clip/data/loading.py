@@ -1,4 +1,7 @@
-"""`load_benchmark`: a registered benchmark's split, from its Hub source or from a source you give."""
+"""`load_benchmark`: a registered benchmark's split, from its Hub source or from a source you give.
+
+Room: `data/`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 import PIL.Image
 from datasets import Image, IterableDataset
 
-from ..core.logs import progress_bar
+from ..utils.logs import progress_bar
 from .errors import ClassListMismatchError, UnreadableImageError
 from .fewshot import Subset, select_classes
 from .registry import BenchmarkSpec, get_benchmark

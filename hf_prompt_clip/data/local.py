@@ -1,5 +1,7 @@
 """Your own images as a benchmark: a folder of class folders, with the protocols of a registered one.
 
+Room: `data/`.
+
     from hf_prompt_clip.data import folder_benchmark, load_benchmark
     spec, source = folder_benchmark("my_shapes", template="a photo of a {}, a type of shape.")
     train = load_benchmark(spec, "train", source=source)

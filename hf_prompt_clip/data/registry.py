@@ -1,5 +1,7 @@
 """The benchmark registry: one `BenchmarkSpec` per dataset, looked up by key (like timm's model registry).
 
+Room: `data/`.
+
 A spec is data: where the images live on the Hub and which columns hold what, how raw class
 names become prompt names, the zero-shot and ensemble templates, and the super-category word
 of fine-grained sets. Adding a dataset is one `register_benchmark(BenchmarkSpec(...))` call.
@@ -12,7 +14,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.templates import IMAGENET_SELECT_TEMPLATES
 from .classnames import (
     caltech101_class_names,
     clean_caltech101,
@@ -39,6 +40,7 @@ from .classnames import (
 )
 from .errors import UnknownBenchmarkError
 from .sources import HubSource, Source
+from .templates import IMAGENET_SELECT_TEMPLATES
 
 IMAGENET_TEMPLATE = "a photo of a {}."
 

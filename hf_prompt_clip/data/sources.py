@@ -1,5 +1,7 @@
 """Where a benchmark's images come from, behind one interface.
 
+Room: `data/`.
+
 A source reads one split and returns a `datasets.Dataset` (an `IterableDataset` when streaming)
 with the columns
 
@@ -22,10 +24,10 @@ import difflib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -35,8 +37,19 @@ from datasets import ClassLabel, Dataset, Features, Image, IterableDataset, Valu
 from .classnames import identity, name_key, reference_text_clean
 from .errors import ColumnNotFoundError, LabelError, SplitNotFoundError
 
-if TYPE_CHECKING:
-    from .registry import BenchmarkSpec
+
+class BenchmarkClasses(Protocol):
+    """What a source reads of a benchmark to name its classes (`data.registry.BenchmarkSpec` is one): the
+    registry key, the shipped class list and raw keys, and how raw names are cleaned and ordered."""
+
+    key: str
+    class_names: tuple[str, ...] | None
+    class_keys: tuple[str, ...] | None
+    sort_raw_names: bool
+    index_names_match: bool
+    reference_text_cleanup: bool
+    clean_name: Callable[[str], str | None]
+
 
 LabelMode = Literal["name", "index"]
 AnyDataset = Dataset | IterableDataset
@@ -82,7 +95,7 @@ class Source(ABC):
         dataset (a local folder, a split file, the synthetic world)."""
         return None
 
-    def load(self, split: str, spec: BenchmarkSpec | None = None) -> AnyDataset:
+    def load(self, split: str, spec: BenchmarkClasses | None = None) -> AnyDataset:
         """Split `split` with columns `image`, `label` (cleaned `ClassLabel`) and, if known, `example_id`.
 
         Without `spec`, class names are taken as the source gives them.
@@ -451,7 +464,7 @@ def _require_column(raw: RawSplit, column: str, role: str) -> None:
 
 def resolve_classes(
     raw_names: Sequence[str],
-    spec: BenchmarkSpec | None,
+    spec: BenchmarkClasses | None,
     label_mode: LabelMode,
     origin: str,
     raw_names_given: bool = False,
@@ -504,7 +517,7 @@ def resolve_classes(
     return tuple(names), mapping
 
 
-def _match_shipped(raw_names: Sequence[str], spec: BenchmarkSpec, origin: str) -> list[int]:
+def _match_shipped(raw_names: Sequence[str], spec: BenchmarkClasses, origin: str) -> list[int]:
     """Benchmark id of every raw name: by key (WordNet id), by cleaned name, else by the name's words
     (`name_key`: `apply eye makeup` finds `Apply_Eye_Makeup`); `-1` for names the rule drops."""
     by_key = {key: i for i, key in enumerate(spec.class_keys or ())}
@@ -543,7 +556,7 @@ def _check_ids(raw_ids: np.ndarray, num_raw: int, origin: str, names: Sequence[s
         )
 
 
-def to_benchmark_format(raw: RawSplit, spec: BenchmarkSpec | None = None) -> AnyDataset:
+def to_benchmark_format(raw: RawSplit, spec: BenchmarkClasses | None = None) -> AnyDataset:
     """Select, rename and relabel `raw` into the columns `image`, `label` (cleaned `ClassLabel`), `example_id`."""
     _require_column(raw, raw.image_column, "image")
     _require_column(raw, raw.label_column, "label")
@@ -587,7 +600,7 @@ def _check_integer_labels(values: pa.ChunkedArray | pa.Array, raw: RawSplit, fea
         )
 
 
-def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dataset:
+def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkClasses | None) -> Dataset:
     values = dataset.with_format("arrow")["raw_label"]
     feature = dataset.features["raw_label"]
     label_mode = raw.label_mode
@@ -620,7 +633,9 @@ def _relabel(dataset: Dataset, raw: RawSplit, spec: BenchmarkSpec | None) -> Dat
     return dataset if kept.size == len(labels) else dataset.select(kept)
 
 
-def _relabel_stream(dataset: IterableDataset, raw: RawSplit, spec: BenchmarkSpec | None) -> IterableDataset:
+def _relabel_stream(
+    dataset: IterableDataset, raw: RawSplit, spec: BenchmarkClasses | None
+) -> IterableDataset:
     feature = dataset.features["raw_label"] if dataset.features else None
     raw_names = _raw_label_names(feature)
     given = raw_names is not None

@@ -1,5 +1,7 @@
 """A readable summary of what a run trains and tests on: classes, counts per split, few-shot picks.
 
+Room: `data/`.
+
 hf-prompt-clip data-summary eurosat --data-dir /data/eurosat --shots 16 --seed 1
 hf-prompt-clip data-summary --help                    (also: python -m hf_prompt_clip.cli data-summary)
 """

@@ -1,5 +1,7 @@
 """Image transforms of the papers, sized by the base model's image processor, and a collate function.
 
+Room: `data/`.
+
 Train: `RandomResizedCrop` (bicubic, scale (0.08, 1)) + horizontal flip + CLIP normalisation,
 applied on access through `Dataset.with_transform`, so every epoch sees new crops.
 Test: resize of the shorter side (bicubic) + center crop + normalisation, as CLIP's processor does.
@@ -172,7 +174,7 @@ def _transform_fingerprint(dataset: Dataset, transform: ImageTransform) -> str |
     """A fingerprint of `dataset` seen through `transform` that is the same in every process.
 
     `datasets` fingerprints `with_transform` by pickling the closure, which differs between processes,
-    so a disk feature cache (`core.feature_cache`) would never find its entries again. This one hashes
+    so a disk feature cache (`caching.feature_cache`) would never find its entries again. This one hashes
     the dataset's own fingerprint and the transform's content (its steps and their settings); `None`
     when the transform cannot be hashed (then `datasets`' own fingerprint is kept).
     """

@@ -1,5 +1,8 @@
 """Evaluation protocols (few-shot, base-to-new, cross-dataset, domain generalisation), their registry, the
-records of results, and reports."""
+records of results, and reports.
+
+Room: `evaluate/`.
+"""
 
 from .protocol_registry import Protocol, ProtocolInputs, get_protocol, protocol_keys, register_protocol
 from .protocols import (

@@ -1,5 +1,7 @@
 """Use `evaluate.evaluator("image-classification")` with our models under transformers 5.
 
+Room: `evaluate/`.
+
 `evaluate` 0.4.6 checks `isinstance(model, transformers.TFPreTrainedModel)`, a class transformers 5
 removed, so its evaluators fail for every model with an AttributeError. The check only rules
 TensorFlow models out; an empty placeholder class makes it pass without changing anything else.

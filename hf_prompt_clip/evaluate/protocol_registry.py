@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core.settings import SettingError
 from ..data import (
     BenchmarkSpec,
     Source,
@@ -29,13 +28,14 @@ from ..data import (
     load_benchmark,
     with_image_transform,
 )
+from ..utils.settings import SettingError
 from .protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from ..core.feature_cache import ImageFeatureCache
-    from ..core.modeling import PromptCLIPPreTrainedModel
+    from ..caching.feature_cache import ImageFeatureCache
+    from ..modeling.model import PromptCLIPPreTrainedModel
 
 #: What a protocol trains on (`Protocol.trains_on`).
 ALL_CLASSES = "all"
@@ -80,6 +80,7 @@ class ProtocolInputs:
     def options(self) -> dict[str, Any]:
         """The keyword arguments every `evaluate_*` function takes beyond the model and the data."""
         return {"feature_cache": self.feature_cache, "num_workers": self.num_workers}
+
 
 Evaluate = Callable[["PromptCLIPPreTrainedModel", ProtocolInputs], dict[str, float]]
 

@@ -1,11 +1,13 @@
 """Evaluation protocols of the papers: few-shot accuracy, base-to-new, cross-dataset, domain shift.
 
+Room: `evaluate/`.
+
 Predictions are gathered across processes with `accelerator.gather_for_metrics` (which drops
 the samples a distributed sampler duplicates to even out the last batch), and metrics are
 computed in torch, so numbers are the same on one CPU or many GPUs, for map-style and streamed
 (`IterableDataset`) test sets alike (see `prepare_evaluation_loader`).
 
-With a `feature_cache` (`core.feature_cache.ImageFeatureCache`, one per run in the experiment runner), a
+With a `feature_cache` (`caching.feature_cache.ImageFeatureCache`, one per run in the experiment runner), a
 model whose classification goes through frozen image features (`model.frozen_image_encoder()`) is
 evaluated from cached features: each test image is encoded once per image tower, dataset (split,
 selection, transform) and precision, and reused by every method, seed and protocol of the run;
@@ -18,7 +20,7 @@ Streamed sets (no fingerprint) are encoded shard by shard as usual, without the 
 and the pixel path), with page-locked batches when the accelerator's device is CUDA; the predictions are
 the same with any number (tested). A streamed set is read by this process alone: workers would each read
 the whole stream (a torch `IterableDataset`) or interleave its shards out of order (a `datasets` one).
-Both paths show a progress bar (one step per batch), silenced by `--quiet` (`core.logs.progress_bar`).
+Both paths show a progress bar (one step per batch), silenced by `--quiet` (`utils.logs.progress_bar`).
 """
 
 from __future__ import annotations
@@ -34,17 +36,17 @@ from accelerate import Accelerator
 from datasets import Dataset
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..core.feature_cache import (
+from ..caching.feature_cache import (
     FrozenFeaturesUnavailable,
     ImageFeatureCache,
     ProcessShards,
     dataset_fingerprint,
 )
-from ..core.logs import main_process_logger, progress_bar
-from ..core.modeling import PromptCLIPPreTrainedModel
 from ..core.reference import harmonic_mean
 from ..data.fewshot import select_classes
 from ..data.registry import BenchmarkSpec
+from ..modeling.model import PromptCLIPPreTrainedModel
+from ..utils.logs import main_process_logger, progress_bar
 
 logger = main_process_logger(__name__)
 

@@ -1,5 +1,7 @@
 """The numbers the papers report, gathered from the methods' registry entries, for cards, docs and tables.
 
+Room: `evaluate/`.
+
 Each method declares what its paper reports beside its code (`MethodInfo.paper_results`, e.g.
 `methods/coop/paper.py`); this module only looks them up. They are what published runs measured, not
 targets for tests. Base-to-new and domain generalisation come from the CoCoOp paper (CLIP, CoOp and CoCoOp

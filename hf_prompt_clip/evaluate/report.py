@@ -1,5 +1,7 @@
 """Markdown tables, plots and report folders from evaluation results.
 
+Room: `evaluate/`.
+
 A result is one `ExperimentResult` (`hf_prompt_clip.evaluate.records`) per (method, dataset, protocol,
 shots), or the dict of the results schema it writes (`to_dict()`; this module works on those dicts):
 
@@ -36,8 +38,8 @@ from statistics import mean
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.registry import method_order
+from ..utils.atomic import atomic_write_bytes, atomic_write_text
 from .protocol_registry import BASE_AND_NEW, OWN_TEST_SPLIT, get_protocol, protocol_keys
 from .protocols import harmonic_mean
 from .records import ExperimentResult, as_dict

@@ -1,5 +1,7 @@
 """The experiment floor: one owner of a run.
 
+Room: `experiment/`.
+
 - `settings`: `ExperimentConfig`, each setting checked once, by the dataclass that defines it;
 - `checks`: what is refused before anything trains (methods, options, data, an adapter's data);
 - `data`: the examples one seed trains on and the record saved beside its adapter;

@@ -4,7 +4,7 @@ data it was not trained for.
 
 Room: the experiment. Nothing here names a method: it asks the method registry (`method_capabilities`, the
 config's fields); nothing names a protocol: it asks the protocol registry. Refusals name settings by field
-(`core.settings`); the command line spells them as flags.
+(`utils.settings`); the command line spells them as flags.
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ from typing import Any
 
 from datasets import IterableDataset
 
-from ..core.configuration import (
+from ..core.configuration import PromptCLIPConfig
+from ..core.options import (
     OptionTypeMismatch,
-    PromptCLIPConfig,
     coerce_option,
     describe_type,
     option_problem,
     option_types,
     type_advice,
 )
-from ..core.logs import main_process_logger
 from ..core.registry import get_method, method_capabilities
-from ..core.settings import SettingError, named
 from ..data import (
     BenchmarkSpec,
     Source,
@@ -45,6 +43,8 @@ from ..data import (
 )
 from ..evaluate.protocol_registry import get_protocol
 from ..evaluate.records import DataRecord
+from ..utils.logs import main_process_logger
+from ..utils.settings import SettingError, named
 from .data import describe_shots, load_split, seed_data
 from .settings import ExperimentConfig
 

@@ -17,12 +17,8 @@ from typing import Any
 
 from accelerate import Accelerator, PartialState
 
-from ..core.feature_cache import ImageFeatureCache
-from ..core.logs import main_process_logger
-from ..core.model_card import DATA_RECORD_FILE, SELECTION_FILE
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..caching.feature_cache import ImageFeatureCache
 from ..core.registry import method_of
-from ..core.settings import SettingError
 from ..data import (
     BenchmarkSpec,
     ImageFolderSource,
@@ -36,6 +32,10 @@ from ..data import (
 from ..evaluate.protocol_registry import ProtocolInputs, default_protocol, get_protocol, protocol_keys
 from ..evaluate.records import ROUND_DIGITS, DataRecord, ExperimentResult, RunResult, rounded
 from ..evaluate.report import METRIC_NAMES, write_report
+from ..modeling.model import PromptCLIPPreTrainedModel
+from ..serialization.card import DATA_RECORD_FILE, SELECTION_FILE
+from ..utils.logs import main_process_logger
+from ..utils.settings import SettingError
 from .checks import check_adapter_data, check_classes_can_change
 from .settings import check_protocol, check_setting
 
@@ -204,7 +204,12 @@ def load_adapter(name: str | os.PathLike) -> PromptCLIPPreTrainedModel:
     """
     from transformers import AutoModel
 
-    from ..core.loading import AdapterLoadError, check_adapter_config, hub_failure_advice, saved_config
+    from ..serialization.loading import (
+        AdapterLoadError,
+        check_adapter_config,
+        hub_failure_advice,
+        saved_config,
+    )
 
     name = str(name)
     looks_like_a_path = name.startswith((".", "/", "~")) or name.count("/") > 1  # Hub ids have one "/"

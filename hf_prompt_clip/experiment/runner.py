@@ -21,11 +21,8 @@ from pathlib import Path
 from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list, set_seed
 
-from ..core.atomic import DiskFullError, atomic_folder
-from ..core.feature_cache import ImageFeatureCache
-from ..core.logs import main_process_logger
+from ..caching.feature_cache import ImageFeatureCache
 from ..core.registry import get_method, method_capabilities, method_config
-from ..core.settings import SettingError, spell
 from ..data import (
     class_counts,
     collate_fn,
@@ -51,6 +48,9 @@ from ..hub import (
 )
 from ..train import PromptTrainer, TrainingConfig, list_checkpoints, settings_used
 from ..train.accelerator import accelerator_for, check_accelerator
+from ..utils.atomic import DiskFullError, atomic_folder
+from ..utils.logs import main_process_logger
+from ..utils.settings import SettingError, spell
 from .checks import (
     AugmentViewsNotSupportedError,
     ImageDtypeNotSupportedError,

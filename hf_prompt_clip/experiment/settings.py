@@ -3,7 +3,7 @@
 Room: the experiment (the orchestration floor). A setting is checked by the dataclass that defines it:
 `ExperimentConfig` checks its own fields (`check_setting`, also what the command line's flags call while
 parsing), `TrainingConfig` the training ones (epochs, learning rate, augmented views, ...). Refusals name
-the fields (`core.settings.SettingError`); the command line spells them as its flags.
+the fields (`utils.settings.SettingError`); the command line spells them as its flags.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.configuration import option, option_problem
-from ..core.modeling import dtype_name
+from ..core.options import option, option_problem
 from ..core.registry import default_method
-from ..core.settings import SettingError
 from ..data import BenchmarkSpec, Source, get_benchmark
 from ..data.fewshot import SAMPLERS
 from ..evaluate.protocol_registry import get_protocol
+from ..modeling.image_dtype import dtype_name
 from ..train import TrainingConfig
+from ..utils.settings import SettingError
 
 #: Seeds are what NumPy's and PyTorch's generators take.
 MAX_SEED = 2**32 - 1

@@ -1,7 +1,9 @@
-"""Sharing adapters on the Hugging Face Hub: model cards with measured results, and pushing folders.
+"""Room `hub/` (above evaluation): sharing adapters on the Hugging Face Hub with their measured results.
 
-Pushing and the card itself are adapter I/O (`hf_prompt_clip.core.push`, `core.model_card`); this
-package adds the measured results, which need the evaluation layer.
+The card is built in one place (`serialization/card.py`) and pushing is adapter I/O
+(`serialization/push.py`); this room adds what needs the evaluation layer: measured results as card material
+(`card_results`, `eval_results_from`, `save_model_card`), and the cards of the adapters the project
+publishes (`published`).
 
     from hf_prompt_clip.hub import push_adapter_to_hub, save_model_card
     model.save_pretrained("coop-eurosat")
@@ -12,12 +14,14 @@ package adds the measured results, which need the evaluation layer.
 See docs/reports.md.
 """
 
-from ..core.push import PushAccessError, check_adapter_folder, check_push_access, push_adapter_to_hub
-from .model_card import (
+from ..serialization.push import PushAccessError, check_adapter_folder, check_push_access, push_adapter_to_hub
+from .results import (
     DATA_RECORD_FILE,
     SELECTION_FILE,
     VALIDATION_SELECTION_FILE,
+    CardResults,
     build_model_card,
+    card_results,
     eval_results_from,
     method_of,
     save_model_card,
@@ -27,8 +31,10 @@ __all__ = [
     "DATA_RECORD_FILE",
     "SELECTION_FILE",
     "VALIDATION_SELECTION_FILE",
+    "CardResults",
     "PushAccessError",
     "build_model_card",
+    "card_results",
     "check_adapter_folder",
     "check_push_access",
     "eval_results_from",

@@ -1,5 +1,7 @@
 """The cards of the adapters the project publishes (`model_cards/<name>.md` at the repository's top).
 
+Room: `hub/`.
+
 Each method's registry entry lists its published adapters (`MethodInfo.published`: the paper's
 benchmark, protocol, shots and training recipe). Until an adapter is trained and measured, its card
 is built by the package's card builder from that entry alone: the config it will have, the command
@@ -25,13 +27,13 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from ..core.atomic import atomic_write_text
-from ..core.model_card import build_model_card
 from ..core.registry import METHOD_INFO, PublishedAdapter, get_method, method_config
 from ..data.loading import hub_dataset
 from ..data.registry import get_benchmark
 from ..evaluate.protocol_registry import get_protocol
 from ..evaluate.reference_numbers import PAPER_BACKBONE, reference_number, reference_numbers
+from ..serialization.card import build_model_card
+from ..utils.atomic import atomic_write_text
 
 CARDS_FOLDER = "model_cards"
 """The top-level folder of the published adapters' cards."""

@@ -1,5 +1,7 @@
 """One folder per method; importing this package registers them all with the Auto classes.
 
+Room: `methods/`.
+
 The import order below is the registration order, which is the order of every table and comparison.
 """
 

@@ -1,5 +1,7 @@
 """A small synthetic world that runs with no network: coloured shapes, their captions, and a tiny CLIP.
 
+Room: `synthetic/`.
+
 - `render` draws one coloured shape per image (seeded; `clean`, `outline`, `noisy`, `small` styles);
 - `build_benchmark` (and `colour_shape_dataset`, `shapes_dataset`, `colours_dataset`,
   `domain_shift_datasets`) give them as `datasets.DatasetDict`s with readable class names;

@@ -1,5 +1,7 @@
 """The synthetic world in the benchmark registry: the same data code as any Hub benchmark.
 
+Room: `synthetic/`.
+
 | key | classes | what |
 |---|---|---|
 | `synthetic_shapes` | 80 | colour x shape ("red star"): the main benchmark (base/new: 40/40) |

@@ -1,5 +1,7 @@
 """Captions of synthetic scenes with varied wording, and the prompt templates of the synthetic benchmarks.
 
+Room: `synthetic/`.
+
 Captions describe what `render` drew: "a red star", "a photo of a small red star on a striped
 background", "star, red", "a drawing of a red star". A caption names the colour and the shape
 (`mention="both"`), or only one of them (`"shape"`, `"colour"`), which teaches the text tower what
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.templates import IMAGENET_SELECT_TEMPLATES
+from ..data.templates import IMAGENET_SELECT_TEMPLATES
 from .render import Scene
 
 MENTIONS: tuple[str, ...] = ("both", "shape", "colour")

@@ -1,5 +1,7 @@
 """The synthetic benchmarks as `datasets.DatasetDict`s with an `image` column and a `label` ClassLabel.
 
+Room: `synthetic/`.
+
 - `colour_shape`: the main benchmark, 80 classes "red circle" ... "pink crescent" (colour-major
   order: label = 10 * colour index + shape index);
 - `shapes`: 10 classes "circle" ... "crescent", each image in a random colour;

@@ -1,5 +1,7 @@
 """Contrastive pretraining of the tiny CLIP on freshly rendered synthetic scenes and their captions.
 
+Room: `synthetic/`.
+
 `scripts/pretrain_tiny_clip.py` is the command line; everything it does is here: the architecture
 (`tiny_clip_config`), the batches (`sample_batch`), the class-aware contrastive loss, the training
 loop (`pretrain`), saving (`save_clip`) and the zero-shot measurement (`zero_shot_accuracy`).
@@ -20,8 +22,8 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from ..core.atomic import atomic_write_text
 from ..methods.zeroshot import ZeroShotCLIPModel
+from ..utils.atomic import atomic_write_text
 from .captions import COLOUR_TEMPLATE, MENTIONS, ZERO_SHOT_TEMPLATE, styled_caption
 from .datasets import build_split, class_names
 from .render import COLOURS, SHAPES, VARIANTS, Scene, render_batch, sample_scene

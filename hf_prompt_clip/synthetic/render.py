@@ -1,5 +1,7 @@
 """A seeded renderer of synthetic shapes: one coloured object per image on a muted background.
 
+Room: `synthetic/`.
+
 A picture is described by a `Scene` (shape, colour, position, scale, rotation, shade, background,
 distractors, ...) sampled from a random generator, then drawn at any size by `draw_scene`. The scene
 is size-independent (coordinates are fractions of the image side), so the same scene can be drawn

@@ -1,5 +1,7 @@
 """A small byte-level BPE `CLIPTokenizer` trained on the caption grammar of the synthetic world.
 
+Room: `synthetic/`.
+
 The merges are learned with the `tokenizers` library under CLIP's own normaliser (lower case) and
 pre-tokenizer (words, digits, punctuation; byte-level), with CLIP's `</w>` end-of-word suffix. The
 vocabulary then holds CLIP's 256 byte symbols, their 256 end-of-word forms, the learned merges and

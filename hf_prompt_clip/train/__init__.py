@@ -1,12 +1,14 @@
 """Training on Accelerate: `PromptTrainer`, `TrainingConfig`, learning-rate schedules.
 
+Room: `train/`.
+
 One module per job: `trainer.py` (the loop), `config.py` (the settings), `fingerprint.py` (a run's identity),
 `run_folder.py` (the output folder: lock, checkpoints, resume), `guards.py` (finite or fail),
 `cached_views.py` (training on cached augmented views), `fit_stage.py` (fit stages), `schedule.py` (learning
 rates).
 """
 
-from ..core.atomic import FolderLockedError
+from ..utils.atomic import FolderLockedError
 from .config import TrainingConfig, augment_views_used, settings_used
 from .guards import NonFiniteLossError, NonFiniteParametersError, NonFiniteTrainingError
 from .run_folder import RunMismatchError, TrainerState, checkpoint_problem, list_checkpoints

@@ -27,7 +27,7 @@ from accelerate.tracking import filter_trackers
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
 if TYPE_CHECKING:
-    from .trainer import TrainingConfig
+    from .config import TrainingConfig
 
 
 def _data_order(config: TrainingConfig) -> DataLoaderConfiguration:

@@ -16,9 +16,9 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import Dataset
 
-from ..core.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, ProcessShards
-from ..core.logs import main_process_logger
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..caching.feature_cache import FrozenFeaturesUnavailable, ImageFeatureCache, ProcessShards
+from ..modeling.model import PromptCLIPPreTrainedModel
+from ..utils.logs import main_process_logger
 from .config import TrainingConfig, augment_views_used
 
 logger = main_process_logger(__name__)

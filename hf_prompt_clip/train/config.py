@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..core.modeling import TrainingStage
+from ..modeling.stages import TrainingStage
 from .schedule import SCHEDULES
 
 

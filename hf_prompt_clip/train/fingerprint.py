@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..modeling.model import PromptCLIPPreTrainedModel
 from .config import TrainingConfig, augment_views_used
 
 #: `TrainingConfig` fields that do not change the trained adapter, so not part of a run's fingerprint.

@@ -14,9 +14,9 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import broadcast, broadcast_object_list
 
-from ..core.configuration import option_types
-from ..core.fitting import FitData
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..core.options import option_types
+from ..modeling.fitting import FitData
+from ..modeling.model import PromptCLIPPreTrainedModel
 
 
 def model_options(model: PromptCLIPPreTrainedModel) -> dict[str, Any]:

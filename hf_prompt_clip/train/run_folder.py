@@ -3,7 +3,7 @@
 Room: everything a run writes or reads in `output_dir` before, between and after the steps of the loop. It
 holds the file names, `TrainerState` (where training stands, saved with every checkpoint), the checkpoints'
 list and completeness (`list_checkpoints`, `checkpoint_problem`), the adapter-only checkpoint format
-(`adapter_only_checkpoints`), and `RunFolder`: the lock on the folder (`core.atomic.FolderLock`), the
+(`adapter_only_checkpoints`), and `RunFolder`: the lock on the folder (`utils.atomic.FolderLock`), the
 preparation of the folder (stale staging cleared, a folder or checkpoint of another run refused with
 `RunMismatchError`, the checkpoint to resume chosen, the fingerprint of `fingerprint.py` recorded), the
 crash-safe checkpoint write (a staging folder renamed into place, `trainer_state.json` last) and the pruning
@@ -35,7 +35,8 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from safetensors.torch import load_file
 
-from ..core.atomic import (
+from ..modeling.model import PromptCLIPPreTrainedModel
+from ..utils.atomic import (
     FolderLock,
     FolderLockedError,
     atomic_write_json,
@@ -45,8 +46,7 @@ from ..core.atomic import (
     remove_stale_staging,
     staging_path,
 )
-from ..core.logs import main_process_logger
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..utils.logs import main_process_logger
 from .config import TrainingConfig
 from .fingerprint import fingerprint_differences, fingerprint_hash
 

@@ -1,4 +1,7 @@
-"""Learning-rate schedules as pure functions of (epoch, step): exact to resume, nothing to save."""
+"""Learning-rate schedules as pure functions of (epoch, step): exact to resume, nothing to save.
+
+Room: `train/`.
+"""
 
 from __future__ import annotations
 

@@ -34,10 +34,10 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset
 
-from ..core.feature_cache import ImageFeatureCache, ProcessShards, SeededViews
-from ..core.fitting import FitData
-from ..core.logs import main_process_logger, progress_bar
-from ..core.modeling import PromptCLIPPreTrainedModel
+from ..caching.feature_cache import ImageFeatureCache, ProcessShards, SeededViews
+from ..modeling.fitting import FitData
+from ..modeling.model import PromptCLIPPreTrainedModel
+from ..utils.logs import main_process_logger, progress_bar
 from .accelerator import training_accelerator
 from .cached_views import ExampleIndices, check_augment_views, training_views, warn_unused_views
 from .config import TrainingConfig, augment_views_used, tracker_config
@@ -59,7 +59,7 @@ logger = main_process_logger(__name__)
 
 class EpochSeededDataset(SeededViews):
     """Draws each example's random augmentation from a seed of (run seed, epoch, index): epoch `e` shows
-    view `e` of every example (`core.feature_cache.view_seed`, the views the feature cache keeps).
+    view `e` of every example (`caching.feature_cache.view_seed`, the views the feature cache keeps).
 
     Augmentations then depend on neither the order in which batches are loaded (Accelerate
     prefetches one ahead), nor a resume in the middle of an epoch, nor the number of processes:

@@ -25,7 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 
 from hf_prompt_clip import TINY_CLIP_ID, ZeroShotCLIPModel
-from hf_prompt_clip.core.feature_cache import ImageFeatureCache
+from hf_prompt_clip.caching.feature_cache import ImageFeatureCache
 from hf_prompt_clip.data import (
     HubSource,
     collate_fn,

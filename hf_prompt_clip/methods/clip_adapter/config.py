@@ -1,3 +1,8 @@
+"""`CLIPAdapterConfig`: the options of CLIP-Adapter, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,8 +10,8 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import option
-from ...core.prompts import TemplatePromptConfig
+from ...core.options import option
+from ...modeling.prompts import TemplatePromptConfig
 
 
 @strict
@@ -14,7 +19,7 @@ class CLIPAdapterConfig(TemplatePromptConfig):
     r"""CLIP-Adapter (Gao et al., IJCV 2023): a bottleneck MLP on the image feature, blended with it.
 
     The text side is zero-shot CLIP's: the template options (`templates`, `ensemble`) are those of
-    `TemplatePromptConfig` (`core/prompts.py`). Trained through the experiment runner it takes the
+    `TemplatePromptConfig` (`modeling/prompts.py`). Trained through the experiment runner it takes the
     benchmark's hand-written template, as the authors' code does (its `CUSTOM_TEMPLATES`).
 
     Args:

@@ -1,4 +1,7 @@
-"""CLIP-Adapter: a residual bottleneck MLP on the frozen image feature, zero-shot CLIP's text classifier."""
+"""CLIP-Adapter: a residual bottleneck MLP on the frozen image feature, zero-shot CLIP's text classifier.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
-from ...core.prompts import TemplatePrompts, free_text_features
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.prompts import TemplatePrompts, free_text_features
+from ...modeling.stages import TrainingStage
 from .config import CLIPAdapterConfig
 
 
@@ -57,7 +61,7 @@ class CLIPAdapterModel(PromptCLIPPreTrainedModel):
     text side trains). The adapter sits on the image side, so the class list can change (base -> new
     classes, other datasets) and both image pipelines apply; the zero-shot pipeline, as for zero-shot
     CLIP, encodes `hypothesis_template` filled with each candidate label (the adapted image side applies
-    to any text). The text side is the shared `TemplatePrompts` component (`core/prompts.py`, zero-shot
+    to any text). The text side is the shared `TemplatePrompts` component (`modeling/prompts.py`, zero-shot
     CLIP's classifier), held as `template_prompts`.
 
     Trainable: `adapter` (`2 * E * E // 4` weights: 131,072 for ViT-B/16).

@@ -1,5 +1,7 @@
 """CLIP-Adapter's few-shot accuracies as the Tip-Adapter authors ran it, with a **ResNet-50** CLIP.
 
+Room: `methods/`.
+
 From the `exp.log` of gaopengcuhk/Tip-Adapter (the CLIP-Adapter curves of the Tip-Adapter paper's figures;
 CLIP-Adapter's own paper reports RN50 too). Recorded with `backbone="RN50"`, so no ViT-B/16 result is ever
 compared with them (`core/reference.py`). The log's dataset `fgvc` is `fgvc_aircraft`.

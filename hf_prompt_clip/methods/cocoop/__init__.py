@@ -1,3 +1,9 @@
+"""The `cocoop` method folder: registers CoCoOp (its config, model and what cards and reports say
+of it, `MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoCoOpConfig
 from .model import CoCoOpModel

@@ -1,11 +1,16 @@
+"""`CoCoOpConfig`: the options of CoCoOp, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 
-from ...core.configuration import option
-from ...core.prompts import ContextPromptConfig
+from ...core.options import option
+from ...modeling.prompts import ContextPromptConfig
 
 
 @strict
@@ -13,7 +18,7 @@ class CoCoOpConfig(ContextPromptConfig):
     r"""CoCoOp (Zhou et al., CVPR 2022): CoOp's context plus an image-conditioned bias.
 
     The context options (`n_ctx`, `ctx_init`, `class_token_position`, `ctx_init_std`) are those of
-    `ContextPromptConfig` (`core/prompts.py`), shared with CoOp and KgCoOp. Defaults follow the paper:
+    `ContextPromptConfig` (`modeling/prompts.py`), shared with CoOp and KgCoOp. Defaults follow the paper:
     4 context vectors initialised from "a photo of a". One context is shared by the classes (the Meta-Net
     shifts it per image): there is no `class_specific_context`.
 

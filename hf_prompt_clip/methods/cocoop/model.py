@@ -1,4 +1,7 @@
-"""CoCoOp: the context of every prompt shifted by a bias that a small Meta-Net reads off the image."""
+"""CoCoOp: the context of every prompt shifted by a bias that a small Meta-Net reads off the image.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.prompts import ContextPrompts
-from ...core.text import PromptLayout
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.prompts import ContextPrompts
+from ...modeling.text import PromptLayout
 from .config import CoCoOpConfig
 
 
@@ -24,7 +27,7 @@ class CoCoOpModel(PromptCLIPPreTrainedModel):
     the reference per-image loop over all 77 positions).
 
     Trainable: `context` `(M, D)` and `meta_net` (35,360 numbers with M = 4 on ViT-B/16). The prompts are
-    the shared `ContextPrompts` component (`core/prompts.py`, as CoOp's), held as `prompts`.
+    the shared `ContextPrompts` component (`modeling/prompts.py`, as CoOp's), held as `prompts`.
 
     Example:
         ```python

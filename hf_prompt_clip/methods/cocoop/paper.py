@@ -1,4 +1,7 @@
-"""CoCoOp's own numbers (ViT-B/16, 16 shots; `core/reference.py`)."""
+"""CoCoOp's own numbers (ViT-B/16, 16 shots; `core/reference.py`).
+
+Room: `methods/`.
+"""
 
 from ...core.reference import AVERAGE, base_to_new_results, transfer_result
 

@@ -1,3 +1,9 @@
+"""The `coop` method folder: registers CoOp (its config, model and what cards and reports say
+of it, `MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoOpConfig
 from .model import CoOpModel

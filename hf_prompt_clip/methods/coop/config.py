@@ -1,9 +1,14 @@
+"""`CoOpConfig`: the options of CoOp, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.prompts import ContextPromptConfig
+from ...modeling.prompts import ContextPromptConfig
 
 
 @strict
@@ -11,7 +16,7 @@ class CoOpConfig(ContextPromptConfig):
     r"""CoOp (Zhou et al., IJCV 2022): learned context vectors in front of the class name.
 
     The context options (`n_ctx`, `ctx_init`, `class_token_position`, `ctx_init_std`) are those of
-    `ContextPromptConfig` (`core/prompts.py`), shared with CoCoOp and KgCoOp.
+    `ContextPromptConfig` (`modeling/prompts.py`), shared with CoCoOp and KgCoOp.
 
     Args:
         class_specific_context (`bool`, *optional*, defaults to `False`):

@@ -1,12 +1,15 @@
-"""CoOp: a learned context shared by (or specific to) the classes, the rest of CLIP frozen."""
+"""CoOp: a learned context shared by (or specific to) the classes, the rest of CLIP frozen.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.prompts import ContextPrompts
-from ...core.text import PromptLayout
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.prompts import ContextPrompts
+from ...modeling.text import PromptLayout
 from .config import CoOpConfig
 
 
@@ -15,7 +18,7 @@ class CoOpModel(PromptCLIPPreTrainedModel):
 
     Trainable: `context` only, `(M, D)` or `(K, M, D)` with class-specific context. Changing
     the class list (base -> new classes, another dataset) rebuilds only the frozen token parts.
-    The prompts are the shared `ContextPrompts` component (`core/prompts.py`), held as `prompts`.
+    The prompts are the shared `ContextPrompts` component (`modeling/prompts.py`), held as `prompts`.
 
     Example:
         ```python

@@ -1,4 +1,7 @@
-"""CoOp's numbers as the CoCoOp paper reports them (ViT-B/16, 16 shots; `core/reference.py`)."""
+"""CoOp's numbers as the CoCoOp paper reports them (ViT-B/16, 16 shots; `core/reference.py`).
+
+Room: `methods/`.
+"""
 
 from ...core.reference import AVERAGE, base_to_new_results, transfer_result
 

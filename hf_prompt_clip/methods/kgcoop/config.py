@@ -1,3 +1,8 @@
+"""`KgCoOpConfig`: the options of KgCoOp, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,8 +10,8 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import option
-from ...core.prompts import ContextPromptConfig, template_list
+from ...core.options import option
+from ...modeling.prompts import ContextPromptConfig, template_list
 
 #: The forms of the knowledge-guided distance (`knowledge_guided_distance`).
 KG_DISTANCES = ("cosine", "squared_l2")
@@ -21,7 +26,7 @@ class KgCoOpConfig(ContextPromptConfig):
     hand-crafted ones.
 
     The context options (`n_ctx`, `ctx_init`, `class_token_position`, `ctx_init_std`) are those of
-    `ContextPromptConfig` (`core/prompts.py`), shared with CoOp and CoCoOp; `class_specific_context` is
+    `ContextPromptConfig` (`modeling/prompts.py`), shared with CoOp and CoCoOp; `class_specific_context` is
     CoOp's. Defaults follow the paper's base-to-new setting: 4 context vectors from "a photo of a".
 
     Args:

@@ -1,13 +1,16 @@
-"""KgCoOp: CoOp whose class text features are kept near those of the hand-crafted prompts."""
+"""KgCoOp: CoOp whose class text features are kept near those of the hand-crafted prompts.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.prompts import ContextPrompts, TemplatePrompts
-from ...core.text import PromptLayout
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.prompts import ContextPrompts, TemplatePrompts
+from ...modeling.text import PromptLayout
 from .config import KgCoOpConfig
 
 
@@ -55,7 +58,7 @@ class KgCoOpModel(PromptCLIPPreTrainedModel):
     the frozen CLIP, so a loaded or re-classed model recomputes them. The adapter file holds `context`
     only, as CoOp's.
 
-    The learned prompts are the shared `ContextPrompts` component (`core/prompts.py`, as CoOp's), held as
+    The learned prompts are the shared `ContextPrompts` component (`modeling/prompts.py`, as CoOp's), held as
     `prompts`; the hand-crafted ones the shared `TemplatePrompts` (zero-shot CLIP's), held as
     `handcrafted_prompts`.
 

@@ -1,5 +1,7 @@
 """KgCoOp's base-to-new average as its authors' README states it (ViT-B/16, 16 shots; H 77.0 there).
 
+Room: `methods/`.
+
 No per-dataset rows are recorded (`core/reference.py`)."""
 
 from ...core.reference import AVERAGE, base_to_new_results

@@ -1,3 +1,9 @@
+"""The `linear_probe` method folder: registers the linear probe (its config, model and what cards and reports say
+of it, `MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
 from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, register_method
 from .config import LinearProbeConfig
 from .model import LinearProbeModel

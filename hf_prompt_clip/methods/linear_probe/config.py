@@ -1,3 +1,8 @@
+"""`LinearProbeConfig`: the options of the linear probe, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -5,8 +10,9 @@ from typing import Any, ClassVar
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import PromptCLIPConfig, option
-from ...core.text import fill_template
+from ...core.configuration import PromptCLIPConfig
+from ...core.options import option
+from ...modeling.text import fill_template
 from .logistic import REFERENCE_C_GRID, SOLVERS
 
 FEATURE_SPACES = ("projection", "pooled")

@@ -1,5 +1,7 @@
 """The maths of the linear probe: logistic regression and the search of its L2 strength.
 
+Room: `methods/`.
+
 Pure functions of tensors (or of a score function), testable alone. Two solvers fit the regression:
 `fit_logistic_regression` (torch L-BFGS in float64, any device, with an optional centre for ZS-LP;
 checked against scikit-learn's `LogisticRegression(solver="lbfgs")`) and `sklearn_logistic_regression`
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...core.logs import progress_bar
+from ...utils.logs import progress_bar
 
 #: CoOp's `lpclip/linear_probe.py` sweep of C (scikit-learn's inverse L2 strength), largest first.
 REFERENCE_C_GRID: tuple[float, ...] = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
@@ -126,7 +128,7 @@ def search_inverse_l2(
     The floating-point arithmetic is lpclip's (`1e-1 * c`, and both ends through `np.log10` and
     `np.power(10, .)` every round, which moves a kept end by an ulp now and then), so the Cs tried are
     lpclip's bit for bit. Each distinct C is scored once (a repeated end is remembered). A progress bar
-    counts the `len(grid) + 2 * steps` scores asked for (`core.logs.progress_bar`, silenced by `--quiet`).
+    counts the `len(grid) + 2 * steps` scores asked for (`utils.logs.progress_bar`, silenced by `--quiet`).
 
     Args:
         score: C -> validation score (higher is better), e.g. the accuracy of the probe fitted with C.

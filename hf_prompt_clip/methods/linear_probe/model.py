@@ -1,4 +1,7 @@
-"""Linear probe CLIP: a logistic-regression head on frozen image features, fitted by L-BFGS."""
+"""Linear probe CLIP: a logistic-regression head on frozen image features, fitted by L-BFGS.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.fitting import FitData, top1_accuracy
-from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
-from ...core.text_engine import template_text_features
-from ...core.vision import clip_vision_tower, encode_image_tokens
+from ...modeling.fitting import FitData, top1_accuracy
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.stages import TrainingStage
+from ...modeling.text_engine import template_text_features
+from ...modeling.vision import clip_vision_tower, encode_image_tokens
 from .config import LinearProbeConfig
 from .logistic import fit_logistic_regression, search_inverse_l2, sklearn_head, sklearn_logistic_regression
 
@@ -104,7 +108,7 @@ class LinearProbeModel(PromptCLIPPreTrainedModel):
         self._ensure_class_prompts()
         text = self.cached_text(
             "zero_shot_text_features",
-            (self._class_version, self.config.fast, tuple(self.config.templates)),
+            (self.class_version, self.config.fast, tuple(self.config.templates)),
             lambda: template_text_features(
                 self.clip, self.tokenizer, self._prompt_texts, self.config.templates,
                 fast=self.config.fast, chunk_tokens=self.config.text_chunk_tokens,

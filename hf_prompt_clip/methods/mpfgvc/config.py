@@ -1,3 +1,8 @@
+"""`MPFGVCConfig`: the options of MP-FGVC, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -5,7 +10,8 @@ from typing import Any, ClassVar
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import PromptCLIPConfig, option
+from ...core.configuration import PromptCLIPConfig
+from ...core.options import option
 
 #: Dtypes the fine-tuned image tower can be saved in.
 SAVE_DTYPES: tuple[str, ...] = ("float32", "bfloat16")

@@ -1,4 +1,7 @@
-"""MP-FGVC: subcategory prompts (DaTP), token selection in the image tower (SsVP) and a fusion module (VLFM)."""
+"""MP-FGVC: subcategory prompts (DaTP), token selection in the image tower (SsVP) and a fusion module (VLFM).
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, ViTConfig, ViTModel
 
-from ...core.loading import AdapterLoadError, hub_failure_advice
-from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
-from ...core.text import PromptLayout, build_prompt_layout, random_context
-from ...core.text_engine import encode_context_prompts
-from ...core.vision import VisionTower, clip_vision_tower, encode_image_tokens, vit_vision_tower
+from ...caching.feature_cache import FrozenFeaturesUnavailable
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.stages import TrainingStage
+from ...modeling.text import PromptLayout, build_prompt_layout, random_context
+from ...modeling.text_engine import encode_context_prompts
+from ...modeling.vision import VisionTower, clip_vision_tower, encode_image_tokens, vit_vision_tower
+from ...serialization.loading import AdapterLoadError, hub_failure_advice
 from .config import MPFGVCConfig
 
 #: The stage whose logits come from the linear head on the image feature (stage 1).
@@ -74,7 +79,7 @@ class MPFGVCModel(PromptCLIPPreTrainedModel):
     """Multimodal prompting for fine-grained visual classification (Jiang et al., AAAI 2024).
 
     - SsVP: the last layer of the image tower sees only CLS and the k patches the penultimate
-      layer's CLS attends to most (parameter-free; `core/vision.py`).
+      layer's CLS attends to most (parameter-free; `modeling/vision.py`).
     - DaTP: subcategory c has the prompt `[X^c_1 .. X^c_J] <super-category>.`, its own J learned
       tokens and the shared super-category word, never its name (class-specific contexts through
       the fast text engine).

@@ -1,4 +1,7 @@
-"""MP-FGVC's top-1 accuracies, trained on the full training sets (`shots=None`; ViT-B/16; `core/reference.py`)."""
+"""MP-FGVC's top-1 accuracies, trained on the full training sets (`shots=None`; ViT-B/16; `core/reference.py`).
+
+Room: `methods/`.
+"""
 
 from ...core.reference import few_shot_results
 

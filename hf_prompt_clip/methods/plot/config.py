@@ -1,3 +1,8 @@
+"""`PLOTConfig` and `PLOTPPConfig`: the options of PLOT and PLOT++, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,8 +10,9 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import PromptCLIPConfig, option
-from ...core.text import CLASS_TOKEN_POSITIONS
+from ...core.configuration import PromptCLIPConfig
+from ...core.options import option
+from ...modeling.text import CLASS_TOKEN_POSITIONS
 from .optimal_transport import SINKHORN_STOPPING_RULES
 from .templates import initial_phrases
 

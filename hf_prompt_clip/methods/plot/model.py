@@ -1,4 +1,7 @@
-"""PLOT and PLOT++: N prompts per class matched to M_v local visual features by optimal transport."""
+"""PLOT and PLOT++: N prompts per class matched to M_v local visual features by optimal transport.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.modeling import FrozenFeaturesUnavailable, PromptCLIPPreTrainedModel, TrainingStage
-from ...core.text import (
+from ...caching.feature_cache import FrozenFeaturesUnavailable
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.stages import TrainingStage
+from ...modeling.text import (
     PromptLayout,
     build_prompt_layout,
     phrase_embeddings,
     phrase_token_ids,
     random_context,
 )
-from ...core.text_engine import encode_context_prompts
-from ...core.vision import encode_image_tokens
+from ...modeling.text_engine import encode_context_prompts
+from ...modeling.vision import encode_image_tokens
 from .config import PLOTConfig, PLOTPPConfig
 from .optimal_transport import SinkhornResult, sinkhorn, sinkhorn_reference
 

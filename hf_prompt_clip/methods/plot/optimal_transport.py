@@ -1,5 +1,7 @@
 """Entropic optimal transport between uniform marginals (Sinkhorn), batched over many small problems.
 
+Room: `methods/`.
+
 PLOT matches M local visual features of an image with N prompt features of a class: for every
 (image, class) pair, the similarity matrix `S` (`M x N`, cosines in [-1, 1]) gives the cost
 `C = 1 - S`, and the transport plan `T` of the entropic problem with marginals `u = 1/M`,

@@ -1,5 +1,8 @@
 """PLOT++'s few-shot numbers (ViT-B/16; `core/reference.py`). PLOT's paper reports RN50 only, so PLOT
-itself has no ViT-B/16 row."""
+itself has no ViT-B/16 row.
+
+Room: `methods/`.
+"""
 
 from ...core.reference import AVERAGE, few_shot_results
 

@@ -1,5 +1,7 @@
 """PLOT++'s initial prompt phrases: N hand-written context phrases per benchmark.
 
+Room: `methods/`.
+
 PLOT++ starts its N text contexts from N phrases that precede the class name ("a photo of a",
 "this is a photo", ...). `REFERENCE_PHRASES` holds the authors' lists (CHENGY12/PLOT,
 `plot-pp/trainers/plotpp.py`, keyed there by Dassl dataset names) under our registry keys, word for

@@ -1,3 +1,9 @@
+"""The `tip_adapter` method folder: registers Tip-Adapter and Tip-Adapter-F (its config, model and what cards and reports say
+of it, `MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
 from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import TipAdapterConfig, TipAdapterFConfig
 from .model import TipAdapterFModel, TipAdapterModel

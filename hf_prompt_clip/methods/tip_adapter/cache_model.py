@@ -1,5 +1,7 @@
 """The maths of Tip-Adapter (Zhang et al., ECCV 2022): cache logits and the search of alpha and beta.
 
+Room: `methods/`.
+
 Pure functions of tensors, testable alone. With L2-normalised image features `f` `(B, E)`, cache keys
 `K` `(N, E)` (the few-shot training features) and values `V` `(N, C)` (their one-hot labels):
 
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ...core.logs import progress_bar
+from ...utils.logs import progress_bar
 
 
 def cache_logits(
@@ -86,7 +88,7 @@ def search_alpha_beta(
 
     Every beta of `betas` (outer loop) with every alpha of `alphas` (inner loop); the first pair with
     the highest accuracy wins (a later pair must be strictly better). Vectorised over the alphas; a
-    progress bar counts the betas (`core.logs.progress_bar`, silenced by `--quiet`).
+    progress bar counts the betas (`utils.logs.progress_bar`, silenced by `--quiet`).
 
     Args:
         zero_shot: `(M, C)` zero-shot logits of the M validation images.

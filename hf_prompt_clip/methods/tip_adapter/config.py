@@ -1,3 +1,8 @@
+"""`TipAdapterConfig` and `TipAdapterFConfig`: the options of Tip-Adapter and Tip-Adapter-F, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +11,9 @@ from typing import Any, ClassVar
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.configuration import PromptCLIPConfig, option
-from ...core.text import fill_template
+from ...core.configuration import PromptCLIPConfig
+from ...core.options import option
+from ...modeling.text import fill_template
 from .settings import AUTHOR_SETTINGS
 
 

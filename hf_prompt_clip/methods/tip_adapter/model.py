@@ -1,4 +1,7 @@
-"""Tip-Adapter and Tip-Adapter-F: zero-shot CLIP plus a key-value cache of few-shot training features."""
+"""Tip-Adapter and Tip-Adapter-F: zero-shot CLIP plus a key-value cache of few-shot training features.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.fitting import FitData, top1_accuracy
-from ...core.modeling import PromptCLIPPreTrainedModel, TrainingStage
-from ...core.text_engine import template_text_features
+from ...modeling.fitting import FitData, top1_accuracy
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.stages import TrainingStage
+from ...modeling.text_engine import template_text_features
 from .cache_model import search_alpha_beta, search_grid, tip_adapter_logits
 from .config import TipAdapterConfig, TipAdapterFConfig
 
@@ -86,7 +90,7 @@ class TipAdapterModel(PromptCLIPPreTrainedModel):
         self._ensure_class_prompts()
         return self.cached_text(
             "class_text_features",
-            (self._class_version, self.config.fast, tuple(self.config.templates)),
+            (self.class_version, self.config.fast, tuple(self.config.templates)),
             lambda: template_text_features(
                 self.clip, self.tokenizer, self._prompt_texts, self.config.templates,
                 fast=self.config.fast, chunk_tokens=self.config.text_chunk_tokens,

@@ -1,5 +1,7 @@
 """Tip-Adapter's and Tip-Adapter-F's few-shot accuracies.
 
+Room: `methods/`.
+
 The authors publish them with a **ResNet-50** CLIP (`exp.log` of gaopengcuhk/Tip-Adapter, the per-dataset
 numbers of the paper's few-shot figures, one setting of alpha/beta per dataset): they are recorded with
 `backbone="RN50"` so that no ViT-B/16 result is ever compared with them (`core/reference.py`). The dataset

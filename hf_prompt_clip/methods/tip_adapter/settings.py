@@ -2,6 +2,8 @@
 keyed by the benchmark registry's keys: the initial alpha and beta (Tip-Adapter-F trains with them), the
 search ranges of beta and alpha (`search_scale`) and Tip-Adapter-F's epochs. Every dataset there searches
 200 betas and 20 alphas, builds its cache from 10 augmented views and fine-tunes with AdamW at lr 0.001.
+
+Room: `methods/`.
 """
 
 from __future__ import annotations

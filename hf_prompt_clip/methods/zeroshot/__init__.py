@@ -1,3 +1,9 @@
+"""The `zeroshot` method folder: registers zero-shot CLIP (its config, model and what cards and reports say
+of it, `MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
 from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, register_method
 from .config import ZeroShotCLIPConfig
 from .model import ZeroShotCLIPModel

@@ -1,3 +1,8 @@
+"""`ZeroShotCLIPConfig`: the options of zero-shot CLIP, each validated where it is declared, and its capabilities.
+
+Room: `methods/`.
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,7 +10,7 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 
 from ...core.capabilities import Capabilities
-from ...core.prompts import DEFAULT_TEMPLATE, TemplatePromptConfig
+from ...modeling.prompts import DEFAULT_TEMPLATE, TemplatePromptConfig
 
 __all__ = ["DEFAULT_TEMPLATE", "ZeroShotCLIPConfig"]
 
@@ -14,7 +19,7 @@ __all__ = ["DEFAULT_TEMPLATE", "ZeroShotCLIPConfig"]
 class ZeroShotCLIPConfig(TemplatePromptConfig):
     r"""Zero-shot CLIP with hand-written prompt templates.
 
-    The template options (`templates`, `ensemble`) are those of `TemplatePromptConfig` (`core/prompts.py`),
+    The template options (`templates`, `ensemble`) are those of `TemplatePromptConfig` (`modeling/prompts.py`),
     shared with CLIP-Adapter.
     """
 

@@ -1,11 +1,14 @@
-"""Zero-shot CLIP: class text features from templates, computed once and cached."""
+"""Zero-shot CLIP: class text features from templates, computed once and cached.
+
+Room: `methods/`.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ...core.modeling import PromptCLIPPreTrainedModel
-from ...core.prompts import TemplatePrompts, free_text_features
+from ...modeling.model import PromptCLIPPreTrainedModel
+from ...modeling.prompts import TemplatePrompts, free_text_features
 from .config import ZeroShotCLIPConfig
 
 
@@ -14,7 +17,7 @@ class ZeroShotCLIPModel(PromptCLIPPreTrainedModel):
 
     Nothing is trained; the adapter file is empty. It gives the baseline every prompt learner is
     compared to, and the same interface (Auto classes, pipelines, save/load) as the learners. The
-    classifier is the shared `TemplatePrompts` component (`core/prompts.py`), held as `template_prompts`.
+    classifier is the shared `TemplatePrompts` component (`modeling/prompts.py`), held as `template_prompts`.
 
     Example:
         ```python

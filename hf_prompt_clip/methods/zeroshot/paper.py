@@ -1,4 +1,7 @@
-"""Zero-shot CLIP's numbers as the CoCoOp paper reports them (ViT-B/16; `core/reference.py`)."""
+"""Zero-shot CLIP's numbers as the CoCoOp paper reports them (ViT-B/16; `core/reference.py`).
+
+Room: `methods/`.
+"""
 
 from ...core.reference import AVERAGE, base_to_new_results, transfer_result
 

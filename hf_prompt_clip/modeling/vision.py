@@ -1,5 +1,7 @@
 """The image tower opened up: a ViT with extra tokens, token selection and token-level outputs.
 
+Room: `modeling/`.
+
 `CLIPModel.get_image_features` takes pixel values and returns one projected CLS feature per image.
 Methods that change what the image tower sees (PLOT++'s visual prompts; later VPT, MaPLe), read
 more than the CLS token (PLOT's patch features) or let the last layer see only some tokens

@@ -1,5 +1,8 @@
 """The package version (the one source: `pyproject.toml` reads it from here), recorded in every saved
-adapter config (`hf_prompt_clip_version`) so an adapter from a newer release is recognised as such."""
+adapter config (`hf_prompt_clip_version`) so an adapter from a newer release is recognised as such.
+
+Room: `utils/`.
+"""
 
 from __future__ import annotations
 

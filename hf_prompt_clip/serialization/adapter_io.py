@@ -1,15 +1,17 @@
 """Saving, pushing and loading an adapter: the `AdapterIO` half of `PromptCLIPPreTrainedModel`.
 
+Room: `serialization/`.
+
 An adapter folder holds the adapter tensors (one `model.safetensors`, never CLIP's weights), the config
 (which names the base model and its pinned revision), the tokenizer, the image processor and the
 `hf_prompt_clip_loader.py` module its `auto_map` names. `save_pretrained` writes it (and with
 `push_to_hub=True` uploads it), `push_to_hub` uploads it from a temporary folder, and `from_pretrained`
 loads the base CLIP by Hub id + revision or local path, builds the wrapper and loads the adapter, loudly
-refusing mismatches (`core/loading.py` holds the checks).
+refusing mismatches (`serialization/loading.py` holds the checks).
 
-`AdapterIO` is a mixin of `PromptCLIPPreTrainedModel` (`core/modeling.py`), placed before transformers'
+`AdapterIO` is a mixin of `PromptCLIPPreTrainedModel` (`modeling/model.py`), placed before transformers'
 `PreTrainedModel`, whose `save_pretrained` it calls to write the config. It reads of the model: `config`,
-`tokenizer`, `image_processor`, `adapter_state_dict()`, `saved_adapter_state_dict()` and `_text_cache`.
+`tokenizer`, `image_processor`, `adapter_state_dict()`, `saved_adapter_state_dict()` and `forget_text_features()`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from safetensors.torch import save_file
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .configuration import PromptCLIPConfig, option_types
+from ..core.configuration import PromptCLIPConfig
+from ..core.options import option_types
+from ..utils.version import __version__
+from .card import CARD_FILE, write_model_card
 from .loading import (
     IGNORED_LOADING_KWARGS,
     adapter_file,
@@ -38,10 +43,8 @@ from .loading import (
     resolved_commit,
     saved_config,
 )
-from .model_card import CARD_FILE, write_model_card
 from .push import push_adapter_to_hub
 from .remote_code import auto_map, write_loader_module
-from .version import __version__
 
 #: `save_pretrained(push_to_hub=True, ...)` arguments that go to the push, not to the config.
 PUSH_ARGUMENTS = (
@@ -84,7 +87,7 @@ class AdapterIO:
         **kwargs,
     ) -> None:
         """Save the adapter folder: config, adapter safetensors, tokenizer, image processor, and the
-        `hf_prompt_clip_loader.py` that the config's `auto_map` names (`core/remote_code.py`).
+        `hf_prompt_clip_loader.py` that the config's `auto_map` names (`serialization/remote_code.py`).
 
         Only the adapter tensors are written (see `saved_adapter_state_dict`) unless an explicit
         `state_dict` is passed, as one `model.safetensors` file (no shards, no variants: loading
@@ -327,4 +330,4 @@ class AdapterIO:
         self._prepare_for_adapter(state_dict)
         check_adapter_tensors(self.adapter_state_dict(), state_dict, source, type(self).__name__)
         self.load_state_dict(state_dict, strict=False)
-        self._text_cache.clear()
+        self.forget_text_features()

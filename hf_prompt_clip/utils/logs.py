@@ -1,6 +1,8 @@
 """Progress lines and bars that every process may reach but only the main one writes (one line per event,
 one bar per node, not one per GPU).
 
+Room: `utils/`.
+
 Bars (`progress_bar`) are tqdm bars on stderr (a widget in a notebook), shown on each node's first process
 only and silenced by the environment variable `TQDM_DISABLE` (which the command line's `--quiet` sets), read
 when the bar is made: tqdm reads its own `TQDM_*` variables once, when tqdm is imported, and a bar given

@@ -1,5 +1,7 @@
 """The exact fast text engine: EOS truncation, shared-prefix key/value cache, batched chunks.
 
+Room: `modeling/`.
+
 CLIP's text attention is causal and only the end-of-text (EOS) state is read, so:
 
 1. positions after the last EOS of a batch never influence the result: run only up to it;
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
+from ..core.configuration import DEFAULT_CHUNK_TOKENS
 from .activations import quick_gelu
 from .text import (
     PromptLayout,
@@ -31,7 +34,6 @@ from .text import (
     tokenize_texts,
 )
 
-DEFAULT_CHUNK_TOKENS = 32768
 TEMPLATE_TEXT_BATCH = 256  # prompts embedded at a time: 1000 classes x 80 templates at once would take GBs
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]

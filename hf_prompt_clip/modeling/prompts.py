@@ -1,5 +1,7 @@
 """Shared prompt machinery that methods hold: no method folder is another method's base class.
 
+Room: `modeling/`.
+
 Two kinds of class prompts recur across methods, each as a config base (its options, checked where they
 are defined) and a component the model holds:
 
@@ -25,7 +27,8 @@ import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
 
-from .configuration import PromptCLIPConfig, option
+from ..core.configuration import PromptCLIPConfig
+from ..core.options import option
 from .text import (
     CLASS_TOKEN_POSITIONS,
     PromptLayout,
@@ -40,7 +43,7 @@ from .text_engine import encode_context_prompts, template_text_features
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
 
-    from .modeling import PromptCLIPPreTrainedModel
+    from .model import PromptCLIPPreTrainedModel
 
 #: The template of a class when none is given.
 DEFAULT_TEMPLATE = "a photo of a {}."
@@ -298,7 +301,7 @@ class TemplatePrompts:
     def text_features(self, holder: PromptCLIPPreTrainedModel, templates: Sequence[str]) -> torch.Tensor:
         """`compute(holder, templates)`, cached by the holder while the class list, the templates, `fast`
         and the text tower's device and dtype stay the same."""
-        key = (holder._class_version, holder.config.fast, tuple(templates))
+        key = (holder.class_version, holder.config.fast, tuple(templates))
         with torch.no_grad():
             return holder.cached_text(self.cache_name, key, lambda: self.compute(holder, templates))
 

@@ -1,5 +1,7 @@
 """What a `fit` training stage reads: the data, how to encode it, and the shared feature cache.
 
+Room: `modeling/`.
+
 Some methods are not trained by gradient steps on image batches but fitted in closed form or by a
 search on frozen features: a linear probe (L-BFGS logistic regression, its L2 strength chosen on the
 validation split), Tip-Adapter (a key-value cache of training features, alpha and beta searched on
@@ -7,11 +9,11 @@ validation). Such a method declares a training stage of kind `"fit"` (`TrainingS
 the trainer runs it by calling `model.fit(FitData(...))`, with no optimiser of its own, and
 checkpoints the adapter afterwards as after any stage. The method reads features through
 `FitData.image_features`, so every image is encoded once per view, whatever the method searches
-(`core/feature_cache.py`).
+(`caching/feature_cache.py`).
 
 Example:
     ```python
-    from hf_prompt_clip.core.fitting import FitData
+    from hf_prompt_clip.modeling.fitting import FitData
     from hf_prompt_clip.data import collate_fn, eval_transform, with_image_transform
     model = LinearProbeModel.from_clip(base, names)
     plain = eval_transform(model.image_processor)
@@ -25,14 +27,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from .feature_cache import ImageFeatureCache, ProcessShards
+from ..caching.feature_cache import ImageFeatureCache, ProcessShards
 
-if TYPE_CHECKING:
-    from .modeling import PromptCLIPPreTrainedModel
+
+class FeatureSource(Protocol):
+    """What a fit reads of the model it fits (`PromptCLIPPreTrainedModel` is one): the frozen image
+    encoder (`(identity, encode)`, see `frozen_image_encoder`) and the device its text side runs on."""
+
+    text_device: torch.device
+
+    def frozen_image_encoder(self) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]: ...
 
 
 def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -112,7 +120,7 @@ class FitData:
         return data
 
     def image_features(
-        self, model: PromptCLIPPreTrainedModel, split: str, views: Iterable[int] | None = None
+        self, model: FeatureSource, split: str, views: Iterable[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen image features of `split` as `model.frozen_image_encoder()` computes them, through the cache.
 

@@ -1,5 +1,7 @@
 """QuickGELU as one autograd node that keeps only its input for the backward pass.
 
+Room: `modeling/`.
+
 CLIP's MLP activation is `x * sigmoid(1.702 x)`. Written out in PyTorch (as transformers'
 `QuickGELUActivation` is), autograd keeps `x` and `sigmoid(1.702 x)` for the backward pass, and
 the next linear layer keeps the product: three `(N, L, 4D)` tensors per layer. `quick_gelu` keeps

@@ -1,5 +1,7 @@
 """Image features computed once: a cache for methods whose image path is frozen.
 
+Room: `caching/`.
+
 A linear probe, Tip-Adapter and any method that reads only the frozen image tower's output need the
 features of the same images many times: once per candidate regularisation strength, once per
 (alpha, beta) pair, once per fine-tuning epoch. The image tower is by far the most expensive part, so
@@ -18,7 +20,7 @@ everything that decides them (`FeatureKey`):
   (`--image-dtype`) is part of the encoder's digest.
 
 With a `directory`, every entry is also kept on disk (`--feature-cache DIR`): one safetensors file per
-key (no pickle), named by a hash of the key, written atomically (`core/atomic.py`). Its metadata
+key (no pickle), named by a hash of the key, written atomically (`utils/atomic.py`). Its metadata
 (`DISK_FORMAT`, versioned) holds the key itself, the number of rows and a digest of the stored tensors
 (`entry_digest`); all are checked before an entry is used, together with the row count the request
 expects (the dataset's length). A file of another format version, another key, another row count or
@@ -26,7 +28,7 @@ contents that do not match their digest is refused with a warning, the images ar
 file is replaced: a damaged or edited entry costs an encode, never a result. A fresh process reading the
 same folder finds the features again. An entry held in memory is checked for the expected row count too.
 
-Under several processes (`ProcessShards`, `core/process_shards.py`), each process encodes its shard of the
+Under several processes (`ProcessShards`, `caching/process_shards.py`), each process encodes its shard of the
 examples, the contiguous slice Accelerate's `split_between_processes` gives it, and the shards are gathered
 with `Accelerator.gather` and put back in dataset order, so every process holds all the features after
 encoding only its share of them; the first process of each node writes disk entries
@@ -69,8 +71,8 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-from .atomic import atomic_write_bytes
-from .logs import progress_bar
+from ..utils.atomic import atomic_write_bytes
+from ..utils.logs import progress_bar
 from .process_shards import ProcessShards
 
 logger = logging.getLogger(__name__)
@@ -253,7 +255,7 @@ def encode_dataset(
     description: str = "encoding images",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of every example of `dataset` (or of `indices`), in that order, without autograd,
-    with a progress bar (`core.logs.progress_bar`: one step per batch; silenced by `--quiet`).
+    with a progress bar (`utils.logs.progress_bar`: one step per batch; silenced by `--quiet`).
 
     Args:
         encode: pixel values `(B, 3, H, W)` -> features `(B, E)` (e.g. `model.encode_images`).

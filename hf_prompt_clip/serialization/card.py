@@ -1,5 +1,7 @@
 """Model cards of saved adapters: Hub metadata and a README saying what the adapter is and how to load it.
 
+Room: `serialization/`.
+
 Saving an adapter folder (`save_pretrained(push_to_hub=True)`, `push_to_hub`) writes one, so the card
 lives with the adapter I/O on the ground floor. Measured results arrive already formatted (a markdown
 table and `EvalResult` entries): `hf_prompt_clip.hub.save_model_card` turns evaluation results into
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import statistics
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -25,10 +28,10 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .atomic import atomic_write_text
-from .configuration import PromptCLIPConfig
+from ..core.configuration import PromptCLIPConfig
+from ..core.registry import CLIP_CITATION, METHODS, method_info, method_of
+from ..utils.atomic import atomic_write_text
 from .loading import resolve_base_model
-from .registry import CLIP_CITATION, METHODS, method_info, method_of
 
 SELECTION_FILE = "few_shot_selection.json"
 """Name of the few-shot selection record inside an adapter folder."""
@@ -141,15 +144,32 @@ def _template() -> str:
     return (resources.files("hf_prompt_clip") / "model_cards" / TEMPLATE).read_text(encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class CardResults:
+    """Measured results as a model card shows them, already formatted by the evaluation layer
+    (`hf_prompt_clip.hub.card_results(results)`), so the card module needs no evaluation code.
+
+    Attributes:
+        markdown: the results table beside the papers' numbers (`evaluate.report.results_table`).
+        eval_results: the same results as `model-index` entries (`huggingface_hub.EvalResult`).
+        synthetic: whether some were measured on the synthetic world (the card says so).
+        datasets: Hub ids of the datasets the adapter was trained on (the card's `datasets:`).
+        data_sources: `(dataset, where it was read)` pairs (`describe_data`), listed.
+    """
+
+    markdown: str | None = None
+    eval_results: tuple[EvalResult, ...] = ()
+    synthetic: bool = False
+    datasets: tuple[str, ...] = ()
+    data_sources: tuple[tuple[str, str], ...] = ()
+
+
 def build_model_card(
     config: PromptCLIPConfig,
     training_args: dict | None = None,
     selection: dict | None = None,
     *,
-    results_markdown: str | None = None,
-    eval_results: list[EvalResult] | None = None,
-    synthetic: bool = False,
-    data_sources: list[tuple[str, str]] | None = None,
+    results: CardResults | None = None,
     repo_id: str | None = None,
     model_name: str | None = None,
     license: str = "apache-2.0",
@@ -167,17 +187,16 @@ def build_model_card(
         config: the adapter's config (method, base model id and revision, classes).
         training_args: training settings to list (optimizer, lr, epochs, ...), shown as a table.
         selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
-        results_markdown: the measured results as a markdown table (`evaluate.report.results_table`).
-        eval_results: the same results as `model-index` entries.
-        synthetic: whether some results were measured on the synthetic world (the card says so).
-        data_sources: `(dataset, where it was read)` pairs of the results (`describe_data`), listed.
+        results: the measured results as the card shows them (`CardResults`: from evaluation results,
+            `hf_prompt_clip.hub.card_results(results)`); `None`: no results.
         repo_id: Hub id (or folder) shown in the loading example; defaults to `model_name`.
         model_name: the card's title and `model-index` name; defaults to `"<method>-<base model>"`.
         license: license id of the adapter.
         selection_file: name of the full selection record in the repository, linked when given.
         adapter_bytes: size of the adapter's weights file, shown when given (`write_model_card`
             reads it from the folder).
-        datasets: Hub ids of the datasets the adapter was trained on (the card's `datasets:`).
+        datasets: Hub ids of the datasets the adapter was trained on (the card's `datasets:`; default:
+            those of `results`).
         num_classes: the number of classes when the config has no class list yet (the dataset's).
         pending_command: for the card of an adapter not trained yet (`hf_prompt_clip.hub.published`):
             the command that trains, measures and publishes it; the card then claims no results.
@@ -189,6 +208,8 @@ def build_model_card(
         local paths (a base model's folder, an image folder, an output folder) show as their last
         part only.
     """
+    results = results or CardResults()
+    datasets = datasets if datasets is not None else list(results.datasets) or None
     method = method_of(config)
     info = method_info(method)
     model_class = METHODS[method][1]
@@ -198,7 +219,7 @@ def build_model_card(
     class_names = config.class_names or []
     citations = list(dict.fromkeys([info.citation, CLIP_CITATION]))
     return ModelCard.from_template(
-        _card_data(config, method, eval_results or [], model_name, license, datasets),
+        _card_data(config, method, list(results.eval_results), model_name, license, datasets),
         template_str=_template(),
         model_name=model_name,
         repo_id=repo_id or model_name,
@@ -220,9 +241,9 @@ def build_model_card(
         training_args={name: _public_value(value) for name, value in (training_args or {}).items()},
         selection=_selection_summary(selection) if selection else None,
         selection_file=selection_file,
-        results_table=results_markdown,
-        synthetic=synthetic,
-        data_sources=[(dataset, without_local_paths(data)) for dataset, data in data_sources or []],
+        results_table=results.markdown,
+        synthetic=results.synthetic,
+        data_sources=[(dataset, without_local_paths(data)) for dataset, data in results.data_sources],
         citations=[citation for citation in citations if citation],
         # offered where any class list works (a class-specific CoOp takes only lists of its own size)
         free_texts=model_class.capabilities_of(config).free_texts,

@@ -1,5 +1,7 @@
 """The zero-shot image pipeline on this package's models: candidate labels it cannot use, refused clearly.
 
+Room: `modeling/`.
+
 transformers' `zero-shot-image-classification` pipeline tokenizes `candidate_labels` before any model
 code runs: an empty list fails inside the tokenizer (`IndexError: list index out of range`), no labels
 with `TypeError: 'NoneType' object is not iterable`, and a single string is classified letter by letter.
@@ -15,7 +17,7 @@ from typing import Any
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.zero_shot_image_classification import ZeroShotImageClassificationPipeline
 
-from .modeling import PromptCLIPPreTrainedModel
+from .model import PromptCLIPPreTrainedModel
 
 TASK = "zero-shot-image-classification"
 

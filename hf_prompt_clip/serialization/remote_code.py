@@ -1,5 +1,7 @@
 """Loading an adapter with no setup: `trust_remote_code=True` finds the classes through an `auto_map`.
 
+Room: `serialization/`.
+
 transformers resolves an unknown `model_type` through the config's `auto_map`, which names a module
 in the repository. Ours is a few lines that import the classes from the installed package (nothing is
 copied: `register_for_auto_class` would copy module files whose relative imports do not travel), so
@@ -21,9 +23,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .registry import AUTO_MODEL_CLASSES
-from .version import __version__
+from ..core.registry import AUTO_MODEL_CLASSES
+from ..utils.atomic import atomic_write_text
+from ..utils.version import __version__
 
 LOADER_MODULE = "hf_prompt_clip_loader"
 """The module written beside each saved adapter (`hf_prompt_clip_loader.py`)."""

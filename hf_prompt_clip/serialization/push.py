@@ -1,4 +1,7 @@
-"""Push a saved adapter folder to the Hugging Face Hub, exactly as it is on disk."""
+"""Push a saved adapter folder to the Hugging Face Hub, exactly as it is on disk.
+
+Room: `serialization/`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .atomic import atomic_write_text
-from .model_card import CARD_FILE
+from ..utils.atomic import atomic_write_text
+from .card import CARD_FILE
 
 logger = logging.getLogger(__name__)
 

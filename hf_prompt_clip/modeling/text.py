@@ -1,5 +1,7 @@
 """The prompt text path: token layouts with slots for learned vectors, and the frozen text encoder.
 
+Room: `modeling/`.
+
 `CLIPTextModel.forward` only takes token ids, so prompt learners run the text tower themselves:
 token embeddings (with learned context vectors spliced in) + positions -> causal encoder ->
 final LayerNorm at the end-of-text position -> text projection.

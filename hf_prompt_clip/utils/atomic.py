@@ -1,6 +1,8 @@
 """Crash-safe files: a file or folder appears whole under its final name or not at all, and a lock that
 lets one process at a time own a folder (`FolderLock`, on `filelock`, with its holder's record beside it).
 
+Room: `utils/`.
+
 Everything here is written to a staging name next to its destination (`.<name>.tmp-<pid>`), flushed
 to disk (`fsync`) and renamed into place, so a kill, a power cut or a full disk leaves either the old
 content or the new one, never half of it; what is left behind is a staging name that

@@ -1,4 +1,7 @@
-"""Output dataclasses of the prompt-learning models."""
+"""Output dataclasses of the prompt-learning models.
+
+Room: `modeling/`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Prompt templates shared by the benchmark registry and the synthetic world."""
+"""Prompt templates shared by the benchmark registry and the synthetic world.
+
+Room: `data/`.
+"""
 
 #: The 7 templates CLIP selected on ImageNet; every benchmark's ensemble starts with them.
 IMAGENET_SELECT_TEMPLATES: tuple[str, ...] = (

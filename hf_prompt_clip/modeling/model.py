@@ -1,5 +1,7 @@
 """`PromptCLIPPreTrainedModel`: a frozen `CLIPModel` plus a small trainable adapter.
 
+Room: `modeling/`.
+
 What every method inherits:
 
 - the frozen CLIP (`self.clip`), its tokenizer and image processor;
@@ -9,7 +11,7 @@ What every method inherits:
 - adapter-only saving (`save_pretrained` writes the adapter tensors, config, tokenizer and image
   processor, never CLIP's weights) and loading (`from_pretrained` loads the base CLIP by Hub id +
   revision or local path, builds the wrapper and loads the adapter, loudly refusing mismatches), from
-  the `AdapterIO` mixin (`core/adapter_io.py`);
+  the `AdapterIO` mixin (`serialization/adapter_io.py`);
 - training stages that name their trainable parameters.
 
 A method subclass implements `_build_class_prompts(class_names)` and either
@@ -20,12 +22,9 @@ A method subclass implements `_build_class_prompts(class_names)` and either
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pickle
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -37,31 +36,28 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .adapter_io import AdapterIO
-from .capabilities import Capabilities
-from .configuration import (
-    PromptCLIPConfig,
-    check_config_keywords,
-    check_option_value,
-    option_types,
-    validate_class_names,
-)
-from .feature_cache import FrozenFeaturesUnavailable, module_digest
-from .fitting import FitData
-from .loading import (
+from ..caching.feature_cache import FrozenFeaturesUnavailable, module_digest
+from ..core.capabilities import Capabilities
+from ..core.class_names import validate_class_names
+from ..core.configuration import PromptCLIPConfig, check_config_keywords
+from ..core.options import check_option_value, option_types
+from ..serialization.adapter_io import AdapterIO
+from ..serialization.loading import (
     AdapterLoadError,
     check_base_compatibility,
     hub_failure_advice,
     is_commit,
     pickle_refusal,
-    register_base_model_alias,
     resolve_base_model,
     resolve_dtype,
     resolved_commit,
 )
+from ..utils.settings import SettingError
+from .class_prompts import ClassPrompts
+from .fitting import FitData
+from .image_dtype import dtype_name, resolve_image_dtype
 from .outputs import PromptCLIPOutput
-from .settings import SettingError
-from .text import prompt_class_name
+from .stages import TrainingStage, stages_from_overrides
 from .vision import encode_image_tokens
 
 #: `from_clip`'s own arguments (offered as corrections of a misspelt keyword).
@@ -77,82 +73,10 @@ FROM_CLIP_ARGUMENTS = (
     "token",
 )
 
-__all__ = [
-    "AdapterLoadError",
-    "FitData",
-    "FrozenFeaturesUnavailable",
-    "PromptCLIPPreTrainedModel",
-    "TrainingStage",
-    "check_base_compatibility",
-    "dtype_name",
-    "register_base_model_alias",
-    "resolve_base_model",
-    "resolve_image_dtype",
-]
-
-#: Names `image_dtype` takes (`--image-dtype`), and the dtype each stands for.
-IMAGE_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
-}  # fmt: skip
+__all__ = ["FROM_CLIP_ARGUMENTS", "PromptCLIPPreTrainedModel"]
 
 
-def resolve_image_dtype(value: torch.dtype | str | None) -> torch.dtype:
-    """The torch dtype of an `image_dtype` value (`None`: float32).
-
-    Example:
-        >>> resolve_image_dtype("bf16")
-        torch.bfloat16
-    """
-    if value is None:
-        return torch.float32
-    if isinstance(value, torch.dtype) and value in IMAGE_DTYPES.values():
-        return value
-    if isinstance(value, str) and value.lower() in IMAGE_DTYPES:
-        return IMAGE_DTYPES[value.lower()]
-    raise SettingError(
-        f"{{image_dtype}} must be one of {sorted(IMAGE_DTYPES)} (or the torch dtype), got {value!r}: e.g. "
-        "{image_dtype='bf16'} runs the frozen image tower in bfloat16."
-    )
-
-
-def dtype_name(dtype: torch.dtype | str | None) -> str:
-    """`"float32"`, `"bfloat16"` or `"float16"`: the canonical name of an `image_dtype` value."""
-    return str(resolve_image_dtype(dtype)).removeprefix("torch.")
-
-
-#: Kinds of training stage: `"gradient"` (the trainer's optimiser steps over image batches) and `"fit"`
-#: (the trainer calls `model.fit(FitData(...))`, no optimiser: closed-form fits and searches).
-STAGE_KINDS = ("gradient", "fit")
-
-
-@dataclass(frozen=True)
-class TrainingStage:
-    """One stage of training: its name, the parameter-name prefixes it trains, optional overrides of
-    the training configuration's epochs and learning rate, learning-rate multipliers for some
-    of its parameters (`(prefix, scale)` pairs, e.g. a fine-tuned image tower at a tenth), and its
-    kind: `"gradient"` (optimiser steps) or `"fit"` (`model.fit`, `core/fitting.py`)."""
-
-    name: str
-    trainable: tuple[str, ...]
-    epochs: int | None = None
-    learning_rate: float | None = None
-    learning_rate_scales: tuple[tuple[str, float], ...] = ()
-    kind: str = "gradient"
-
-    def __post_init__(self):
-        if self.kind not in STAGE_KINDS:
-            raise ValueError(f"TrainingStage kind must be one of {STAGE_KINDS}, got {self.kind!r}.")
-
-    def learning_rate_scale(self, parameter_name: str) -> float:
-        """The multiplier of the stage's learning rate for `parameter_name` (first matching prefix)."""
-        return next(
-            (scale for prefix, scale in self.learning_rate_scales if parameter_name.startswith(prefix)), 1.0
-        )
-
-
-class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
+class PromptCLIPPreTrainedModel(ClassPrompts, AdapterIO, PreTrainedModel):
     """Base class of every prompt learner: a frozen CLIP and a trainable adapter around it.
 
     Args:
@@ -193,9 +117,7 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             getattr(self.clip, name).float()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
-        self._class_version = 0
-        self._prompts_built_for = -1
-        self._text_cache: dict[str, tuple[Any, torch.Tensor]] = {}
+        self._init_class_prompts()
 
     def init_weights(self):
         # The frozen CLIP arrives initialised (or loaded); methods initialise their own tensors in
@@ -295,68 +217,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             model._ensure_class_prompts()  # fail now on names that do not fit the text encoder
         return model
 
-    # ------------------------------------------------------------------ class list
-
-    @property
-    def class_names(self) -> list[str]:
-        self._check_has_classes()
-        return list(self.config.class_names)
-
-    def _check_has_classes(self) -> None:
-        if not self.config.class_names:
-            raise ValueError(f"{type(self).__name__} has no classes yet: call set_class_names([...]) first.")
-
-    def set_class_names(self, class_names: list[str], prompt_names: list[str] | None = None) -> None:
-        """Use a new class list: rebuilds the frozen prompt parts and keeps the learned adapter.
-
-        On failure (e.g. a name too long for the text encoder) the model keeps its previous list.
-
-        Args:
-            class_names: unique labels, in label order.
-            prompt_names: the text of each class in prompts, if it differs from its label.
-        """
-        names = validate_class_names(class_names)
-        self._check_class_names(names)
-        previous = self._class_state()
-        try:
-            self.config.set_class_names(names, prompt_names)
-            self._class_list_changed()
-            if self.tokenizer is not None:
-                self._ensure_class_prompts()
-        except Exception:
-            self._restore_class_state(previous)
-            raise
-
-    @contextlib.contextmanager
-    def using_class_names(
-        self, class_names: list[str], prompt_names: list[str] | None = None
-    ) -> Iterator[None]:
-        """Temporarily classify among `class_names` (e.g. new classes), then restore the old list."""
-        previous = self._class_state()
-        self.set_class_names(class_names, prompt_names)
-        try:
-            yield
-        finally:
-            self._restore_class_state(previous)
-
-    def _class_state(self) -> tuple[Any, ...]:
-        """The config fields that make up the class list (saved to restore it later)."""
-        config = self.config
-        return config.class_names, config.prompt_names, config.id2label, config.label2id
-
-    def _restore_class_state(self, state: tuple[Any, ...]) -> None:
-        config = self.config
-        config.class_names, config.prompt_names, config.id2label, config.label2id = state
-        self._class_list_changed()
-
-    def _class_list_changed(self) -> None:
-        """Invalidate the class prompts (rebuilt on next use) and the cached text features."""
-        self._class_version += 1
-        self._text_cache.clear()
-
-    def _check_class_names(self, class_names: list[str]) -> None:
-        """Hook: refuse class lists the adapter cannot serve (e.g. class-specific context)."""
-
     @property
     def capabilities(self) -> Capabilities:
         """What generic code needs to know about this model (`capabilities_of(self.config)`)."""
@@ -410,7 +270,7 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         The contract: `encode` maps pixel values `(B, 3, H, W)` to features `(B, E)` (default: `encode_images`,
         i.e. `get_image_features`) such that `logits_from_image_features(encode(x))` are exactly
         `classify(x)`'s logits, and the identity names that computation and the weights, dtype and device it
-        runs with (`core.feature_cache.module_digest`), so methods reading the same features share them.
+        runs with (`caching.feature_cache.module_digest`), so methods reading the same features share them.
 
         Raises:
             FrozenFeaturesUnavailable: the method trains its image tower (`Capabilities.trains_image_tower`),
@@ -513,22 +373,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
             _frozen_to_eval(self)
         return self
 
-    def _ensure_class_prompts(self) -> None:
-        if self._prompts_built_for != self._class_version:
-            self._check_has_classes()
-            if self.tokenizer is None:
-                raise ValueError(
-                    f"{type(self).__name__} needs the base model's tokenizer to turn class names into "
-                    "prompts: set model.tokenizer = AutoTokenizer.from_pretrained(<base model>) or "
-                    "build the model with from_clip()/from_pretrained()."
-                )
-            self._build_class_prompts([prompt_class_name(n) for n in self.config.class_prompt_names])
-            self._prompts_built_for = self._class_version
-
-    def _build_class_prompts(self, texts: list[str]) -> None:
-        """Hook: rebuild the frozen token parts of the class prompts (texts are in prompt form)."""
-        raise NotImplementedError
-
     # ------------------------------------------------------------------ features and logits
 
     @property
@@ -537,7 +381,7 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected image features `(B, E)` (`get_image_features`, through the shared image-tower path
-        of `core/vision.py`); a frozen image tower runs in `torch.inference_mode` (no autograd records, no
+        of `modeling/vision.py`); a frozen image tower runs in `torch.inference_mode` (no autograd records, no
         version counters), and its `(B, E)` output is cloned into a normal tensor, which may then enter
         autograd (CoCoOp's meta-net and CLIP-Adapter's MLP save it for their weight gradients; inference
         tensors cannot be saved). Under `torch.compile` (or `accelerate launch --dynamo_backend ...`) it runs
@@ -554,36 +398,6 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
         image_features = F.normalize(image_features.float(), dim=-1)
         text_features = F.normalize(text_features.float(), dim=-1)
         return self.clip.logit_scale.exp().float() * image_features @ text_features.T
-
-    def cached_text(self, name: str, key: Any, compute) -> torch.Tensor:
-        """`compute()` cached under `name` while `key` is unchanged and no gradient is recorded.
-
-        The key always includes the text tower's device and dtype, so moving or casting the model
-        recomputes the features.
-        """
-        text_weight = self.clip.text_projection.weight
-        key = (text_weight.device, text_weight.dtype, key)
-        if torch.is_grad_enabled():
-            self._text_cache.pop(name, None)
-            return compute()
-        hit = self._text_cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        value = compute()
-        self._text_cache[name] = (key, value)
-        return value
-
-    def context_text_features(self, name: str, context: torch.Tensor, compute) -> torch.Tensor:
-        """`compute()`, text features of prompts holding the learned `context`: with autograd while
-        the context learns (training mode, gradients on, the context requiring grad), else once per
-        class list and context value (cached under `name`, without autograd: in eval mode, under
-        `no_grad`, or while only other parameters train), so evaluation forgetting `torch.no_grad()`
-        still runs at plain-CLIP speed."""
-        if self.training and torch.is_grad_enabled() and context.requires_grad:
-            return compute()
-        key = (self._class_version, self.config.fast, context._version, context.data_ptr())
-        with torch.no_grad():
-            return self.cached_text(name, key, compute)
 
     def class_text_features(self) -> torch.Tensor:
         """Text features `(K, E)` of the current classes (methods whose prompts ignore the image)."""
@@ -747,22 +561,9 @@ class PromptCLIPPreTrainedModel(AdapterIO, PreTrainedModel):
     def stages_from_config(self, trainable: dict[str, tuple[str, ...]]) -> list[TrainingStage]:
         """`TrainingStage`s named and ordered as `trainable` (stage -> parameter-name prefixes), with the
         epochs and learning rates of `config.stage_epochs` / `config.stage_learning_rates`."""
-        names = list(trainable)
-        overrides = {}
-        for field in ("stage_epochs", "stage_learning_rates"):
-            values = getattr(self.config, field)
-            if values is not None and len(values) != len(names):
-                raise ValueError(
-                    f"{field}={values} gives {len(values)} values, but {type(self).__name__} trains in "
-                    f"{len(names)} stage(s) {names}: give one value per stage."
-                )
-            overrides[field] = values or [None] * len(names)
-        return [
-            TrainingStage(
-                name, trainable[name], overrides["stage_epochs"][i], overrides["stage_learning_rates"][i]
-            )
-            for i, name in enumerate(names)
-        ]
+        return stages_from_overrides(
+            trainable, self.config.stage_epochs, self.config.stage_learning_rates, type(self).__name__
+        )
 
     def set_training_stage(self, stage: TrainingStage | str) -> list[str]:
         """Make exactly the parameters of `stage` trainable and record it as `active_stage` (in the

@@ -1,6 +1,8 @@
 """Loading an adapter: its base CLIP (by Hub id + revision, local path or shipped alias), its
 tokenizer and image processor, and its tensors, refusing anything that does not fit.
 
+Room: `serialization/`.
+
 `PromptCLIPPreTrainedModel.from_pretrained` and `load_adapter` are built from these functions.
 """
 
@@ -21,8 +23,8 @@ from transformers import CLIPModel
 from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME
 from transformers.utils.hub import cached_file
 
-from .configuration import PromptCLIPConfig
-from .registry import METHODS
+from ..core.configuration import PromptCLIPConfig
+from ..core.registry import METHODS
 
 _BASE_MODEL_ALIASES: dict[str, Callable[[], str]] = {}
 
@@ -250,7 +252,7 @@ def unknown_method_message(path: str, model_type: str, saved: dict) -> str:
         >>> unknown_method_message("a", "prompt_clip_maple", {"hf_prompt_clip_version": "9.0.0"})
         "'a' is a 'prompt_clip_maple' adapter saved by hf-prompt-clip 9.0.0; ... pip install -U ..."
     """
-    from .version import __version__, compare_releases, upgrade_advice
+    from ..utils.version import __version__, compare_releases, upgrade_advice
 
     known = sorted(config_class.model_type for config_class, _ in METHODS.values())
     hint = _restore_hint(saved, model_type, known)

@@ -1,11 +1,13 @@
-"""Model cards with measured results: evaluation results -> `model-index` entries and a results table.
+"""Measured results as model cards and the Hub read them: `model-index` entries and the results table.
 
-The card itself (metadata, README template) is `hf_prompt_clip.core.model_card`; this layer adds what
-needs the evaluation code: the results table beside the papers' numbers and the `EvalResult`s.
+Room: hub (above evaluation). The card itself is built in one place, `serialization/card.py`
+(`build_model_card`); this module turns evaluation results into its `CardResults` (`card_results`), and
+`save_model_card` writes a card with them.
 
 Example:
     >>> model.save_pretrained("coop-eurosat")
     >>> save_model_card("coop-eurosat", model.config, training_args={"lr": 0.002}, results=results)
+    >>> build_model_card(model.config, results=card_results(results))   # the card object itself
 """
 
 from __future__ import annotations
@@ -13,23 +15,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard
+from huggingface_hub import EvalResult
 
 from ..core.configuration import PromptCLIPConfig
-from ..core.model_card import (
-    CARD_FILE,
-    DATA_RECORD_FILE,
-    SELECTION_FILE,
-    VALIDATION_SELECTION_FILE,
-    method_options,
-    write_model_card,
-)
-from ..core.model_card import build_model_card as _build_card
 from ..core.registry import method_of
 from ..data.local import is_local_key, local_name
 from ..evaluate.protocol_registry import get_protocol
 from ..evaluate.records import ExperimentResult
 from ..evaluate.report import check_results, results_table, shots_setting
+from ..serialization.card import (
+    CARD_FILE,
+    DATA_RECORD_FILE,
+    SELECTION_FILE,
+    VALIDATION_SELECTION_FILE,
+    CardResults,
+    build_model_card,
+    method_options,
+    write_model_card,
+)
 
 __all__ = [
     "CARD_FILE",
@@ -37,6 +40,7 @@ __all__ = [
     "SELECTION_FILE",
     "VALIDATION_SELECTION_FILE",
     "build_model_card",
+    "card_results",
     "eval_results_from",
     "method_of",
     "method_options",
@@ -115,38 +119,23 @@ def training_datasets(results: list[dict]) -> list[str]:
     return list(dict.fromkeys(hub["id"] for hub in found if hub and not hub.get("synthetic")))
 
 
-def _formatted(results: list[ExperimentResult | dict] | None) -> dict:
-    """The card arguments that carry `results` (evaluation schema)."""
+def card_results(results: list[ExperimentResult | dict] | None) -> CardResults:
+    """`results` (`ExperimentResult`s or dicts of the results schema) as a model card shows them: the table
+    beside the papers' numbers, the `model-index` entries, the training datasets and where data was read.
+
+    Example:
+        >>> card = build_model_card(config, training_args, results=card_results(results))
+    """
     results = check_results(results or [])
-    return {
-        "results_markdown": results_table(results) if results else None,
-        "eval_results": eval_results_from(results),
-        "synthetic": any(result.get("synthetic") for result in results),
-        "datasets": training_datasets(results),
-        "data_sources": list(
+    return CardResults(
+        markdown=results_table(results) if results else None,
+        eval_results=tuple(eval_results_from(results)),
+        synthetic=any(result.get("synthetic") for result in results),
+        datasets=tuple(training_datasets(results)),
+        data_sources=tuple(
             dict.fromkeys((result["dataset"], result["data"]) for result in results if result.get("data"))
         ),
-    }
-
-
-def build_model_card(
-    config: PromptCLIPConfig,
-    training_args: dict | None = None,
-    results: list[ExperimentResult | dict] | None = None,
-    selection: dict | None = None,
-    **card_kwargs,
-) -> ModelCard:
-    """The model card of an adapter with its measured results.
-
-    Args:
-        config: the adapter's config (method, base model id and revision, classes).
-        training_args: training settings to list (optimizer, lr, epochs, ...), shown as a table.
-        results: `ExperimentResult`s (or dicts of the results schema, docs/reports.md); their means become the `model-index` and a table beside the papers' numbers.
-        selection: a few-shot selection record (`FewShotSelection.to_dict()`), summarised.
-        **card_kwargs: `repo_id`, `model_name`, `license`, `selection_file`
-            (`hf_prompt_clip.core.model_card.build_model_card`).
-    """
-    return _build_card(config, training_args, selection, **_formatted(results), **card_kwargs)
+    )
 
 
 def save_model_card(
@@ -160,6 +149,8 @@ def save_model_card(
     """Write the adapter's model card, with its measured results, as `README.md` into its folder.
 
     `config` defaults to the folder's `config.json`; `selection` to its `few_shot_selection.json`,
-    which the card then links. Other keyword arguments go to `build_model_card`.
+    which the card then links. Other keyword arguments go to `serialization.card.build_model_card`.
     """
-    return write_model_card(folder, config, training_args, selection, **_formatted(results), **card_kwargs)
+    return write_model_card(
+        folder, config, training_args, selection, results=card_results(results), **card_kwargs
+    )
