@@ -241,20 +241,38 @@ def assemble_prompt_embeddings(
 
 
 def encode_text_embeddings(
-    clip: CLIPModel, token_embeds: torch.Tensor, eos_positions: torch.Tensor
+    clip: CLIPModel,
+    token_embeds: torch.Tensor,
+    eos_positions: torch.Tensor,
+    deep_context: torch.Tensor | None = None,
+    context_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text features `(N, E)` of prompts given as token embeddings `(N, L, D)` (reference path).
 
     Uses transformers' own CLIP text modules over all `L` positions with a causal mask, then
     reads the final state at `eos_positions` (`(N,)`), applies the final LayerNorm and the
     text projection. Equals `CLIPModel.get_text_features` when the embeddings are plain tokens.
+
+    With deep text prompts `deep_context` `(J - 1, M, D)` (IVLP, MaPLe, PromptSRC), the encoder's
+    layers run one by one, and before layer j (`1 <= j < J`) the hidden state at every position whose
+    `context_index` `(N, L)` is a slot s >= 0 is replaced by `deep_context[j - 1, s]`.
     """
     text_model = clip.text_model
     dtype = text_model.embeddings.token_embedding.weight.dtype
     hidden = text_model.embeddings(inputs_embeds=token_embeds.to(dtype))
     # config, inputs_embeds, attention_mask, cache (named past_key_values before transformers 5.24)
     mask = create_causal_mask(text_model.config, hidden, None, None)
-    hidden = text_model.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+    if deep_context is None:
+        hidden = text_model.encoder(
+            inputs_embeds=hidden, attention_mask=mask, is_causal=True
+        ).last_hidden_state
+    else:
+        if context_index is None:
+            raise ValueError("deep_context needs context_index, the context slot of each position.")
+        for index, layer in enumerate(text_model.encoder.layers):
+            if 1 <= index <= deep_context.shape[0]:
+                hidden = assemble_prompt_embeddings(hidden, context_index, deep_context[index - 1])
+            hidden = layer(hidden, mask, is_causal=True)
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     pooled = text_model.final_layer_norm(hidden[rows, eos_positions.to(hidden.device)])
     return clip.text_projection(pooled)
