@@ -12,6 +12,7 @@ modules (all positions, one encoder call). Faster paths must reproduce it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,6 +142,7 @@ def build_prompt_layout(
     max_length: int = 77,
     placeholder_id: int | None = None,
     context_ids: list[int] | None = None,
+    fixed_ids: Sequence[int] = (),
 ) -> PromptLayout:
     """Token layouts for `[SOS] [context] text suffix [EOS]` prompts (CoOp's prompt structure).
 
@@ -154,11 +156,18 @@ def build_prompt_layout(
     Args:
         context_ids: token ids to show at the context slots (e.g. those of `ctx_init`); only used
             for readability of `input_ids`, never for the result.
+        fixed_ids: token ids of fixed words between the context and the class name (`position="end"` only):
+            the rest of `ctx_init` when only its first tokens are learned (the deep-prompt methods).
     """
     if position not in CLASS_TOKEN_POSITIONS:
         raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got {position!r}.")
     if n_ctx < 0:
         raise ValueError(f"n_ctx must be >= 0, got {n_ctx}.")
+    if fixed_ids and position != "end":
+        raise ValueError(
+            f"Fixed words after the context go before a class name at the end; class_token_position={position!r} "
+            "puts it elsewhere: use class_token_position='end', or learn all of ctx_init."
+        )
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     placeholder = pad if placeholder_id is None else placeholder_id
@@ -172,7 +181,7 @@ def build_prompt_layout(
         context = [(slot_ids[j], j) for j in range(n_ctx)]
         if position == "end":
             body = _token_ids(tokenizer, f"{text}{suffix}")
-            sequence = context + [(token, -1) for token in body]
+            sequence = context + [(token, -1) for token in [*fixed_ids, *body]]
         else:
             name = [(token, -1) for token in _token_ids(tokenizer, text)]
             tail = [(token, -1) for token in _token_ids(tokenizer, suffix)] if suffix else []
@@ -184,7 +193,7 @@ def build_prompt_layout(
             len(sequence),
             max_length,
             repr(text),
-            f"start + {n_ctx} context + {len(body)} text tokens + end",
+            f"start + {n_ctx} context + {len(fixed_ids) + len(body)} text tokens + end",
         )
         ids, slots = zip(*sequence)
         input_ids[row, : len(ids)] = torch.tensor(ids)
