@@ -8,6 +8,7 @@ transformers' `CLIPEncoderLayer`s one by one under a causal mask, the replacemen
 
 import pytest
 import torch
+from deep_reference import reference_features
 from test_fast_engine import RAGGED_NAMES, count_host_reads
 
 from hf_prompt_clip.modeling import text_engine
@@ -37,26 +38,6 @@ def layouts(deep_clip):
 def random_prompts(*shape, seed):
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=generator).requires_grad_()
-
-
-def reference_features(clip, layout, context, deep_context):
-    """Features `(K, E)` of one `(M, D)` context with `(J - 1, M, D)` deep prompts, written plainly."""
-    text = clip.text_model
-    dtype = text.embeddings.token_embedding.weight.dtype
-    index = layout.context_index
-    is_context = index >= 0
-    length = index.shape[1]
-    hidden = text.embeddings.token_embedding(layout.input_ids).detach().clone()
-    hidden[is_context] = context[index[is_context]].to(dtype)
-    hidden = hidden + text.embeddings.position_embedding.weight[:length]
-    mask = torch.full((length, length), torch.finfo(dtype).min, dtype=dtype).triu(1)[None, None]
-    for j, layer in enumerate(text.encoder.layers):
-        if 1 <= j <= len(deep_context):  # layer j takes deep_context[j - 1]: 1 <= j < J
-            hidden = hidden.clone()
-            hidden[is_context] = deep_context[j - 1][index[is_context]].to(dtype)
-        hidden = layer(hidden, mask)
-    rows = torch.arange(len(hidden))
-    return clip.text_projection(text.final_layer_norm(hidden[rows, layout.eos_positions]))
 
 
 def batched_reference(clip, layout, context, deep_context):

@@ -9,6 +9,7 @@ tokens by layer j's own prompts (multimodal-prompt-learning `clip/model.py`,
 import pytest
 import torch
 import torch.nn.functional as F
+from deep_reference import reference_deep_tower
 
 from hf_prompt_clip.modeling.vision import encode_image_tokens, replace_prompt_tokens, vit_vision_tower
 from hf_prompt_clip.testing import tiny_clip, tiny_vit
@@ -29,39 +30,6 @@ def pixels(batch=3):
 
 def random(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def plain_layer(layer, x):
-    """A CLIP encoder layer written out: pre-norm attention (softmax(q k^T / sqrt(d)) v per head)
-    and pre-norm MLP, each with its residual, as the authors' `ResidualAttentionBlock`."""
-    attention = layer.self_attn
-    heads = attention.num_heads
-    batch, length, width = x.shape
-    h = layer.layer_norm1(x)
-
-    def split(t):
-        return t.view(batch, length, heads, width // heads).transpose(1, 2)
-
-    q, k, v = split(attention.q_proj(h)), split(attention.k_proj(h)), split(attention.v_proj(h))
-    weights = (q @ k.transpose(-1, -2) * (width // heads) ** -0.5).softmax(dim=-1)
-    x = x + attention.out_proj((weights @ v).transpose(1, 2).reshape(batch, length, width))
-    return x + layer.mlp(layer.layer_norm2(x))
-
-
-def reference_deep_tower(clip, pixel_values, prompt, deep):
-    """One prompt set `prompt` (T, W) with deep prompts `deep` (J - 1, T, W), written plainly:
-    embeddings (positions added) + prompts appended, pre-norm, then per layer j: for 1 <= j < J
-    drop the last T tokens and append layer j's prompts (no positions, no pre-norm), run layer j;
-    post-norm of CLS, projection."""
-    vision = clip.vision_model
-    x = vision.embeddings(pixel_values)
-    batch, tokens = x.shape[0], prompt.shape[0]
-    x = vision.pre_layrnorm(torch.cat([x, prompt.expand(batch, -1, -1)], dim=1))
-    for j, layer in enumerate(vision.encoder.layers):
-        if 1 <= j <= deep.shape[0]:
-            x = torch.cat([x[:, :-tokens], deep[j - 1].expand(batch, -1, -1)], dim=1)
-        x = plain_layer(layer, x)
-    return clip.visual_projection(vision.post_layernorm(x[:, 0]))
 
 
 def test_no_deep_prompts_and_depth_one_are_todays_path_exactly(clip):
