@@ -29,6 +29,7 @@ from torch import nn
 
 from ..core.configuration import PromptCLIPConfig
 from ..core.options import option
+from ..utils.settings import SettingError
 from .text import (
     CLASS_TOKEN_POSITIONS,
     PromptLayout,
@@ -117,6 +118,10 @@ class ContextPrompts(nn.Module):
             tokens of the authors' `"a photo of a name."`); by default (CoOp) all of `ctx_init` is learned
             and sets `n_ctx`.
 
+    Raises:
+        ValueError: with `first_n_ctx_of_init`, `n_ctx` beyond `ctx_init`'s tokens, or fixed words of
+            `ctx_init` with the class name elsewhere than at the end (`SettingError`, naming the fields).
+
     Deep prompts (MaPLe, IVLP, PromptSRC) can hold it as it is: the first layer's learned tokens are this
     context, at the layout's context slots (`layout.context_index >= 0`), and their deeper layers' tokens
     replace the hidden states at the same slots, so they need the layout this component builds and an engine
@@ -158,6 +163,14 @@ class ContextPrompts(nn.Module):
                         "initialisation)."
                     )
                 self.context_ids, self.fixed_ids = ids[: config.n_ctx], ids[config.n_ctx :]
+                if self.fixed_ids and config.class_token_position != "end":
+                    raise SettingError(
+                        f"n_ctx={config.n_ctx} learns the first {config.n_ctx} of the {len(ids)} tokens of "
+                        f"ctx_init={config.ctx_init!r} and keeps the other {len(self.fixed_ids)} as fixed words "
+                        "before the class name, but class_token_position="
+                        f"{config.class_token_position!r} does not put the name after them: use "
+                        f"class_token_position='end', n_ctx={len(ids)} (learn all of ctx_init) or no ctx_init."
+                    )
             else:
                 self.context_ids = phrase_token_ids(tokenizer, config.ctx_init)
                 config.n_ctx = len(self.context_ids)
