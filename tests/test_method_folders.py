@@ -97,6 +97,17 @@ SAVED_ADAPTERS = {
     ("linear_probe", ()): {"head.weight": (3, 16), "head.bias": (3,)},
     ("tip_adapter", ()): {"cache_keys": (0, 16), "cache_labels": (0,)},
     ("tip_adapter_f", ()): {"cache_keys": (0, 16), "cache_labels": (0,)},
+    # IVLP's depth 12 is every layer of the tiny CLIP's 2: one deep layer per tower
+    ("ivlp", ()): {
+        "prompts.context": (2, 32),
+        "prompts.deep_context": (1, 2, 32),
+        "prompts.visual_prompts": (2, 32),
+        "prompts.deep_visual_prompts": (1, 2, 32),
+    },
+    ("ivlp", (("n_ctx_vision", 0), ("vision_depth", 0))): {
+        "prompts.context": (2, 32),
+        "prompts.deep_context": (1, 2, 32),
+    },
 }
 
 

@@ -15,6 +15,7 @@ from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
 from .kgcoop import KgCoOpConfig, KgCoOpModel
 from .linear_probe import LinearProbeConfig, LinearProbeModel
 from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, TipAdapterModel
+from .ivlp import IVLPConfig, IVLPModel
 
 # isort: on
 
@@ -25,6 +26,8 @@ __all__ = [
     "CoCoOpModel",
     "CoOpConfig",
     "CoOpModel",
+    "IVLPConfig",
+    "IVLPModel",
     "KgCoOpConfig",
     "KgCoOpModel",
     "LinearProbeConfig",

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -143,15 +143,16 @@ class ClassPrompts:
         return value
 
     def context_text_features(
-        self, name: str, context: torch.Tensor, compute: Callable[[], torch.Tensor]
+        self, name: str, context: torch.Tensor | Sequence[torch.Tensor], compute: Callable[[], torch.Tensor]
     ) -> torch.Tensor:
-        """`compute()`, text features of prompts holding the learned `context`: with autograd while
-        the context learns (training mode, gradients on, the context requiring grad), else once per
-        class list and context value (cached under `name`, without autograd: in eval mode, under
-        `no_grad`, or while only other parameters train), so evaluation forgetting `torch.no_grad()`
-        still runs at plain-CLIP speed."""
-        if self.training and torch.is_grad_enabled() and context.requires_grad:
+        """`compute()`, text features of prompts holding the learned `context` (one tensor, or several: deep
+        prompts' per-layer tokens): with autograd while the context learns (training mode, gradients on, a
+        context tensor requiring grad), else once per class list and context value (cached under `name`,
+        without autograd: in eval mode, under `no_grad`, or while only other parameters train), so evaluation
+        forgetting `torch.no_grad()` still runs at plain-CLIP speed."""
+        tensors = (context,) if isinstance(context, torch.Tensor) else tuple(context)
+        if self.training and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return compute()
-        key = (self._class_version, self.config.fast, context._version, context.data_ptr())
+        key = (self._class_version, self.config.fast, *((t._version, t.data_ptr()) for t in tensors))
         with torch.no_grad():
             return self.cached_text(name, key, compute)

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..core.configuration import PromptCLIPConfig
 from ..core.options import option
+from ..utils.settings import SettingError
 from .text import (
     CLASS_TOKEN_POSITIONS,
     PromptLayout,
@@ -111,6 +112,15 @@ class ContextPrompts(nn.Module):
         config: the holder's config (a `ContextPromptConfig`); read when used, as the model reads it.
         tokenizer: the base model's tokenizer (for `ctx_init`); `None` leaves `n_ctx` as the config has it.
         class_specific: one context per class, `(K, M, D)` (CoOp's CSC), instead of one shared `(M, D)`.
+        first_n_ctx_of_init: the deep-prompt methods' reading of `n_ctx` with `ctx_init` (IVLP, MaPLe,
+            PromptSRC): the first `n_ctx` tokens of `ctx_init` are learned and its remaining tokens stay fixed
+            before every class name (`n_ctx=2`, `"a photo of a"`: `[SOS] v_1 v_2 of a name . [EOS]`, the
+            tokens of the authors' `"a photo of a name."`); by default (CoOp) all of `ctx_init` is learned
+            and sets `n_ctx`.
+
+    Raises:
+        ValueError: with `first_n_ctx_of_init`, `n_ctx` beyond `ctx_init`'s tokens, or fixed words of
+            `ctx_init` with the class name elsewhere than at the end (`SettingError`, naming the fields).
 
     Deep prompts (MaPLe, IVLP, PromptSRC) can hold it as it is: the first layer's learned tokens are this
     context, at the layout's context slots (`layout.context_index >= 0`), and their deeper layers' tokens
@@ -134,14 +144,36 @@ class ContextPrompts(nn.Module):
         tokenizer: PreTrainedTokenizerBase | None = None,
         *,
         class_specific: bool = False,
+        first_n_ctx_of_init: bool = False,
     ):
         super().__init__()
         self.config = config
         self.class_specific = class_specific
         self.context_ids: list[int] | None = None  # the token ids of ctx_init, shown at the context slots
+        self.fixed_ids: list[
+            int
+        ] = []  # tokens of ctx_init after the learned ones, fixed before each class name
         if config.ctx_init and tokenizer is not None:
-            self.context_ids = phrase_token_ids(tokenizer, config.ctx_init)
-            config.n_ctx = len(self.context_ids)
+            if first_n_ctx_of_init:
+                ids = phrase_token_ids(tokenizer, config.ctx_init)
+                if config.n_ctx > len(ids):
+                    raise ValueError(
+                        f"n_ctx={config.n_ctx} learned tokens are taken from ctx_init={config.ctx_init!r}, which "
+                        f"has only {len(ids)}: give n_ctx <= {len(ids)}, a longer ctx_init, or no ctx_init (random "
+                        "initialisation)."
+                    )
+                self.context_ids, self.fixed_ids = ids[: config.n_ctx], ids[config.n_ctx :]
+                if self.fixed_ids and config.class_token_position != "end":
+                    raise SettingError(
+                        f"n_ctx={config.n_ctx} learns the first {config.n_ctx} of the {len(ids)} tokens of "
+                        f"ctx_init={config.ctx_init!r} and keeps the other {len(self.fixed_ids)} as fixed words "
+                        "before the class name, but class_token_position="
+                        f"{config.class_token_position!r} does not put the name after them: use "
+                        f"class_token_position='end', n_ctx={len(ids)} (learn all of ctx_init) or no ctx_init."
+                    )
+            else:
+                self.context_ids = phrase_token_ids(tokenizer, config.ctx_init)
+                config.n_ctx = len(self.context_ids)
         self._lengths = None
 
     def new_context(self, clip: CLIPModel) -> nn.Parameter:
@@ -189,6 +221,7 @@ class ContextPrompts(nn.Module):
             position=self.config.class_token_position,
             max_length=clip.config.text_config.max_position_embeddings,
             context_ids=self.context_ids,
+            fixed_ids=self.fixed_ids,
         )
         device = clip.text_projection.weight.device
         self.register_buffer("prompt_input_ids", layout.input_ids.to(device), persistent=False)
@@ -207,7 +240,9 @@ class ContextPrompts(nn.Module):
             self.prompt_input_ids, self.prompt_context_index, self.prompt_eos_positions, self._lengths
         )
 
-    def encode(self, clip: CLIPModel, context: torch.Tensor) -> torch.Tensor:
+    def encode(
+        self, clip: CLIPModel, context: torch.Tensor, deep_context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Text features of the prompts with `context` spliced in (`encode_context_prompts`, with the
         config's `fast` and `text_chunk_tokens`).
 
@@ -215,6 +250,8 @@ class ContextPrompts(nn.Module):
             clip: the frozen `CLIPModel` (the holder's).
             context: `(M, D)` or, with `class_specific`, `(K, M, D)` -> `(K, E)`; `(B, M, D)` one context
                 per image or prompt set -> `(B, K, E)`.
+            deep_context: `(J - 1, M, D)` the tokens that replace the context's hidden states before text
+                layers `1 .. J - 1` (deep prompts), or `None`.
         """
         return encode_context_prompts(
             clip,
@@ -223,6 +260,7 @@ class ContextPrompts(nn.Module):
             class_specific=self.class_specific,
             fast=self.config.fast,
             chunk_tokens=self.config.text_chunk_tokens,
+            deep_context=deep_context,
         )
 
 

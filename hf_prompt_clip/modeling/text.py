@@ -12,6 +12,7 @@ modules (all positions, one encoder call). Faster paths must reproduce it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,6 +142,7 @@ def build_prompt_layout(
     max_length: int = 77,
     placeholder_id: int | None = None,
     context_ids: list[int] | None = None,
+    fixed_ids: Sequence[int] = (),
 ) -> PromptLayout:
     """Token layouts for `[SOS] [context] text suffix [EOS]` prompts (CoOp's prompt structure).
 
@@ -154,11 +156,18 @@ def build_prompt_layout(
     Args:
         context_ids: token ids to show at the context slots (e.g. those of `ctx_init`); only used
             for readability of `input_ids`, never for the result.
+        fixed_ids: token ids of fixed words between the context and the class name (`position="end"` only):
+            the rest of `ctx_init` when only its first tokens are learned (the deep-prompt methods).
     """
     if position not in CLASS_TOKEN_POSITIONS:
         raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got {position!r}.")
     if n_ctx < 0:
         raise ValueError(f"n_ctx must be >= 0, got {n_ctx}.")
+    if fixed_ids and position != "end":
+        raise ValueError(
+            f"Fixed words after the context go before a class name at the end; class_token_position={position!r} "
+            "puts it elsewhere: use class_token_position='end', or learn all of ctx_init."
+        )
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     placeholder = pad if placeholder_id is None else placeholder_id
@@ -172,7 +181,7 @@ def build_prompt_layout(
         context = [(slot_ids[j], j) for j in range(n_ctx)]
         if position == "end":
             body = _token_ids(tokenizer, f"{text}{suffix}")
-            sequence = context + [(token, -1) for token in body]
+            sequence = context + [(token, -1) for token in [*fixed_ids, *body]]
         else:
             name = [(token, -1) for token in _token_ids(tokenizer, text)]
             tail = [(token, -1) for token in _token_ids(tokenizer, suffix)] if suffix else []
@@ -184,7 +193,7 @@ def build_prompt_layout(
             len(sequence),
             max_length,
             repr(text),
-            f"start + {n_ctx} context + {len(body)} text tokens + end",
+            f"start + {n_ctx} context + {len(fixed_ids) + len(body)} text tokens + end",
         )
         ids, slots = zip(*sequence)
         input_ids[row, : len(ids)] = torch.tensor(ids)
@@ -241,20 +250,38 @@ def assemble_prompt_embeddings(
 
 
 def encode_text_embeddings(
-    clip: CLIPModel, token_embeds: torch.Tensor, eos_positions: torch.Tensor
+    clip: CLIPModel,
+    token_embeds: torch.Tensor,
+    eos_positions: torch.Tensor,
+    deep_context: torch.Tensor | None = None,
+    context_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text features `(N, E)` of prompts given as token embeddings `(N, L, D)` (reference path).
 
     Uses transformers' own CLIP text modules over all `L` positions with a causal mask, then
     reads the final state at `eos_positions` (`(N,)`), applies the final LayerNorm and the
     text projection. Equals `CLIPModel.get_text_features` when the embeddings are plain tokens.
+
+    With deep text prompts `deep_context` `(J - 1, M, D)` (IVLP, MaPLe, PromptSRC), the encoder's
+    layers run one by one, and before layer j (`1 <= j < J`) the hidden state at every position whose
+    `context_index` `(N, L)` is a slot s >= 0 is replaced by `deep_context[j - 1, s]`.
     """
     text_model = clip.text_model
     dtype = text_model.embeddings.token_embedding.weight.dtype
     hidden = text_model.embeddings(inputs_embeds=token_embeds.to(dtype))
     # config, inputs_embeds, attention_mask, cache (named past_key_values before transformers 5.24)
     mask = create_causal_mask(text_model.config, hidden, None, None)
-    hidden = text_model.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+    if deep_context is None:
+        hidden = text_model.encoder(
+            inputs_embeds=hidden, attention_mask=mask, is_causal=True
+        ).last_hidden_state
+    else:
+        if context_index is None:
+            raise ValueError("deep_context needs context_index, the context slot of each position.")
+        for index, layer in enumerate(text_model.encoder.layers):
+            if 1 <= index <= deep_context.shape[0]:
+                hidden = assemble_prompt_embeddings(hidden, context_index, deep_context[index - 1])
+            hidden = layer(hidden, mask, is_causal=True)
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     pooled = text_model.final_layer_norm(hidden[rows, eos_positions.to(hidden.device)])
     return clip.text_projection(pooled)

@@ -13,11 +13,20 @@ CLIP's text attention is causal and only the end-of-text (EOS) state is read, so
 
 All three are exact: `encode_context_prompts(..., fast=False)` runs the straightforward path
 (all 77 positions, transformers' modules, one image at a time) and the tests compare the two.
+
+Deep text prompts (IVLP, MaPLe, PromptSRC; `encode_context_prompts(..., deep_context=...)`): with
+prompt depth J, the hidden states at the context positions are replaced by layer j's own learned
+prompt (no positional embedding) before each layer 1 <= j < J; layer 0 reads the spliced context
+plus positions as usual. The replacement is the same splice as layer 0's
+(`assemble_prompt_embeddings`, applied by `DeepSlots` inside the layer loop), so all three
+speed-ups stay exact: under the causal mask a shared prefix still never sees a class name, and
+its deep prompts are per prefix, not per class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -166,12 +175,42 @@ def _project_eos(clip: CLIPModel, hidden: torch.Tensor, eos: torch.Tensor) -> to
     return clip.text_projection(pooled)
 
 
-def encode_prefix(clip: CLIPModel, prefix_embeds: torch.Tensor) -> KeyValues:
-    """Per-layer keys and values `(B, H, P, d)` of prefixes given as token embeddings `(B, P, D)`."""
+@dataclass(frozen=True)
+class DeepSlots:
+    """Deep prompts of G groups of W rows: before layer j (1 <= j < J), the hidden states at the context
+    positions are replaced by layer j's prompt (IVLP / MaPLe / PromptSRC deep text prompts).
+
+    Rows `g * W .. (g + 1) * W - 1` of a layer's hidden states `(G * W, S, D)` take the prompts of group
+    g (a prefix, an image, a prompt set); the W rows of every group share one slot layout.
+
+    Attributes:
+        prompts: `(G, J - 1, M, D)` the prompts of layers `1 .. J - 1` (`J - 1 = 0`: nothing replaced).
+        context_index: `(W, S)` context slot of each position of a group's rows, `-1` where the hidden
+            state is kept (as in `PromptLayout.context_index`).
+    """
+
+    prompts: torch.Tensor
+    context_index: torch.Tensor
+
+    def before_layer(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        """The input of layer `index`: `hidden` `(G * W, S, D)` with that layer's prompt at the context
+        positions, unchanged for layer 0 and layers from J on."""
+        if not 1 <= index <= self.prompts.shape[1]:
+            return hidden
+        groups = hidden.unflatten(0, (self.prompts.shape[0], -1))  # (G, W, S, D)
+        spliced = assemble_prompt_embeddings(groups, self.context_index, self.prompts[:, index - 1])
+        return spliced.flatten(0, 1)
+
+
+def encode_prefix(clip: CLIPModel, prefix_embeds: torch.Tensor, deep: DeepSlots | None = None) -> KeyValues:
+    """Per-layer keys and values `(B, H, P, d)` of prefixes given as token embeddings `(B, P, D)`,
+    with `deep` (`B` groups of one row) replacing their context positions' states layer by layer."""
     hidden = _add_positions(clip, prefix_embeds, 0)
     activation = _mlp_activation(clip)
     cache = []
-    for layer in clip.text_model.encoder.layers:
+    for index, layer in enumerate(clip.text_model.encoder.layers):
+        if deep is not None:
+            hidden = deep.before_layer(index, hidden)
         hidden, (key, value) = _layer_forward(layer, hidden, None, activation)
         # contiguous: every suffix chunk attends to these, and matmul would copy a transposed view each time
         cache.append((key.contiguous(), value.contiguous()))
@@ -184,12 +223,16 @@ def _encode_rows(
     eos: torch.Tensor,
     start: int,
     past: KeyValues | None,
+    deep: DeepSlots | None = None,
 ) -> torch.Tensor:
     """Features `(N, E)` of rows `(N, S, D)` at positions `start..`, read at `eos` `(N,)`; with `past`
-    (per-layer `(G, H, P, d)`), rows `g * N / G ..` attend to prefix g."""
+    (per-layer `(G, H, P, d)`), rows `g * N / G ..` attend to prefix g; with `deep`, their context
+    positions take each layer's deep prompt."""
     hidden = _add_positions(clip, embeds, start)
     activation = _mlp_activation(clip)
     for index, layer in enumerate(clip.text_model.encoder.layers):
+        if deep is not None:
+            hidden = deep.before_layer(index, hidden)
         hidden, _ = _layer_forward(layer, hidden, None if past is None else past[index], activation)
     return _project_eos(clip, hidden, eos)
 
@@ -269,6 +312,9 @@ def encode_with_shared_prefix(
     suffix_eos: torch.Tensor,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     host_eos: Sequence[int] | None = None,
+    deep_context: torch.Tensor | None = None,
+    prefix_index: torch.Tensor | None = None,
+    suffix_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text features `(B, K, E)` of the prompts `prefix_b + suffix_k` for every b and k.
 
@@ -278,6 +324,9 @@ def encode_with_shared_prefix(
             per prefix (positions `P..P+S-1`).
         suffix_eos: `(K,)` EOS position of each suffix, counted from the suffix start.
         host_eos: the same positions as Python ints, if known (saves reading them off the device).
+        deep_context: `(B, J - 1, M, D)` deep prompts of each prefix (see `DeepSlots`), or None.
+        prefix_index: `(P,)` context slot of each prefix position (`-1`: none); needed with `deep_context`.
+        suffix_index: `(K, S)` context slots of the suffixes, or None when they hold none.
 
     The prefixes are encoded once; the B x K suffixes attend to the cached prefix keys/values
     (`attend_with_shared_prefix`, no per-suffix copy). Suffixes are sorted by length into buckets,
@@ -286,7 +335,10 @@ def encode_with_shared_prefix(
     """
     batch, prefix_length = prefix_embeds.shape[:2]
     per_prefix = suffix_embeds.dim() == 4
-    cache = encode_prefix(clip, prefix_embeds)
+    if deep_context is not None and prefix_index is None:
+        raise ValueError("deep_context needs prefix_index, the context slot of each prefix position.")
+    prefix_deep = None if deep_context is None else DeepSlots(deep_context, prefix_index[None])
+    cache = encode_prefix(clip, prefix_embeds, prefix_deep)
     bucket_budget = max(chunk_tokens // batch, 1)
     device = suffix_embeds.device
     buckets = _length_buckets(_host_eos(suffix_eos, host_eos), bucket_budget, prefix_length)
@@ -308,10 +360,53 @@ def encode_with_shared_prefix(
             # every (prefix, suffix) pair is one sequence; the `width` suffixes of a prefix share its cache
             past = [(key[rows], value[rows]) for key, value in cache]
             eos = suffix_eos[suffixes].repeat(count)
-            encoded = _encode_rows(clip, embeds.reshape(count * width, length, -1), eos, prefix_length, past)
+            deep = None
+            if deep_context is not None and suffix_index is not None:
+                deep = DeepSlots(deep_context[rows], suffix_index[suffixes, :length])
+            encoded = _encode_rows(
+                clip, embeds.reshape(count * width, length, -1), eos, prefix_length, past, deep
+            )
             pieces.append(encoded.view(count, width, -1))
         features.append(torch.cat(pieces))
     return _restore_order(torch.cat(features, dim=1).transpose(0, 1), order).transpose(0, 1)
+
+
+def _check_deep_context(
+    clip: CLIPModel, context: torch.Tensor, deep_context: torch.Tensor, class_specific: bool
+) -> torch.Tensor:
+    """`deep_context` as `(B, J - 1, M, D)`, one set per context of `context`'s `(B, M, D)` form (a
+    shared `(J - 1, M, D)` is expanded, not copied), after checking its shape against the context's."""
+    if class_specific:
+        raise ValueError(
+            "deep_context is not supported with class_specific=True (a class-specific context "
+            f"{tuple(context.shape)} = (K, M, D)); give a shared (M, D) or batched (B, M, D) context."
+        )
+    layers = clip.config.text_config.num_hidden_layers
+    slots = tuple(context.shape[-2:])  # (M, D)
+    batched = context.dim() == 3
+    expected = f"(J - 1, M, D) = (J - 1, {slots[0]}, {slots[1]})"
+    if batched:
+        expected += f" or (B, J - 1, M, D) = ({context.shape[0]}, J - 1, {slots[0]}, {slots[1]})"
+    found = tuple(deep_context.shape)
+    if deep_context.dim() not in ((3, 4) if batched else (3,)) or tuple(deep_context.shape[-2:]) != slots:
+        raise ValueError(
+            f"deep_context must be {expected} for a context of shape {tuple(context.shape)} "
+            f"(one (M, D) prompt per layer 1 .. J - 1), found {found}."
+        )
+    if deep_context.dim() == 4 and deep_context.shape[0] != context.shape[0]:
+        raise ValueError(
+            f"deep_context must be {expected}: one set of deep prompts per context, found {found} "
+            f"({deep_context.shape[0]} sets for {context.shape[0]} contexts)."
+        )
+    if deep_context.shape[-3] > layers - 1:
+        raise ValueError(
+            f"deep_context holds prompts for {deep_context.shape[-3]} layers, found {found}, but the "
+            f"text encoder has {layers} layers: at most {layers - 1} deep prompts (layers 1 .. "
+            f"{layers - 1}; layer 0 takes the context itself)."
+        )
+    if deep_context.dim() == 3:
+        deep_context = deep_context.expand(context.shape[0] if batched else 1, *deep_context.shape)
+    return deep_context
 
 
 def encode_context_prompts(
@@ -321,6 +416,7 @@ def encode_context_prompts(
     class_specific: bool = False,
     fast: bool = True,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    deep_context: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text features of the layout's K prompts with learned `context` spliced in.
 
@@ -330,22 +426,35 @@ def encode_context_prompts(
             -> `(K, E)`; `(B, M, D)` one context per image (CoCoOp) or prompt set -> `(B, K, E)`.
         fast: use EOS truncation and the shared-prefix cache (exact); `False` runs every prompt
             over all positions with transformers' modules, one context at a time.
+        deep_context: deep text prompts of depth J (IVLP, MaPLe, PromptSRC): `(J - 1, M, D)`, or
+            `(B, J - 1, M, D)` one set per context of a batched `(B, M, D)` context (a `(J - 1, M, D)`
+            one then serves every context). Before text encoder layer j, `1 <= j < J`, the hidden
+            states at every context position are replaced by `deep_context[j - 1]` at its slot (no
+            positional embedding); layer 0 reads `context` as without deep prompts. None (default):
+            no deep prompts; `J - 1 = 0` gives the same features. Not with `class_specific`.
+
+    Raises:
+        ValueError: for a `deep_context` whose shape does not fit `context` or the encoder's depth, or
+            with `class_specific=True`.
 
     The layout is moved to the text tower's device (a no-op when it is already there).
     """
     lengths = layout.lengths  # host-side values, read before `to` so the caller's layout keeps them
     layout = layout.to(clip.text_model.embeddings.token_embedding.weight.device)
     batched = context.dim() == 3 and not class_specific
+    contexts = context if batched else context[None]  # (B, M, D), unless class-specific
+    deeps = None if deep_context is None else _check_deep_context(clip, context, deep_context, class_specific)
     if not fast:
         token_embeds = embed_tokens(clip, layout.input_ids).detach()
-        contexts = context if batched else context[None]
         features = [
             encode_text_embeddings(
                 clip,
                 assemble_prompt_embeddings(token_embeds, layout.context_index, one, class_specific),
                 layout.eos_positions,
+                deep_context=None if deeps is None else deeps[b],
+                context_index=layout.context_index,
             )
-            for one in contexts
+            for b, one in enumerate(contexts)
         ]
         return torch.stack(features) if batched else features[0]
 
@@ -357,7 +466,6 @@ def encode_context_prompts(
         return encode_truncated(clip, embeds, layout.eos_positions, chunk_tokens, lengths.eos_positions)
 
     shared = lengths.shared_prefix_length
-    contexts = context if batched else context[None]
     prefix = assemble_prompt_embeddings(token_embeds[:1, :shared], context_index[:1, :shared], contexts)
     prefix = prefix[:, 0]  # (B, P, D)
     suffix_index = context_index[:, shared:]
@@ -366,7 +474,15 @@ def encode_context_prompts(
         suffix = assemble_prompt_embeddings(suffix, suffix_index, contexts)  # (B, K, S, D)
     suffix_eos = [position - shared for position in lengths.eos_positions]
     features = encode_with_shared_prefix(
-        clip, prefix, suffix, layout.eos_positions - shared, chunk_tokens, host_eos=suffix_eos
+        clip,
+        prefix,
+        suffix,
+        layout.eos_positions - shared,
+        chunk_tokens,
+        host_eos=suffix_eos,
+        deep_context=deeps,
+        prefix_index=context_index[0, :shared],
+        suffix_index=suffix_index if lengths.context_after_prefix else None,
     )
     return features if batched else features[0]
 

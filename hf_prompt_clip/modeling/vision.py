@@ -9,8 +9,15 @@ more than the CLS token (PLOT's patch features) or let the last layer see only s
 `CLIPVisionModel.forward` uses them:
 
     embeddings (patches + CLS + positions) -> [extra tokens appended] -> pre-norm
-    -> encoder layers [-> CLS + the k most attended patches before the last layer]
+    -> encoder layers [before layer j = 1..J-1: the extra tokens replaced by layer j's own]
+       [-> CLS + the k most attended patches before the last layer]
     -> post-norm -> projection
+
+The replacement is deep visual prompting as VPT-deep, IVLP, MaPLe and PromptSRC run it (their
+`clip/model.py`, `ResidualAttentionBlock_IVLP` / `_MaPLe`): layer 0 sees the input prompts
+(through the pre-norm, no positional embedding); every later layer j < J first drops the last T
+tokens (the previous layer's outputs at the prompt positions) and appends its own T prompts, which
+pass through no pre-norm and get no positional embedding (docs/deep-prompts.md).
 
 A `VisionTower` names those parts for CLIP's vision tower (`clip_vision_tower`) and for a
 transformers `ViTModel` (`vit_vision_tower`, e.g. MP-FGVC's ImageNet-21k backbone). The encoder
@@ -141,16 +148,80 @@ def append_prompt_tokens(embeddings: torch.Tensor, prompts: torch.Tensor) -> tor
     return torch.cat([images, tokens], dim=2).reshape(sets * batch, length + prompts.shape[1], width)
 
 
+def replace_prompt_tokens(hidden: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+    """Replace the last T tokens of every sequence by its set's T prompt tokens (one deep layer's).
+
+    Args:
+        hidden: `(S * B, L + T, W)` hidden states before a layer, row `s * B + b` holding image `b`
+            with prompt set `s` (as `append_prompt_tokens` lays them out).
+        prompts: `(S, T, W)` the layer's own prompt tokens, one set per prompt set.
+
+    Returns:
+        `(S * B, L + T, W)`: the first L tokens of each row unchanged, the last T those of its set.
+
+    Example:
+        >>> hidden = append_prompt_tokens(torch.zeros(2, 5, 8), torch.ones(3, 2, 8))
+        >>> replaced = replace_prompt_tokens(hidden, 7 * torch.ones(3, 2, 8))
+        >>> replaced.shape, replaced[4, 5:].sum().item(), replaced[:, :5].sum().item()
+        (torch.Size([6, 7, 8]), 112.0, 0.0)
+    """
+    sets, tokens, width = prompts.shape
+    batch = hidden.shape[0] // sets
+    rows = prompts.to(hidden.dtype).unsqueeze(1).expand(-1, batch, -1, -1).reshape(-1, tokens, width)
+    return torch.cat([hidden[:, : hidden.shape[1] - tokens], rows], dim=1)
+
+
+def deep_prompt_layers(deep_prompts: torch.Tensor, prompts: torch.Tensor | None, layers: int) -> torch.Tensor:
+    """Check deep visual prompts against the input prompts and the tower; return them `(J - 1, S, T, W)`.
+
+    Args:
+        deep_prompts: `(J - 1, S, T, W)`, or `(J - 1, T, W)` for one set (then used by every set):
+            the prompts that replace the prompt tokens before layers 1..J-1 (J, the prompt depth,
+            at most the tower's layer count; `J - 1 = 0`: input prompts only).
+        prompts: the input layer's prompts `(S, T, W)`; deep prompts without them are refused.
+        layers: the tower's encoder layers.
+
+    Raises:
+        ValueError: with no input prompts, or a shape other than the expected one (both named).
+    """
+    if prompts is None:
+        raise ValueError(
+            "deep_prompts replace the prompt tokens appended at the input before layers 1..J-1; pass "
+            "the input layer's prompts (sets, tokens, width) as `prompts` as well."
+        )
+    sets, tokens, width = prompts.shape
+    deep = deep_prompts.unsqueeze(1).expand(-1, sets, -1, -1) if deep_prompts.dim() == 3 else deep_prompts
+    if deep.dim() != 4 or deep.shape[1:] != (sets, tokens, width) or deep.shape[0] > layers - 1:
+        raise ValueError(
+            f"deep_prompts must be (J - 1, {sets}, {tokens}, {width}) or (J - 1, {tokens}, {width}) "
+            f"with J - 1 <= {layers - 1} (one set of prompt tokens per layer 1..J-1 of this "
+            f"{layers}-layer tower, matching prompts {tuple(prompts.shape)}), got "
+            f"{tuple(deep_prompts.shape)}."
+        )
+    return deep
+
+
 def run_vision_layers(
-    model: CLIPModel | VisionTower, hidden: torch.Tensor, start: int = 0, stop: int | None = None
+    model: CLIPModel | VisionTower,
+    hidden: torch.Tensor,
+    start: int = 0,
+    stop: int | None = None,
+    deep_prompts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run encoder layers `start:stop` of the image tower on hidden states `(N, L, W)`.
 
     The layers are transformers' own modules, called with no attention mask (every token sees
-    every token, as in a ViT) and the model's attention backend.
+    every token, as in a ViT) and the model's attention backend. With `deep_prompts`
+    `(J - 1, S, T, W)` (checked by `deep_prompt_layers`), the last T tokens of the `N = S * B`
+    rows are replaced by `deep_prompts[j - 1]` right before layer j runs, for j = 1..J-1 (layer
+    indices count from the tower's first layer, whatever `start` is).
     """
-    for layer in as_vision_tower(model).layers[start:stop]:
-        hidden = layer(hidden, None)
+    layers = as_vision_tower(model).layers
+    depth = 0 if deep_prompts is None else deep_prompts.shape[0]
+    for index in range(len(layers))[start:stop]:
+        if 1 <= index <= depth:
+            hidden = replace_prompt_tokens(hidden, deep_prompts[index - 1])
+        hidden = layers[index](hidden, None)
     return hidden
 
 
@@ -213,6 +284,7 @@ def encode_image_tokens(
     pixel_values: torch.Tensor,
     prompts: torch.Tensor | None = None,
     *,
+    deep_prompts: torch.Tensor | None = None,
     return_patches: bool = False,
     keep_patches: int | None = None,
     interpolate_pos_encoding: bool = False,
@@ -225,6 +297,11 @@ def encode_image_tokens(
         prompts: `(S, T, W)` S sets of T tokens of the tower's width W, appended after the patch
             tokens (after the positional embedding, before the pre-norm); the tower runs once per
             set, in one batched call. `None`: the plain tower.
+        deep_prompts: deep visual prompts (VPT-deep, IVLP, MaPLe, PromptSRC) of prompt depth J:
+            `(J - 1, S, T, W)`, or `(J - 1, T, W)` for one set (used by every set), needing
+            `prompts`; before layer j = 1..J-1 the T prompt tokens are replaced by
+            `deep_prompts[j - 1]` (no positional embedding, no pre-norm). `None`, or `J - 1 = 0`:
+            the prompts enter at the input only.
         return_patches: also return the patch tokens' projected features.
         keep_patches: token selection (MP-FGVC's SsVP): the last layer sees only CLS and the
             `keep_patches` patches with the largest CLS attention, summed over heads, in the
@@ -241,6 +318,9 @@ def encode_image_tokens(
         features.patches     # (B, 196, 512) for ViT-B/16 at 224 px
         prompted = encode_image_tokens(clip, pixel_values, prompts=torch.zeros(4, 2, 768))
         prompted.pooled      # (B, 4, 512): one CLS feature per prompt set
+        deep = encode_image_tokens(clip, pixel_values, torch.zeros(1, 2, 768),
+                                   deep_prompts=torch.zeros(8, 2, 768))  # prompt depth J = 9
+        deep.pooled          # (B, 1, 512)
         selected = encode_image_tokens(clip, pixel_values, keep_patches=12)
         selected.kept_patches  # (B, 12): the patches the last layer saw
         ```
@@ -252,6 +332,8 @@ def encode_image_tokens(
         if keep_patches is not None:
             raise ValueError("Token selection (keep_patches) and prompt tokens cannot be combined yet.")
         hidden = append_prompt_tokens(hidden, prompts)
+    if deep_prompts is not None:
+        deep_prompts = deep_prompt_layers(deep_prompts, prompts, len(tower.layers))
     hidden = tower.pre_norm(hidden)
     kept = None
     if keep_patches is not None and keep_patches < length - 1:
@@ -266,7 +348,7 @@ def encode_image_tokens(
         hidden = keep_tokens(penultimate(hidden, None), kept)
         hidden = tower.layers[-1](hidden, None)
     else:
-        hidden = run_vision_layers(tower, hidden)
+        hidden = run_vision_layers(tower, hidden, deep_prompts=deep_prompts)
     pooled = project_vision_tokens(tower, hidden[:, 0])
     patches = project_vision_tokens(tower, hidden[:, 1:length]) if return_patches else None
     if prompts is not None:  # rows are set-major: (S * B, ...) -> (B, S, ...)

@@ -1,0 +1,32 @@
+"""The `ivlp` method folder: registers IVLP (its config, model and what cards and reports say of it,
+`MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
+from ...core.registry import MethodInfo, register_method
+from .config import IVLPConfig
+from .model import IVLPModel
+from .paper import PAPER_RESULTS
+
+register_method(
+    "ivlp",
+    IVLPConfig,
+    IVLPModel,
+    MethodInfo(
+        "IVLP",
+        "Khattak et al., CVPR 2023 (MaPLe's baseline)",
+        "IVLP learns prompt tokens at every layer up to a depth in both towers, independently: M text tokens "
+        "after the start token and T image tokens after the patches, each layer's replacing the previous layer's "
+        "outputs at those positions.",
+        """@inproceedings{khattak2023maple,
+  title     = {MaPLe: Multi-modal Prompt Learning},
+  author    = {Khattak, Muhammad Uzair and Rasheed, Hanoona and Maaz, Muhammad and Khan, Salman and Khan, Fahad Shahbaz},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2023}
+}""",
+        paper_results=PAPER_RESULTS,
+    ),
+)
+
+__all__ = ["IVLPConfig", "IVLPModel"]
