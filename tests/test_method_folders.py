@@ -108,6 +108,17 @@ SAVED_ADAPTERS = {
         "prompts.context": (2, 32),
         "prompts.deep_context": (1, 2, 32),
     },
+    # deep prompts: the tiny CLIP has 2 layers per tower, so the authors' depths (12, 9) run as 2
+    ("vpt", ()): {"prompts.visual_prompts": (8, 32), "prompts.deep_visual_prompts": (1, 8, 32)},
+    ("maple", ()): {
+        "prompts.context": (2, 32),
+        "prompts.deep_context": (1, 2, 32),
+        **{
+            f"prompts.couplings.{j}.{kind}": (32, 32) if kind == "weight" else (32,)
+            for j in range(2)
+            for kind in ("weight", "bias")
+        },
+    },
 }
 
 

@@ -15,7 +15,9 @@ from .clip_adapter import CLIPAdapterConfig, CLIPAdapterModel
 from .kgcoop import KgCoOpConfig, KgCoOpModel
 from .linear_probe import LinearProbeConfig, LinearProbeModel
 from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, TipAdapterModel
+from .vpt import VPTConfig, VPTModel
 from .ivlp import IVLPConfig, IVLPModel
+from .maple import MaPLeConfig, MaPLeModel
 
 # isort: on
 
@@ -34,6 +36,8 @@ __all__ = [
     "LinearProbeModel",
     "MPFGVCConfig",
     "MPFGVCModel",
+    "MaPLeConfig",
+    "MaPLeModel",
     "PLOTConfig",
     "PLOTModel",
     "PLOTPPConfig",
@@ -42,6 +46,8 @@ __all__ = [
     "TipAdapterFConfig",
     "TipAdapterFModel",
     "TipAdapterModel",
+    "VPTConfig",
+    "VPTModel",
     "ZeroShotCLIPConfig",
     "ZeroShotCLIPModel",
 ]

@@ -7,7 +7,8 @@ Two config bases and one component that the deep-prompt methods hold (no method 
 - `VisualPromptConfig`: `n_ctx_vision` tokens appended after the image patches, with their own tokens at
   each of the first `vision_depth` layers of the image tower (VPT-deep; IVLP's and PromptSRC's image side).
 - `DeepPromptConfig`: `VisualPromptConfig` plus learned text prompts after `[SOS]` with their own tokens at
-  each of the first `text_depth` layers of the text tower (IVLP, MaPLe, PromptSRC).
+  each of the first `text_depth` layers of the text tower (IVLP, PromptSRC; MaPLe, whose visual prompts are
+  projected, declares the text fields only).
 - `DeepPrompts`: the learned tensors and the two encodings. Its text side holds a `ContextPrompts` (the prompt
   layout, the initialisation from `ctx_init`) and runs the shared text engine with per-layer prompts; its image
   side runs the shared image-tower path with per-layer visual prompts. The visual prompts are either learned
@@ -22,6 +23,9 @@ The tensors (saved with the adapter):
     deep_visual_prompts (J_v - 1, T, W)   image tokens replacing the prompt positions before layers 1 .. J_v - 1
     couplings.j         Linear(D, W)      MaPLe: the visual prompts of layer j from its text prompts (j < J)
 
+A coupled config (MaPLe's) needs only the text fields (`n_ctx`, `ctx_init`, `ctx_init_std`, `text_depth`: a
+`ContextPromptConfig` with a `text_depth`), whose depth J is then both towers'.
+
 Example:
     ```python
     self.prompts = DeepPrompts(config, self.clip, tokenizer, text=True, vision=True)   # IVLP
@@ -33,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -106,7 +111,7 @@ class VisualPromptConfig(PromptCLIPConfig):
 
 @strict
 class DeepPromptConfig(ContextPromptConfig, VisualPromptConfig):
-    r"""The options of deep prompts in both towers (IVLP, MaPLe, PromptSRC): `ContextPromptConfig`'s text
+    r"""The options of deep prompts in both towers (IVLP, PromptSRC): `ContextPromptConfig`'s text
     prompts, `VisualPromptConfig`'s visual prompts, and the text prompts' depth.
 
     With `ctx_init`, the first `n_ctx` of its tokens are learned and its remaining words stay fixed text before
@@ -131,13 +136,16 @@ class DeepPrompts(nn.Module):
     """Learned prompts at every layer up to a depth, in the text tower, the image tower or both.
 
     Args:
-        config: the holder's config: a `DeepPromptConfig` (text prompts) or a `VisualPromptConfig`.
+        config: the holder's config: a `DeepPromptConfig` (text prompts), a `VisualPromptConfig` (`text=False`)
+            or, `coupled`, a `ContextPromptConfig` with a `text_depth` (its vision fields are never read).
         clip: the frozen `CLIPModel` (its widths, layer counts and device).
         tokenizer: the base model's tokenizer (for `ctx_init`), or `None`.
         text: learn text prompts (`context`, `deep_context`).
         vision: learn or project visual prompts.
         coupled: MaPLe: the visual prompts of each layer are a linear map of that layer's text prompts (needs
-            `text`; `n_ctx_vision` and `vision_depth` are then `n_ctx` and `text_depth`).
+            `text`; `n_ctx_vision` and `vision_depth` are then `n_ctx` and `text_depth`). As the authors'
+            (`maple.py:103-117`), layer 0's map is its own draw of PyTorch's `nn.Linear` init and the J - 1
+            deeper maps are copies of one other draw: they start identical.
 
     Raises:
         SettingError: coupling without text prompts.
@@ -172,10 +180,9 @@ class DeepPrompts(nn.Module):
         vision_width = clip.config.vision_config.hidden_size
         if vision and coupled:
             text_width = clip.config.text_config.hidden_size
-            self.couplings = nn.ModuleList(
-                nn.Linear(text_width, vision_width) for _ in range(self.vision_depth)
-            )
-            self.couplings.to(device)
+            first, deeper = nn.Linear(text_width, vision_width), nn.Linear(text_width, vision_width)
+            clones = (copy.deepcopy(deeper) for _ in range(self.vision_depth - 1))
+            self.couplings = nn.ModuleList([first, *clones]).to(device)
         elif vision:
             self.visual_prompts = nn.Parameter(
                 random_context((self.vision_tokens, vision_width), config.visual_init_std).to(device)
@@ -185,11 +192,17 @@ class DeepPrompts(nn.Module):
 
     def _clamp_depths(self, clip: CLIPModel) -> None:
         """A depth beyond a tower's layers means every layer (the authors' depth 12 on ViT-B/16's 12): the config
-        then records the layer count, so what it says is what runs (a tiny base model has fewer layers)."""
+        then records the layer count, so what it says is what runs (a tiny base model has fewer layers). Coupled,
+        the one depth (`text_depth`) is both towers': at most the shallower tower's layers."""
         config = self.config
-        towers = [("vision", "vision_depth", clip.config.vision_config.num_hidden_layers)]
-        if self.text is not None:
-            towers.append(("text", "text_depth", clip.config.text_config.num_hidden_layers))
+        text_layers = clip.config.text_config.num_hidden_layers
+        vision_layers = clip.config.vision_config.num_hidden_layers
+        if self.coupled:
+            towers = [("shallower", "text_depth", min(text_layers, vision_layers))]
+        else:
+            towers = [("vision", "vision_depth", vision_layers)]
+            if self.text is not None:
+                towers.append(("text", "text_depth", text_layers))
         for tower, field, layers in towers:
             depth = getattr(self, field)
             if depth > layers:
@@ -198,8 +211,9 @@ class DeepPrompts(nn.Module):
                     field, depth, layers, tower, field, layers,
                 )  # fmt: skip
                 setattr(self, field, layers)
-                if not (self.coupled and tower == "vision"):
-                    setattr(config, field, layers)
+                setattr(config, field, layers)
+        if self.coupled and self.vision_depth:
+            self.vision_depth = self.text_depth
 
     # ------------------------------------------------------------------ text side
 

@@ -1,0 +1,32 @@
+"""The `maple` method folder: registers MaPLe (its config, model and what cards and reports say of it,
+`MethodInfo`) with the registry and the transformers Auto classes.
+
+Room: `methods/`.
+"""
+
+from ...core.registry import MethodInfo, register_method
+from .config import MaPLeConfig
+from .model import MaPLeModel
+from .paper import PAPER_RESULTS
+
+register_method(
+    "maple",
+    MaPLeConfig,
+    MaPLeModel,
+    MethodInfo(
+        "MaPLe",
+        "Khattak et al., CVPR 2023",
+        "MaPLe learns M text tokens after the start token with their own tokens at every text layer up to a "
+        "depth, and one linear map per layer that projects those text tokens into the image tower's prompts "
+        "for the same layer, so the two towers' prompts are coupled.",
+        """@inproceedings{khattak2023maple,
+  title     = {MaPLe: Multi-modal Prompt Learning},
+  author    = {Khattak, Muhammad Uzair and Rasheed, Hanoona and Maaz, Muhammad and Khan, Salman and Khan, Fahad Shahbaz},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2023}
+}""",
+        paper_results=PAPER_RESULTS,
+    ),
+)
+
+__all__ = ["MaPLeConfig", "MaPLeModel"]
