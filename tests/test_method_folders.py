@@ -97,6 +97,12 @@ SAVED_ADAPTERS = {
     ("linear_probe", ()): {"head.weight": (3, 16), "head.bias": (3,)},
     ("tip_adapter", ()): {"cache_keys": (0, 16), "cache_labels": (0,)},
     ("tip_adapter_f", ()): {"cache_keys": (0, 16), "cache_labels": (0,)},
+    ("promptsrc", ()): {  # depth 9 clamped to the tiny CLIP's 2 layers
+        "prompts.context": (4, 32),
+        "prompts.deep_context": (1, 4, 32),
+        "prompts.visual_prompts": (4, 32),
+        "prompts.deep_visual_prompts": (1, 4, 32),
+    },
 }
 
 

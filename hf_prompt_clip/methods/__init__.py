@@ -16,6 +16,7 @@ from .kgcoop import KgCoOpConfig, KgCoOpModel
 from .linear_probe import LinearProbeConfig, LinearProbeModel
 from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, TipAdapterModel
 from .ivlp import IVLPConfig, IVLPModel
+from .promptsrc import PromptSRCConfig, PromptSRCModel
 
 # isort: on
 
@@ -38,6 +39,8 @@ __all__ = [
     "PLOTModel",
     "PLOTPPConfig",
     "PLOTPPModel",
+    "PromptSRCConfig",
+    "PromptSRCModel",
     "TipAdapterConfig",
     "TipAdapterFConfig",
     "TipAdapterFModel",
