@@ -119,6 +119,12 @@ SAVED_ADAPTERS = {
             for kind in ("weight", "bias")
         },
     },
+    ("promptsrc", ()): {  # depth 9 clamped to the tiny CLIP's 2 layers
+        "prompts.context": (4, 32),
+        "prompts.deep_context": (1, 4, 32),
+        "prompts.visual_prompts": (4, 32),
+        "prompts.deep_visual_prompts": (1, 4, 32),
+    },
 }
 
 

@@ -18,6 +18,7 @@ from .tip_adapter import TipAdapterConfig, TipAdapterFConfig, TipAdapterFModel, 
 from .vpt import VPTConfig, VPTModel
 from .ivlp import IVLPConfig, IVLPModel
 from .maple import MaPLeConfig, MaPLeModel
+from .promptsrc import PromptSRCConfig, PromptSRCModel
 
 # isort: on
 
@@ -42,6 +43,8 @@ __all__ = [
     "PLOTModel",
     "PLOTPPConfig",
     "PLOTPPModel",
+    "PromptSRCConfig",
+    "PromptSRCModel",
     "TipAdapterConfig",
     "TipAdapterFConfig",
     "TipAdapterFModel",

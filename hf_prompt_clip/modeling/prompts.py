@@ -306,6 +306,8 @@ class TemplatePrompts:
     Args:
         cache_name: the holder's cache entry (`"class_text_features"` for a classifier, another name for
             features a method uses beside its own, as KgCoOp's hand-crafted anchors).
+        normalize_each: with several templates, normalise each template's features before averaging (CLIP's
+            ensemble); `False` averages the raw features, then normalises (PromptSRC's frozen anchors).
 
     Example:
         ```python
@@ -315,8 +317,9 @@ class TemplatePrompts:
         ```
     """
 
-    def __init__(self, cache_name: str = "class_text_features"):
+    def __init__(self, cache_name: str = "class_text_features", *, normalize_each: bool = True):
         self.cache_name = cache_name
+        self.normalize_each = normalize_each
         self.texts: list[str] | None = None
 
     def build(self, texts: Sequence[str]) -> None:
@@ -334,12 +337,13 @@ class TemplatePrompts:
             list(templates),
             fast=holder.config.fast,
             chunk_tokens=holder.config.text_chunk_tokens,
+            normalize_each=self.normalize_each,
         )
 
     def text_features(self, holder: PromptCLIPPreTrainedModel, templates: Sequence[str]) -> torch.Tensor:
         """`compute(holder, templates)`, cached by the holder while the class list, the templates, `fast`
         and the text tower's device and dtype stay the same."""
-        key = (holder.class_version, holder.config.fast, tuple(templates))
+        key = (holder.class_version, holder.config.fast, self.normalize_each, tuple(templates))
         with torch.no_grad():
             return holder.cached_text(self.cache_name, key, lambda: self.compute(holder, templates))
 

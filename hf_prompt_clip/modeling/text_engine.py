@@ -495,12 +495,14 @@ def template_text_features(
     templates: list[str] | tuple[str, ...],
     fast: bool = True,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    normalize_each: bool = True,
 ) -> torch.Tensor:
     """Hand-written prompt features: `template.format(text)` encoded by the frozen CLIP, without autograd.
 
     With several templates, each template's features are L2-normalised, averaged over the templates and
-    re-normalised (CLIP's prompt ensemble). Zero-shot CLIP's classifier, CLIP-Adapter's text side and
-    KgCoOp's hand-crafted anchors are all this function.
+    re-normalised (CLIP's prompt ensemble); with `normalize_each=False` the raw features are averaged, then
+    normalised (PromptSRC's frozen text anchors, `trainers/promptsrc.py:121-128`). Zero-shot CLIP's classifier,
+    CLIP-Adapter's text side, KgCoOp's hand-crafted anchors and PromptSRC's are all this function.
 
     Args:
         clip: the frozen `CLIPModel`.
@@ -509,6 +511,8 @@ def template_text_features(
         templates: T templates with one `{}` each.
         fast: EOS truncation (`encode_truncated`, exact); `False` runs all 77 positions.
         chunk_tokens: most token positions per text-encoder call on the fast path.
+        normalize_each: normalise each template's features before averaging (CLIP's ensemble), or average
+            the raw features (`False`).
 
     Returns:
         `(K, E)` float32, L2-normalised, on the text tower's device.
@@ -531,6 +535,8 @@ def template_text_features(
             features.append(encode_truncated(clip, embeds, eos_positions, chunk_tokens))
         else:
             features.append(encode_text_embeddings(clip, embeds, eos_positions))
-    features = F.normalize(torch.cat(features).float(), dim=-1)
+    features = torch.cat(features).float()
+    if normalize_each:
+        features = F.normalize(features, dim=-1)
     features = features.view(len(texts), len(templates), -1).mean(dim=1)
     return F.normalize(features, dim=-1)

@@ -4,12 +4,13 @@ Room: `train/`.
 
 One module per job: `trainer.py` (the loop), `config.py` (the settings), `fingerprint.py` (a run's identity),
 `run_folder.py` (the output folder: lock, checkpoints, resume), `guards.py` (finite or fail),
-`cached_views.py` (training on cached augmented views), `fit_stage.py` (fit stages), `schedule.py` (learning
-rates).
+`cached_views.py` (training on cached augmented views), `fit_stage.py` (fit stages), `epoch_average.py` (a stage's
+result as a weighted average of its epochs), `schedule.py` (learning rates).
 """
 
 from ..utils.atomic import FolderLockedError
 from .config import TrainingConfig, augment_views_used, settings_used
+from .epoch_average import EpochSum
 from .guards import NonFiniteLossError, NonFiniteParametersError, NonFiniteTrainingError
 from .run_folder import RunMismatchError, TrainerState, checkpoint_problem, list_checkpoints
 from .schedule import SCHEDULES, learning_rate
@@ -17,6 +18,7 @@ from .trainer import PromptTrainer
 
 __all__ = [
     "SCHEDULES",
+    "EpochSum",
     "FolderLockedError",
     "NonFiniteLossError",
     "NonFiniteParametersError",

@@ -147,7 +147,8 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
     """The training settings a run with `stages` used, as its results and model card record them.
 
     A run of fit stages only (a linear probe, Tip-Adapter) drops the optimiser's settings (`GRADIENT_SETTINGS`),
-    which it never read; gradient stages that override the epochs or learning rate are listed as `stages`;
+    which it never read; gradient stages that override the epochs or learning rate, or whose result is an
+    average of their epochs (`TrainingStage.epoch_average`), are listed as `stages`;
     `augment_views` is listed only when set and a gradient stage reads it, as the number of views used
     (`augment_views_used`: no more than the longest gradient stage's epochs).
 
@@ -172,10 +173,14 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
     if not gradient:
         for name in GRADIENT_SETTINGS:
             settings.pop(name, None)
-    if any(stage.epochs is not None or stage.learning_rate is not None for stage in gradient):
+    if any(
+        stage.epochs is not None or stage.learning_rate is not None or stage.epoch_average is not None
+        for stage in gradient
+    ):
         settings["stages"] = [
             f"{stage.name}: {stage.epochs or training.epochs} epochs at learning rate "
             f"{stage.learning_rate or training.learning_rate}"
+            + ("" if stage.epoch_average is None else f"; result: {stage.epoch_average.describe()}")
             for stage in gradient
         ]
     return settings

@@ -32,13 +32,15 @@ NOT_IN_FINGERPRINT = (
 
 
 def stage_settings(stage) -> Any:
-    """A training stage as the run's settings record it (`kind` only when it is not the default, so runs
-    of gradient stages keep the fingerprints that earlier versions wrote)."""
+    """A training stage as the run's settings record it (`kind` and `epoch_average` only when they are not
+    the defaults, so runs of plain gradient stages keep the fingerprints that earlier versions wrote)."""
     if not dataclasses.is_dataclass(stage):
         return repr(stage)
     settings = asdict(stage)
     if settings.get("kind") == "gradient":
         del settings["kind"]
+    if settings.get("epoch_average", 0) is None:
+        del settings["epoch_average"]
     return settings
 
 

@@ -256,9 +256,17 @@ class RunFolder:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def save(self, accelerator: Accelerator, model: PromptCLIPPreTrainedModel, state: TrainerState) -> Path:
+    def save(
+        self,
+        accelerator: Accelerator,
+        model: PromptCLIPPreTrainedModel,
+        state: TrainerState,
+        write_extra: Callable[[Path], None] | None = None,
+    ) -> Path:
         """Write a checkpoint of `state` (adapter, optimiser, RNG states; `adapter_only_checkpoints`) as
-        `checkpoint-<global step>`, then prune this run's old ones (every process calls it).
+        `checkpoint-<global step>`, then prune this run's old ones (every process calls it). `write_extra`, on
+        the main process, writes more of the loop's state into the folder (a stage's running epoch average,
+        `epoch_average.py`); its files are listed and checked as the others.
 
         Everything is written into a staging folder (`.checkpoint-<step>.tmp-<staging_tag>`) that is renamed
         into place once complete, `trainer_state.json` (with the fingerprint and the size of every file)
@@ -276,6 +284,8 @@ class RunFolder:
                 accelerator.save_state(str(staging))
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
+                if write_extra is not None:
+                    write_extra(staging)
                 files = {
                     file.relative_to(staging).as_posix(): file.stat().st_size
                     for file in sorted(staging.rglob("*"))

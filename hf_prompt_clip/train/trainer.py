@@ -14,7 +14,9 @@ lives in the modules the trainer holds, one job each:
 - `guards.py`: finite or fail (`FiniteGuard`: training stops with an error when the loss or the trainable
   parameters stop being finite, before anything non-finite is saved, naming the last good checkpoint);
 - `cached_views.py`: gradient stages on cached augmented views (`augment_views`);
-- `fit_stage.py`: what the loop does around `model.fit` in a fit stage.
+- `fit_stage.py`: what the loop does around `model.fit` in a fit stage;
+- `epoch_average.py`: a stage whose result is a weighted average of its epochs (`TrainingStage.epoch_average`):
+  the running sum (`EpochSum`), kept in every checkpoint.
 
 `hf_prompt_clip.train` exports the public names of all of them.
 """
@@ -41,6 +43,7 @@ from ..utils.logs import main_process_logger, progress_bar
 from .accelerator import training_accelerator
 from .cached_views import ExampleIndices, check_augment_views, training_views, warn_unused_views
 from .config import TrainingConfig, augment_views_used, tracker_config
+from .epoch_average import EpochSum
 from .fingerprint import run_settings
 from .fit_stage import fit_model, set_model_options
 from .guards import FiniteGuard
@@ -138,6 +141,7 @@ class PromptTrainer:
         self.folder = RunFolder(config, self.run_settings())  # made again by train(), from the config then
         self.guard = FiniteGuard(self.accelerator)
         self._stage_name: str | None = None
+        self.epoch_sum: EpochSum | None = None  # the running epoch average of a stage that has one
 
     # ------------------------------------------------------------------ the run's identity and folder
 
@@ -182,7 +186,12 @@ class PromptTrainer:
         moment leaves the previous checkpoints as they were). Refused (`NonFiniteParametersError`) when a
         trainable parameter is not finite."""
         self._check_parameters(f"before saving checkpoint-{self.state.global_step}")
-        folder = self.folder.save(self.accelerator, self.model, self.state)
+        folder = self.folder.save(
+            self.accelerator,
+            self.model,
+            self.state,
+            write_extra=None if self.epoch_sum is None else self.epoch_sum.save,
+        )
         self.guard.saved(folder)
         return folder
 
@@ -373,10 +382,25 @@ class PromptTrainer:
             self.model, self.train_dataset, self.config, self.feature_cache, self.accelerator, self.collate_fn
         )
 
+    def _add_epoch_to_average(self, stage_name: str) -> None:
+        """After an epoch of a stage with an epoch average: add the trained tensors with the epoch's weight to
+        the running sum; after the last epoch, load the average into the model (the stage's result, which the
+        last checkpoint then holds)."""
+        trained = self._trainable()
+        self.epoch_sum.add(trained)
+        if self.epoch_sum.complete:
+            self.epoch_sum.load_into(trained)
+            logger.info(
+                "stage %r: its result is the weighted average of its %d epochs (weights %s)",
+                stage_name, len(self.epoch_sum.weights),
+                ", ".join(f"{w:.3g}" for w in self.epoch_sum.weights),
+            )  # fmt: skip
+
     def _train_stage(self, stage_index, stage, resume: Path | None) -> None:
         config, accelerator = self.config, self.accelerator
         model = self.model
         self._stage_name = stage.name
+        self.epoch_sum = None  # a stage's running epoch average is its own
         trainable = model.set_training_stage(stage)
         if not trainable:
             raise ValueError(
@@ -404,15 +428,19 @@ class PromptTrainer:
                 drop_last=False,
             )
         model_prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        epochs = stage.epochs or config.epochs
+        weights = stage.epoch_weights(epochs)
+        self.epoch_sum = None if weights is None else EpochSum(weights)
         if resume is not None:
             self._load_checkpoint(resume)
+            if self.epoch_sum is not None:  # the sum of the epochs done, as the checkpoint holds it
+                self.epoch_sum.load(resume, self.state.epoch, accelerator.device)
         else:
             self.state.stage, self.state.epoch, self.state.step_in_epoch = stage_index, 0, 0
         views = labels = None
         if cached:  # every view of every example encoded once (each process encodes its shard; all get all)
             views, labels = self.training_views()
             used = len(views)
-        epochs = stage.epochs or config.epochs
         base_lr = stage.learning_rate or config.learning_rate
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
         logger.info(
@@ -491,9 +519,12 @@ class PromptTrainer:
                 accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=self.state.global_step)
             self.state.epoch += 1
             self.state.step_in_epoch = 0
+            if self.epoch_sum is not None:
+                self._add_epoch_to_average(stage.name)
             if saves_at_epoch_end(self.state.epoch):
                 self.save_checkpoint()
         progress.close()
+        self.epoch_sum = None
         self._check_parameters("at the end of the stage", stage.name)
         last = next(
             (entry["loss"] for entry in reversed(self.state.log) if entry["stage"] == stage.name), None
