@@ -4,7 +4,7 @@
 Room: `methods/`.
 """
 
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import IVLPConfig
 from .model import IVLPModel
 from .paper import PAPER_RESULTS
@@ -26,6 +26,18 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        published=(
+            # IVLP's base-to-new configuration (2 + 2 tokens, depth 12), which the MaPLe repository also runs for cross-dataset transfer; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
+            PublishedAdapter(
+                "ivlp-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                options={},
+                training={"epochs": 5, "batch-size": 4, "lr": 0.0035},
+            ),
+        ),
     ),
 )
 

@@ -4,7 +4,7 @@
 Room: `methods/`.
 """
 
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import MaPLeConfig
 from .model import MaPLeModel
 from .paper import PAPER_RESULTS
@@ -26,6 +26,18 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        published=(
+            # MaPLe's cross-dataset configuration: depth 3, 2 epochs; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
+            PublishedAdapter(
+                "maple-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                options={"text_depth": 3},
+                training={"epochs": 2, "batch-size": 4, "lr": 0.0026},
+            ),
+        ),
     ),
 )
 

@@ -4,7 +4,7 @@
 Room: `methods/`.
 """
 
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import PromptSRCConfig
 from .model import PromptSRCModel
 from .paper import PAPER_RESULTS
@@ -27,6 +27,18 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        published=(
+            # PromptSRC's cross-dataset configuration: depth 3, GPA mean 6, std 10; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
+            PublishedAdapter(
+                "promptsrc-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                options={"text_depth": 3, "vision_depth": 3, "gpa_mean": 6, "gpa_std": 10},
+                training={"epochs": 20, "batch-size": 4, "lr": 0.0025},
+            ),
+        ),
     ),
 )
 

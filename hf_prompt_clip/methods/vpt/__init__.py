@@ -4,7 +4,7 @@
 Room: `methods/`.
 """
 
-from ...core.registry import MethodInfo, register_method
+from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import VPTConfig
 from .model import VPTModel
 from .paper import PAPER_RESULTS
@@ -26,6 +26,18 @@ register_method(
   year      = {2022}
 }""",
         paper_results=PAPER_RESULTS,
+        published=(
+            # VPT-deep's base-to-new configuration, which the MaPLe repository also runs for cross-dataset transfer; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
+            PublishedAdapter(
+                "vpt-vitb16-imagenet",
+                "imagenet",
+                "domain_generalization",
+                16,
+                ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+                options={},
+                training={"epochs": 5, "batch-size": 4, "lr": 0.0025},
+            ),
+        ),
     ),
 )
 
