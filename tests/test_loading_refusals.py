@@ -186,11 +186,11 @@ def test_integer_labels_must_be_stored_as_integers():
 
 
 def test_an_unknown_method_names_the_release_that_saved_it_and_whether_upgrading_helps(tmp_path, capsys):
-    folder = edit_config(saved_coop(tmp_path / "a"), model_type="prompt_clip_maple")
+    folder = edit_config(saved_coop(tmp_path / "a"), model_type="prompt_clip_from_the_future")
     for version in (__version__, "0.0.1"):  # this release or an older one: upgrading cannot help
         edit_config(folder, hf_prompt_clip_version=version)
         line = evaluate_error(folder, capsys)
-        assert f"'prompt_clip_maple' adapter saved by hf-prompt-clip {version}" in line
+        assert f"'prompt_clip_from_the_future' adapter saved by hf-prompt-clip {version}" in line
         assert f"the installed hf-prompt-clip {__version__}" in line and "upgrading will not help" in line
         assert "pip install" not in line
         with pytest.raises(AdapterLoadError, match="upgrading will not help"):

@@ -249,8 +249,8 @@ def unknown_method_message(path: str, model_type: str, saved: dict) -> str:
     it does when a newer release saved it; it cannot when this release is as new as the one that saved it.
 
     Example:
-        >>> unknown_method_message("a", "prompt_clip_maple", {"hf_prompt_clip_version": "9.0.0"})
-        "'a' is a 'prompt_clip_maple' adapter saved by hf-prompt-clip 9.0.0; ... pip install -U ..."
+        >>> unknown_method_message("a", "prompt_clip_from_the_future", {"hf_prompt_clip_version": "9.0.0"})
+        "'a' is a 'prompt_clip_from_the_future' adapter saved by hf-prompt-clip 9.0.0; ... pip install -U ..."
     """
     from ..utils.version import __version__, compare_releases, upgrade_advice
 
