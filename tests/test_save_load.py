@@ -238,7 +238,9 @@ def test_an_adapter_of_a_method_this_release_lacks_names_the_release_and_the_upg
     from hf_prompt_clip import AdapterLoadError, CoOpModel
     from hf_prompt_clip.cli import load_adapter
 
-    _edit_config(_saved_coop(tmp_path), model_type="prompt_clip_from_the_future", hf_prompt_clip_version="9.0.0")
+    _edit_config(
+        _saved_coop(tmp_path), model_type="prompt_clip_from_the_future", hf_prompt_clip_version="9.0.0"
+    )
     for load in (lambda: load_adapter(str(tmp_path)), lambda: CoOpModel.from_pretrained(tmp_path)):
         with pytest.raises(
             AdapterLoadError, match=r"'prompt_clip_from_the_future' adapter saved by hf-prompt-clip 9\.0\.0"
