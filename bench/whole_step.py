@@ -338,6 +338,7 @@ def cells(row: dict) -> list[str]:
         f"{row['bound_s']:.2f}",
         f"{row['data_s']:.2f}",
         f"{statistics.median(r['peak_mb'] for r in reference):.0f} / {statistics.median(r['peak_mb'] for r in fast):.0f}",
+        f"{row['measured']}, threads {row['threads']}, {row['rounds']} rounds",
     ]
 
 
@@ -353,6 +354,7 @@ COLUMNS = [
     "bound s",
     "data s",
     "peak MB ref / fast",
+    "measured",
 ]
 
 
@@ -394,7 +396,7 @@ def main() -> None:
             for index in range(args.rounds):
                 order = ("fast", "reference") if index % 2 == 0 else ("reference", "fast")
                 rounds.append({path: spawn(args, method, stage, path, images) for path in order})
-            rows.append(summarise(method, stage, images, rounds, data_s))
+            rows.append({**summarise(method, stage, images, rounds, data_s), "threads": threads_used(args)})
             write(args, earlier_rows(args, methods) + rows, skipped)  # a crash later keeps what was measured
 
 
@@ -414,15 +416,20 @@ def write(args, rows: list[dict], skipped: list[str]) -> None:
     header = (
         f"Whole training steps (forward with the image tower, loss, backward, SGD step), fast text engine vs "
         f"the straightforward path (`fast=False`), same inputs. {device_name(args.device)}, {args.dtype}, torch "
-        f"{torch.__version__}, threads {args.threads or torch.get_num_threads()}; ViT-B/16 dimensions, random "
-        f"weights, {args.classes} Flowers102 classes, real CLIP tokenizer; fresh subprocess per measurement "
-        f"(1 warm-up + {args.reps} steps, median), {args.rounds} interleaved rounds: median (min-max) of the "
-        f"rounds. Parts (process CPU time on a CPU, wall time on a GPU) are medians of the rounds' medians; bound = image forward + the reference's text work "
+        f"{torch.__version__}; ViT-B/16 dimensions, random weights, {args.classes} Flowers102 classes, real CLIP "
+        f"tokenizer; fresh subprocess per measurement (1 warm-up + {args.reps} steps, median), interleaved "
+        f"rounds: median (min-max) of the rounds; each row says when it was measured, with how many torch threads "
+        f"and rounds (rows of methods a run did not measure are kept from earlier runs). Parts (process CPU time on a CPU, wall time on a GPU) are medians of the rounds' medians; bound = image forward + the reference's text work "
         f"at the token bound; data = decoding + transforming one batch of 500x375 JPEGs (not in the step). "
         f"Methods without a gradient step (trained by a fit, or nothing to train): {', '.join(skipped) or 'none'}. "
         f"Measured {time.strftime('%Y-%m-%d')}."
     )
     write_results(args.output or f"whole_step_{args.device}", header, rows, COLUMNS, cells)
+
+
+def threads_used(args) -> int:
+    """The torch threads of each measurement (`--threads`, else torch's default on this machine)."""
+    return args.threads or torch.get_num_threads()
 
 
 def argparse_suppress():
