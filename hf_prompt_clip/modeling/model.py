@@ -541,13 +541,20 @@ class PromptCLIPPreTrainedModel(ClassPrompts, AdapterIO, PreTrainedModel):
     # ------------------------------------------------------------------ training stages
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """The tensors that make up the adapter: everything persistent outside the frozen CLIP."""
+        """The tensors that make up the adapter: everything persistent outside the frozen CLIP, the CLIP
+        submodules of `adapter_clip_modules`, and the CLIP entries `is_adapter_clip_key` claims."""
         kept = tuple(f"clip.{name}." for name in self.adapter_clip_modules)
         return {
             key: value
             for key, value in self.state_dict().items()
-            if not key.startswith("clip.") or key.startswith(kept)
+            if not key.startswith("clip.") or key.startswith(kept) or self.is_adapter_clip_key(key)
         }
+
+    def is_adapter_clip_key(self, key: str) -> bool:
+        """Hook: whether the state-dict entry `key` (`"clip."`-prefixed) is an adapter tensor the method put
+        inside CLIP's own modules (low-rank weights injected into its layers): saved, loaded and trained as
+        the adapter. Default: none (besides `adapter_clip_modules`)."""
+        return False
 
     def saved_adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """What `save_pretrained` writes: the adapter tensors (a method may store some in a smaller
