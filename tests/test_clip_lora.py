@@ -22,8 +22,9 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, CLIPModel
 
-from hf_prompt_clip import CLIPLoRAConfig, CLIPLoRAModel
+from hf_prompt_clip import CLIPLoRAConfig, CLIPLoRAModel, CoOpModel
 from hf_prompt_clip.caching.feature_cache import FrozenFeaturesUnavailable
+from hf_prompt_clip.cli import main
 from hf_prompt_clip.methods.clip_lora.config import lora_layer_indices
 from hf_prompt_clip.modeling.text_engine import encode_template_prompts
 from hf_prompt_clip.testing import tiny_clip
@@ -387,7 +388,9 @@ def test_merge_and_unload_gives_a_plain_clip_with_the_adapters_predictions(tiny_
             merged.get_image_features(pixel_values=pixels()).pooler_output, model.encode_images(pixels()),
             atol=1e-5, rtol=0,
         )  # fmt: skip
-    folder = model.save_merged(tmp_path / "merged")
+    model.save_pretrained(tmp_path / "adapter")
+    main(["merge", str(tmp_path / "adapter"), str(tmp_path / "merged")])  # the command line: save_merged
+    folder = tmp_path / "merged"
     record = json.loads((tmp_path / "merged" / "classes.json").read_text())
     assert record["class_names"] == PATTERN_NAMES and record["template"] == "a photo of a {}."
     assert json.loads((tmp_path / "merged" / "config.json").read_text())["model_type"] == "clip"
@@ -404,6 +407,18 @@ def test_merge_and_unload_gives_a_plain_clip_with_the_adapters_predictions(tiny_
         scores = {r["label"]: r["score"] for r in result}
         for k, name in enumerate(record["prompt_names"]):
             assert scores[name] == pytest.approx(probs[k].item(), abs=1e-5)
+
+
+def test_an_adapter_with_tensors_of_its_own_is_not_merged(tiny_clip_folder, tmp_path, capsys):
+    model = CoOpModel.from_clip(tiny_clip_folder, PATTERN_NAMES)
+    assert model.merge_problem is not None
+    with pytest.raises(ValueError, match="cannot be merged into a plain CLIPModel"):
+        model.merge_and_unload()
+    model.save_pretrained(tmp_path / "coop")
+    with pytest.raises(SystemExit):
+        main(["merge", str(tmp_path / "coop"), str(tmp_path / "merged")])
+    assert "cannot be merged into a plain CLIPModel" in capsys.readouterr().err
+    assert not (tmp_path / "merged").exists()
 
 
 # ---------------------------------------------------------------- learning on the synthetic world

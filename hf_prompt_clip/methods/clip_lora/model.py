@@ -6,7 +6,6 @@ Room: `methods/`.
 from __future__ import annotations
 
 import copy
-import json
 import os
 
 import torch
@@ -18,7 +17,6 @@ from transformers import CLIPModel
 
 from ...modeling.model import PromptCLIPPreTrainedModel
 from ...modeling.prompts import TemplatePrompts
-from ...modeling.text import prompt_class_name
 from ...modeling.vision import encode_image_tokens
 from .config import CLIPLoRAConfig, lora_layer_indices
 
@@ -28,8 +26,6 @@ PEFT_ADAPTER = "default"
 PROJECTIONS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj"}
 #: The sub-folder of a saved adapter holding the same LoRA as a stock PEFT adapter.
 PEFT_FOLDER = "peft"
-#: The file of a merged CLIP that records the classes and template it was adapted with.
-MERGED_CLASSES_FILE = "classes.json"
 
 
 def lora_target_pattern(config: CLIPLoRAConfig, clip: CLIPModel) -> str:
@@ -167,40 +163,17 @@ class CLIPLoRAModel(PromptCLIPPreTrainedModel):
         tensors = {f"base_model.model.{key}": value.detach().contiguous() for key, value in state.items()}
         save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
 
+    @property
+    def merge_problem(self) -> str | None:
+        """None: the LoRA is a change of CLIP's own weights, so it folds into a plain `CLIPModel`."""
+        return None
+
     def merge_and_unload(self) -> CLIPModel:
         """A plain `CLIPModel` with the LoRA folded into the projections' weights (this model unchanged): its
         image and text features are this model's (in evaluation), at a plain CLIP's cost. Its config records
-        the classes (`id2label`) and the template (`prompt_template`); `save_merged` writes it as a folder."""
+        the classes (`id2label`) and the template (`prompt_template`); `save_merged` (inherited) writes it as a folder with `classes.json`."""
         merged = merge_lora(self.clip)
         merged.config.id2label = dict(enumerate(self.class_names))
         merged.config.label2id = {name: index for index, name in enumerate(self.class_names)}
         merged.config.prompt_template = self.config.templates[0]
         return merged.eval()
-
-    def save_merged(self, save_directory: str | os.PathLike) -> str:
-        """Write `merge_and_unload()` as a plain CLIP folder (weights, config, tokenizer, image processor and
-        `classes.json`: the class names, their prompt form and the template, for the stock zero-shot pipeline's
-        `candidate_labels` and `hypothesis_template`). Returns the folder.
-
-        Example:
-            ```python
-            folder = model.save_merged("merged")
-            classes = json.load(open(f"{folder}/classes.json"))
-            pipeline("zero-shot-image-classification", model=folder)(image, candidate_labels=classes["prompt_names"],
-                                                                     hypothesis_template=classes["template"])
-            ```
-        """
-        save_directory = os.fspath(save_directory)
-        self.merge_and_unload().save_pretrained(save_directory)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
-        if self.image_processor is not None:
-            self.image_processor.save_pretrained(save_directory)
-        record = {
-            "class_names": self.class_names,
-            "prompt_names": [prompt_class_name(name) for name in self.config.class_prompt_names],
-            "template": self.config.templates[0],
-        }
-        with open(os.path.join(save_directory, MERGED_CLASSES_FILE), "w", encoding="utf-8") as file:
-            json.dump(record, file, indent=2)
-        return save_directory
