@@ -27,6 +27,7 @@ from hf_prompt_clip.caching.feature_cache import FrozenFeaturesUnavailable
 from hf_prompt_clip.cli import main
 from hf_prompt_clip.methods.clip_lora.config import lora_layer_indices
 from hf_prompt_clip.modeling.text_engine import encode_template_prompts
+from hf_prompt_clip.serialization.card import write_model_card
 from hf_prompt_clip.testing import tiny_clip
 from hf_prompt_clip.utils.settings import SettingError
 
@@ -352,6 +353,8 @@ def test_the_peft_adapter_loads_with_stock_peft_in_a_fresh_process(tiny_clip_fol
     peft_config = json.loads((folder / "peft" / "adapter_config.json").read_text())
     assert peft_config["base_model_name_or_path"] == tiny_clip_folder
     assert (peft_config["r"], peft_config["lora_alpha"], peft_config["use_rslora"]) == (2, 1.0, True)
+    write_model_card(folder, model.config)  # the card says how stock PEFT loads it
+    assert 'subfolder="peft"' in (folder / "README.md").read_text()
     torch.save(pixels(), tmp_path / "pixels.pt")
     script = tmp_path / "stock.py"
     script.write_text(STOCK_PEFT)

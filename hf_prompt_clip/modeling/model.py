@@ -559,6 +559,12 @@ class PromptCLIPPreTrainedModel(ClassPrompts, AdapterIO, PreTrainedModel):
         the adapter. Default: none (besides `adapter_clip_modules`)."""
         return False
 
+    @classmethod
+    def card_usage_notes(cls, config: PromptCLIPConfig, repo_id: str) -> str | None:
+        """Hook: markdown the model card adds to "How to use" for an adapter of `config` published as
+        `repo_id` (other ways to load it: another library's form saved beside it, a merged model), or `None`."""
+        return None
+
     # ------------------------------------------------------------------ merging into a plain CLIP
 
     @property

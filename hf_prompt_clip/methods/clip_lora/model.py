@@ -163,6 +163,25 @@ class CLIPLoRAModel(PromptCLIPPreTrainedModel):
         tensors = {f"base_model.model.{key}": value.detach().contiguous() for key, value in state.items()}
         save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
 
+    @classmethod
+    def card_usage_notes(cls, config: CLIPLoRAConfig, repo_id: str) -> str | None:
+        """The card's other ways to load the LoRA: stock PEFT (`peft/`) and a merged plain `CLIPModel`."""
+        base = config.base_model_name_or_path or "openai/clip-vit-base-patch16"
+        return f"""The same LoRA is saved as a stock **PEFT adapter** in `{PEFT_FOLDER}/` (`adapter_config.json` names the base
+model and its revision), which loads without this package:
+
+```python
+from peft import PeftModel
+from transformers import CLIPModel
+
+clip = PeftModel.from_pretrained(CLIPModel.from_pretrained("{base}"), "{repo_id}", subfolder="{PEFT_FOLDER}")
+```
+
+It also **merges** into a plain `CLIPModel` (the LoRA folded into the weights: a plain CLIP's inference cost):
+`hf-prompt-clip merge {repo_id} merged/` (or `model.save_merged("merged/")`) writes the model, its processors
+and `classes.json` (class names and template) for `pipeline("zero-shot-image-classification", model="merged/")`
+with stock transformers."""
+
     @property
     def merge_problem(self) -> str | None:
         """None: the LoRA is a change of CLIP's own weights, so it folds into a plain `CLIPModel`."""
