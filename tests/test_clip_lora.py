@@ -7,6 +7,7 @@ tensors, and run through transformers' plain `get_text_features` / `get_image_fe
 CLIP's scaled cosine similarity.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -22,13 +23,15 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, CLIPModel
 
+import hf_prompt_clip.train as train
 from hf_prompt_clip import CLIPLoRAConfig, CLIPLoRAModel, CoOpModel
 from hf_prompt_clip.caching.feature_cache import FrozenFeaturesUnavailable
 from hf_prompt_clip.cli import main
+from hf_prompt_clip.data import collate_fn, train_transform, with_image_transform
 from hf_prompt_clip.methods.clip_lora.config import lora_layer_indices
 from hf_prompt_clip.modeling.text_engine import encode_template_prompts
 from hf_prompt_clip.serialization.card import write_model_card
-from hf_prompt_clip.testing import tiny_clip
+from hf_prompt_clip.testing import pattern_benchmark, tiny_clip
 from hf_prompt_clip.utils.settings import SettingError
 
 LAYERS = 4
@@ -422,6 +425,60 @@ def test_an_adapter_with_tensors_of_its_own_is_not_merged(tiny_clip_folder, tmp_
         main(["merge", str(tmp_path / "coop"), str(tmp_path / "merged")])
     assert "cannot be merged into a plain CLIPModel" in capsys.readouterr().err
     assert not (tmp_path / "merged").exists()
+
+
+# ---------------------------------------------------------------- resuming
+
+
+class Interrupt(Exception):
+    pass
+
+
+RESUME_SETTINGS = dict(
+    epochs=2, batch_size=8, learning_rate=0.01, optimizer="adamw", lr_schedule="cosine", warmup_epochs=0,
+    seed=3, checkpoint_every_steps=3, keep_checkpoints=10,  # 4 steps an epoch
+)  # fmt: skip
+
+
+def train_lora(folder, output, stop_at=None, **overrides) -> CLIPLoRAModel:
+    """Train a fresh tiny CLIP-LoRA (dropout 0.25 on: the random masks must resume too) into `output`; with
+    `stop_at`, die at that forward call."""
+    torch.manual_seed(0)
+    model = CLIPLoRAModel.from_clip(folder, list(PATTERN_NAMES))
+    forward, calls = model.forward, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise Interrupt
+        return forward(*args, **kwargs)
+
+    model.forward = counted
+    examples = with_image_transform(pattern_benchmark(8, seed=0), train_transform(model.image_processor))
+    config = train.TrainingConfig(output_dir=str(output), **{**RESUME_SETTINGS, **overrides})
+    with contextlib.suppress(Interrupt):
+        train.PromptTrainer(model, examples, config, collate_fn=collate_fn).train()
+    return model
+
+
+@pytest.fixture(scope="module")
+def whole_run(tiny_clip_folder, tmp_path_factory) -> dict[str, torch.Tensor]:
+    model = train_lora(tiny_clip_folder, tmp_path_factory.mktemp("whole"))
+    return {key: value.detach().clone() for key, value in model.adapter_state_dict().items()}
+
+
+# killed in step 4 (resumed from the checkpoint of step 3, mid-epoch 1), step 5 (from the end of epoch 1) and
+# step 8 (from step 6, mid-epoch 2): the dropout masks after the checkpoint are the uninterrupted run's
+@pytest.mark.parametrize(("stop_at", "resumed_from"), [(4, 3), (5, 4), (8, 6)])
+def test_a_run_killed_mid_way_resumes_bit_identical(
+    whole_run, tiny_clip_folder, tmp_path, stop_at, resumed_from
+):
+    assert any(v.abs().sum() > 0 for k, v in whole_run.items() if ".lora_B." in k)  # it trained
+    train_lora(tiny_clip_folder, tmp_path, stop_at=stop_at)
+    assert train.list_checkpoints(tmp_path)[-1].name == f"checkpoint-{resumed_from}"
+    resumed = train_lora(tiny_clip_folder, tmp_path, resume_from_checkpoint="latest").adapter_state_dict()
+    assert set(resumed) == set(whole_run)
+    assert all(torch.equal(resumed[key], whole_run[key]) for key in whole_run)
 
 
 # ---------------------------------------------------------------- learning on the synthetic world
