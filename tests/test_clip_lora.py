@@ -484,6 +484,17 @@ def test_a_run_killed_mid_way_resumes_bit_identical(
 # ---------------------------------------------------------------- learning on the synthetic world
 
 
+def test_clip_lora_learns_base_classes_and_transfers_to_new_ones(tmp_path):
+    """Base-to-new (which the authors never ran: the text tower is tuned, not a per-class head, so the classes
+    can change), 2 epochs, about 12 s: it gains on the base classes and does not lose on the new ones (measured:
+    42.0 / 38.25 against zero-shot 32.5 / 28.75; 46.0 / 39.75 after 4 epochs)."""
+    results = compare_on_sketches(
+        tmp_path, "base2new", ["zeroshot", "clip_lora"], method="clip_lora", epochs=2
+    )
+    assert results["clip_lora"]["base"] >= results["zeroshot"]["base"] + 5.0, results
+    assert results["clip_lora"]["new"] >= results["zeroshot"]["new"] - 5.0, results
+
+
 @pytest.mark.slow
 def test_clip_lora_beats_zero_shot_few_shot(tmp_path):
     """The learning test (tests/test_learning.py's setting: all classes, 16 shots, AdamW 0.01; 2 epochs, about
