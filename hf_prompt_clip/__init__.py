@@ -14,6 +14,8 @@ from .data.registry import register_benchmark_provider
 from .methods import (
     CLIPAdapterConfig,
     CLIPAdapterModel,
+    CLIPLoRAConfig,
+    CLIPLoRAModel,
     CoCoOpConfig,
     CoCoOpModel,
     CoOpConfig,
@@ -58,6 +60,8 @@ __all__ = [
     "AdapterLoadError",
     "CLIPAdapterConfig",
     "CLIPAdapterModel",
+    "CLIPLoRAConfig",
+    "CLIPLoRAModel",
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",

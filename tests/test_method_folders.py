@@ -125,6 +125,23 @@ SAVED_ADAPTERS = {
         "prompts.visual_prompts": (4, 32),
         "prompts.deep_visual_prompts": (1, 4, 32),
     },
+    # LoRA (r = 2) on q, k, v of both layers of both towers, inside CLIP's attention modules (peft's names)
+    ("clip_lora", ()): {
+        f"clip.{tower}_model.encoder.layers.{i}.self_attn.{p}_proj.lora_{ab}.default.weight": (
+            (2, 32) if ab == "A" else (32, 2)
+        )
+        for tower in ("text", "vision")
+        for i in range(2)
+        for p in "qkv"
+        for ab in "AB"
+    },
+    ("clip_lora", (("encoder", "text"), ("params", ("o",)), ("r", 4))): {
+        f"clip.text_model.encoder.layers.{i}.self_attn.out_proj.lora_{ab}.default.weight": (
+            (4, 32) if ab == "A" else (32, 4)
+        )
+        for i in range(2)
+        for ab in "AB"
+    },
 }
 
 
@@ -140,7 +157,13 @@ def test_saved_adapter_keys_and_shapes_are_unchanged(method, options):
         clip, NAMES, tokenizer=tokenizer, image_processor=processor, **dict(options)
     )
     saved = {key: tuple(value.shape) for key, value in model.saved_adapter_state_dict().items()}
-    tower = {key: value for key, value in saved.items() if key.startswith("clip.")}
+    # CLIP's own submodules saved whole (adapter_clip_modules); tensors a method injected into CLIP's layers
+    # (is_adapter_clip_key: LoRA) are listed with the adapter's keys
+    tower = {
+        key: value
+        for key, value in saved.items()
+        if key.startswith("clip.") and not model.is_adapter_clip_key(key)
+    }
     assert {key: value for key, value in saved.items() if key not in tower} == SAVED_ADAPTERS[method, options]
     if method == "mpfgvc":  # the fine-tuned image tower: CLIP's own vision model and projection, as they are
         expected = {

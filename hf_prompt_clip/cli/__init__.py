@@ -152,11 +152,19 @@ def add_push_arguments(push: argparse.ArgumentParser) -> None:
     push.add_argument("--private", action="store_true", help="create the Hub repository as private")
 
 
+def add_merge_arguments(merge: argparse.ArgumentParser) -> None:
+    merge.add_argument(
+        "adapter", help="a saved adapter folder or Hub id whose adapter folds into CLIP's weights"
+    )
+    merge.add_argument("output", help="the folder to write the plain CLIPModel to (with classes.json)")
+
+
 COMMANDS = {
     "train": ("train an adapter with a paper's protocol and evaluate it", add_train_arguments),
     "evaluate": ("evaluate a saved adapter (folder or Hub id)", add_evaluate_arguments),
     "data-summary": ("classes, split sizes and a few-shot draw of a dataset", add_summary_arguments),
     "push": ("publish a saved adapter folder (with its model card) on the Hub", add_push_arguments),
+    "merge": ("fold an adapter into a plain CLIPModel folder for stock transformers", add_merge_arguments),
 }
 
 
@@ -366,6 +374,19 @@ def push_command(args) -> None:
     print(f"pushed {args.adapter} to {publish(args.adapter, args.repo_id, private=args.private)}")
 
 
+def merge_command(args) -> str:
+    """`hf-prompt-clip merge ADAPTER OUTPUT`: the adapter folded into a plain `CLIPModel` folder
+    (`save_merged`), where the model says it can be (`merge_problem`)."""
+    model = load_adapter(args.adapter)
+    if model.merge_problem is not None:
+        raise CLIError(f"{args.adapter}: {model.merge_problem}; use the adapter folder itself.")
+    folder = model.save_merged(args.output)
+    print(
+        f"wrote a plain CLIPModel with the adapter folded in to {folder} (classes and template in classes.json)"
+    )
+    return folder
+
+
 def configure_logging(quiet: bool = False) -> None:
     """The package's progress lines on stderr (time and message); other libraries' logs and progress
     bars silenced to errors, so the output tells what runs and how it ends."""
@@ -403,6 +424,8 @@ def run(args) -> None:
         export_command(args)
     elif args.command == "push":
         push_command(args)
+    elif args.command == "merge":
+        merge_command(args)
     else:
         summary_command(args)
 

@@ -19,12 +19,15 @@ from .vpt import VPTConfig, VPTModel
 from .ivlp import IVLPConfig, IVLPModel
 from .maple import MaPLeConfig, MaPLeModel
 from .promptsrc import PromptSRCConfig, PromptSRCModel
+from .clip_lora import CLIPLoRAConfig, CLIPLoRAModel
 
 # isort: on
 
 __all__ = [
     "CLIPAdapterConfig",
     "CLIPAdapterModel",
+    "CLIPLoRAConfig",
+    "CLIPLoRAModel",
     "CoCoOpConfig",
     "CoCoOpModel",
     "CoOpConfig",

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
 from torch import nn
 
@@ -39,7 +40,7 @@ from .text import (
     phrase_token_ids,
     random_context,
 )
-from .text_engine import encode_context_prompts, template_text_features
+from .text_engine import encode_context_prompts, encode_template_prompts, template_text_features
 
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
@@ -346,6 +347,46 @@ class TemplatePrompts:
         key = (holder.class_version, holder.config.fast, self.normalize_each, tuple(templates))
         with torch.no_grad():
             return holder.cached_text(self.cache_name, key, lambda: self.compute(holder, templates))
+
+    def tuned_text_features(
+        self,
+        holder: PromptCLIPPreTrainedModel,
+        templates: Sequence[str],
+        tuned: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """Normalised text features `(K, E)` of `templates` when the text tower's own weights learn (`tuned`:
+        the learned tensors inside it, e.g. low-rank updates of its projections): with autograd while they
+        train (`context_text_features`), else cached while they, the class list and `fast` stay the same.
+        Each template is encoded by `encode_template_prompts` (exact shared prefix and EOS truncation);
+        several are averaged as `normalize_each` says.
+
+        Example:
+            ```python
+            tuned = [p for n, p in self.clip.text_model.named_parameters() if "lora_" in n]
+            features = self.template_prompts.tuned_text_features(self, self.config.templates, tuned)
+            ```
+        """
+
+        def compute() -> torch.Tensor:
+            holder._ensure_class_prompts()
+            features = torch.stack(
+                [
+                    encode_template_prompts(
+                        holder.clip,
+                        holder.tokenizer,
+                        self.texts,
+                        template,
+                        fast=holder.config.fast,
+                        chunk_tokens=holder.config.text_chunk_tokens,
+                    ).float()
+                    for template in templates
+                ]
+            )
+            if self.normalize_each:
+                features = F.normalize(features, dim=-1)
+            return F.normalize(features.mean(dim=0), dim=-1)
+
+        return holder.context_text_features(f"{self.cache_name}|{tuple(templates)}", tuned, compute)
 
 
 def free_text_features(

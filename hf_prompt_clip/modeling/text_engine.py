@@ -37,9 +37,11 @@ from .activations import quick_gelu
 from .text import (
     PromptLayout,
     assemble_prompt_embeddings,
+    build_prompt_layout,
     embed_tokens,
     encode_text_embeddings,
     fill_template,
+    phrase_token_ids,
     tokenize_texts,
 )
 
@@ -485,6 +487,64 @@ def encode_context_prompts(
         suffix_index=suffix_index if lengths.context_after_prefix else None,
     )
     return features if batched else features[0]
+
+
+def encode_template_prompts(
+    clip: CLIPModel,
+    tokenizer,
+    texts: Sequence[str],
+    template: str,
+    fast: bool = True,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> torch.Tensor:
+    """Raw text features `(K, E)` of `template.format(text)` for K texts, with autograd through the text tower's
+    own weights (low-rank updates in its layers learn through this; frozen weights record nothing).
+
+    The fast path is exact: the template's words before `{}` are a prefix shared by every prompt
+    (`[SOS] a photo of a`), encoded once and attended to by the class-specific suffixes
+    (`encode_context_prompts` with those words' frozen embeddings as the context), and each chunk runs only
+    up to its last EOS. Where the template's words tokenise otherwise inside the whole prompt than alone
+    (no space before `{}`), or nothing precedes `{}`, the prompts run whole with EOS truncation
+    (`encode_truncated`). `fast=False` runs all positions through transformers' modules
+    (`encode_text_embeddings`), which the tests compare with.
+
+    Args:
+        clip: the `CLIPModel` (its text tower's layers may carry learned updates).
+        tokenizer: its tokenizer.
+        texts: K class names in prompt form (`prompt_class_name`).
+        template: one template with one `{}`.
+        fast: shared prefix and EOS truncation (exact); `False`: all 77 positions.
+        chunk_tokens: most token positions per text-encoder call on the fast path.
+
+    Returns:
+        `(K, E)` unnormalised features in the text tower's dtype, on its device.
+
+    Example:
+        >>> encode_template_prompts(clip, tokenizer, ["red star", "blue circle"], "a photo of a {}.").shape
+        torch.Size([2, E])
+    """
+    device = clip.text_projection.weight.device
+    max_length = clip.config.text_config.max_position_embeddings
+    texts = list(texts)
+    input_ids, eos_positions = tokenize_texts(
+        tokenizer, [fill_template(template, t) for t in texts], max_length
+    )
+    if not fast:
+        return encode_text_embeddings(clip, embed_tokens(clip, input_ids.to(device)), eos_positions)
+    head, tail = template.split("{}")
+    layout = None
+    if head.strip():
+        head_ids = phrase_token_ids(tokenizer, head)
+        layout = build_prompt_layout(
+            tokenizer, texts, n_ctx=len(head_ids), suffix=tail, max_length=max_length, context_ids=head_ids
+        )
+        if not torch.equal(layout.input_ids, input_ids):  # the words tokenise otherwise beside the name
+            layout = None
+    if layout is None:
+        embeds = embed_tokens(clip, input_ids.to(device))
+        return encode_truncated(clip, embeds, eos_positions, chunk_tokens, eos_positions.tolist())
+    context = embed_tokens(clip, torch.tensor(head_ids, device=device))
+    return encode_context_prompts(clip, layout, context, chunk_tokens=chunk_tokens)
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ refusing mismatches (`serialization/loading.py` holds the checks).
 
 `AdapterIO` is a mixin of `PromptCLIPPreTrainedModel` (`modeling/model.py`), placed before transformers'
 `PreTrainedModel`, whose `save_pretrained` it calls to write the config. It reads of the model: `config`,
-`tokenizer`, `image_processor`, `adapter_state_dict()`, `saved_adapter_state_dict()` and `forget_text_features()`.
+`tokenizer`, `image_processor`, `adapter_state_dict()`, `saved_adapter_state_dict()`, `forget_text_features()`
+and the `save_companion_files(folder)` hook.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class AdapterIO:
             self.tokenizer.save_pretrained(save_directory)
         if self.image_processor is not None:
             self.image_processor.save_pretrained(save_directory)
+        self.save_companion_files(save_directory)
         if push_to_hub:
             if not os.path.isfile(os.path.join(save_directory, CARD_FILE)):
                 write_model_card(save_directory, self.config)
@@ -146,6 +148,11 @@ class AdapterIO:
                 create_pr=bool(push.pop("create_pr")),
                 **push,
             )
+
+    def save_companion_files(self, save_directory: str | os.PathLike) -> None:
+        """Hook: write files of the adapter's own beside the saved folder (another library's form of the same
+        tensors, which a stack without this package reads); called by `save_pretrained` after the adapter
+        file. Loading never reads them. Default: nothing."""
 
     def push_to_hub(
         self,

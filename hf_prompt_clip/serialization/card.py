@@ -251,6 +251,7 @@ def build_model_card(
         pending_command=pending_command,
         paper_table=paper_table,
         paper_source=paper_source,
+        usage_notes=model_class.card_usage_notes(config, repo_id or model_name),
     )
 
 

@@ -60,6 +60,19 @@ from .schedule import learning_rate
 logger = main_process_logger(__name__)
 
 
+def torch_rng_state() -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """torch's CPU random state and every CUDA device's (the draws of dropout in a model's forward)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+
+
+def set_torch_rng_state(state: tuple[torch.Tensor, list[torch.Tensor]]) -> None:
+    """Restore `torch_rng_state()`'s states."""
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 class EpochSeededDataset(SeededViews):
     """Draws each example's random augmentation from a seed of (run seed, epoch, index): epoch `e` shows
     view `e` of every example (`caching.feature_cache.view_seed`, the views the feature cache keeps).
@@ -431,8 +444,12 @@ class PromptTrainer:
         epochs = stage.epochs or config.epochs
         weights = stage.epoch_weights(epochs)
         self.epoch_sum = None if weights is None else EpochSum(weights)
+        resumed_rng = None
         if resume is not None:
             self._load_checkpoint(resume)
+            # the random state the checkpoint saved: starting the data loader's iteration draws from it (the
+            # sampler's seed), which a run interrupted mid-epoch did before the checkpoint
+            resumed_rng = torch_rng_state()
             if self.epoch_sum is not None:  # the sum of the epochs done, as the checkpoint holds it
                 self.epoch_sum.load(resume, self.state.epoch, accelerator.device)
         else:
@@ -484,8 +501,15 @@ class PromptTrainer:
                 examples.set_epoch(self.state.epoch)
             lr = lr_now()
             done = self.state.step_in_epoch * config.gradient_accumulation_steps
+            # resumed mid-epoch: the random draws in the model (dropout) go on from the checkpoint's state, which
+            # the uninterrupted run reached after starting this epoch's iteration (at an epoch's start, both runs
+            # start it from the checkpoint's state: nothing to restore)
+            restore_rng, resumed_rng = (resumed_rng if done else None), None
             losses = []
             for batch in accelerator.skip_first_batches(loader, done) if done else loader:
+                if restore_rng is not None:
+                    set_torch_rng_state(restore_rng)
+                    restore_rng = None
                 lr = lr_now()
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
