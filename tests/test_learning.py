@@ -13,7 +13,10 @@ settings on the few-shot validation split, Tip-Adapter's cache from 4 augmented 
 import pytest
 from conftest import compare_on_sketches
 
-MARGIN = 5.0  # accuracy points; measured gains are about 10-14 (docs/synthetic.md)
+MARGIN = (
+    5.0  # accuracy points; measured at 6 epochs (base, seed 1): zero-shot 32.50, CoOp 43.25, CoCoOp 46.00,
+)
+# PLOT 40.75, PLOT++ 44.00 (gains 8-14; 6 epochs instead of 10 keeps the suite inside its CI budget)
 LEARNERS = ["zeroshot", "coop", "cocoop", "plot", "plotpp"]
 
 
@@ -25,7 +28,7 @@ def compare(tmp_path_factory, protocol: str, methods: list[str], **config) -> di
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     options = {"n_ctx": 4, "ctx_init": "a photo of a"}
-    return compare(tmp_path_factory, "base2new", LEARNERS, method="coop", method_options=options)
+    return compare(tmp_path_factory, "base2new", LEARNERS, epochs=6, method="coop", method_options=options)
 
 
 @pytest.mark.parametrize("method", LEARNERS[1:])

@@ -2,7 +2,8 @@
 
 - `model`: `PromptCLIPPreTrainedModel` (a frozen `CLIPModel` and a method's adapter: construction, features
   and logits, the loss, training stages); `outputs`: its `PromptCLIPOutput`.
-- `class_prompts`: its `ClassPrompts` half (the class list and the text features cached for it).
+- `class_prompts`: its `ClassPrompts` half (the class list and the text features cached for it); `merging`: its
+  `Merging` half (folding a weight-change adapter into a plain `CLIPModel`).
 - `stages`: `TrainingStage`, `EpochAverage` (a stage's result as a weighted average of its epochs) and
   `stages_from_overrides`; `image_dtype`: the frozen image tower's dtype names.
 - `text`, `text_engine`, `activations`: prompts with learned slots and the exact fast text engine.

@@ -56,6 +56,7 @@ from ..utils.settings import SettingError
 from .class_prompts import ClassPrompts
 from .fitting import FitData
 from .image_dtype import dtype_name, resolve_image_dtype
+from .merging import Merging
 from .outputs import PromptCLIPOutput
 from .stages import TrainingStage, stages_from_overrides
 from .vision import encode_image_tokens
@@ -73,13 +74,10 @@ FROM_CLIP_ARGUMENTS = (
     "token",
 )
 
-#: The file of a merged CLIP folder (`save_merged`) recording its classes and prompt template.
-MERGED_CLASSES_FILE = "classes.json"
-
-__all__ = ["FROM_CLIP_ARGUMENTS", "MERGED_CLASSES_FILE", "PromptCLIPPreTrainedModel"]
+__all__ = ["FROM_CLIP_ARGUMENTS", "PromptCLIPPreTrainedModel"]
 
 
-class PromptCLIPPreTrainedModel(ClassPrompts, AdapterIO, PreTrainedModel):
+class PromptCLIPPreTrainedModel(ClassPrompts, Merging, AdapterIO, PreTrainedModel):
     """Base class of every prompt learner: a frozen CLIP and a trainable adapter around it.
 
     Args:
@@ -564,65 +562,6 @@ class PromptCLIPPreTrainedModel(ClassPrompts, AdapterIO, PreTrainedModel):
         """Hook: markdown the model card adds to "How to use" for an adapter of `config` published as
         `repo_id` (other ways to load it: another library's form saved beside it, a merged model), or `None`."""
         return None
-
-    # ------------------------------------------------------------------ merging into a plain CLIP
-
-    @property
-    def merge_problem(self) -> str | None:
-        """Why the adapter cannot be folded into a plain `CLIPModel` (`merge_and_unload`), or `None` when it
-        can (a method whose adapter only changes CLIP's own weights says so by overriding this)."""
-        return (
-            f"{type(self).__name__} classifies with tensors of its own beside CLIP's weights (prompts, heads or "
-            "caches that a plain CLIPModel has no place for), so it cannot be merged into a plain CLIPModel"
-        )
-
-    def merge_and_unload(self) -> CLIPModel:
-        """A plain `CLIPModel` whose features are this model's, with the adapter folded into its weights (this
-        model unchanged), its config recording the classes (`id2label`) and the prompt template
-        (`prompt_template`). Only for adapters that are changes of CLIP's weights (`merge_problem` is `None`).
-
-        Raises:
-            ValueError: `merge_problem` says why this adapter cannot be merged.
-        """
-        raise ValueError(f"{self.merge_problem}: use the adapter folder itself (AutoModel, pipelines).")
-
-    def save_merged(self, save_directory: str | os.PathLike) -> str:
-        """Write `merge_and_unload()` as a plain CLIP folder: weights and config, the tokenizer, the image
-        processor and `classes.json` (`class_names`, their `prompt_names` and the `template`: the stock
-        zero-shot pipeline's `candidate_labels` and `hypothesis_template`, which then give the adapter's
-        predictions with no package installed). Returns the folder.
-
-        Raises:
-            ValueError: the adapter cannot be merged (`merge_problem`).
-
-        Example:
-            ```python
-            folder = model.save_merged("merged")
-            classes = json.load(open(f"{folder}/classes.json"))
-            pipeline("zero-shot-image-classification", model=folder)(
-                image, candidate_labels=classes["prompt_names"], hypothesis_template=classes["template"]
-            )
-            ```
-        """
-        import json
-
-        from .text import prompt_class_name
-
-        merged = self.merge_and_unload()
-        save_directory = os.fspath(save_directory)
-        merged.save_pretrained(save_directory)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
-        if self.image_processor is not None:
-            self.image_processor.save_pretrained(save_directory)
-        record = {
-            "class_names": self.class_names,
-            "prompt_names": [prompt_class_name(name) for name in self.config.class_prompt_names],
-            "template": getattr(merged.config, "prompt_template", "{}"),
-        }
-        with open(os.path.join(save_directory, MERGED_CLASSES_FILE), "w", encoding="utf-8") as file:
-            json.dump(record, file, indent=2)
-        return save_directory
 
     def saved_adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """What `save_pretrained` writes: the adapter tensors (a method may store some in a smaller
