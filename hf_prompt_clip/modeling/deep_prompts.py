@@ -56,6 +56,8 @@ from .vision import encode_image_tokens
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
 
+    from .model import PromptCLIPPreTrainedModel
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["DeepPromptConfig", "DeepPrompts", "VisualPromptConfig", "prompt_depth_problem"]
@@ -224,6 +226,15 @@ class DeepPrompts(nn.Module):
     def text_features(self, clip: CLIPModel) -> torch.Tensor:
         """Text features `(K, E)` of the class prompts with the learned prompts at every layer up to the depth."""
         return self.text.encode(clip, self.context, self.deep_context)
+
+    def class_text_features(self, holder: PromptCLIPPreTrainedModel) -> torch.Tensor:
+        """`text_features` of the holder's current classes (their prompts rebuilt after a class-list change),
+        with autograd while a text prompt learns, else cached by the holder while no prompt tensor changes
+        (`context_text_features`, under `"class_text_features"`)."""
+        holder._ensure_class_prompts()
+        return holder.context_text_features(
+            "class_text_features", (self.context, self.deep_context), lambda: self.text_features(holder.clip)
+        )
 
     # ------------------------------------------------------------------ image side
 

@@ -38,17 +38,10 @@ class IVLPModel(PromptCLIPPreTrainedModel):
     def _build_class_prompts(self, texts: list[str]) -> None:
         self.prompts.build(self.clip, self.tokenizer, texts)
 
-    def _compute_class_text_features(self) -> torch.Tensor:
-        self._ensure_class_prompts()  # the prompts of the current class list (after loading, after a restore)
-        return self.prompts.text_features(self.clip)
-
     def class_text_features(self) -> torch.Tensor:
         """Text features `(K, E)` of the current classes with the learned text prompts at every layer up to
-        `text_depth`; cached in evaluation while no prompt tensor changes (`context_text_features`)."""
-        prompts = self.prompts
-        return self.context_text_features(
-            "class_text_features", (prompts.context, prompts.deep_context), self._compute_class_text_features
-        )
+        `text_depth`; cached in evaluation while no prompt tensor changes (`DeepPrompts.class_text_features`)."""
+        return self.prompts.class_text_features(self)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Image features `(B, E)` read with the learned visual prompts (the frozen tower's without them)."""

@@ -41,13 +41,7 @@ class MaPLeModel(PromptCLIPPreTrainedModel):
     def class_text_features(self) -> torch.Tensor:
         """Text features `(K, E)` of the class prompts with the learned prompts of every layer (with autograd while
         they learn, else cached per class list and prompt values)."""
-        self._ensure_class_prompts()  # the prompts of the current class list (after loading, after a restore)
-        prompts = self.prompts
-        return self.context_text_features(
-            "class_text_features",
-            (prompts.context, prompts.deep_context),
-            lambda: prompts.text_features(self.clip),
-        )
+        return self.prompts.class_text_features(self)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Image features `(B, E)` read with the visual prompts projected from the text prompts of each layer."""

@@ -101,13 +101,7 @@ class PromptSRCModel(PromptCLIPPreTrainedModel):
         self.frozen_prompts.build(texts)
 
     def class_text_features(self) -> torch.Tensor:
-        self._ensure_class_prompts()  # the layout of the current class list (rebuilt after a change)
-        prompts = self.prompts
-        return self.context_text_features(
-            "class_text_features",
-            (prompts.context, prompts.deep_context),
-            lambda: prompts.text_features(self.clip),
-        )
+        return self.prompts.class_text_features(self)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Image features `(B, E)` read with the learned visual prompts."""
