@@ -144,3 +144,23 @@ def compare_on_sketches(output_dir, protocol: str, methods: list[str], epochs: i
         **config,
     )
     return {r["method"]: r["mean"] for r in run_comparison(config, methods)}
+
+
+class Interrupt(Exception):
+    """Raised by `stop_at_forward` in place of a forward call: a kill at a chosen training step."""
+
+
+def stop_at_forward(model, stop_at: int | None = None, record=lambda *args, **kwargs: True) -> list:
+    """Wrap `model.forward`: each call appends `record(*args, **kwargs)` to the returned list, and call number
+    `stop_at` raises `Interrupt` instead of running (the crash-safety and resume tests' kill)."""
+    calls = []
+    original = model.forward
+
+    def forward(*args, **kwargs):
+        calls.append(record(*args, **kwargs))
+        if len(calls) == stop_at:
+            raise Interrupt
+        return original(*args, **kwargs)
+
+    model.forward = forward
+    return calls

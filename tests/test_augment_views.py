@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import accelerate_launch, launch_environment
+from conftest import Interrupt, accelerate_launch, launch_environment, stop_at_forward
 from safetensors.torch import load_file
 
 from hf_prompt_clip.caching.feature_cache import FrozenFeaturesUnavailable, SeededViews
@@ -216,10 +216,6 @@ def test_with_a_view_per_epoch_the_features_path_trains_what_the_pixel_path_trai
     assert any(not torch.allclose(trained["v1"][key], trained["pixels"][key], atol=1e-5) for key in changed)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_an_interrupted_run_resumes_on_the_same_views(tmp_path):
     """Interrupted in epoch 2 (view 0 again, V=2) and resumed: what the uninterrupted run trains."""
     settings = dict(epochs=3, augment_views=2, checkpoint_every_steps=2)
@@ -227,16 +223,7 @@ def test_an_interrupted_run_resumes_on_the_same_views(tmp_path):
     PromptTrainer(full, augmented(full), config(tmp_path / "a", **settings), collate_fn=collate_fn).train()
 
     interrupted = build("coop")
-    calls = []
-    original = interrupted.forward
-
-    def forward(*args, **kwargs):
-        calls.append(kwargs.get("image_features") is not None)
-        if len(calls) == 7:
-            raise Interrupt
-        return original(*args, **kwargs)
-
-    interrupted.forward = forward
+    calls = stop_at_forward(interrupted, 7, lambda *args, **kwargs: kwargs.get("image_features") is not None)
     with pytest.raises(Interrupt):
         PromptTrainer(
             interrupted, augmented(interrupted), config(tmp_path / "b", **settings), collate_fn=collate_fn

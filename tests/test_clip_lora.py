@@ -18,7 +18,13 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model, compare_on_sketches
+from conftest import (
+    PATTERN_NAMES,
+    Interrupt,
+    assert_pipelines_score_like_the_model,
+    compare_on_sketches,
+    stop_at_forward,
+)
 from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, CLIPModel
@@ -430,10 +436,6 @@ def test_an_adapter_with_tensors_of_its_own_is_not_merged(tiny_clip_folder, tmp_
 # ---------------------------------------------------------------- resuming
 
 
-class Interrupt(Exception):
-    pass
-
-
 RESUME_SETTINGS = dict(
     epochs=2, batch_size=8, learning_rate=0.01, optimizer="adamw", lr_schedule="cosine", warmup_epochs=0,
     seed=3, checkpoint_every_steps=3, keep_checkpoints=10,  # 4 steps an epoch
@@ -445,15 +447,7 @@ def train_lora(folder, output, stop_at=None, **overrides) -> CLIPLoRAModel:
     `stop_at`, die at that forward call."""
     torch.manual_seed(0)
     model = CLIPLoRAModel.from_clip(folder, list(PATTERN_NAMES))
-    forward, calls = model.forward, []
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == stop_at:
-            raise Interrupt
-        return forward(*args, **kwargs)
-
-    model.forward = counted
+    stop_at_forward(model, stop_at)
     examples = with_image_transform(pattern_benchmark(8, seed=0), train_transform(model.image_processor))
     config = train.TrainingConfig(output_dir=str(output), **{**RESUME_SETTINGS, **overrides})
     with contextlib.suppress(Interrupt):

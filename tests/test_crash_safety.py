@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Interrupt, stop_at_forward
 from safetensors.torch import load_file
 
 import hf_prompt_clip.train as train
@@ -57,16 +58,7 @@ def run(folder, output, stop_at=None, data_collate=collate_fn, **overrides):
     """Train a fresh model into `output`; with `stop_at`, die (`Interrupt`) at that forward call.
     Returns (model, state or None, number of forward calls)."""
     model = make_model(folder)
-    calls = []
-    forward = model.forward
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == stop_at:
-            raise Interrupt
-        return forward(*args, **kwargs)
-
-    model.forward = counted
+    calls = stop_at_forward(model, stop_at)
     trainer = train.PromptTrainer(
         model, train_set(model), config(output, **overrides), collate_fn=data_collate
     )
@@ -75,10 +67,6 @@ def run(folder, output, stop_at=None, data_collate=collate_fn, **overrides):
     except Interrupt:
         state = None
     return model, state, len(calls)
-
-
-class Interrupt(Exception):
-    pass
 
 
 def names(output) -> list[str]:

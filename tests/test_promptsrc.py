@@ -11,7 +11,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model, compare_on_sketches
+from conftest import (
+    PATTERN_NAMES,
+    Interrupt,
+    assert_pipelines_score_like_the_model,
+    compare_on_sketches,
+    stop_at_forward,
+)
 from deep_reference import reference_deep_tower, reference_features
 from safetensors.torch import load_file
 from scipy.stats import norm
@@ -229,24 +235,12 @@ SETTINGS = dict(
 STEPS = 12  # 32 images, 8 per step: 4 steps per epoch
 
 
-class Interrupt(Exception):
-    pass
-
-
 def run(folder, output, stop_at=None, gpa=True, **overrides):
     """Train a fresh tiny PromptSRC (GPA peaking at epoch 2 of 3) into `output`; with `stop_at`, die at that
     forward call. Returns the model (its learned tensors as training left them)."""
     torch.manual_seed(0)
     model = PromptSRCModel.from_clip(folder, CLASSES, gpa=gpa, gpa_mean=2.0, gpa_std=1.0)
-    forward, calls = model.forward, []
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == stop_at:
-            raise Interrupt
-        return forward(*args, **kwargs)
-
-    model.forward = counted
+    stop_at_forward(model, stop_at)
     examples = with_image_transform(pattern_benchmark(8, seed=0), train_transform(model.image_processor))
     config = train.TrainingConfig(output_dir=str(output), **{**SETTINGS, **overrides})
     with contextlib.suppress(Interrupt):

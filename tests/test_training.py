@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import accelerate_launch, launch_environment
+from conftest import Interrupt, accelerate_launch, launch_environment, stop_at_forward
 from safetensors.torch import load_file
 from transformers import AutoModel
 
@@ -102,24 +102,16 @@ def test_gradient_accumulation_equals_the_larger_batch(tiny_clip_folder, tmp_pat
     torch.testing.assert_close(accumulated.context, large.context, atol=1e-5, rtol=1e-4)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def watch_forward(model, stop_at: int | None = None) -> list[bool]:
     """Record the model's forward calls (each: did it run under bf16 autocast?); raise `Interrupt`
     instead of running call number `stop_at`."""
-    calls = []
-    original_forward = model.forward
-
-    def forward(*args, **kwargs):
-        calls.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
-        if len(calls) == stop_at:
-            raise Interrupt
-        return original_forward(*args, **kwargs)
-
-    model.forward = forward
-    return calls
+    return stop_at_forward(
+        model,
+        stop_at,
+        lambda *args, **kwargs: (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        ),
+    )
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny_clip_folder, tmp_path):
