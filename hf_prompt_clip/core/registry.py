@@ -20,6 +20,7 @@ from transformers import (
     AutoModelForZeroShotImageClassification,
 )
 
+from .recipes import Recipe
 from .reference import PaperResult
 
 if TYPE_CHECKING:  # the registry only stores classes: it imports no model code
@@ -99,6 +100,8 @@ class MethodInfo:
         published: the adapters of this method the project publishes (`PublishedAdapter`).
         paper_results: what the method's paper (or its authors' code) reports (`core.reference.PaperResult`),
             which cards and result tables show beside measured numbers.
+        recipe: the paper's training recipe (`core.recipes.Recipe`), what `--recipe paper` applies and
+            `hf-prompt-clip reproduce` runs (`None`: the method has none; the plain defaults apply).
     """
 
     title: str
@@ -111,6 +114,7 @@ class MethodInfo:
     default: bool = False
     published: tuple[PublishedAdapter, ...] = ()
     paper_results: tuple[PaperResult, ...] = ()
+    recipe: Recipe | None = None
 
 
 #: Registered methods in registration order, which is the order of every table and comparison.

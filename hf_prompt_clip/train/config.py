@@ -49,7 +49,13 @@ class TrainingConfig:
         learning_rate: peak learning rate (SGD 0.002 in the papers).
         optimizer: `"sgd"` (momentum 0.9, weight decay 5e-4) or `"adamw"`.
         lr_schedule: `"reference"` (warm-up epoch at `warmup_lr`, then cosine set once per epoch),
-            `"cosine"` (per step) or `"constant"`.
+            `"cosine"` (per step, down to `min_lr`) or `"constant"`.
+        min_lr: where the `"cosine"` schedule ends (torch's `eta_min`; CLIP-LoRA: 1e-6).
+        max_steps: train each gradient stage for this many optimisation steps instead of whole epochs (the
+            epochs are then `ceil(max_steps / steps per epoch)`, the last one cut short, and the `"cosine"`
+            schedule spans `max_steps`): CLIP-LoRA's `500 x shots` iterations. `None`: `epochs` whole epochs.
+        drop_last: drop each epoch's last batch when it is incomplete (Dassl's training loaders do, when the
+            set holds at least one batch: `dassl/data/data_manager.py`); the set is never dropped whole.
         gradient_accumulation_steps: steps whose gradients are summed before an update.
         max_grad_norm: clip the gradient norm to this value (`None`: no clipping).
         mixed_precision: `"no"`, `"bf16"` or `"fp16"` (autocast; trainable tensors stay fp32).
@@ -83,6 +89,9 @@ class TrainingConfig:
     lr_schedule: str = "reference"
     warmup_epochs: int = 1
     warmup_lr: float = 1e-5
+    min_lr: float = 0.0
+    max_steps: int | None = None
+    drop_last: bool = False
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = None
     mixed_precision: str = "no"
@@ -114,6 +123,18 @@ class TrainingConfig:
                     f"{name} must be a positive finite number, got {value!r}"
                     + (" (None turns clipping off)." if name == "max_grad_norm" else ".")
                 )
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1
+        ):
+            raise ValueError(
+                f"max_steps must be a positive number of optimisation steps or None (whole epochs), got "
+                f"{self.max_steps!r}; e.g. max_steps=8000."
+            )
+        if not (math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.learning_rate):
+            raise ValueError(
+                f"min_lr must be from 0 to learning_rate ({self.learning_rate}), got {self.min_lr!r}; e.g. "
+                "min_lr=1e-6 (where the cosine schedule ends)."
+            )
         views = self.augment_views
         if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
             raise ValueError(
@@ -136,6 +157,9 @@ GRADIENT_SETTINGS = (
     "lr_schedule",
     "warmup_epochs",
     "warmup_lr",
+    "min_lr",
+    "max_steps",
+    "drop_last",
     "gradient_accumulation_steps",
     "max_grad_norm",
     "checkpoint_every_steps",

@@ -427,9 +427,11 @@ class PromptTrainer:
         parameters = self._trainable()
         optimizer = self._optimizer(self._parameter_groups(model, stage))
         cached = config.augment_views is not None
+        # Dassl's rule: the last incomplete batch goes, but a set smaller than one batch is kept whole
+        drop_last = config.drop_last and len(self.train_dataset) >= config.batch_size
         if cached:  # batches of example indices, in the order the pixel path would load the examples
             examples = ExampleIndices(len(self.train_dataset))
-            loader = DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=False)
+            loader = DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=drop_last)
         else:
             examples = EpochSeededDataset(self.train_dataset, config.seed)
             loader = DataLoader(
@@ -438,10 +440,14 @@ class PromptTrainer:
                 shuffle=True,
                 collate_fn=self.collate_fn,
                 num_workers=config.num_workers,
-                drop_last=False,
+                drop_last=drop_last,
             )
         model_prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-        epochs = stage.epochs or config.epochs
+        steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+        max_steps = config.max_steps  # whole epochs, or a number of steps that ends inside the last epoch
+        epochs = (
+            stage.epochs or config.epochs if max_steps is None else math.ceil(max_steps / steps_per_epoch)
+        )
         weights = stage.epoch_weights(epochs)
         self.epoch_sum = None if weights is None else EpochSum(weights)
         resumed_rng = None
@@ -459,12 +465,12 @@ class PromptTrainer:
             views, labels = self.training_views()
             used = len(views)
         base_lr = stage.learning_rate or config.learning_rate
-        steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+        total_steps = epochs * steps_per_epoch if max_steps is None else max_steps
         logger.info(
             "training stage %r (%d of %d): %d epochs x %d steps = %d steps of %d x %d processes x %d "
             "accumulated images; %s, lr %.3g (%s schedule); %d trainable tensors",
             stage.name, stage_index + 1, len(self.model.training_stages()), epochs, steps_per_epoch,
-            epochs * steps_per_epoch, config.batch_size, accelerator.num_processes,
+            total_steps, config.batch_size, accelerator.num_processes,
             config.gradient_accumulation_steps, config.optimizer, base_lr, config.lr_schedule, len(parameters),
         )  # fmt: skip
         if cached:
@@ -476,7 +482,7 @@ class PromptTrainer:
                 else f"; this process encoded its shard, 1/{accelerator.num_processes} of the images",
             )  # fmt: skip
         progress = progress_bar(
-            total=epochs * steps_per_epoch,
+            total=total_steps,
             initial=self.state.epoch * steps_per_epoch + self.state.step_in_epoch,
             desc=f"training {stage.name}",
             unit="step",
@@ -486,8 +492,11 @@ class PromptTrainer:
         def lr_now() -> float:
             return learning_rate(
                 config.lr_schedule, base_lr, self.state.epoch, epochs, self.state.step_in_epoch,
-                steps_per_epoch, config.warmup_epochs, config.warmup_lr,
+                steps_per_epoch, config.warmup_epochs, config.warmup_lr, config.min_lr, total_steps,
             )  # fmt: skip
+
+        def stage_steps() -> int:  # optimisation steps of this stage done
+            return self.state.epoch * steps_per_epoch + self.state.step_in_epoch
 
         def saves_at_epoch_end(epoch: int) -> bool:  # epoch: the number of epochs done
             return epoch % config.checkpoint_every_epochs == 0 or epoch == epochs
@@ -526,15 +535,16 @@ class PromptTrainer:
                     progress.update(1)
                     progress.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
                     epoch_checkpoint_follows = (
-                        self.state.step_in_epoch >= steps_per_epoch
-                        and saves_at_epoch_end(self.state.epoch + 1)
-                    )
+                        self.state.step_in_epoch >= steps_per_epoch or stage_steps() >= total_steps
+                    ) and saves_at_epoch_end(self.state.epoch + 1)
                     if (
                         config.checkpoint_every_steps
                         and self.state.global_step % config.checkpoint_every_steps == 0
                         and not epoch_checkpoint_follows
                     ):
                         self.save_checkpoint()
+                    if stage_steps() >= total_steps:  # max_steps reached inside the last epoch
+                        break
             mean_loss = accelerator.gather(torch.stack(losses).mean()).mean().item() if losses else None
             self.state.log.append(
                 {"stage": stage.name, "epoch": self.state.epoch, "loss": mean_loss, "lr": lr}

@@ -1,0 +1,211 @@
+"""A paper's training recipe as data each method declares beside its code (`MethodInfo.recipe`), and the one
+resolver that turns (protocol, dataset, shots) into the settings the authors used.
+
+Room: `core/` (pure data and matching: it imports nothing of the package and checks no setting; the trainer's
+`TrainingConfig` and the method's config check the values when a run is built, and
+`tests/test_recipes.py` builds every entry).
+
+A `Recipe` is a list of `RecipeEntry`s. Each entry says where it applies (protocols, datasets, shot counts;
+empty means "every one"), what it sets (training settings, the fields of `TrainingConfig`; method options,
+the fields of the method's config) and which of the authors' files it comes from. Resolving a cell layers
+every entry that applies, the more specific over the less specific: an entry naming a dataset beats one
+naming shot counts, which beats one naming a protocol, which beats a default entry (weights 4, 2, 1; ties go
+to the later entry). So CoOp's recipe reads as its authors wrote it: batch 32 and SGD at 0.002 everywhere,
+50 / 100 / 200 epochs by shots, and 50 on ImageNet whatever the shots.
+
+Example:
+    >>> coop = Recipe("CoOp", (
+    ...     RecipeEntry("configs/trainers/CoOp/vit_b16.yaml", training={"epochs": 200, "batch_size": 32}),
+    ...     RecipeEntry("configs/trainers/CoOp/vit_b16_ep50.yaml", shots=(1,), training={"epochs": 50}),
+    ...     RecipeEntry("scripts/coop/main.sh", datasets=("imagenet",), training={"epochs": 50}),
+    ... ))
+    >>> coop.resolve("few_shot", "dtd", 1).training
+    {'epochs': 50, 'batch_size': 32}
+    >>> coop.resolve("few_shot", "imagenet", 16).training["epochs"]
+    50
+    >>> Recipe("CLIP-LoRA", (RecipeEntry("main.py", training={"max_steps": PerShot(500)}),)).resolve(
+    ...     "few_shot", "dtd", 4).training
+    {'max_steps': 2000}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: What `--recipe` takes: the paper's recipe, or none (the plain defaults of `TrainingConfig` and the config).
+RECIPE_CHOICES = ("paper", "none")
+
+#: Specificity of an entry's selectors (`RecipeEntry.specificity`): dataset over shots over protocol.
+_WEIGHTS = {"datasets": 4, "shots": 2, "protocols": 1}
+
+
+@dataclass(frozen=True)
+class PerShot:
+    """A setting that scales with the number of shots: `PerShot(500)` is `500 x shots` (CLIP-LoRA trains
+    `n_iters * shots` iterations, `main.py`).
+
+    Example:
+        >>> PerShot(500).value(16)
+        8000
+    """
+
+    factor: int
+
+    def value(self, shots: int | None) -> int:
+        """`factor x shots`.
+
+        Raises:
+            ValueError: `shots` is `None` (the full training set has no shot count to scale with).
+        """
+        if shots is None:
+            raise ValueError(
+                f"this recipe setting is {self.factor} x shots, but the run uses the full training set "
+                "(shots=None); give a number of shots, or the setting itself (it overrides the recipe)."
+            )
+        return self.factor * shots
+
+    def __str__(self) -> str:
+        return f"{self.factor} x shots"
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """Settings the authors used where the selectors match.
+
+    Attributes:
+        source: the authors' file(s) the values come from (`"KaiyangZhou/CoOp configs/trainers/CoOp/vit_b16.yaml"`).
+        training: `TrainingConfig` field -> value (`{"epochs": 200, "batch_size": 32}`); a `PerShot` value
+            scales with the shots.
+        options: method config field -> value (`{"n_ctx": 16}`).
+        protocols: the protocol keys it applies to (`()`: every protocol).
+        datasets: the benchmark keys it applies to (`()`: every dataset, and a user's own data).
+        shots: the shot counts it applies to (`()`: every count; `None` in it: the full training set).
+        note: what a reader should know (a choice the authors' files leave open, a difference).
+    """
+
+    source: str
+    training: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    protocols: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    shots: tuple[int | None, ...] = ()
+    note: str = ""
+
+    def applies(self, protocol: str, dataset: str, shots: int | None) -> bool:
+        """Whether every selector matches (an empty one matches everything)."""
+        return (
+            (not self.protocols or protocol in self.protocols)
+            and (not self.datasets or dataset in self.datasets)
+            and (not self.shots or shots in self.shots)
+        )
+
+    @property
+    def specificity(self) -> int:
+        """How specific it is: 4 for naming datasets, 2 for shots, 1 for protocols, summed."""
+        return sum(weight for name, weight in _WEIGHTS.items() if getattr(self, name))
+
+    def where(self) -> str:
+        """Where it applies, in words: `"base2new, imagenet, 16 shots"`, `"every cell"`."""
+        parts = []
+        if self.protocols:
+            parts.append("/".join(self.protocols))
+        if self.datasets:
+            parts.append("/".join(self.datasets))
+        if self.shots:
+            counts = "/".join("all" if count is None else str(count) for count in self.shots)
+            parts.append(f"{counts} shots")
+        return ", ".join(parts) or "every cell"
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    """A recipe resolved for one cell: the settings to use, and where each came from.
+
+    Attributes:
+        name: whose recipe (`Recipe.name`).
+        protocol, dataset, shots: the cell.
+        training: `TrainingConfig` field -> value.
+        options: method option -> value.
+        sources: the files of the entries that set something, in the order they were layered.
+        origin: setting -> the file its value comes from (method options as `option.<name>`).
+    """
+
+    name: str
+    protocol: str
+    dataset: str
+    shots: int | None
+    training: dict[str, Any]
+    options: dict[str, Any]
+    sources: tuple[str, ...]
+    origin: dict[str, str]
+
+    def __bool__(self) -> bool:
+        return bool(self.training or self.options)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A method's published training recipe.
+
+    Attributes:
+        name: whose recipe, as a table names it (`"CoOp (KaiyangZhou/CoOp)"`).
+        entries: the settings and where they apply (`RecipeEntry`).
+        protocols: the protocols the paper reports, with the shot counts of its tables
+            (`{"few_shot": (1, 2, 4, 8, 16), "base2new": (16,)}`): what `hf-prompt-clip reproduce` runs.
+        not_exact: what a run with this recipe does differently from the authors' code (docs/reproducing.md).
+    """
+
+    name: str
+    entries: tuple[RecipeEntry, ...]
+    protocols: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict)
+    not_exact: tuple[str, ...] = ()
+
+    def resolve(self, protocol: str, dataset: str, shots: int | None) -> ResolvedRecipe:
+        """The settings of the cell (protocol, dataset, shots): every entry that applies, layered from the
+        least to the most specific (`RecipeEntry.specificity`; ties in declaration order).
+
+        Args:
+            protocol: a protocol key (`"few_shot"`).
+            dataset: a benchmark key (`"dtd"`; a user's own data: any other name, which only default entries match).
+            shots: training images per class (`None`: the full training set).
+
+        Returns:
+            A `ResolvedRecipe` (empty when no entry applies: the plain defaults).
+
+        Raises:
+            ValueError: a `PerShot` setting applies to a run on the full training set.
+        """
+        matching = [entry for entry in self.entries if entry.applies(protocol, dataset, shots)]
+        matching.sort(key=lambda entry: entry.specificity)  # stable: declaration order within a weight
+        training: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        sources: list[str] = []
+        for entry in matching:
+            for name, value in entry.training.items():
+                training[name] = value.value(shots) if isinstance(value, PerShot) else value
+                origin[name] = entry.source
+            for name, value in entry.options.items():
+                options[name] = value
+                origin[f"option.{name}"] = entry.source
+            if (entry.training or entry.options) and entry.source not in sources:
+                sources.append(entry.source)
+        return ResolvedRecipe(self.name, protocol, dataset, shots, training, options, tuple(sources), origin)
+
+    def paper_shots(self, protocol: str) -> tuple[int | None, ...]:
+        """The shot counts of the paper's table for `protocol` (`()`: the paper does not report it)."""
+        return tuple(self.protocols.get(protocol, ()))
+
+    def cells(self, datasets: Sequence[str]) -> list[tuple[str, str, int | None]]:
+        """Every (protocol, dataset, shots) of the paper's tables over `datasets`."""
+        return [
+            (protocol, dataset, shots)
+            for protocol, counts in self.protocols.items()
+            for dataset in datasets
+            for shots in counts
+        ]
+
+
+__all__ = ["RECIPE_CHOICES", "PerShot", "Recipe", "RecipeEntry", "ResolvedRecipe"]
