@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.registry import METHODS, baseline_method
+from ..data import list_benchmarks
 from ..evaluate.records import ExperimentResult
 from ..experiment import runner
 from ..experiment.checks import method_option_names
@@ -43,6 +44,7 @@ from .arguments import (
     Parser,
     _repo_id,
     add_settings,
+    given_settings,
     one_line,
     seed_type,
     settings_of,
@@ -81,8 +83,8 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------ the commands' arguments
 
 TRAIN_FLAGS = ["--method", "--all-methods", "--no-baseline", "--option", "--base-model", "--base-revision"]
-RUN_FLAGS = ["--shots", "--few-shot-sampler", "--seed", "--epochs", "--batch-size", "--lr", "--optimizer",
-             "--lr-schedule", "--warmup-epochs", "--gradient-accumulation-steps", "--max-grad-norm",
+RUN_FLAGS = ["--shots", "--few-shot-sampler", "--seed", "--recipe", "--epochs", "--batch-size", "--lr",
+             "--optimizer", "--lr-schedule", "--warmup-epochs", "--weight-decay", "--max-steps", "--gradient-accumulation-steps", "--max-grad-norm",
              "--mixed-precision", "--checkpoint-every-steps", "--resume-from-checkpoint",
              "--overwrite-output-dir", "--num-workers", "--report-to", "--output-dir", "--push-to-hub",
              "--private", "--feature-cache", "--image-dtype", "--augment-views"]  # fmt: skip
@@ -159,13 +161,55 @@ def add_merge_arguments(merge: argparse.ArgumentParser) -> None:
     merge.add_argument("output", help="the folder to write the plain CLIPModel to (with classes.json)")
 
 
+def add_recipes_arguments(recipes: argparse.ArgumentParser) -> None:
+    recipes.add_argument(
+        "methods", nargs="*", metavar="METHOD", help="methods to show (default: every one with a recipe)"
+    )
+    recipes.add_argument(
+        "--protocol", default=None, help="with --dataset and --shots: the settings of one cell"
+    )
+    recipes.add_argument(
+        "--dataset", default=None, help="a benchmark key (a name no entry names: your own data)"
+    )
+    recipes.add_argument(
+        "--shots", type=_shots_or_all, default=16, help="training images per class, or 'all'"
+    )
+
+
+def _shots_or_all(text: str) -> int | None:
+    return None if text.strip().lower() == "all" else int(text)
+
+
+def add_reproduce_arguments(reproduce: argparse.ArgumentParser) -> None:
+    reproduce.add_argument("method", choices=list(METHODS), help="the method whose paper table to reproduce")
+    add_settings(reproduce, ["--option", "--base-model", "--base-revision"])
+    reproduce.add_argument(
+        "--datasets", nargs="+", default=None, metavar="DATASET",
+        help="training datasets (default: those the paper reports for the protocol)",
+    )  # fmt: skip
+    reproduce.add_argument(
+        "--shot-counts", nargs="+", type=_shots_or_all, default=None, metavar="K",
+        help="shot counts (default: the paper table's, `hf-prompt-clip recipes METHOD`)",
+    )  # fmt: skip
+    flags = [flag for flag in RUN_FLAGS if flag not in ("--shots", "--push-to-hub", "--private", "--recipe")]
+    add_settings(
+        reproduce, [*PROTOCOL_FLAGS, *flags],
+        **{"--protocol": {"default": "few_shot"}, "--seed": {"default": [1, 2, 3]},
+           "--few-shot-sampler": {"default": "dassl"},
+           "--output-dir": {"default": None, "help": "default: outputs/reproduce/<method>-<protocol>"}},
+    )  # fmt: skip
+
+
 COMMANDS = {
     "train": ("train an adapter with a paper's protocol and evaluate it", add_train_arguments),
     "evaluate": ("evaluate a saved adapter (folder or Hub id)", add_evaluate_arguments),
     "data-summary": ("classes, split sizes and a few-shot draw of a dataset", add_summary_arguments),
     "push": ("publish a saved adapter folder (with its model card) on the Hub", add_push_arguments),
     "merge": ("fold an adapter into a plain CLIPModel folder for stock transformers", add_merge_arguments),
-}
+    "recipes": ("print the papers' training recipes the methods declare (`--recipe paper`)", add_recipes_arguments),
+    "reproduce": ("train a method's paper grid with its recipe and compare with the paper's table",
+                  add_reproduce_arguments),
+}  # fmt: skip
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -210,20 +254,36 @@ def build_parser(prog: str = PROG, command: str | None = None) -> argparse.Argum
 # ------------------------------------------------------------------------------------ train
 
 
-def fill_defaults(args, methods: Sequence[str], synthetic: bool) -> None:
-    """Paper defaults for real benchmarks; `SYNTHETIC_DEFAULTS` for the embedded world (its method
-    options, for the methods that have them, unless the user gives `--option`s)."""
-    paper = TrainingConfig()
+def fill_defaults(args, methods: Sequence[str], synthetic: bool, recipe: str = "none") -> None:
+    """`SYNTHETIC_DEFAULTS` for the embedded world without a recipe (its method options too, for the methods
+    that have them, unless the user gives `--option`s). Elsewhere a setting not given stays unset: the
+    recipe's value, else `TrainingConfig`'s default, applies (`training_config`)."""
+    if not synthetic or recipe != "none":
+        return
     # only a value not given takes the default: 0 is a value (refused by the parser), not "unset"
     if args.epochs is None:
-        args.epochs = SYNTHETIC_DEFAULTS["epochs"] if synthetic else paper.epochs
+        args.epochs = SYNTHETIC_DEFAULTS["epochs"]
     if args.lr is None:
-        args.lr = SYNTHETIC_DEFAULTS["lr"] if synthetic else paper.learning_rate
+        args.lr = SYNTHETIC_DEFAULTS["lr"]
     if args.optimizer is None:
-        args.optimizer = SYNTHETIC_DEFAULTS["optimizer"] if synthetic else paper.optimizer
-    if synthetic and not args.options:
+        args.optimizer = SYNTHETIC_DEFAULTS["optimizer"]
+    if not args.options:
         known = method_option_names(methods)
         args.options = [(key, value) for key, value in SYNTHETIC_DEFAULTS["options"] if key in known]
+
+
+def default_recipe(spec) -> str:
+    """`--recipe`'s default: `"paper"` on a registered benchmark, `"none"` on your own data and the synthetic
+    world (the tiny CLIP needs other settings than ViT-B/16)."""
+    return "paper" if spec.key in list_benchmarks() and not spec.synthetic else "none"
+
+
+def training_config(args) -> tuple[TrainingConfig, tuple[str, ...]]:
+    """The `TrainingConfig` of the flags (a setting not given: its default) and the settings given, which win
+    over a recipe (`ExperimentConfig.overrides`)."""
+    given = given_settings(args, TrainingConfig)
+    values = {name: value for name, value in settings_of(args, TrainingConfig).items() if value is not None}
+    return TrainingConfig(**values, output_dir=args.output_dir), given
 
 
 def base_model_for(args, spec) -> str:
@@ -256,9 +316,13 @@ def train_command(args) -> list[ExperimentResult]:
         methods.insert(0, baseline)
     spec, source = resolve_data(args, default=DEFAULT_DATASET)
     base_model = base_model_for(args, spec)
-    fill_defaults(args, methods, spec.synthetic)
-    training = TrainingConfig(**settings_of(args, TrainingConfig), output_dir=args.output_dir)
+    recipe = args.recipe or default_recipe(spec)
+    overrides = given_settings(args, TrainingConfig)  # before the synthetic world's defaults fill the rest
+    fill_defaults(args, methods, spec.synthetic, recipe)
+    training, _ = training_config(args)
     given = {
+        "recipe": recipe,
+        "overrides": overrides,
         "method": (learned or methods)[0],  # the method that --push-to-hub publishes
         "method_options": dict(args.options),
         "base_model": base_model,
@@ -387,6 +451,54 @@ def merge_command(args) -> str:
     return folder
 
 
+def recipes_command(args) -> str:
+    """`hf-prompt-clip recipes [METHOD ...]`: each method's recipe entries, or with `--protocol` and
+    `--dataset` the settings of that cell."""
+    from ..experiment.recipes import method_recipe, recipe_text, resolved_text
+
+    methods = args.methods or [method for method in METHODS if method_recipe(method) is not None]
+    if args.protocol or args.dataset:
+        if not (args.protocol and args.dataset):
+            raise CLIError("give --protocol and --dataset together (and --shots) to see one cell's settings")
+        text = "\n\n".join(
+            resolved_text(method, args.protocol, args.dataset, args.shots) for method in methods
+        )
+    else:
+        text = "\n\n".join(recipe_text(method) for method in methods)
+    print(text)
+    return text
+
+
+def reproduce_command(args):
+    """`hf-prompt-clip reproduce METHOD --protocol P`: the paper's grid with its recipe (`experiment.reproduce`)."""
+    from ..data import get_benchmark
+    from ..experiment.reproduce import TABLE_FILE, paper_grid, reproduce
+
+    datasets = args.datasets or paper_grid(args.method, args.protocol)[0]
+    synthetic = bool(datasets) and all(get_benchmark(key).synthetic for key in datasets)
+    args.base_model = args.base_model or (
+        base_model_for(args, get_benchmark(datasets[0])) if synthetic else None
+    )
+    if not args.base_model:
+        raise CLIError(
+            f"--base-model is required for real benchmarks; the papers use --base-model {SUGGESTED_BASE}."
+        )
+    args.output_dir = args.output_dir or f"outputs/reproduce/{args.method}-{args.protocol}"
+    training, overrides = training_config(args)
+    config = ExperimentConfig(**{
+        **settings_of(args, ExperimentConfig), "method": args.method, "method_options": dict(args.options),
+        "base_model": args.base_model, "dataset": datasets[0], "training": training, "recipe": "paper",
+        "overrides": overrides,
+    })  # fmt: skip
+    results, rows = reproduce(config, datasets=datasets, shots=args.shot_counts)
+    if _is_main_process():
+        from ..experiment.reproduce import reproduction_table
+
+        print("\n" + reproduction_table(rows))
+        print(f"\nwrote {TABLE_FILE}, reproduction.json and the report in {args.output_dir}")
+    return results, rows
+
+
 def configure_logging(quiet: bool = False) -> None:
     """The package's progress lines on stderr (time and message); other libraries' logs and progress
     bars silenced to errors, so the output tells what runs and how it ends."""
@@ -426,6 +538,10 @@ def run(args) -> None:
         push_command(args)
     elif args.command == "merge":
         merge_command(args)
+    elif args.command == "recipes":
+        recipes_command(args)
+    elif args.command == "reproduce":
+        reproduce_command(args)
     else:
         summary_command(args)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.recipes import RECIPE_CHOICES
 from ..core.registry import METHODS, baseline_method, default_method
 from ..data.fewshot import SAMPLERS
 from ..evaluate.protocol_registry import protocol_keys
@@ -91,7 +92,7 @@ def _repo_id(text: str) -> str:
 
 
 def _paper_or_synthetic(paper_default, key: str) -> str:
-    return f"default: {paper_default}, or {SYNTHETIC_DEFAULTS[key]} on the synthetic world"
+    return f"default: the recipe's, else {paper_default}, or {SYNTHETIC_DEFAULTS[key]} on the synthetic world"
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -233,16 +234,29 @@ SETTINGS: dict[str, Setting] = _settings(
     # training
     Setting(("--epochs",), "epochs", TC, _whole_number, options=dict(
         default=None, help=_paper_or_synthetic(_TRAINING.epochs, "epochs"))),
+    Setting(("--recipe",), "recipe", EC, options=dict(default=None, choices=list(RECIPE_CHOICES), help=(
+        "'paper': train each method with its paper's settings for this protocol, dataset and shots (the default "
+        "on a registered benchmark; `hf-prompt-clip recipes` lists them); 'none': the plain defaults (the default "
+        "on your own data and the synthetic world). Settings given on the command line win and are recorded as "
+        "deviations"))),
     Setting(("--batch-size",), "batch_size", TC, _whole_number, options=dict(
-        default=_TRAINING.batch_size, help="per process; the global batch is this x processes x accumulation steps")),
+        default=None, help=f"per process; the global batch is this x processes x accumulation steps (default: the "
+        f"recipe's, else {_TRAINING.batch_size})")),
     Setting(("--lr",), "learning_rate", TC, _number, options=dict(
         dest="lr", default=None, help=_paper_or_synthetic(_TRAINING.learning_rate, "lr"))),
     Setting(("--optimizer",), "optimizer", TC, options=dict(
         default=None, choices=["sgd", "adamw"], help=_paper_or_synthetic(_TRAINING.optimizer, "optimizer"))),
     Setting(("--lr-schedule",), "lr_schedule", TC, options=dict(
-        default=_TRAINING.lr_schedule, choices=SCHEDULES, help="learning-rate schedule")),
+        default=None, choices=SCHEDULES, help=f"learning-rate schedule (default: the recipe's, else "
+        f"{_TRAINING.lr_schedule})")),
     Setting(("--warmup-epochs",), "warmup_epochs", TC, _whole_number, options=dict(
-        default=_TRAINING.warmup_epochs, help="epochs at the warm-up learning rate")),
+        default=None, help=f"epochs at the warm-up learning rate (default: the recipe's, else "
+        f"{_TRAINING.warmup_epochs})")),
+    Setting(("--weight-decay",), "weight_decay", TC, _number, example=5e-4, options=dict(
+        default=None, help=f"the optimiser's weight decay (default: the recipe's, else {_TRAINING.weight_decay})")),
+    Setting(("--max-steps",), "max_steps", TC, _whole_number, example=8000, options=dict(
+        default=None, help="train each stage this many optimisation steps instead of whole epochs (default: the "
+        "recipe's, else whole epochs)")),
     Setting(("--gradient-accumulation-steps",), "gradient_accumulation_steps", TC, _whole_number, options=dict(
         default=1, help="batches per optimisation step")),
     Setting(("--max-grad-norm",), "max_grad_norm", TC, _number, example=1.0, options=dict(
@@ -349,6 +363,20 @@ def settings_of(args: argparse.Namespace, owner: type) -> dict[str, Any]:
     }
 
 
+def given_settings(args: argparse.Namespace, owner: type) -> tuple[str, ...]:
+    """The settings of `owner` the command line gave: a flag whose default is unset (`None`) and that holds a
+    value, or one whose value differs from its default (a switch turned on, `--num-workers 2`)."""
+    found = []
+    for setting in SETTINGS.values():
+        dest = setting.options.get("dest", setting.field)
+        if setting.owner is not owner or not hasattr(args, dest):
+            continue
+        value, default = getattr(args, dest), setting.options.get("default")
+        if value is not None and (default is None or value != default):
+            found.append(setting.field)
+    return tuple(found)
+
+
 # ------------------------------------------------------------------------------------ the parser
 
 
@@ -426,6 +454,7 @@ __all__ = [
     "HelpFormatter",
     "Parser",
     "add_settings",
+    "given_settings",
     "one_line",
     "settings_of",
 ]

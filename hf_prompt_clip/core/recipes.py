@@ -208,4 +208,31 @@ class Recipe:
         ]
 
 
-__all__ = ["RECIPE_CHOICES", "PerShot", "Recipe", "RecipeEntry", "ResolvedRecipe"]
+def describe_recipe(record: Mapping[str, Any] | None) -> str:
+    """A recipe record (`experiment.recipes.RecipeRecord.to_dict()`) in one sentence, as logs and cards say it.
+
+    Example:
+        >>> describe_recipe({"recipe": "none"})
+        'the plain defaults (recipe none), not a paper's recipe'
+    """
+    if not record or record.get("recipe") != "paper":
+        return "the plain defaults (recipe none), not a paper's recipe"
+    if not record.get("name"):
+        return "the plain defaults: the method declares no paper recipe"
+    text = f"the paper's recipe ({record['name']}; {record.get('cell')})"
+    deviations = record.get("deviations") or {}
+    if deviations:
+        text += ", except " + "; ".join(
+            f"{name} {_shown(change['used'])} (recipe: {_shown(change['recipe'])})"
+            for name, change in deviations.items()
+        )
+    else:
+        text += ", with no deviation"
+    return text
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+__all__ = ["RECIPE_CHOICES", "PerShot", "Recipe", "RecipeEntry", "ResolvedRecipe", "describe_recipe"]

@@ -166,6 +166,8 @@ class ExperimentResult(_Record, Mapping):
         shots_drawn: `{"min", "median", "max"}` examples drawn per class, when some class had fewer.
         image_dtype: the frozen image tower's dtype, when not float32.
         augment_views: the augmented views trained on, when used.
+        recipe: the training recipe and its deviations (`experiment.recipes.RecipeRecord.to_dict()`), when
+            the run trained something.
         extra: keys of a read file this release does not know (written back as they were).
     """
 
@@ -187,6 +189,7 @@ class ExperimentResult(_Record, Mapping):
     shots_drawn: Mapping[str, Any] | None = None
     image_dtype: str | None = None
     augment_views: int | None = None
+    recipe: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False, metadata=_EXTRA)
     read_keys: tuple[str, ...] | None = field(default=None, repr=False, compare=False, metadata=_EXTRA)
 

@@ -79,6 +79,7 @@ from .evaluation import (
     read_data_record,
     results_record,
 )
+from .recipes import RecipeRecord, apply_recipe
 from .settings import MAX_SEED, ExperimentConfig, check_protocol, check_seeds, check_setting
 
 __all__ = [
@@ -137,13 +138,15 @@ def run_seed(
     seed: int,
     accelerator: Accelerator,
     feature_cache: ImageFeatureCache | None = None,
+    recipe: RecipeRecord | None = None,
 ) -> RunResult:
     """Train (if the method learns anything) and evaluate one seed.
 
     `accelerator`: the process's; training sets it up for this seed (`accelerator_for`: the data order
     seeded with `seed`, the run's accumulation and trackers logging into this seed's folder).
     `feature_cache`: the frozen image features that fit stages share (one per run: methods and seeds
-    reading the same images under the same transform encode them once).
+    reading the same images under the same transform encode them once). `recipe`: the record of the recipe
+    `config` was built with (`apply_recipe`), saved with the training settings.
 
     Returns:
         Its `RunResult`: exact metrics, `shots` what was trained (`0`: nothing), the adapter's folder and
@@ -216,6 +219,8 @@ def run_seed(
     image_settings = {"image_dtype": config.image_dtype} if config.image_dtype != "float32" else {}
     if training_args:
         training_args.update(image_settings)
+        if recipe is not None:
+            training_args["recipe"] = recipe.to_dict()
     if accelerator.is_main_process:  # before evaluating: a crash there keeps the trained adapter
         _save_adapter(model, adapter_dir, training, selection, val_selection, training_args,
                       data_record(config, spec, names, shots, seed, drawn if shots else None))  # fmt: skip
@@ -336,8 +341,10 @@ def run_experiment(
     after training raises `PushFailedError` with every local file written. `feature_cache`: the frozen
     image features fit stages share (default: one for this run).
     """
+    config, recipe = apply_recipe(config)  # the paper's settings for this cell, under the user's
     options = check_method_options([config.method], config.method_options)
     config = dataclasses.replace(config, method_options=options)
+    logger.info("%s: %s", config.method, recipe.describe())
     check_method_protocol(config.method, config.method_options, config.protocol)
     check_image_settings(config.method, config.method_options, config)
     if not checked:
@@ -352,7 +359,7 @@ def run_experiment(
     own_cache = feature_cache is None
     if own_cache:
         feature_cache = ImageFeatureCache(directory=config.feature_cache)
-    runs = [run_seed(config, seed, accelerator, feature_cache) for seed in config.seeds]
+    runs = [run_seed(config, seed, accelerator, feature_cache, recipe) for seed in config.seeds]
     if own_cache:
         logger.info("%s", feature_cache.summary())
     spec = get_benchmark(config.dataset)
@@ -365,6 +372,7 @@ def run_experiment(
         # the epochs): recorded
         image_dtype=config.image_dtype if config.image_dtype != "float32" else None,
         augment_views=max((views for views in used if views is not None), default=None),
+        recipe=recipe.to_dict() if runs[0].shots != 0 else None,  # a method that trained nothing used none
     )  # fmt: skip
     if accelerator.is_main_process:
         if write_results:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.options import option, option_problem
+from ..core.recipes import RECIPE_CHOICES
 from ..core.registry import default_method
 from ..data import BenchmarkSpec, Source, get_benchmark
 from ..data.fewshot import SAMPLERS
@@ -44,6 +45,13 @@ class ExperimentConfig:
     the protocol against the dataset and targets (`check_protocol`); a refusal is a `SettingError` naming
     the field.
 
+    Recipe (docs/reproducing.md): `recipe="paper"` trains each method with its paper's settings for the run's
+    protocol, dataset and shots (`MethodInfo.recipe`, applied per run by `experiment.recipes.apply_recipe`);
+    `"none"` (the default here; the command line's default is `"paper"` on a registered benchmark) keeps
+    `training` and the options as given. `overrides` names the training settings the user set, which win over
+    the recipe and are recorded as deviations (`None`: those of `training` that differ from the defaults);
+    `method_options` given always win.
+
     Example:
         >>> ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot", seeds=(1, 2, 3))
         >>> ExperimentConfig(seeds=(1, 1))
@@ -71,9 +79,11 @@ class ExperimentConfig:
     feature_cache: str | None = None
     image_dtype: str = "float32"
     augment_views: int | None = None
+    recipe: str = option("none", choices=RECIPE_CHOICES)
+    overrides: Sequence[str] | None = None
 
     def __post_init__(self):
-        for name in ("shots", "few_shot_sampler", "seeds", "eval_batch_size"):
+        for name in ("shots", "few_shot_sampler", "seeds", "eval_batch_size", "recipe"):
             check_setting(name, getattr(self, name))
         self.image_dtype = check_setting("image_dtype", self.image_dtype)
         views, trained = self.augment_views, self.training.augment_views
@@ -85,6 +95,8 @@ class ExperimentConfig:
         if views is not None:  # TrainingConfig's setting: it checks the value
             self.training = dataclasses.replace(self.training, augment_views=views)
         self.augment_views = self.training.augment_views
+        if self.overrides is not None:
+            self.overrides = tuple(check_setting("overrides", self.overrides))
         check_protocol(self.protocol, get_benchmark(self.dataset), self.targets)
         resume = self.training.resume_from_checkpoint
         if resume not in (None, "latest") and len(self.seeds) > 1:
@@ -143,6 +155,16 @@ def check_setting(name: str, value: Any) -> Any:
         return dtype_name(value)  # a SettingError naming the dtypes
     if name == "protocol":
         return get_protocol(value).key
+    if name == "overrides":
+        known = {f.name for f in dataclasses.fields(TrainingConfig)}
+        unknown = [setting for setting in value if setting not in known]
+        if isinstance(value, str) or unknown:
+            raise SettingError(
+                f"{{overrides}} names the training settings the user set (fields of TrainingConfig), got "
+                f"{value!r}{f' ({unknown} are not fields)' if unknown and not isinstance(value, str) else ''}; e.g. "
+                "{overrides=('epochs', 'learning_rate')}."
+            )
+        return value
     if name == "shots":
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SettingError(

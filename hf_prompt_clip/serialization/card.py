@@ -29,6 +29,7 @@ from transformers import AutoConfig
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..core.configuration import PromptCLIPConfig
+from ..core.recipes import describe_recipe
 from ..core.registry import CLIP_CITATION, METHODS, method_info, method_of
 from ..utils.atomic import atomic_write_text
 from .loading import resolve_base_model
@@ -238,7 +239,11 @@ def build_model_card(
         # hand-written templates are the hypothesis; a learned prompt takes the bare class name
         hypothesis_template=(getattr(config, "templates", None) or ["{}"])[0],
         method_config=method_options(config),
-        training_args={name: _public_value(value) for name, value in (training_args or {}).items()},
+        training_args={
+            name: _public_value(value) for name, value in (training_args or {}).items() if name != "recipe"
+        },
+        recipe_text=describe_recipe(training_args["recipe"]) if "recipe" in (training_args or {}) else None,
+        recipe_sources=(training_args or {}).get("recipe", {}).get("sources", []),
         selection=_selection_summary(selection) if selection else None,
         selection_file=selection_file,
         results_table=results.markdown,

@@ -1,0 +1,199 @@
+"""A run's recipe: the method's paper recipe (`core.recipes`) applied to one cell of an experiment, what the
+user set over it (deviations), and the record that results, `training_args.json`, cards and logs carry.
+
+Room: the experiment. `apply_recipe` is what `run_experiment` calls for each (method, dataset, protocol, shots);
+nothing here names a method: the recipe comes from the registry (`MethodInfo.recipe`).
+
+Example:
+    >>> config = ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot", shots=1, recipe="paper")
+    >>> cell, record = apply_recipe(config)
+    >>> cell.training.epochs, record.deviations
+    (50, {})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.recipes import RECIPE_CHOICES, Recipe, ResolvedRecipe, describe_recipe
+from ..core.registry import method_info
+from ..data import get_benchmark
+from ..train import TrainingConfig
+from .settings import ExperimentConfig
+
+#: The recipe settings a user's setting replaces along with its own: `epochs` given, a recipe's `max_steps`
+#: (which would win over epochs in the trainer) is dropped too, and recorded as a deviation.
+_REPLACES = {"epochs": ("max_steps",)}
+
+
+@dataclass(frozen=True)
+class RecipeRecord:
+    """Which recipe a run used and where it departed from it (the `recipe` entry of results and
+    `training_args.json`; cards and the log say it in words, `describe`).
+
+    Attributes:
+        recipe: `"paper"` or `"none"`.
+        name: whose recipe (`None` with `"none"`, or when the method has no recipe).
+        cell: the (protocol, dataset, shots) it was resolved for, in words.
+        sources: the authors' files its settings come from.
+        applied: setting -> the value taken from the recipe (method options as `option.<name>`).
+        deviations: setting -> `{"recipe": value, "used": value}` where the user's setting won.
+    """
+
+    recipe: str
+    name: str | None = None
+    cell: str | None = None
+    sources: tuple[str, ...] = ()
+    applied: Mapping[str, Any] = field(default_factory=dict)
+    deviations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (results, `training_args.json`)."""
+        found = {"recipe": self.recipe}
+        if self.name is not None:
+            found.update(name=self.name, cell=self.cell, sources=list(self.sources))
+            found.update(
+                applied=dict(self.applied), deviations={k: dict(v) for k, v in self.deviations.items()}
+            )
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecipeRecord:
+        return cls(
+            data.get("recipe", "none"), data.get("name"), data.get("cell"), tuple(data.get("sources", ())),
+            dict(data.get("applied", {})), {k: dict(v) for k, v in data.get("deviations", {}).items()},
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp), few_shot, dtd, 16 shots), except
+        epochs 1 (recipe: 200)"."""
+        return describe_recipe(self.to_dict())
+
+
+def method_recipe(method: str) -> Recipe | None:
+    """The method's paper recipe (`None`: it declares none)."""
+    return method_info(method).recipe
+
+
+def resolve_recipe(method: str, protocol: str, dataset: str, shots: int | None) -> ResolvedRecipe | None:
+    """The method's recipe for one cell, or `None` when the method declares none."""
+    recipe = method_recipe(method)
+    return None if recipe is None else recipe.resolve(protocol, dataset, shots)
+
+
+def given_training_settings(config: ExperimentConfig) -> tuple[str, ...]:
+    """The training settings the user set: `config.overrides` when given (the command line knows), else the
+    `TrainingConfig` fields that differ from their defaults (the Python API)."""
+    if config.overrides is not None:
+        return tuple(config.overrides)
+    defaults = TrainingConfig()
+    return tuple(
+        f.name
+        for f in dataclasses.fields(TrainingConfig)
+        if f.name not in ("output_dir", "seed")
+        and getattr(config.training, f.name) != getattr(defaults, f.name)
+    )
+
+
+def apply_recipe(config: ExperimentConfig) -> tuple[ExperimentConfig, RecipeRecord]:
+    """`config` with its method's paper recipe applied to its cell (when `config.recipe == "paper"`), and the
+    record of what was applied and what the user's settings changed.
+
+    A setting the user gave wins and is recorded as a deviation when it differs from the recipe's; method
+    options given (`config.method_options`) count as given. Settings the recipe does not name keep their
+    values (the plain defaults, or what the user gave).
+
+    Raises:
+        SettingError: the recipe's settings are refused by `TrainingConfig` (a `PerShot` setting on the full
+            training set: give the setting yourself).
+    """
+    if config.recipe == "none":
+        return config, RecipeRecord("none")
+    spec = get_benchmark(config.dataset)
+    resolved = resolve_recipe(config.method, config.protocol, spec.key, config.shots)
+    if resolved is None:
+        return config, RecipeRecord("paper")
+    own = set(given_training_settings(config))
+    # recipe settings that one the user gave replaces (epochs given: the recipe's max_steps goes too)
+    dropped = {name for setting in own for name in _REPLACES.get(setting, ()) if name not in own}
+    training_changes, applied, deviations = {}, {}, {}
+    for name, value in resolved.training.items():
+        if name in own or name in dropped:
+            used = getattr(config.training, name)
+            if used != value:
+                deviations[name] = {"recipe": value, "used": used}
+        else:
+            training_changes[name] = value
+            applied[name] = value
+    options = dict(config.method_options)
+    for name, value in resolved.options.items():
+        if name in config.method_options:
+            if config.method_options[name] != value:
+                deviations[f"option.{name}"] = {"recipe": value, "used": config.method_options[name]}
+        else:
+            options[name] = value
+            applied[f"option.{name}"] = value
+    shots = "all" if config.shots is None else config.shots
+    record = RecipeRecord(
+        "paper", resolved.name, f"{config.protocol}, {spec.key}, {shots} shots", resolved.sources, applied,
+        deviations,
+    )  # fmt: skip
+    training = dataclasses.replace(config.training, **training_changes)
+    return dataclasses.replace(config, training=training, method_options=options), record
+
+
+def _settings_text(training: dict[str, Any], options: dict[str, Any]) -> str:
+    parts = [f"{name}={value}" for name, value in training.items()]
+    parts += [f"option {name}={value!r}" for name, value in options.items()]
+    return ", ".join(parts) or "(nothing set)"
+
+
+def recipe_text(method: str) -> str:
+    """The method's recipe as `hf-prompt-clip recipes METHOD` prints it: whose, the paper's grid, one line per
+    entry (where it applies: what it sets [file]), and what is not exact."""
+    recipe = method_recipe(method)
+    if recipe is None:
+        return f"{method}: no paper recipe (the plain defaults apply)"
+    grid = "; ".join(
+        f"{protocol}: {', '.join('all' if k is None else str(k) for k in counts)} shots"
+        for protocol, counts in recipe.protocols.items()
+    )
+    lines = [f"{method}: {recipe.name}", f"  paper's tables: {grid or 'none declared'}"]
+    lines += [
+        f"  - {entry.where()}: {_settings_text(dict(entry.training), dict(entry.options))}  [{entry.source}]"
+        for entry in recipe.entries
+    ]
+    lines += [f"  not exact: {text}" for text in recipe.not_exact]
+    return "\n".join(lines)
+
+
+def resolved_text(method: str, protocol: str, dataset: str, shots: int | None) -> str:
+    """One cell's settings as `hf-prompt-clip recipes METHOD --protocol P --dataset D --shots K` prints them."""
+    resolved = resolve_recipe(method, protocol, dataset, shots)
+    if resolved is None:
+        return f"{method}: no paper recipe (the plain defaults apply)"
+    cell = f"{protocol}, {dataset}, {'all' if shots is None else shots} shots"
+    lines = [f"{method}: {resolved.name}; {cell}"]
+    for name, value in resolved.training.items():
+        lines.append(f"  {name} = {value!r}  [{resolved.origin[name]}]")
+    for name, value in resolved.options.items():
+        lines.append(f"  option {name} = {value!r}  [{resolved.origin['option.' + name]}]")
+    if not resolved:
+        lines.append("  (the recipe sets nothing here: the plain defaults apply)")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "RECIPE_CHOICES",
+    "RecipeRecord",
+    "apply_recipe",
+    "describe_recipe",
+    "given_training_settings",
+    "method_recipe",
+    "recipe_text",
+    "resolve_recipe",
+    "resolved_text",
+]

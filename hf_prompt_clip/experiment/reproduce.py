@@ -1,0 +1,333 @@
+"""Reproducing a paper's table: the paper's grid (datasets x shot counts x seeds) trained with the paper's
+recipe, then ours against the paper's numbers, with the seeds' spread.
+
+Room: the experiment. `reproduce` runs the grid one cell (dataset, shots, seed) at a time through
+`run_experiment`, each in its own folder with a `cell.json` written when it is done: a rerun reads finished
+cells instead of training them again (and refuses a folder whose cells were made with other settings).
+`compare_with_paper` and `reproduction_table` are pure: results in, rows and markdown out. Nothing here
+names a method: the grid comes from the method's `Recipe.protocols` and its paper rows (`paper_results`).
+
+Example:
+    >>> rows = compare_with_paper([result], method="coop")          # doctest: +SKIP
+    >>> print(reproduction_table(rows))                             # doctest: +SKIP
+    | dataset | shots | metric | ours (mean ± std, 3 seeds) | paper | whose number | difference | outside spread |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+from ..caching.feature_cache import ImageFeatureCache
+from ..core.reference import AVERAGE
+from ..core.registry import PAPER_BASE_MODEL, method_capabilities, method_info
+from ..evaluate.records import ExperimentResult
+from ..evaluate.reference_numbers import reference_number
+from ..evaluate.report import write_report
+from ..utils.atomic import atomic_write_text
+from ..utils.logs import main_process_logger
+from ..utils.settings import SettingError
+from .recipes import apply_recipe, method_recipe
+from .runner import _accelerator, run_experiment, shots_folder
+from .settings import ExperimentConfig
+
+logger = main_process_logger(__name__)
+
+CELL_FILE = "cell.json"
+TABLE_FILE = "reproduction.md"
+TABLE_JSON = "reproduction.json"
+PLOT_FILE = "reproduction.png"
+
+#: How far from our mean a paper number may be before it is marked: this many standard deviations of the seeds.
+SPREAD_STDS = 2.0
+
+
+def paper_grid(method: str, protocol: str) -> tuple[list[str], list[int | None], list[str]]:
+    """The paper's grid for `method` under `protocol`: the datasets its paper reports (training datasets; the
+    average left out), the shot counts of its table (`Recipe.protocols`) and, for a transfer protocol, the
+    targets its paper reports.
+
+    Raises:
+        SettingError: the method declares no recipe, or its paper does not report `protocol`.
+    """
+    recipe = method_recipe(method)
+    if recipe is None or not recipe.paper_shots(protocol):
+        reported = sorted(recipe.protocols) if recipe is not None else []
+        raise SettingError(
+            f"{method}'s paper recipe does not cover {{protocol={protocol!r}}}"
+            + (f"; it covers {', '.join(reported)}" if reported else " (the method declares no recipe)")
+            + ": give one of those, or train with `hf-prompt-clip train` and your own settings."
+        )
+    rows = [r for r in method_info(method).paper_results if r.protocol == protocol and r.dataset != AVERAGE]
+    datasets = list(dict.fromkeys(r.dataset for r in rows))
+    targets = list(dict.fromkeys(key for r in rows for key in r.metrics)) if _transfer(protocol) else []
+    return datasets, list(recipe.paper_shots(protocol)), targets
+
+
+def _transfer(protocol: str) -> bool:
+    from ..evaluate.protocol_registry import get_protocol
+
+    return get_protocol(protocol).needs_targets
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a dataset, a number of shots, a seed, and its folder."""
+
+    dataset: str
+    shots: int | None
+    seed: int
+    folder: Path
+
+
+def _request(config: ExperimentConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """What a finished cell must match to be reused: the settings that define its result."""
+    training = dataclasses.asdict(config.training)
+    for name in ("output_dir", "resume_from_checkpoint", "overwrite_output_dir", "num_workers", "report_to"):
+        training.pop(name, None)
+    return json.loads(json.dumps({
+        "method": config.method, "options": config.method_options, "base_model": config.base_model,
+        "base_revision": config.base_revision, "protocol": config.protocol, "targets": list(config.targets),
+        "few_shot_sampler": config.few_shot_sampler, "image_dtype": config.image_dtype, "training": training,
+        "recipe": record,
+    }, default=str))  # fmt: skip
+
+
+def reproduce(
+    config: ExperimentConfig,
+    datasets: Sequence[str] | None = None,
+    shots: Sequence[int | None] | None = None,
+    accelerator: Accelerator | None = None,
+) -> tuple[list[ExperimentResult], list[dict[str, Any]]]:
+    """Run the paper's grid for `config.method` under `config.protocol` with its recipe, cell by cell, and
+    write the standard report plus `reproduction.md` / `.json` / `.png` in `config.output_dir`.
+
+    Args:
+        config: the method, protocol, seeds, base model and settings (its `dataset` is replaced per cell; its
+            `recipe` is `"paper"`; `overrides` the settings the user set over the recipe).
+        datasets: training datasets (default: those the paper reports for the protocol).
+        shots: shot counts (default: the paper's table's).
+        accelerator: the process's Accelerator (default: a new one).
+
+    Returns:
+        The results (one per dataset and shot count, over the seeds) and the comparison rows
+        (`compare_with_paper`).
+
+    Raises:
+        SettingError: the protocol is not in the method's recipe, or a cell's folder holds a cell trained with
+            other settings (use another output folder).
+    """
+    grid_datasets, grid_shots, targets = paper_grid(config.method, config.protocol)
+    datasets = list(datasets or grid_datasets)
+    if not datasets:
+        raise SettingError(
+            f"{config.method}'s paper reports no dataset for {{protocol={config.protocol!r}}}; name them with "
+            "--datasets."
+        )
+    learns = method_capabilities(config.method, config.method_options).learns_parameters
+    shot_counts = list(shots or grid_shots) if learns else [config.shots]
+    config = dataclasses.replace(config, recipe="paper", targets=tuple(config.targets or targets))
+    accelerator = _accelerator(config, accelerator)
+    cache = ImageFeatureCache(directory=config.feature_cache)
+    root = Path(config.output_dir)
+    results = []
+    for dataset in datasets:
+        for count in shot_counts:
+            folder = root / dataset / shots_folder(count)
+            cells = []
+            for seed in config.seeds:
+                cell = dataclasses.replace(
+                    config,
+                    dataset=dataset,
+                    source=None,
+                    shots=count,
+                    seeds=(seed,),
+                    output_dir=str(folder),
+                    push_to_hub=None,
+                )
+                cells.append(
+                    _run_cell(cell, Cell(dataset, count, seed, folder / f"seed{seed}"), accelerator, cache)
+                )
+            results.append(_merged(cells))
+    rows = compare_with_paper(results, config.method, config.base_model)
+    if accelerator.is_main_process:
+        write_report(results, root)
+        atomic_write_text(root / TABLE_JSON, json.dumps(rows, indent=1))
+        atomic_write_text(root / TABLE_FILE, reproduction_markdown(config, rows))
+        plot_reproduction(rows, root / PLOT_FILE, f"{method_info(config.method).title}, {config.protocol}")
+    accelerator.wait_for_everyone()
+    return results, rows
+
+
+def _run_cell(config: ExperimentConfig, cell: Cell, accelerator, cache) -> ExperimentResult:
+    """The cell's result: read from its `cell.json` when it finished before with the same settings, else run."""
+    applied, record = apply_recipe(config)
+    request = _request(applied, record.to_dict())
+    done = cell.folder / CELL_FILE
+    if done.is_file():
+        saved = json.loads(done.read_text(encoding="utf-8"))
+        if saved.get("request") != request:
+            raise SettingError(
+                f"{cell.folder} holds a cell trained with other settings than this run's (method, options, "
+                "recipe, training or data settings differ); give another {output_dir}, or delete that folder "
+                "to train it again."
+            )
+        logger.info(
+            "%s, %s shots, seed %d: done before, read from %s", cell.dataset, cell.shots, cell.seed, done
+        )
+        return ExperimentResult.from_dict(saved["result"])
+    result = run_experiment(config, accelerator, write_results=False, push=False, feature_cache=cache)
+    if accelerator.is_main_process:
+        atomic_write_text(done, json.dumps({"request": request, "result": result.to_dict()}, indent=1))
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _merged(cells: Sequence[ExperimentResult]) -> ExperimentResult:
+    """One result over the seeds of one (dataset, shots): the seeds' runs together, their mean and spread."""
+    first = cells[0]
+    recorded = {
+        name: getattr(first, name)
+        for name in ("data", "trained_on", "trained_protocol", "hub_datasets", "image_dtype", "augment_views")
+    }
+    merged = ExperimentResult.of_runs(
+        first.method, first.base_model, first.dataset, first.protocol, first.shots,
+        [run for cell in cells for run in cell.runs], **recorded, recipe=first.recipe,
+    )  # fmt: skip
+    return dataclasses.replace(merged, synthetic=first.synthetic)
+
+
+def compare_with_paper(
+    results: Sequence[ExperimentResult], method: str, base_model: str | None = PAPER_BASE_MODEL
+) -> list[dict[str, Any]]:
+    """One row per (dataset, shots, metric): ours (mean, std, seeds), the paper's number and whose it is, the
+    difference, and whether the paper's number lies outside our mean ± `SPREAD_STDS` std.
+
+    A result on the synthetic world, or with another base model than the papers' ViT-B/16, has no paper
+    number: its row says why (`comparable: False`, `why`).
+
+    Example:
+        >>> from hf_prompt_clip.evaluate.records import RunResult
+        >>> runs = [RunResult.measured(s, {"accuracy": a}) for s, a in ((1, 70.0), (2, 72.0), (3, 71.0))]
+        >>> result = ExperimentResult.of_runs("m", "openai/clip-vit-base-patch16", "dtd", "few_shot", 16, runs)
+        >>> compare_with_paper([result], "m")[0]["why"]
+        'the paper reports no number for this cell'
+    """
+    rows = []
+    for result in results:
+        if result.synthetic:
+            why = "not comparable: the synthetic world"
+        elif base_model != PAPER_BASE_MODEL:
+            why = f"not comparable: base model {base_model}, the papers use {PAPER_BASE_MODEL}"
+        else:
+            why = None
+        paper = None if why else reference_number(method, result.dataset, result.protocol, result.shots)
+        if paper is None and why is None:
+            why = "the paper reports no number for this cell"
+        seeds = len(result.runs)
+        for metric, mean in (result.mean_full_precision or result.mean).items():
+            std = (result.std_full_precision or result.std or {}).get(metric, 0.0) if seeds > 1 else None
+            number = None if paper is None else paper.metrics.get(metric)
+            row = {
+                "dataset": result.dataset, "shots": result.shots, "metric": metric, "ours": round(mean, 2),
+                "std": None if std is None else round(std, 2), "seeds": seeds, "paper": number,
+                "source": None if paper is None else paper.source, "comparable": number is not None,
+                "why": why if number is None and why else (None if number is not None else "no paper number"),
+            }  # fmt: skip
+            if number is not None:
+                row["difference"] = round(mean - number, 2)
+                row["outside_spread"] = None if std is None else abs(mean - number) > SPREAD_STDS * std
+            rows.append(row)
+    return rows
+
+
+def reproduction_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The comparison rows as a markdown table."""
+    lines = [
+        f"| dataset | shots | metric | ours (mean ± std) | seeds | paper | whose number | difference | outside ±{SPREAD_STDS:g} std |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours = f"{row['ours']:.2f}" + ("" if row["std"] is None else f" ± {row['std']:.2f}")
+        shots = "all" if row["shots"] is None else row["shots"]
+        if row["comparable"]:
+            outside = {None: "n/a (one seed)", True: "**yes**", False: "no"}[row["outside_spread"]]
+            paper, source, difference = f"{row['paper']:.2f}", row["source"], f"{row['difference']:+.2f}"
+        else:
+            paper, source, difference, outside = "—", row["why"], "—", "—"
+        lines.append(
+            f"| {row['dataset']} | {shots} | {row['metric']} | {ours} | {row['seeds']} | {paper} | {source} | "
+            f"{difference} | {outside} |"
+        )
+    return "\n".join(lines)
+
+
+def reproduction_markdown(config: ExperimentConfig, rows: Sequence[dict[str, Any]]) -> str:
+    """`reproduction.md`: what ran (method, protocol, recipe, seeds, sampler, base model) and the table."""
+    info = method_info(config.method)
+    recipe = method_recipe(config.method)
+    given = ", ".join(config.overrides or ()) or "none"
+    return (
+        f"# Reproducing {info.title} ({info.paper}): {config.protocol}\n\n"
+        f"- recipe: {recipe.name if recipe else 'none'} (`--recipe paper`); settings given over it: {given} "
+        "(each run's `recipe` entry in results.json lists its deviations)\n"
+        f"- seeds: {', '.join(map(str, config.seeds))}; few-shot sampler: {config.few_shot_sampler}; base model: "
+        f"{config.base_model}\n"
+        f"- a paper number is marked when it lies outside our mean ± {SPREAD_STDS:g} standard deviations of "
+        "the seeds\n\n" + reproduction_table(rows) + "\n"
+    )
+
+
+def plot_reproduction(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path | None:
+    """Paper (x) against ours (y, ± std) for every comparable row, with the line of equality; `None` (and no
+    file) when no row is comparable."""
+    points = [row for row in rows if row["comparable"]]
+    if not points:
+        Path(path).unlink(missing_ok=True)
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    paper = [row["paper"] for row in points]
+    ours = [row["ours"] for row in points]
+    errors = [row["std"] or 0.0 for row in points]
+    axis.errorbar(paper, ours, yerr=errors, fmt="o", capsize=3)
+    for row in points:
+        label = f"{row['dataset']}" + ("" if row["shots"] in (None, 16) else f" ({row['shots']})")
+        axis.annotate(
+            label, (row["paper"], row["ours"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    low = math.floor(min(paper + ours) - 2)
+    high = math.ceil(max(paper + ours) + 2)
+    axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="ours = paper")
+    axis.set(xlim=(low, high), ylim=(low, high), xlabel="paper (%)", ylabel="ours (%)", title=title)
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+__all__ = [
+    "CELL_FILE",
+    "PLOT_FILE",
+    "SPREAD_STDS",
+    "TABLE_FILE",
+    "TABLE_JSON",
+    "compare_with_paper",
+    "paper_grid",
+    "plot_reproduction",
+    "reproduce",
+    "reproduction_markdown",
+    "reproduction_table",
+]
