@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import IVLPConfig
 from .model import IVLPModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "ivlp",
@@ -26,6 +27,7 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # IVLP's base-to-new configuration (2 + 2 tokens, depth 12), which the MaPLe repository also runs for cross-dataset transfer; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
             PublishedAdapter(

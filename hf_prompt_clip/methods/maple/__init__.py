@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import MaPLeConfig
 from .model import MaPLeModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "maple",
@@ -26,6 +27,7 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # MaPLe's cross-dataset configuration: depth 3, 2 epochs; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
             PublishedAdapter(

@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import PromptSRCConfig
 from .model import PromptSRCModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "promptsrc",
@@ -27,6 +28,7 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # PromptSRC's cross-dataset configuration: depth 3, GPA mean 6, std 10; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
             PublishedAdapter(

@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import VPTConfig
 from .model import VPTModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "vpt",
@@ -26,6 +27,7 @@ register_method(
   year      = {2022}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # VPT-deep's base-to-new configuration, which the MaPLe repository also runs for cross-dataset transfer; trained on 16 shots of all ImageNet classes, tested unchanged on its variants
             PublishedAdapter(
