@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CLIPAdapterConfig
 from .model import CLIPAdapterModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "clip_adapter",
@@ -27,6 +28,7 @@ register_method(
 }""",
         paper_results=PAPER_RESULTS,
         kind="feature adapter for CLIP",
+        recipe=RECIPE,
         published=(
             # the few-shot ImageNet setting of the paper (RN50 there; the package's CLIP is ViT-B/16)
             PublishedAdapter("clip-adapter-vitb16-imagenet", "imagenet", "few_shot", 16),

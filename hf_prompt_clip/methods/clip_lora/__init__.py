@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CLIPLoRAConfig
 from .model import CLIPLoRAModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "clip_lora",
@@ -27,6 +28,7 @@ register_method(
   year      = {2024}
 }""",
         kind="low-rank adapter for CLIP",
+        recipe=RECIPE,
         paper_results=PAPER_RESULTS,
         published=(
             # the paper's few-shot setting: 16 shots of all ImageNet classes, the reference's default LoRA

@@ -7,6 +7,7 @@ Room: `methods/`.
 from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, register_method
 from .config import LinearProbeConfig
 from .model import LinearProbeModel
+from .recipe import RECIPE
 
 register_method(
     "linear_probe",
@@ -20,6 +21,7 @@ register_method(
         "protocol of the CLIP paper's linear probe); nothing of CLIP changes.",
         CLIP_CITATION,
         kind="classifier on CLIP's frozen image features",
+        recipe=RECIPE,
         # CoOp's few-shot linear-probe baseline on ImageNet (its val split is the test set, as in CoOp)
         published=(PublishedAdapter("linear-probe-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),

@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import TipAdapterConfig, TipAdapterFConfig
 from .model import TipAdapterFModel, TipAdapterModel
 from .paper import TIP_ADAPTER_F_RESULTS, TIP_ADAPTER_RESULTS
+from .recipe import RECIPE, RECIPE_F
 
 _CITATION = """@inproceedings{zhang2022tip,
   title     = {Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification},
@@ -30,6 +31,7 @@ register_method(
         "training image).",
         _CITATION,
         kind="training-free cache adapter for CLIP",
+        recipe=RECIPE,
         paper_results=TIP_ADAPTER_RESULTS,
         published=(PublishedAdapter("tip-adapter-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),
@@ -46,6 +48,7 @@ register_method(
         "The adapter holds the cache (one feature per training image).",
         _CITATION,
         kind="cache adapter for CLIP",
+        recipe=RECIPE_F,
         paper_results=TIP_ADAPTER_F_RESULTS,
         published=(PublishedAdapter("tip-adapter-f-vitb16-imagenet", "imagenet", "few_shot", 16),),
     ),
