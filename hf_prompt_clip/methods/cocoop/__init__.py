@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoCoOpConfig
 from .model import CoCoOpModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "cocoop",
@@ -25,6 +26,7 @@ register_method(
   year      = {2022}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # the paper's domain-generalisation model: 16 shots of all 1000 classes, batch 1, 10 epochs
             PublishedAdapter(

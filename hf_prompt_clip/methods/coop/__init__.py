@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import CoOpConfig
 from .model import CoOpModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "coop",
@@ -26,6 +27,7 @@ register_method(
 }""",
         default=True,
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # CoCoOp's domain-generalisation setting: 16 shots of all 1000 classes, CoOp's ImageNet recipe
             PublishedAdapter(

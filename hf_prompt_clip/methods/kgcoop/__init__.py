@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import KgCoOpConfig
 from .model import KgCoOpModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "kgcoop",
@@ -26,6 +27,7 @@ register_method(
   year      = {2023}
 }""",
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(
             # CoOp's domain-generalisation setting (16 shots of all 1000 classes), trained with the authors'
             # released recipe (configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml: SGD lr 0.002, batch 128)

@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import MPFGVCConfig
 from .model import MPFGVCModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "mpfgvc",
@@ -28,6 +29,7 @@ register_method(
         frozen_base=False,
         # the paper's CUB-200-2011 setting: the full training set (it publishes no training recipe)
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         published=(PublishedAdapter("mpfgvc-vitb16-cub200", "cub200", "few_shot", None),),
     ),
 )

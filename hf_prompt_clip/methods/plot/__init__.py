@@ -8,6 +8,7 @@ from ...core.registry import MethodInfo, PublishedAdapter, register_method
 from .config import PLOTConfig, PLOTPPConfig
 from .model import PLOTModel, PLOTPPModel
 from .paper import PLOTPP_RESULTS
+from .recipe import PLOTPP_RECIPE, RECIPE
 
 _CITATION = """@inproceedings{chen2023plot,
   title     = {PLOT: Prompt Learning with Optimal Transport for Vision-Language Models},
@@ -27,6 +28,7 @@ register_method(
         "PLOT learns N context sets shared by the classes, giving N prompts per class, and matches them "
         "to the image's patch features with optimal transport (Sinkhorn).",
         _CITATION,
+        recipe=RECIPE,
         published=(
             # PLOT's few-shot ImageNet setting (the paper reports RN50; the package's CLIP is ViT-B/16)
             PublishedAdapter(
@@ -51,6 +53,7 @@ register_method(
         "features with optimal transport (Sinkhorn), in two training stages.",
         _CITATION,
         paper_results=PLOTPP_RESULTS,
+        recipe=PLOTPP_RECIPE,
         published=(
             # PLOT++'s few-shot ImageNet setting: 50 epochs per stage (docs/methods.md)
             PublishedAdapter(
