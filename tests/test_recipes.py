@@ -33,7 +33,9 @@ OWN_DATA = "my_own_photos"  # a dataset no entry names
 def test_every_recipe_cell_builds_a_training_config_and_the_method_config(method):
     recipe = method_info(method).recipe
     named = {dataset for entry in recipe.entries for dataset in entry.datasets}
-    assert named <= set(list_benchmarks()), f"{method}'s recipe names unknown datasets {named - set(list_benchmarks())}"
+    assert named <= set(list_benchmarks()), (
+        f"{method}'s recipe names unknown datasets {named - set(list_benchmarks())}"
+    )
     assert set(recipe.protocols) <= set(protocol_keys()) and recipe.protocols, method
     for entry in recipe.entries:
         assert entry.source.strip(), f"{method}: an entry without its source file"
@@ -58,7 +60,11 @@ def test_layering_goes_from_default_to_protocol_to_shots_to_dataset():
     ))  # fmt: skip
     assert recipe.resolve("base2new", "eurosat", 16).training == {"epochs": 1, "learning_rate": 0.1}
     assert recipe.resolve("few_shot", "eurosat", 16).training["epochs"] == 2
-    assert recipe.resolve("few_shot", "eurosat", 1).training == {"epochs": 3, "learning_rate": 0.1, "batch_size": 2}
+    assert recipe.resolve("few_shot", "eurosat", 1).training == {
+        "epochs": 3,
+        "learning_rate": 0.1,
+        "batch_size": 2,
+    }
     resolved = recipe.resolve("few_shot", "dtd", 1)
     assert resolved.training["epochs"] == 4 and resolved.origin["epochs"] == "dataset.yaml"
     assert resolved.sources == ("default.yaml", "protocol.yaml", "shots.yaml", "dataset.yaml")
@@ -67,7 +73,7 @@ def test_layering_goes_from_default_to_protocol_to_shots_to_dataset():
 def test_a_per_shot_setting_scales_and_refuses_the_full_training_set():
     recipe = Recipe("r", (RecipeEntry("main.py", training={"max_steps": PerShot(500)}),))
     assert [recipe.resolve("few_shot", "dtd", k).training["max_steps"] for k in (1, 16)] == [500, 8000]
-    with pytest.raises(ValueError, match="500 x shots.*full training set"):
+    with pytest.raises(ValueError, match=r"500 x shots.*full training set"):
         recipe.resolve("few_shot", "dtd", None)
 
 
@@ -135,7 +141,9 @@ def test_the_docs_table_of_each_recipe_equals_what_the_resolver_gives(method):
                 assert name not in found, f"{where}: the docs say unset, the recipe sets {found.get(name)!r}"
             else:
                 assert name in found, f"{where}: the docs say {cell}, the recipe does not set it"
-                assert _same(ast.literal_eval(cell), found[name]), f"{where}: docs {cell}, recipe {found[name]!r}"
+                assert _same(ast.literal_eval(cell), found[name]), (
+                    f"{where}: docs {cell}, recipe {found[name]!r}"
+                )
 
 
 # ------------------------------------------------------------------------------ the user's settings win
@@ -195,7 +203,9 @@ def _coop_run(folder, tmp_path, **training):
 
     torch.manual_seed(0)
     model = CoOpModel.from_clip(folder, ["red", "blue", "checkerboard", "stripes"], n_ctx=4)
-    data = with_image_transform(pattern_benchmark(8, seed=0), eval_transform(model.image_processor))  # 32 images
+    data = with_image_transform(
+        pattern_benchmark(8, seed=0), eval_transform(model.image_processor)
+    )  # 32 images
     config = TrainingConfig(output_dir=str(tmp_path), optimizer="adamw", seed=3, **training)
     trainer = PromptTrainer(model, data, config, collate_fn=collate_fn)
     lrs = []
@@ -241,7 +251,9 @@ def test_drop_last_drops_an_incomplete_batch_but_never_the_whole_set(tiny_clip_f
 # ------------------------------------------------------------------------------ reproduce
 
 
-def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunning(tmp_path, monkeypatch, capsys):
+def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunning(
+    tmp_path, monkeypatch, capsys
+):
     from hf_prompt_clip.cli import main
     from hf_prompt_clip.experiment import reproduce as module
 
@@ -258,13 +270,17 @@ def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunnin
     assert "not comparable: the synthetic world" in table and "± " in table
     cell = json.loads((out / "synthetic_shapes_outline" / "shots2" / "seed2" / module.CELL_FILE).read_text())
     recipe = cell["result"]["recipe"]
-    assert recipe["deviations"]["epochs"] == {"recipe": 200, "used": 1} and recipe["applied"]["batch_size"] == 32
-    args = json.loads((out / "synthetic_shapes_outline" / "shots2" / "seed2" / "adapter" / "training_args.json").read_text())
+    assert (
+        recipe["deviations"]["epochs"] == {"recipe": 200, "used": 1} and recipe["applied"]["batch_size"] == 32
+    )
+    args = json.loads(
+        (out / "synthetic_shapes_outline" / "shots2" / "seed2" / "adapter" / "training_args.json").read_text()
+    )
     assert args["recipe"] == recipe and args["epochs"] == 1
     card = (out / "synthetic_shapes_outline" / "shots2" / "seed2" / "adapter" / "README.md").read_text()
     assert "Recipe: the paper's recipe" in card and "epochs 1 (recipe: 200)" in card
     results = json.loads((out / "results.json").read_text())
-    assert [len(entry["runs"]) for entry in results["results"]] == [2, 2]
+    assert [len(entry["runs"]) for entry in results] == [2, 2]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
@@ -273,5 +289,5 @@ def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunnin
     main(command)  # every cell read back
     assert json.loads((out / module.TABLE_JSON).read_text()) == rows
     with pytest.raises(SystemExit):  # another setting: the folder's cells are not this run's
-        main([*command[:-2], "--lr", "0.5", "--quiet"])
+        main([*command, "--lr", "0.5"])
     assert "other settings" in capsys.readouterr().err

@@ -372,6 +372,8 @@ def given_settings(args: argparse.Namespace, owner: type) -> tuple[str, ...]:
         if setting.owner is not owner or not hasattr(args, dest):
             continue
         value, default = getattr(args, dest), setting.options.get("default")
+        if setting.options.get("action") == "store_true":
+            default = False  # a switch is given when it is on
         if value is not None and (default is None or value != default):
             found.append(setting.field)
     return tuple(found)
