@@ -291,3 +291,38 @@ def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunnin
     with pytest.raises(SystemExit):  # another setting: the folder's cells are not this run's
         main([*command, "--lr", "0.5"])
     assert "other settings" in capsys.readouterr().err
+
+
+def test_a_recipe_that_cannot_apply_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    from hf_prompt_clip.experiment import runner
+    from hf_prompt_clip.synthetic import TINY_CLIP_ID
+
+    monkeypatch.setattr(runner, "run_experiment", lambda *a, **k: pytest.fail("trained before the refusal"))
+    config = ExperimentConfig(
+        method="clip_lora", base_model=TINY_CLIP_ID, dataset="synthetic_shapes_outline", protocol="few_shot",
+        shots=None, recipe="paper", output_dir=str(tmp_path),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"500 x shots.*full training set"):
+        runner.run_comparison(config, ["zeroshot", "clip_lora"])
+
+
+def test_the_comparison_gives_the_difference_and_marks_a_paper_number_outside_the_spread(tmp_path):
+    from hf_prompt_clip.evaluate.records import ExperimentResult, RunResult
+    from hf_prompt_clip.experiment.reproduce import compare_with_paper, plot_reproduction, reproduction_table
+
+    seeds = ((1, 79.0, 40.0), (2, 79.1, 41.0), (3, 79.2, 42.0))
+    runs = [RunResult.measured(seed, {"base": base, "new": new}) for seed, base, new in seeds]
+    result = ExperimentResult.of_runs("coop", "openai/clip-vit-base-patch16", "dtd", "base2new", 16, runs)
+    rows = {row["metric"]: row for row in compare_with_paper([result], "coop")}
+    assert rows["base"]["paper"] == 79.44 and rows["base"]["difference"] == pytest.approx(-0.34)
+    assert rows["base"]["outside_spread"] is True  # 0.34 away; the seeds' std is 0.1
+    assert rows["new"]["outside_spread"] is False  # 0.18 away; std 1
+    one = ExperimentResult.of_runs("coop", "openai/clip-vit-base-patch16", "dtd", "base2new", 16, runs[:1])
+    assert {row["outside_spread"] for row in compare_with_paper([one], "coop")} == {
+        None
+    }  # one seed: no spread
+    assert "CoCoOp" in rows["base"]["source"]
+    other = compare_with_paper([result], "coop", base_model="openai/clip-vit-large-patch14")
+    assert all(not row["comparable"] and "base model" in row["why"] for row in other)
+    assert "| dtd | 16 | base | 79.10 ± 0.10 | 3 | 79.44 |" in reproduction_table(list(rows.values()))
+    assert plot_reproduction(list(rows.values()), tmp_path / "p.png", "t").is_file()

@@ -13,6 +13,8 @@ Room: `cli/`.
     hf-prompt-clip data export eurosat --split-file split_zhou_EuroSAT.json --image-root eurosat/2750 \\
         --output-dir eurosat-coop --push-to-hub me/eurosat-coop
     hf-prompt-clip push outputs/run/coop/seed1/adapter me/coop-my-photos
+    hf-prompt-clip recipes coop --protocol few_shot --dataset imagenet --shots 16
+    hf-prompt-clip reproduce coop --protocol few_shot --base-model openai/clip-vit-base-patch16
 
 Errors are one line (what, why, the flag that fixes it) with exit code 2; --debug shows the traceback.
 """

@@ -229,7 +229,7 @@ SETTINGS: dict[str, Setting] = _settings(
         values={None: "all"}),
     Setting(("--few-shot-sampler",), "few_shot_sampler", EC, options=dict(default="numpy", help=(
         "'dassl' draws the shots as the CoOp authors' code does (the same images on their split files)"))),
-    Setting(("--seed",), "seeds", EC, _whole_number, check=check_seed, example=1, options=dict(
+    Setting(("--seed", "--seeds"), "seeds", EC, _whole_number, check=check_seed, example=1, options=dict(
         nargs="+", action=_DistinctSeeds, default=[1], help="one or more distinct seeds")),
     # training
     Setting(("--epochs",), "epochs", TC, _whole_number, options=dict(

@@ -208,12 +208,39 @@ class Recipe:
         ]
 
 
+def dassl_defaults(
+    repository: str = "KaiyangZhou/Dassl.pytorch", folder: str = ""
+) -> tuple[RecipeEntry, ...]:
+    """The settings every method built on Dassl inherits: SGD momentum 0.9 and weight decay 5e-4
+    (`dassl/config/defaults.py`), and a training loader that drops its last incomplete batch when the set holds
+    at least one batch (`dassl/data/data_manager.py`: `drop_last=is_train and len(data_source) >= batch_size`).
+
+    Args:
+        repository: where that Dassl is (a fork inside a method's repository: `"htyao89/KgCoOp"`).
+        folder: its folder inside `repository` (`"Dassl.ProGrad.pytorch/"`).
+
+    Example:
+        >>> [entry.training for entry in dassl_defaults()]
+        [{'momentum': 0.9, 'weight_decay': 0.0005}, {'drop_last': True}]
+    """
+    return (
+        RecipeEntry(
+            f"{repository} {folder}dassl/config/defaults.py", training={"momentum": 0.9, "weight_decay": 5e-4}
+        ),
+        RecipeEntry(
+            f"{repository} {folder}dassl/data/data_manager.py",
+            training={"drop_last": True},
+            note="the training loader drops the last incomplete batch when the set holds at least one batch",
+        ),
+    )
+
+
 def describe_recipe(record: Mapping[str, Any] | None) -> str:
     """A recipe record (`experiment.recipes.RecipeRecord.to_dict()`) in one sentence, as logs and cards say it.
 
     Example:
         >>> describe_recipe({"recipe": "none"})
-        'the plain defaults (recipe none), not a paper's recipe'
+        "the plain defaults (recipe none), not a paper's recipe"
     """
     if not record or record.get("recipe") != "paper":
         return "the plain defaults (recipe none), not a paper's recipe"
@@ -235,4 +262,12 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
-__all__ = ["RECIPE_CHOICES", "PerShot", "Recipe", "RecipeEntry", "ResolvedRecipe", "describe_recipe"]
+__all__ = [
+    "RECIPE_CHOICES",
+    "PerShot",
+    "Recipe",
+    "RecipeEntry",
+    "ResolvedRecipe",
+    "dassl_defaults",
+    "describe_recipe",
+]

@@ -38,6 +38,7 @@ from statistics import mean
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..core.recipes import describe_recipe
 from ..core.registry import method_order
 from ..utils.atomic import atomic_write_bytes, atomic_write_text
 from .protocol_registry import BASE_AND_NEW, OWN_TEST_SPLIT, get_protocol, protocol_keys
@@ -287,7 +288,31 @@ def results_table(results: Iterable[dict]) -> str:
         notes.append(SYNTHETIC_NOTE)
     base_models = sorted({result.get("base_model") or "unknown" for result in results})
     notes.append("Base model: " + ", ".join(f"`{name}`" for name in base_models) + ".")
+    recipes = recipe_notes(results)
+    if recipes:
+        notes.append("Training recipes:\n" + "\n".join(recipes))
     return _markdown_table(header, rows) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def recipe_notes(results: Iterable[dict]) -> list[str]:
+    """One line per method and number of shots that trained: the recipe it used and its deviations (the
+    results' `recipe` entries, `core.recipes.describe_recipe`), or one line when no run used a paper's recipe.
+    Results of earlier releases record none.
+
+    Example:
+        >>> recipe_notes([{"method": "coop", "shots": 16, "recipe": {"recipe": "paper", "name": "CoOp",
+        ...     "cell": "few_shot, dtd, 16 shots", "deviations": {"epochs": {"recipe": 200, "used": 1}}}}])
+        ["- coop, 16 shots: the paper's recipe (CoOp; few_shot, dtd, 16 shots), except epochs 1 (recipe: 200)"]
+    """
+    recorded = [result for result in results if result.get("recipe")]
+    if recorded and all(result["recipe"].get("recipe") == "none" for result in recorded):
+        return ["- every method: the plain defaults (recipe none), not the papers' recipes"]
+    lines = []
+    for result in recorded:
+        line = f"- {result['method']}, {shots_setting(result)}: {describe_recipe(result['recipe'])}"
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- plots

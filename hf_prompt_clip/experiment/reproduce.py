@@ -301,7 +301,14 @@ def plot_reproduction(rows: Sequence[dict[str, Any]], path: str | Path, title: s
     paper = [row["paper"] for row in points]
     ours = [row["ours"] for row in points]
     errors = [row["std"] or 0.0 for row in points]
-    axis.errorbar(paper, ours, yerr=errors, fmt="o", capsize=3)
+    for outside in (False, True):  # red: the paper's number is outside our seeds' spread
+        chosen = [i for i, row in enumerate(points) if bool(row.get("outside_spread")) is outside]
+        if chosen:
+            axis.errorbar(
+                [paper[i] for i in chosen], [ours[i] for i in chosen], yerr=[errors[i] for i in chosen], fmt="o",
+                capsize=3, color="tab:red" if outside else "tab:blue",
+                label=f"paper outside ours ± {SPREAD_STDS:g} std" if outside else "within the spread",
+            )  # fmt: skip
     for row in points:
         label = f"{row['dataset']}" + ("" if row["shots"] in (None, 16) else f" ({row['shots']})")
         axis.annotate(
@@ -309,7 +316,7 @@ def plot_reproduction(rows: Sequence[dict[str, Any]], path: str | Path, title: s
         )
     low = math.floor(min(paper + ours) - 2)
     high = math.ceil(max(paper + ours) + 2)
-    axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="ours = paper")
+    axis.axline((low, low), slope=1, color="k", linestyle="--", linewidth=0.8, label="ours = paper")
     axis.set(xlim=(low, high), ylim=(low, high), xlabel="paper (%)", ylabel="ours (%)", title=title)
     axis.legend(loc="upper left")
     figure.tight_layout()

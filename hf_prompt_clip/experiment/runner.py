@@ -442,6 +442,13 @@ def run_comparison(
             logger.warning("skipping %s: %s", method, error)
             continue
         runnable.append(method)
+    for method in runnable:  # a recipe that cannot apply (steps per shot on the full set) refused up front
+        for value in values:
+            apply_recipe(
+                dataclasses.replace(
+                    config, method=method, method_options=options_for(method, options), shots=value
+                )
+            )
     if accelerator is not None:
         check_accelerator(accelerator, config.training)
     if config.push_to_hub:

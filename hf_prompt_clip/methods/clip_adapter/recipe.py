@@ -11,20 +11,15 @@ SGD lr 0.002, batch 32, 200 epochs, cosine with one constant warm-up epoch at 1e
 the Tip-Adapter paper (same authors) compares its 20 fine-tuning epochs with CLIP-Adapter's 200.
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _COOP = "KaiyangZhou/CoOp configs/trainers/CoOp/vit_b16.yaml"
-_DASSL = "KaiyangZhou/Dassl.pytorch dassl/config/defaults.py, dassl/data/data_manager.py"
 _ADAPTER = "gaopengcuhk/CLIP-Adapter clip_adapter.py"
 
 RECIPE = Recipe(
     "CLIP-Adapter (gaopengcuhk/CLIP-Adapter, with CoOp's config)",
     (
-        RecipeEntry(
-            _DASSL,
-            training={"momentum": 0.9, "weight_decay": 5e-4, "drop_last": True},
-            note="Dassl's optimiser defaults and its training loader (drop_last when the set holds a batch).",
-        ),
+        *dassl_defaults(),
         RecipeEntry(
             _COOP,
             training={

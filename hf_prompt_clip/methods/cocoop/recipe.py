@@ -9,20 +9,14 @@ and domain generalisation from 16-shot ImageNet) uses the one config: 10 epochs,
 vectors from "a photo of a".
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _COOP = "KaiyangZhou/CoOp"
-_DASSL = "KaiyangZhou/Dassl.pytorch"
 
 RECIPE = Recipe(
     "CoCoOp (KaiyangZhou/CoOp)",
     (
-        RecipeEntry(f"{_DASSL} dassl/config/defaults.py", training={"momentum": 0.9, "weight_decay": 5e-4}),
-        RecipeEntry(
-            f"{_DASSL} dassl/data/data_manager.py",
-            training={"drop_last": True},
-            note="the training loader drops the last incomplete batch (none is incomplete at batch 1)",
-        ),
+        *dassl_defaults(),
         RecipeEntry(
             f"{_COOP} configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
             training={

@@ -12,10 +12,9 @@ CoCoOp paper, whose scripts name `vit_b16_ctxv1` (base-to-new; `vit_b16_ep50_ctx
 4 context vectors (CoOp's code sets M to the words of `CTX_INIT`). `paper.py` holds that paper's numbers.
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _COOP = "KaiyangZhou/CoOp"
-_DASSL = "KaiyangZhou/Dassl.pytorch"
 _SCHEDULE = {
     "batch_size": 32,
     "learning_rate": 0.002,
@@ -29,12 +28,7 @@ _CTXV1 = {"ctx_init": "a photo of a", "n_ctx": 4}
 RECIPE = Recipe(
     "CoOp (KaiyangZhou/CoOp)",
     (
-        RecipeEntry(f"{_DASSL} dassl/config/defaults.py", training={"momentum": 0.9, "weight_decay": 5e-4}),
-        RecipeEntry(
-            f"{_DASSL} dassl/data/data_manager.py",
-            training={"drop_last": True},
-            note="the training loader drops the last incomplete batch when the set holds at least one batch",
-        ),
+        *dassl_defaults(),
         RecipeEntry(f"{_COOP} configs/trainers/CoOp/vit_b16.yaml", training={**_SCHEDULE, "epochs": 200}),
         RecipeEntry(
             f"{_COOP} train.py",

@@ -15,7 +15,7 @@ n_ctx_vision=4, text_depth=9, vision_depth=9`, 20 epochs, lr 0.0025) and deep la
 vision_depth=0`, lr 0.0025).
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _MPL = "muzairkhattak/multimodal-prompt-learning"
 
@@ -42,12 +42,7 @@ RECIPE = Recipe(
             },
             note="the same config for base-to-new (base2new_train_ivlp.sh) and cross-dataset (xd_train_ivlp.sh).",
         ),
-        RecipeEntry(
-            "KaiyangZhou/Dassl.pytorch dassl/config/defaults.py + dassl/data/data_manager.py",
-            training={"momentum": 0.9, "weight_decay": 5e-4, "drop_last": True},
-            note="SGD momentum and weight decay are Dassl's defaults; its train loader drops the last "
-            "incomplete batch when the set holds at least one batch.",
-        ),
+        *dassl_defaults(),
     ),
     protocols={"base2new": (16,), "cross_dataset": (16,), "domain_generalization": (16,)},
     not_exact=(

@@ -12,22 +12,14 @@ domain generalisation from 16-shot ImageNet as in CoCoOp, whose numbers the pape
 the repo runs it; the same config applies).
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _KG = "htyao89/KgCoOp"
 
 RECIPE = Recipe(
     "KgCoOp (htyao89/KgCoOp)",
     (
-        RecipeEntry(
-            f"{_KG} Dassl.ProGrad.pytorch/dassl/config/defaults.py",
-            training={"momentum": 0.9, "weight_decay": 5e-4},
-        ),
-        RecipeEntry(
-            f"{_KG} Dassl.ProGrad.pytorch/dassl/data/data_manager.py",
-            training={"drop_last": True},
-            note="the training loader drops the last incomplete batch when the set holds at least one batch",
-        ),
+        *dassl_defaults(_KG, "Dassl.ProGrad.pytorch/"),
         RecipeEntry(
             f"{_KG} KgCoOp/configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
             training={

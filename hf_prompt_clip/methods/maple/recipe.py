@@ -10,7 +10,7 @@ transfer and domain generalisation share one ImageNet model (16 shots, all class
 config (depth 3, 2 epochs, lr 0.0026). The repository has no few-shot setting.
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _MPL = "muzairkhattak/multimodal-prompt-learning"
 
@@ -39,12 +39,7 @@ RECIPE = Recipe(
             note="xd_train_maple.sh: 16 shots of all ImageNet classes; the same model is tested on the other "
             "datasets and on the ImageNet variants.",
         ),
-        RecipeEntry(
-            "KaiyangZhou/Dassl.pytorch dassl/config/defaults.py + dassl/data/data_manager.py",
-            training={"momentum": 0.9, "weight_decay": 5e-4, "drop_last": True},
-            note="SGD momentum and weight decay are Dassl's defaults; its train loader drops the last "
-            "incomplete batch when the set holds at least one batch.",
-        ),
+        *dassl_defaults(),
     ),
     protocols={"base2new": (16,), "cross_dataset": (16,), "domain_generalization": (16,)},
     not_exact=(

@@ -18,24 +18,12 @@ trainers/plotpp.py): two runs of the same config, stage `visual` (MODEL_UPD visi
 (`benchmark_defaults`), M=4 visual prompt sets (the scripts' argument; the README runs 4) of 2 tokens.
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _PLOT = "CHENGY12/PLOT"
-_DASSL = "KaiyangZhou/Dassl.pytorch"
 _SMALL = ("oxford_flowers", "fgvc_aircraft", "stanford_cars")
 _SINKHORN = {"sinkhorn_eps": 0.1, "sinkhorn_max_iter": 100, "sinkhorn_threshold": 0.01}
 _WARMUP = {"optimizer": "sgd", "lr_schedule": "reference", "warmup_epochs": 1, "warmup_lr": 1e-5}
-
-
-def _dassl() -> tuple[RecipeEntry, ...]:
-    return (
-        RecipeEntry(f"{_DASSL} dassl/config/defaults.py", training={"momentum": 0.9, "weight_decay": 5e-4}),
-        RecipeEntry(
-            f"{_DASSL} dassl/data/data_manager.py",
-            training={"drop_last": True},
-            note="the training loader drops the last incomplete batch when the set holds at least one batch",
-        ),
-    )
 
 
 def _epochs(folder: str) -> tuple[RecipeEntry, ...]:
@@ -59,7 +47,7 @@ def _epochs(folder: str) -> tuple[RecipeEntry, ...]:
 RECIPE = Recipe(
     "PLOT (CHENGY12/PLOT plot-coop)",
     (
-        *_dassl(),
+        *dassl_defaults(),
         RecipeEntry(
             f"{_PLOT} plot-coop/configs/trainers/PLOT/rn50.yaml",
             training={"batch_size": 128, "learning_rate": 0.002, **_WARMUP},
@@ -94,7 +82,7 @@ RECIPE = Recipe(
 PLOTPP_RECIPE = Recipe(
     "PLOT++ (CHENGY12/PLOT plot-pp)",
     (
-        *_dassl(),
+        *dassl_defaults(),
         RecipeEntry(
             f"{_PLOT} plot-pp/configs/trainers/PLOTPP/vit.yaml",
             training={"batch_size": 32, "learning_rate": 0.002, **_WARMUP},

@@ -13,7 +13,7 @@ one ImageNet model (16 shots, all classes): depth 3, GPA 6 / 10, 20 epochs. Few-
 commented-out alternative, named per dataset in the file).
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _SRC = "muzairkhattak/PromptSRC"
 
@@ -72,12 +72,7 @@ RECIPE = Recipe(
             options={"gpa_mean": 45.0, "gpa_std": 5.0},
             note="the config's commented-out GPA pair, which it names for these five datasets.",
         ),
-        RecipeEntry(
-            "KaiyangZhou/Dassl.pytorch dassl/config/defaults.py + dassl/data/data_manager.py",
-            training={"momentum": 0.9, "weight_decay": 5e-4, "drop_last": True},
-            note="SGD momentum and weight decay are Dassl's defaults; its train loader drops the last "
-            "incomplete batch when the set holds at least one batch.",
-        ),
+        *dassl_defaults(),
     ),
     protocols={
         "few_shot": (1, 2, 4, 8, 16),

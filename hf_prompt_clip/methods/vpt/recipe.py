@@ -9,7 +9,7 @@ every protocol: base-to-new trains on the base classes, the cross-dataset / doma
 same config on 16 shots of all ImageNet classes. The repository has no few-shot setting for VPT.
 """
 
-from ...core.recipes import Recipe, RecipeEntry
+from ...core.recipes import Recipe, RecipeEntry, dassl_defaults
 
 _MPL = "muzairkhattak/multimodal-prompt-learning"
 
@@ -35,12 +35,7 @@ RECIPE = Recipe(
             options={"templates": ["a photo of a {}."]},
             note="the frozen text side is 'a photo of a {}.' for every dataset (CTX_INIT is never read).",
         ),
-        RecipeEntry(
-            "KaiyangZhou/Dassl.pytorch dassl/config/defaults.py + dassl/data/data_manager.py",
-            training={"momentum": 0.9, "weight_decay": 5e-4, "drop_last": True},
-            note="SGD momentum and weight decay are Dassl's defaults; its train loader drops the last "
-            "incomplete batch when the set holds at least one batch.",
-        ),
+        *dassl_defaults(),
     ),
     protocols={"base2new": (16,), "cross_dataset": (16,), "domain_generalization": (16,)},
     not_exact=(

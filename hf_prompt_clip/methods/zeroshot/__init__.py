@@ -8,6 +8,7 @@ from ...core.registry import CLIP_CITATION, MethodInfo, PublishedAdapter, regist
 from .config import ZeroShotCLIPConfig
 from .model import ZeroShotCLIPModel
 from .paper import PAPER_RESULTS
+from .recipe import RECIPE
 
 register_method(
     "zeroshot",
@@ -21,6 +22,7 @@ register_method(
         CLIP_CITATION,
         baseline=True,
         paper_results=PAPER_RESULTS,
+        recipe=RECIPE,
         kind="classifier from CLIP's hand-written prompts",
         published=(
             # the domain-generalisation table of CoCoOp: ImageNet's classes, tested on its variants
