@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,24 @@ def test_the_comparison_gives_the_difference_and_marks_a_paper_number_outside_th
     assert all(not row["comparable"] and "base model" in row["why"] for row in other)
     assert "| dtd | 16 | base | 79.10 ± 0.10 | 3 | 79.44 |" in reproduction_table(list(rows.values()))
     assert plot_reproduction(list(rows.values()), tmp_path / "p.png", "t").is_file()
+
+
+def test_a_published_adapters_command_never_contradicts_its_recipe():
+    from hf_prompt_clip.cli import build_parser, given_settings
+    from hf_prompt_clip.core.registry import METHOD_INFO
+    from hf_prompt_clip.hub.published import published_config, published_recipe, train_command
+
+    for method, info in METHOD_INFO.items():
+        for adapter in info.published:
+            recipe = published_recipe(method, adapter)
+            if recipe is None:
+                continue
+            args = build_parser().parse_args(shlex.split(train_command(method, adapter))[1:])
+            for name in given_settings(args, TrainingConfig):
+                if name in recipe.training:
+                    value = getattr(args, "lr" if name == "learning_rate" else name)
+                    assert value == recipe.training[name], (adapter.name, name, value, recipe.training[name])
+            config = published_config(method, adapter)  # what its card shows: the recipe's options
+            for name, value in recipe.options.items():
+                assert adapter.options.get(name, value) == value, (adapter.name, name)
+                assert getattr(config, name) == value, (adapter.name, name, getattr(config, name), value)

@@ -144,6 +144,19 @@ class ResolvedRecipe:
     def __bool__(self) -> bool:
         return bool(self.training or self.options)
 
+    def record(
+        self,
+        applied: Mapping[str, Any] | None = None,
+        deviations: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> RecipeRecord:
+        """What a run with these settings records: `applied` defaults to every setting of the cell (method
+        options as `option.<name>`), `deviations` to none."""
+        if applied is None:
+            applied = {**self.training, **{f"option.{name}": value for name, value in self.options.items()}}
+        shots = "all" if self.shots is None else self.shots
+        cell = f"{self.protocol}, {self.dataset}, {shots} shots"
+        return RecipeRecord("paper", self.name, cell, self.sources, dict(applied), dict(deviations or {}))
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -208,6 +221,50 @@ class Recipe:
         ]
 
 
+@dataclass(frozen=True)
+class RecipeRecord:
+    """Which recipe a run used and where it departed from it (the `recipe` entry of results and
+    `training_args.json`; cards and the log say it in words, `describe`).
+
+    Attributes:
+        recipe: `"paper"` or `"none"`.
+        name: whose recipe (`None` with `"none"`, or when the method has no recipe).
+        cell: the (protocol, dataset, shots) it was resolved for, in words.
+        sources: the authors' files its settings come from.
+        applied: setting -> the value taken from the recipe (method options as `option.<name>`).
+        deviations: setting -> `{"recipe": value, "used": value}` where the user's setting won.
+    """
+
+    recipe: str
+    name: str | None = None
+    cell: str | None = None
+    sources: tuple[str, ...] = ()
+    applied: Mapping[str, Any] = field(default_factory=dict)
+    deviations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (results, `training_args.json`)."""
+        found = {"recipe": self.recipe}
+        if self.name is not None:
+            found.update(name=self.name, cell=self.cell, sources=list(self.sources))
+            found.update(
+                applied=dict(self.applied), deviations={k: dict(v) for k, v in self.deviations.items()}
+            )
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecipeRecord:
+        return cls(
+            data.get("recipe", "none"), data.get("name"), data.get("cell"), tuple(data.get("sources", ())),
+            dict(data.get("applied", {})), {k: dict(v) for k, v in data.get("deviations", {}).items()},
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp), few_shot, dtd, 16 shots), except
+        epochs 1 (recipe: 200)"."""
+        return describe_recipe(self.to_dict())
+
+
 def dassl_defaults(
     repository: str = "KaiyangZhou/Dassl.pytorch", folder: str = ""
 ) -> tuple[RecipeEntry, ...]:
@@ -236,7 +293,7 @@ def dassl_defaults(
 
 
 def describe_recipe(record: Mapping[str, Any] | None) -> str:
-    """A recipe record (`experiment.recipes.RecipeRecord.to_dict()`) in one sentence, as logs and cards say it.
+    """A recipe record (`RecipeRecord.to_dict()`) in one sentence, as logs and cards say it.
 
     Example:
         >>> describe_recipe({"recipe": "none"})

@@ -14,11 +14,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.recipes import RECIPE_CHOICES, Recipe, ResolvedRecipe, describe_recipe
+from ..core.recipes import RECIPE_CHOICES, Recipe, RecipeRecord, ResolvedRecipe, describe_recipe
 from ..core.registry import method_info
 from ..data import get_benchmark
 from ..train import TrainingConfig
@@ -27,50 +25,6 @@ from .settings import ExperimentConfig
 #: The recipe settings a user's setting replaces along with its own: `epochs` given, a recipe's `max_steps`
 #: (which would win over epochs in the trainer) is dropped too, and recorded as a deviation.
 _REPLACES = {"epochs": ("max_steps",)}
-
-
-@dataclass(frozen=True)
-class RecipeRecord:
-    """Which recipe a run used and where it departed from it (the `recipe` entry of results and
-    `training_args.json`; cards and the log say it in words, `describe`).
-
-    Attributes:
-        recipe: `"paper"` or `"none"`.
-        name: whose recipe (`None` with `"none"`, or when the method has no recipe).
-        cell: the (protocol, dataset, shots) it was resolved for, in words.
-        sources: the authors' files its settings come from.
-        applied: setting -> the value taken from the recipe (method options as `option.<name>`).
-        deviations: setting -> `{"recipe": value, "used": value}` where the user's setting won.
-    """
-
-    recipe: str
-    name: str | None = None
-    cell: str | None = None
-    sources: tuple[str, ...] = ()
-    applied: Mapping[str, Any] = field(default_factory=dict)
-    deviations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (results, `training_args.json`)."""
-        found = {"recipe": self.recipe}
-        if self.name is not None:
-            found.update(name=self.name, cell=self.cell, sources=list(self.sources))
-            found.update(
-                applied=dict(self.applied), deviations={k: dict(v) for k, v in self.deviations.items()}
-            )
-        return found
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecipeRecord:
-        return cls(
-            data.get("recipe", "none"), data.get("name"), data.get("cell"), tuple(data.get("sources", ())),
-            dict(data.get("applied", {})), {k: dict(v) for k, v in data.get("deviations", {}).items()},
-        )  # fmt: skip
-
-    def describe(self) -> str:
-        """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp), few_shot, dtd, 16 shots), except
-        epochs 1 (recipe: 200)"."""
-        return describe_recipe(self.to_dict())
 
 
 def method_recipe(method: str) -> Recipe | None:
@@ -136,11 +90,7 @@ def apply_recipe(config: ExperimentConfig) -> tuple[ExperimentConfig, RecipeReco
         else:
             options[name] = value
             applied[f"option.{name}"] = value
-    shots = "all" if config.shots is None else config.shots
-    record = RecipeRecord(
-        "paper", resolved.name, f"{config.protocol}, {spec.key}, {shots} shots", resolved.sources, applied,
-        deviations,
-    )  # fmt: skip
+    record = resolved.record(applied, deviations)
     training = dataclasses.replace(config.training, **training_changes)
     return dataclasses.replace(config, training=training, method_options=options), record
 

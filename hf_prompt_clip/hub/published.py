@@ -27,7 +27,8 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from ..core.registry import METHOD_INFO, PublishedAdapter, get_method, method_config
+from ..core.recipes import ResolvedRecipe
+from ..core.registry import METHOD_INFO, PublishedAdapter, get_method, method_config, method_info
 from ..data.loading import hub_dataset
 from ..data.registry import get_benchmark
 from ..evaluate.protocol_registry import get_protocol
@@ -113,7 +114,9 @@ def published_config(method: str, adapter: PublishedAdapter):
     spec = get_benchmark(adapter.benchmark)
     names = list(spec.class_names) if spec.class_names else None
     prompts = spec.prompt_names_for(names) if names else None
-    options = {**method_config(method, dict(adapter.options)).benchmark_defaults(spec), **adapter.options}
+    recipe = published_recipe(method, adapter)
+    options = {**(recipe.options if recipe else {}), **adapter.options}
+    options = {**method_config(method, options).benchmark_defaults(spec), **options}
     return config_class(
         base_model_name_or_path=adapter.base_model,
         base_model_revision=adapter.base_revision,
@@ -123,6 +126,15 @@ def published_config(method: str, adapter: PublishedAdapter):
     )
 
 
+def published_recipe(method: str, adapter: PublishedAdapter) -> ResolvedRecipe | None:
+    """The paper recipe the adapter's command applies (`--recipe paper`, the default on its benchmark), or
+    `None` when it trains nothing or the method declares none."""
+    recipe = method_info(method).recipe
+    if recipe is None or adapter.shots == 0:
+        return None
+    return recipe.resolve(adapter.protocol, adapter.benchmark, adapter.shots)
+
+
 def published_card(method: str, adapter: PublishedAdapter) -> ModelCard:
     """The card of a published adapter before it is trained (see the module docstring)."""
     spec = get_benchmark(adapter.benchmark)
@@ -130,7 +142,12 @@ def published_card(method: str, adapter: PublishedAdapter) -> ModelCard:
     training = {"protocol": adapter.protocol, "shots": "all" if adapter.shots is None else adapter.shots}
     if adapter.targets:
         training["targets"] = " ".join(adapter.targets)
-    training.update(adapter.training)
+    recipe = published_recipe(method, adapter)
+    if recipe:  # the settings the command applies, by name; its flags repeat some of them
+        training.update(recipe.training)
+        training["recipe"] = recipe.record().to_dict()
+    else:
+        training.update(adapter.training)
     training["seed"] = " ".join(map(str, seeds_of(adapter)))
     hub = hub_dataset(spec, split="train")
     return build_model_card(

@@ -36,7 +36,7 @@ register_method(
                 "imagenet",
                 "few_shot",
                 16,
-                training={"epochs": 50, "batch-size": 32, "lr": 0.002},
+                training={"epochs": 50, "batch-size": 128, "lr": 0.002},
             ),
         ),
     ),
