@@ -20,13 +20,13 @@ RECIPE = Recipe(
         RecipeEntry(
             _PAPER,
             options={
-                "ssvp_top_k": 12,
                 "fusion_expansion": 4,
                 "contrastive_temperature": 0.07,
                 "image_tower": "google/vit-base-patch16-224-in21k",
             },
-            note="SsVP k=12 of 196 patches, VLFM expansion 4, tau 0.07, the ImageNet-21k ViT-B/16 image encoder "
-            "(its weights come from the Hub)",
+            note="VLFM expansion 4, tau 0.07, the ImageNet-21k ViT-B/16 image encoder (its weights come from the "
+            "Hub); SsVP's k=12 of 196 patches is the config's default, left unset so that `ssvp_fraction` given "
+            "alone is not refused as a second count",
         ),
     ),
     protocols={"few_shot": (None,)},
