@@ -154,7 +154,7 @@ def test_a_setting_the_user_gives_wins_and_is_recorded_as_a_deviation():
     training = TrainingConfig(epochs=3, learning_rate=0.002)
     config = ExperimentConfig(
         method="coop", dataset="dtd", protocol="few_shot", shots=16, recipe="paper", training=training,
-        overrides=("epochs", "learning_rate"), method_options={"n_ctx": 4},
+        overrides=("epochs", "learning_rate"), method_options={"n_ctx": 4}, few_shot_sampler="numpy",
     )  # fmt: skip
     cell, record = apply_recipe(config)
     assert cell.training.epochs == 3 and cell.training.batch_size == 32
@@ -163,12 +163,62 @@ def test_a_setting_the_user_gives_wins_and_is_recorded_as_a_deviation():
     assert record.deviations["option.n_ctx"] == {"recipe": 16, "used": 4}
     assert record.applied["batch_size"] == 32 and "epochs" not in record.applied
     assert "except epochs 3 (recipe: 200)" in record.describe()
+    # a draw other than the papers' is a deviation too (with the paper's recipe the default draw is theirs)
+    assert record.deviations["few_shot_sampler"] == {"recipe": "dassl", "used": "numpy"}
+    assert (
+        ExperimentConfig(recipe="paper").few_shot_sampler == "dassl"
+        and ExperimentConfig().few_shot_sampler == "numpy"
+    )
     # the Python API without overrides: what differs from the defaults counts as given
-    cell, record = apply_recipe(dataclasses.replace(config, overrides=None, method_options={}))
+    config = dataclasses.replace(config, overrides=None, method_options={}, few_shot_sampler="dassl")
+    cell, record = apply_recipe(config)
     assert cell.training.epochs == 3 and set(record.deviations) == {"epochs"}
     # recipe none: nothing applied
     cell, record = apply_recipe(dataclasses.replace(config, recipe="none"))
     assert cell.training == config.training and record.to_dict() == {"recipe": "none"}
+
+
+def test_steps_given_over_a_recipe_of_epochs_drop_the_epochs_and_are_recorded():
+    config = ExperimentConfig(
+        method="coop", dataset="dtd", protocol="few_shot", shots=2, recipe="paper", few_shot_sampler="dassl",
+        training=TrainingConfig(max_steps=50), overrides=("max_steps",),
+    )  # fmt: skip
+    cell, record = apply_recipe(config)
+    assert cell.training.max_steps == 50 and "epochs" not in record.applied
+    assert record.deviations == {"epochs": {"recipe": 100, "used": None}}
+    assert "epochs unset (recipe: 100)" in record.describe()
+
+
+def test_a_per_shot_setting_the_user_replaces_does_not_refuse_the_full_training_set():
+    config = ExperimentConfig(
+        method="clip_lora", dataset="dtd", protocol="few_shot", shots=None, recipe="paper",
+        training=TrainingConfig(max_steps=100), overrides=("max_steps",),
+    )  # fmt: skip
+    cell, record = apply_recipe(config)
+    assert cell.training.max_steps == 100 and "max_steps" not in record.deviations
+    with pytest.raises(SettingError, match=r"max_steps.*500 x shots"):
+        apply_recipe(dataclasses.replace(config, training=TrainingConfig(), overrides=()))
+
+
+def test_the_global_batch_of_several_processes_is_a_deviation_from_the_papers_one_gpu_batch():
+    from hf_prompt_clip.experiment.recipes import with_global_batch
+
+    config = ExperimentConfig(
+        method="coop", dataset="dtd", protocol="few_shot", shots=16, recipe="paper", few_shot_sampler="dassl"
+    )
+    cell, record = apply_recipe(config)
+    assert with_global_batch(record, cell.training, 1) == record
+    wider = with_global_batch(record, dataclasses.replace(cell.training, gradient_accumulation_steps=2), 4)
+    assert wider.deviations["global_batch_size"] == {"recipe": 32, "used": 256}
+    assert "global_batch_size 256 (recipe: 32)" in wider.describe()
+
+
+def test_a_recipe_that_sets_nothing_for_a_cell_says_so():
+    from hf_prompt_clip.core.recipes import describe_recipe
+
+    recipe = Recipe("r", (RecipeEntry("x.yaml", datasets=("dtd",), training={"epochs": 4}),))
+    record = recipe.resolve("few_shot", "eurosat", 16).record()
+    assert describe_recipe(record.to_dict()).endswith("sets nothing here: the plain defaults")
 
 
 def test_epochs_given_over_a_recipe_of_steps_drop_the_steps():
@@ -261,7 +311,7 @@ def test_reproduce_writes_the_table_marks_synthetic_and_resumes_without_rerunnin
     out = tmp_path / "grid"
     command = [
         "reproduce", "clip_adapter", "--protocol", "few_shot", "--datasets", "synthetic_shapes_outline",
-        "--shot-counts", "2", "--seed", "1", "2", "--epochs", "1", "--output-dir", str(out), "--quiet",
+        "--shots", "2", "--seed", "1", "2", "--epochs", "1", "--output-dir", str(out), "--quiet",
     ]  # fmt: skip
     main(command)
     rows = json.loads((out / module.TABLE_JSON).read_text())
@@ -308,8 +358,14 @@ def test_a_recipe_that_cannot_apply_is_refused_before_anything_trains(tmp_path, 
 
 
 def test_the_comparison_gives_the_difference_and_marks_a_paper_number_outside_the_spread(tmp_path):
+    from hf_prompt_clip.evaluate.protocol_registry import get_protocol
     from hf_prompt_clip.evaluate.records import ExperimentResult, RunResult
-    from hf_prompt_clip.experiment.reproduce import compare_with_paper, plot_reproduction, reproduction_table
+    from hf_prompt_clip.experiment.reproduce import (
+        compare_with_paper,
+        paper_grid,
+        plot_reproduction,
+        reproduction_table,
+    )
 
     seeds = ((1, 79.0, 40.0), (2, 79.1, 41.0), (3, 79.2, 42.0))
     runs = [RunResult.measured(seed, {"base": base, "new": new}) for seed, base, new in seeds]
@@ -317,11 +373,23 @@ def test_the_comparison_gives_the_difference_and_marks_a_paper_number_outside_th
     rows = {row["metric"]: row for row in compare_with_paper([result], "coop")}
     assert rows["base"]["paper"] == 79.44 and rows["base"]["difference"] == pytest.approx(-0.34)
     assert rows["base"]["outside_spread"] is True  # 0.34 away; the seeds' std is 0.1
+    assert paper_grid("coop", "few_shot")[0] == list(get_protocol("few_shot").paper_datasets)
     assert rows["new"]["outside_spread"] is False  # 0.18 away; std 1
     one = ExperimentResult.of_runs("coop", "openai/clip-vit-base-patch16", "dtd", "base2new", 16, runs[:1])
     assert {row["outside_spread"] for row in compare_with_paper([one], "coop")} == {
         None
     }  # one seed: no spread
+    same = [RunResult.measured(seed, {"base": 79.0, "new": 41.0}) for seed in (1, 2, 3)]
+    agreeing = ExperimentResult.of_runs("coop", "openai/clip-vit-base-patch16", "dtd", "base2new", 16, same)
+    assert {row["outside_spread"] for row in compare_with_paper([agreeing], "coop")} == {None}  # std 0
+    # the whole suite: an average row as the papers average (H of the average base and new)
+    suite = [
+        ExperimentResult.of_runs("coop", "openai/clip-vit-base-patch16", dataset, "base2new", 16, runs)
+        for dataset in get_protocol("base2new").paper_datasets
+    ]
+    average = {row["metric"]: row for row in compare_with_paper(suite, "coop") if row["dataset"] == "average"}
+    assert average["base"]["ours"] == 79.1 and average["base"]["paper"] == 82.69
+    assert average["hm"]["ours"] == pytest.approx(2 * 79.1 * 41.0 / (79.1 + 41.0), abs=0.01)
     assert "CoCoOp" in rows["base"]["source"]
     other = compare_with_paper([result], "coop", base_model="openai/clip-vit-large-patch14")
     assert all(not row["comparable"] and "base model" in row["why"] for row in other)

@@ -167,19 +167,12 @@ def add_recipes_arguments(recipes: argparse.ArgumentParser) -> None:
     recipes.add_argument(
         "methods", nargs="*", metavar="METHOD", help="methods to show (default: every one with a recipe)"
     )
-    recipes.add_argument(
-        "--protocol", default=None, help="with --dataset and --shots: the settings of one cell"
-    )
-    recipes.add_argument(
-        "--dataset", default=None, help="a benchmark key (a name no entry names: your own data)"
-    )
-    recipes.add_argument(
-        "--shots", type=_shots_or_all, default=16, help="training images per class, or 'all'"
-    )
-
-
-def _shots_or_all(text: str) -> int | None:
-    return None if text.strip().lower() == "all" else int(text)
+    add_settings(
+        recipes, ["--protocol", "--shots"],
+        **{"--protocol": {"default": None, "help": "with --dataset (and --shots): the settings of one cell"},
+           "--shots": {"nargs": None, "default": 16, "help": "training images per class of that cell, or 'all'"}},
+    )  # fmt: skip
+    recipes.add_argument("--dataset", default=None, help="a benchmark key (another name: your own data)")
 
 
 def add_reproduce_arguments(reproduce: argparse.ArgumentParser) -> None:
@@ -189,9 +182,10 @@ def add_reproduce_arguments(reproduce: argparse.ArgumentParser) -> None:
         "--datasets", nargs="+", default=None, metavar="DATASET",
         help="training datasets (default: those the paper reports for the protocol)",
     )  # fmt: skip
-    reproduce.add_argument(
-        "--shot-counts", nargs="+", type=_shots_or_all, default=None, metavar="K",
-        help="shot counts (default: the paper table's, `hf-prompt-clip recipes METHOD`)",
+    add_settings(
+        reproduce, ["--shots"],
+        **{"--shots": {"dest": "shot_counts", "default": None, "metavar": "K",
+                       "help": "shot counts (default: the paper table's, `hf-prompt-clip recipes METHOD`)"}},
     )  # fmt: skip
     flags = [flag for flag in RUN_FLAGS if flag not in ("--shots", "--push-to-hub", "--private", "--recipe")]
     add_settings(
@@ -276,13 +270,25 @@ def fill_defaults(args, methods: Sequence[str], synthetic: bool, recipe: str = "
 
 def default_recipe(spec) -> str:
     """`--recipe`'s default: `"paper"` on a registered benchmark, `"none"` on your own data and the synthetic
-    world (the tiny CLIP needs other settings than ViT-B/16)."""
+    world (the tiny CLIP needs other settings than ViT-B/16).
+
+    Args:
+        spec: the run's benchmark (`resolve_data`).
+
+    Example:
+        >>> default_recipe(get_benchmark("dtd"))
+        'paper'
+    """
     return "paper" if spec.key in list_benchmarks() and not spec.synthetic else "none"
 
 
 def training_config(args) -> tuple[TrainingConfig, tuple[str, ...]]:
     """The `TrainingConfig` of the flags (a setting not given: its default) and the settings given, which win
-    over a recipe (`ExperimentConfig.overrides`)."""
+    over a recipe (`ExperimentConfig.overrides`).
+
+    Args:
+        args: the parsed `train` or `reproduce` arguments.
+    """
     given = given_settings(args, TrainingConfig)
     values = {name: value for name, value in settings_of(args, TrainingConfig).items() if value is not None}
     return TrainingConfig(**values, output_dir=args.output_dir), given
@@ -458,6 +464,9 @@ def recipes_command(args) -> str:
     `--dataset` the settings of that cell."""
     from ..experiment.recipes import method_recipe, recipe_text, resolved_text
 
+    unknown = [method for method in args.methods if method not in METHODS]
+    if unknown:
+        raise CLIError(f"unknown method {', '.join(unknown)}; the methods are {', '.join(METHODS)}")
     methods = args.methods or [method for method in METHODS if method_recipe(method) is not None]
     if args.protocol or args.dataset:
         if not (args.protocol and args.dataset):
@@ -465,6 +474,8 @@ def recipes_command(args) -> str:
         text = "\n\n".join(
             resolved_text(method, args.protocol, args.dataset, args.shots) for method in methods
         )
+        if args.dataset not in list_benchmarks():
+            text += f"\n\n({args.dataset!r} is not a registered benchmark: only the entries for every dataset apply)"
     else:
         text = "\n\n".join(recipe_text(method) for method in methods)
     print(text)
@@ -477,7 +488,11 @@ def reproduce_command(args):
     from ..experiment.reproduce import TABLE_FILE, paper_grid, reproduce
 
     datasets = args.datasets or paper_grid(args.method, args.protocol)[0]
-    synthetic = bool(datasets) and all(get_benchmark(key).synthetic for key in datasets)
+    if not datasets:
+        raise CLIError(
+            f"no dataset to reproduce {args.method} on under {args.protocol}; name them with --datasets"
+        )
+    synthetic = all(get_benchmark(key).synthetic for key in datasets)
     args.base_model = args.base_model or (
         base_model_for(args, get_benchmark(datasets[0])) if synthetic else None
     )

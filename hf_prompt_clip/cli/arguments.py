@@ -227,8 +227,9 @@ SETTINGS: dict[str, Setting] = _settings(
     Setting(("--shots",), "shots", EC, _shots, options=dict(nargs="+", default=[16], help=(
         "training images per class, or 'all'; several (1 2 4 8 16) run the few-shot curve and draw it")),
         values={None: "all"}),
-    Setting(("--few-shot-sampler",), "few_shot_sampler", EC, options=dict(default="numpy", help=(
-        "'dassl' draws the shots as the CoOp authors' code does (the same images on their split files)"))),
+    Setting(("--few-shot-sampler",), "few_shot_sampler", EC, options=dict(default=None, help=(
+        "'dassl' draws the shots as the CoOp authors' code does (the same images on their split files); "
+        "default: 'dassl' with the paper's recipe, else 'numpy'"))),
     Setting(("--seed", "--seeds"), "seeds", EC, _whole_number, check=check_seed, example=1, options=dict(
         nargs="+", action=_DistinctSeeds, default=[1], help="one or more distinct seeds")),
     # training
@@ -365,7 +366,16 @@ def settings_of(args: argparse.Namespace, owner: type) -> dict[str, Any]:
 
 def given_settings(args: argparse.Namespace, owner: type) -> tuple[str, ...]:
     """The settings of `owner` the command line gave: a flag whose default is unset (`None`) and that holds a
-    value, or one whose value differs from its default (a switch turned on, `--num-workers 2`)."""
+    value, or one whose value differs from its default (a switch turned on, `--num-workers 2`).
+
+    Args:
+        args: parsed arguments.
+        owner: the dataclass whose settings to look at (`TrainingConfig`, `ExperimentConfig`).
+
+    Example:
+        >>> given_settings(build_parser().parse_args(["train", "--epochs", "3"]), TrainingConfig)  # doctest: +SKIP
+        ('epochs',)
+    """
     found = []
     for setting in SETTINGS.values():
         dest = setting.options.get("dest", setting.field)

@@ -30,9 +30,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..utils.settings import SettingError
 
 #: What `--recipe` takes: the paper's recipe, or none (the plain defaults of `TrainingConfig` and the config).
 RECIPE_CHOICES = ("paper", "none")
@@ -53,16 +55,21 @@ class PerShot:
 
     factor: int
 
-    def value(self, shots: int | None) -> int:
+    def value(self, shots: int | None, name: str = "setting") -> int:
         """`factor x shots`.
 
+        Args:
+            shots: training images per class.
+            name: the setting's name, for the error.
+
         Raises:
-            ValueError: `shots` is `None` (the full training set has no shot count to scale with).
+            SettingError: `shots` is `None` (the full training set has no shot count to scale with).
         """
         if shots is None:
-            raise ValueError(
-                f"this recipe setting is {self.factor} x shots, but the run uses the full training set "
-                "(shots=None); give a number of shots, or the setting itself (it overrides the recipe)."
+            raise SettingError(
+                f"the recipe's {{{name}}} is {self.factor} x shots, but the run uses the full training set "
+                f"({{shots=None}}); give a number of shots ({{shots=16}}), or {{{name}}} or {{epochs}} yourself "
+                "(either replaces the recipe's)."
             )
         return self.factor * shots
 
@@ -175,7 +182,9 @@ class Recipe:
     protocols: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict)
     not_exact: tuple[str, ...] = ()
 
-    def resolve(self, protocol: str, dataset: str, shots: int | None) -> ResolvedRecipe:
+    def resolve(
+        self, protocol: str, dataset: str, shots: int | None, given: Collection[str] = ()
+    ) -> ResolvedRecipe:
         """The settings of the cell (protocol, dataset, shots): every entry that applies, layered from the
         least to the most specific (`RecipeEntry.specificity`; ties in declaration order).
 
@@ -183,6 +192,8 @@ class Recipe:
             protocol: a protocol key (`"few_shot"`).
             dataset: a benchmark key (`"dtd"`; a user's own data: any other name, which only default entries match).
             shots: training images per class (`None`: the full training set).
+            given: training settings the user gives: a `PerShot` one among them is left out on the full
+                training set (which has no shot count: the user's value replaces it) instead of refused.
 
         Returns:
             A `ResolvedRecipe` (empty when no entry applies: the plain defaults).
@@ -198,7 +209,11 @@ class Recipe:
         sources: list[str] = []
         for entry in matching:
             for name, value in entry.training.items():
-                training[name] = value.value(shots) if isinstance(value, PerShot) else value
+                if isinstance(value, PerShot):
+                    if shots is None and name in given:  # no value on the full set, and the user replaces it
+                        continue
+                    value = value.value(shots, name)
+                training[name] = value
                 origin[name] = entry.source
             for name, value in entry.options.items():
                 options[name] = value
@@ -254,13 +269,14 @@ class RecipeRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecipeRecord:
+        """A record as `to_dict` wrote it (`{"recipe": "none"}` included)."""
         return cls(
             data.get("recipe", "none"), data.get("name"), data.get("cell"), tuple(data.get("sources", ())),
             dict(data.get("applied", {})), {k: dict(v) for k, v in data.get("deviations", {}).items()},
         )  # fmt: skip
 
     def describe(self) -> str:
-        """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp), few_shot, dtd, 16 shots), except
+        """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp); few_shot, dtd, 16 shots), except
         epochs 1 (recipe: 200)"."""
         return describe_recipe(self.to_dict())
 
@@ -305,6 +321,8 @@ def describe_recipe(record: Mapping[str, Any] | None) -> str:
         return "the plain defaults: the method declares no paper recipe"
     text = f"the paper's recipe ({record['name']}; {record.get('cell')})"
     deviations = record.get("deviations") or {}
+    if not record.get("applied") and not deviations:
+        return text + " sets nothing here: the plain defaults"
     if deviations:
         text += ", except " + "; ".join(
             f"{name} {_shown(change['used'])} (recipe: {_shown(change['recipe'])})"

@@ -30,6 +30,7 @@ from ..data import (
 )
 from ..utils.settings import SettingError
 from .protocols import evaluate_accuracy, evaluate_base_to_new, evaluate_targets
+from .reference_numbers import BASE_TO_NEW_DATASETS
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -101,6 +102,9 @@ class Protocol:
         needs_targets: the run names target benchmarks (`targets`).
         evaluate: `(model, ProtocolInputs) -> metrics` (percent).
         metrics: the metric keys it reports (`None`: one per target).
+        paper_datasets: the training datasets of the papers' tables for it (CoOp's 11 datasets; ImageNet for
+            the transfer protocols), what `hf-prompt-clip reproduce` runs when a paper lists no dataset.
+        paper_targets: the test datasets of those tables, for a protocol with targets.
 
     Example:
         >>> get_protocol("base2new").training_classes(["a", "b", "c"])
@@ -115,6 +119,8 @@ class Protocol:
     needs_targets: bool
     evaluate: Evaluate = field(compare=False, repr=False)
     metrics: tuple[str, ...] | None = None
+    paper_datasets: tuple[str, ...] = ()
+    paper_targets: tuple[str, ...] = ()
 
     @property
     def tests_training_data(self) -> bool:
@@ -223,10 +229,18 @@ def default_protocol(spec: BenchmarkSpec) -> str:
     return "base2new" if spec.base_new else "few_shot"
 
 
+#: The 11 datasets of CoOp's benchmark suite, in the papers' table order; ImageNet's shifted variants.
+PAPER_SUITE = BASE_TO_NEW_DATASETS
+IMAGENET_VARIANTS = ("imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
 for _protocol in (
-    Protocol("few_shot", "few-shot", ALL_CLASSES, OWN_TEST_SPLIT, False, False, _few_shot, ("accuracy",)),
-    Protocol("base2new", "base-to-new", BASE_CLASSES, BASE_AND_NEW, True, False, _base_to_new, ("base", "new", "hm")),
-    Protocol("cross_dataset", "cross-dataset", ALL_CLASSES, TARGETS, True, True, _on_targets),
-    Protocol("domain_generalization", "domain generalisation", ALL_CLASSES, TARGETS, True, True, _on_targets),
+    Protocol("few_shot", "few-shot", ALL_CLASSES, OWN_TEST_SPLIT, False, False, _few_shot, ("accuracy",),
+             paper_datasets=PAPER_SUITE),
+    Protocol("base2new", "base-to-new", BASE_CLASSES, BASE_AND_NEW, True, False, _base_to_new, ("base", "new", "hm"),
+             paper_datasets=PAPER_SUITE),
+    Protocol("cross_dataset", "cross-dataset", ALL_CLASSES, TARGETS, True, True, _on_targets,
+             paper_datasets=("imagenet",), paper_targets=PAPER_SUITE),
+    Protocol("domain_generalization", "domain generalisation", ALL_CLASSES, TARGETS, True, True, _on_targets,
+             paper_datasets=("imagenet",), paper_targets=("imagenet", *IMAGENET_VARIANTS)),
 ):  # fmt: skip
     register_protocol(_protocol)

@@ -22,25 +22,54 @@ from ..data import get_benchmark
 from ..train import TrainingConfig
 from .settings import ExperimentConfig
 
-#: The recipe settings a user's setting replaces along with its own: `epochs` given, a recipe's `max_steps`
-#: (which would win over epochs in the trainer) is dropped too, and recorded as a deviation.
-_REPLACES = {"epochs": ("max_steps",)}
+#: The recipe settings a user's setting replaces along with its own, recorded as deviations (used: unset):
+#: `epochs` given, a recipe's `max_steps` (which would win over epochs in the trainer) goes too; `max_steps`
+#: given, a recipe's `epochs` (which the trainer would not read) goes too.
+_REPLACES = {"epochs": ("max_steps",), "max_steps": ("epochs",)}
+
+#: The few-shot sampler of the papers' code (Dassl's, and the copies of it in the other authors' repositories).
+PAPER_SAMPLER = "dassl"
 
 
 def method_recipe(method: str) -> Recipe | None:
-    """The method's paper recipe (`None`: it declares none)."""
+    """The method's paper recipe (`None`: it declares none).
+
+    Args:
+        method: a registered method name.
+
+    Example:
+        >>> method_recipe("coop").paper_shots("few_shot")
+        (1, 2, 4, 8, 16)
+    """
     return method_info(method).recipe
 
 
 def resolve_recipe(method: str, protocol: str, dataset: str, shots: int | None) -> ResolvedRecipe | None:
-    """The method's recipe for one cell, or `None` when the method declares none."""
+    """The method's recipe for one cell, or `None` when the method declares none.
+
+    Args:
+        method: a registered method name.
+        protocol, dataset, shots: the cell (`Recipe.resolve`).
+
+    Example:
+        >>> resolve_recipe("cocoop", "base2new", "dtd", 16).training["batch_size"]
+        1
+    """
     recipe = method_recipe(method)
     return None if recipe is None else recipe.resolve(protocol, dataset, shots)
 
 
 def given_training_settings(config: ExperimentConfig) -> tuple[str, ...]:
     """The training settings the user set: `config.overrides` when given (the command line knows), else the
-    `TrainingConfig` fields that differ from their defaults (the Python API)."""
+    `TrainingConfig` fields that differ from their defaults (the Python API).
+
+    Args:
+        config: the run's configuration.
+
+    Example:
+        >>> given_training_settings(ExperimentConfig(training=TrainingConfig(epochs=3)))
+        ('epochs',)
+    """
     if config.overrides is not None:
         return tuple(config.overrides)
     defaults = TrainingConfig()
@@ -60,23 +89,37 @@ def apply_recipe(config: ExperimentConfig) -> tuple[ExperimentConfig, RecipeReco
     options given (`config.method_options`) count as given. Settings the recipe does not name keep their
     values (the plain defaults, or what the user gave).
 
+    A few-shot draw other than the papers' (`few_shot_sampler` not `"dassl"`) is recorded as a deviation too.
+
+    Args:
+        config: one cell of a run: its method, protocol, dataset and shots, the settings given.
+
+    Returns:
+        `(config with the recipe applied, RecipeRecord)`; with `recipe="none"`, `config` unchanged.
+
     Raises:
-        SettingError: the recipe's settings are refused by `TrainingConfig` (a `PerShot` setting on the full
-            training set: give the setting yourself).
+        SettingError: a `PerShot` setting the user did not replace applies to the full training set.
+
+    Example:
+        >>> cell, record = apply_recipe(ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot",
+        ...     shots=2, recipe="paper", training=TrainingConfig(epochs=3), few_shot_sampler="dassl"))
+        >>> cell.training.epochs, record.deviations
+        (3, {'epochs': {'recipe': 100, 'used': 3}})
     """
     if config.recipe == "none":
         return config, RecipeRecord("none")
     spec = get_benchmark(config.dataset)
-    resolved = resolve_recipe(config.method, config.protocol, spec.key, config.shots)
-    if resolved is None:
+    recipe = method_recipe(config.method)
+    if recipe is None:
         return config, RecipeRecord("paper")
     own = set(given_training_settings(config))
     # recipe settings that one the user gave replaces (epochs given: the recipe's max_steps goes too)
     dropped = {name for setting in own for name in _REPLACES.get(setting, ()) if name not in own}
+    resolved = recipe.resolve(config.protocol, spec.key, config.shots, given=own | dropped)
     training_changes, applied, deviations = {}, {}, {}
     for name, value in resolved.training.items():
         if name in own or name in dropped:
-            used = getattr(config.training, name)
+            used = getattr(config.training, name) if name in own else None
             if used != value:
                 deviations[name] = {"recipe": value, "used": used}
         else:
@@ -90,9 +133,34 @@ def apply_recipe(config: ExperimentConfig) -> tuple[ExperimentConfig, RecipeReco
         else:
             options[name] = value
             applied[f"option.{name}"] = value
+    if config.shots is not None and config.few_shot_sampler != PAPER_SAMPLER and resolved:
+        deviations["few_shot_sampler"] = {"recipe": PAPER_SAMPLER, "used": config.few_shot_sampler}
     record = resolved.record(applied, deviations)
     training = dataclasses.replace(config.training, **training_changes)
     return dataclasses.replace(config, training=training, method_options=options), record
+
+
+def with_global_batch(record: RecipeRecord, training: TrainingConfig, processes: int) -> RecipeRecord:
+    """`record` with the global batch as a deviation when it is not the recipe's batch: the papers trained
+    on one GPU, so their batch size is the global batch; here `batch_size` is per process, and processes and
+    gradient accumulation multiply it.
+
+    Args:
+        record: what `apply_recipe` recorded.
+        training: the run's training settings.
+        processes: the number of processes (`Accelerator.num_processes`).
+
+    Example:
+        >>> record = RecipeRecord("paper", "r", "few_shot, dtd, 16 shots", (), {"batch_size": 32})
+        >>> with_global_batch(record, TrainingConfig(batch_size=32), 4).deviations
+        {'global_batch_size': {'recipe': 32, 'used': 128}}
+    """
+    factor = processes * training.gradient_accumulation_steps
+    recipe_batch = record.applied.get("batch_size", record.deviations.get("batch_size", {}).get("recipe"))
+    if record.name is None or factor == 1 or recipe_batch is None:
+        return record
+    used = {"recipe": recipe_batch, "used": training.batch_size * factor}
+    return dataclasses.replace(record, deviations={**record.deviations, "global_batch_size": used})
 
 
 def _settings_text(training: dict[str, Any], options: dict[str, Any]) -> str:
@@ -103,7 +171,15 @@ def _settings_text(training: dict[str, Any], options: dict[str, Any]) -> str:
 
 def recipe_text(method: str) -> str:
     """The method's recipe as `hf-prompt-clip recipes METHOD` prints it: whose, the paper's grid, one line per
-    entry (where it applies: what it sets [file]), and what is not exact."""
+    entry (where it applies: what it sets [file]), and what is not exact.
+
+    Args:
+        method: a registered method name.
+
+    Example:
+        >>> recipe_text("coop").splitlines()[0]
+        'coop: CoOp (KaiyangZhou/CoOp)'
+    """
     recipe = method_recipe(method)
     if recipe is None:
         return f"{method}: no paper recipe (the plain defaults apply)"
@@ -121,7 +197,17 @@ def recipe_text(method: str) -> str:
 
 
 def resolved_text(method: str, protocol: str, dataset: str, shots: int | None) -> str:
-    """One cell's settings as `hf-prompt-clip recipes METHOD --protocol P --dataset D --shots K` prints them."""
+    """One cell's settings as `hf-prompt-clip recipes METHOD --protocol P --dataset D --shots K` prints them,
+    each with the file its value comes from.
+
+    Args:
+        method: a registered method name.
+        protocol, dataset, shots: the cell (`Recipe.resolve`).
+
+    Example:
+        >>> "epochs = 50" in resolved_text("coop", "few_shot", "imagenet", 16)
+        True
+    """
     resolved = resolve_recipe(method, protocol, dataset, shots)
     if resolved is None:
         return f"{method}: no paper recipe (the plain defaults apply)"
@@ -137,6 +223,7 @@ def resolved_text(method: str, protocol: str, dataset: str, shots: int | None) -
 
 
 __all__ = [
+    "PAPER_SAMPLER",
     "RECIPE_CHOICES",
     "RecipeRecord",
     "apply_recipe",
@@ -146,4 +233,5 @@ __all__ = [
     "recipe_text",
     "resolve_recipe",
     "resolved_text",
+    "with_global_batch",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ from typing import Any
 from accelerate import Accelerator
 
 from ..caching.feature_cache import ImageFeatureCache
-from ..core.reference import AVERAGE
+from ..core.reference import AVERAGE, harmonic_mean
 from ..core.registry import PAPER_BASE_MODEL, method_capabilities, method_info
+from ..evaluate.protocol_registry import get_protocol
 from ..evaluate.records import ExperimentResult
 from ..evaluate.reference_numbers import reference_number
 from ..evaluate.report import write_report
@@ -35,7 +37,7 @@ from ..utils.atomic import atomic_write_text
 from ..utils.logs import main_process_logger
 from ..utils.settings import SettingError
 from .recipes import apply_recipe, method_recipe
-from .runner import _accelerator, run_experiment, shots_folder
+from .runner import process_accelerator, run_experiment, shots_folder
 from .settings import ExperimentConfig
 
 logger = main_process_logger(__name__)
@@ -50,12 +52,25 @@ SPREAD_STDS = 2.0
 
 
 def paper_grid(method: str, protocol: str) -> tuple[list[str], list[int | None], list[str]]:
-    """The paper's grid for `method` under `protocol`: the datasets its paper reports (training datasets; the
-    average left out), the shot counts of its table (`Recipe.protocols`) and, for a transfer protocol, the
-    targets its paper reports.
+    """The paper's grid for `method` under `protocol`.
+
+    Args:
+        method: a registered method with a recipe (`MethodInfo.recipe`).
+        protocol: a protocol its recipe covers (`Recipe.protocols`).
+
+    Returns:
+        `(datasets, shot counts, targets)`: the training datasets its paper reports for the protocol (its
+        `paper_results` rows, the average left out), else the protocol's suite (`Protocol.paper_datasets`:
+        CoOp's 11 datasets, or ImageNet for a transfer protocol); the shot counts of its table
+        (`Recipe.protocols`); for a transfer protocol the targets its paper reports, else the protocol's
+        (`Protocol.paper_targets`).
 
     Raises:
-        SettingError: the method declares no recipe, or its paper does not report `protocol`.
+        SettingError: the method declares no recipe, or its recipe does not cover `protocol`.
+
+    Example:
+        >>> paper_grid("coop", "few_shot")[1]
+        [1, 2, 4, 8, 16]
     """
     recipe = method_recipe(method)
     if recipe is None or not recipe.paper_shots(protocol):
@@ -65,16 +80,13 @@ def paper_grid(method: str, protocol: str) -> tuple[list[str], list[int | None],
             + (f"; it covers {', '.join(reported)}" if reported else " (the method declares no recipe)")
             + ": give one of those, or train with `hf-prompt-clip train` and your own settings."
         )
+    found = get_protocol(protocol)
     rows = [r for r in method_info(method).paper_results if r.protocol == protocol and r.dataset != AVERAGE]
-    datasets = list(dict.fromkeys(r.dataset for r in rows))
-    targets = list(dict.fromkeys(key for r in rows for key in r.metrics)) if _transfer(protocol) else []
+    datasets = list(dict.fromkeys(r.dataset for r in rows)) or list(found.paper_datasets)
+    targets = []
+    if found.needs_targets:
+        targets = list(dict.fromkeys(key for r in rows for key in r.metrics)) or list(found.paper_targets)
     return datasets, list(recipe.paper_shots(protocol)), targets
-
-
-def _transfer(protocol: str) -> bool:
-    from ..evaluate.protocol_registry import get_protocol
-
-    return get_protocol(protocol).needs_targets
 
 
 @dataclass(frozen=True)
@@ -90,11 +102,15 @@ class Cell:
 def _request(config: ExperimentConfig, record: dict[str, Any]) -> dict[str, Any]:
     """What a finished cell must match to be reused: the settings that define its result."""
     training = dataclasses.asdict(config.training)
-    for name in ("output_dir", "resume_from_checkpoint", "overwrite_output_dir", "num_workers", "report_to"):
+    for name in (  # where and how often it saves, reads and reports: not what it trains
+        "output_dir", "resume_from_checkpoint", "overwrite_output_dir", "num_workers", "report_to",
+        "checkpoint_every_epochs", "checkpoint_every_steps", "keep_checkpoints",
+    ):  # fmt: skip
         training.pop(name, None)
     return json.loads(json.dumps({
         "method": config.method, "options": config.method_options, "base_model": config.base_model,
-        "base_revision": config.base_revision, "protocol": config.protocol, "targets": list(config.targets),
+        "base_revision": config.base_revision, "dataset_revision": config.dataset_revision,
+        "protocol": config.protocol, "targets": list(config.targets),
         "few_shot_sampler": config.few_shot_sampler, "image_dtype": config.image_dtype, "training": training,
         "recipe": record,
     }, default=str))  # fmt: skip
@@ -133,29 +149,28 @@ def reproduce(
         )
     learns = method_capabilities(config.method, config.method_options).learns_parameters
     shot_counts = list(shots or grid_shots) if learns else [config.shots]
+    seeds = list(config.seeds) if learns else list(config.seeds)[:1]  # every seed would give the same numbers
     config = dataclasses.replace(config, recipe="paper", targets=tuple(config.targets or targets))
-    accelerator = _accelerator(config, accelerator)
-    cache = ImageFeatureCache(directory=config.feature_cache)
     root = Path(config.output_dir)
-    results = []
+    # every cell built and its recipe applied before anything trains: a bad one is refused now, not hours in
+    grid: dict[tuple[str, int | None], list[tuple[ExperimentConfig, Cell]]] = {}
     for dataset in datasets:
         for count in shot_counts:
             folder = root / dataset / shots_folder(count)
-            cells = []
-            for seed in config.seeds:
+            for seed in seeds:
                 cell = dataclasses.replace(
-                    config,
-                    dataset=dataset,
-                    source=None,
-                    shots=count,
-                    seeds=(seed,),
-                    output_dir=str(folder),
+                    config, dataset=dataset, source=None, shots=count, seeds=(seed,), output_dir=str(folder),
                     push_to_hub=None,
-                )
-                cells.append(
-                    _run_cell(cell, Cell(dataset, count, seed, folder / f"seed{seed}"), accelerator, cache)
-                )
-            results.append(_merged(cells))
+                )  # fmt: skip
+                apply_recipe(cell)
+                where = Cell(dataset, count, seed, folder / f"seed{seed}")
+                grid.setdefault((dataset, count), []).append((cell, where))
+    accelerator = process_accelerator(config, accelerator)
+    cache = ImageFeatureCache(directory=config.feature_cache)
+    results = [
+        _merged([_run_cell(cell, where, accelerator, cache) for cell, where in cells])
+        for cells in grid.values()
+    ]
     rows = compare_with_paper(results, config.method, config.base_model)
     if accelerator.is_main_process:
         write_report(results, root)
@@ -208,10 +223,21 @@ def compare_with_paper(
     results: Sequence[ExperimentResult], method: str, base_model: str | None = PAPER_BASE_MODEL
 ) -> list[dict[str, Any]]:
     """One row per (dataset, shots, metric): ours (mean, std, seeds), the paper's number and whose it is, the
-    difference, and whether the paper's number lies outside our mean ± `SPREAD_STDS` std.
+    difference, and whether the paper's number lies outside our mean ± `SPREAD_STDS` std (`None` when the
+    seeds give no spread: one seed, or seeds that agree exactly).
 
-    A result on the synthetic world, or with another base model than the papers' ViT-B/16, has no paper
-    number: its row says why (`comparable: False`, `why`).
+    Where the results cover every dataset of the protocol's suite (`Protocol.paper_datasets`) and the paper
+    reports its average, an `average` row follows, computed per seed as the papers average (H from the average
+    base and new accuracies). A result on the synthetic world, or with another base model than the papers'
+    ViT-B/16, has no paper number: its row says why (`comparable: False`, `why`).
+
+    Args:
+        results: one result per dataset and shot count, over the seeds (what `reproduce` returns).
+        method: the method whose paper rows (`paper_results`) are compared.
+        base_model: the base CLIP the results were measured with.
+
+    Returns:
+        Rows as `reproduction.json` holds them.
 
     Example:
         >>> from hf_prompt_clip.evaluate.records import RunResult
@@ -222,34 +248,87 @@ def compare_with_paper(
     """
     rows = []
     for result in results:
-        if result.synthetic:
-            why = "not comparable: the synthetic world"
-        elif base_model != PAPER_BASE_MODEL:
-            why = f"not comparable: base model {base_model}, the papers use {PAPER_BASE_MODEL}"
-        else:
-            why = None
-        paper = None if why else reference_number(method, result.dataset, result.protocol, result.shots)
-        if paper is None and why is None:
-            why = "the paper reports no number for this cell"
         seeds = len(result.runs)
-        for metric, mean in (result.mean_full_precision or result.mean).items():
-            std = (result.std_full_precision or result.std or {}).get(metric, 0.0) if seeds > 1 else None
-            number = None if paper is None else paper.metrics.get(metric)
-            row = {
-                "dataset": result.dataset, "shots": result.shots, "metric": metric, "ours": round(mean, 2),
-                "std": None if std is None else round(std, 2), "seeds": seeds, "paper": number,
-                "source": None if paper is None else paper.source, "comparable": number is not None,
-                "why": why if number is None and why else (None if number is not None else "no paper number"),
-            }  # fmt: skip
-            if number is not None:
-                row["difference"] = round(mean - number, 2)
-                row["outside_spread"] = None if std is None else abs(mean - number) > SPREAD_STDS * std
-            rows.append(row)
+        means = dict(result.mean_full_precision or result.mean)
+        stds = dict(result.std_full_precision or result.std or {}) if seeds > 1 else None
+        why = _not_comparable(result.synthetic, base_model)
+        paper = None if why else reference_number(method, result.dataset, result.protocol, result.shots)
+        rows += _rows(result.dataset, result.shots, means, stds, seeds, paper, why)
+    for protocol, shots, runs in _suite_runs(results):
+        paper = reference_number(method, AVERAGE, protocol, shots)
+        if paper is None or base_model != PAPER_BASE_MODEL:
+            continue
+        per_seed = [_average(metrics) for metrics in runs]
+        keys = per_seed[0].keys()
+        means = {key: statistics.fmean(seed[key] for seed in per_seed) for key in keys}
+        stds = (
+            {key: statistics.stdev(seed[key] for seed in per_seed) for key in keys} if len(runs) > 1 else None
+        )
+        rows += _rows(AVERAGE, shots, means, stds, len(runs), paper, None)
     return rows
 
 
+def _not_comparable(synthetic: bool, base_model: str | None) -> str | None:
+    if synthetic:
+        return "not comparable: the synthetic world"
+    if base_model != PAPER_BASE_MODEL:
+        return f"not comparable: base model {base_model}, the papers use {PAPER_BASE_MODEL}"
+    return None
+
+
+def _rows(dataset, shots, means, stds, seeds, paper, why) -> list[dict[str, Any]]:
+    """The comparison rows of one (dataset, shots): one per metric."""
+    if paper is None and why is None:
+        why = "the paper reports no number for this cell"
+    rows = []
+    for metric, mean in means.items():
+        std = None if stds is None else stds.get(metric, 0.0)
+        number = None if paper is None else paper.metrics.get(metric)
+        row = {
+            "dataset": dataset, "shots": shots, "metric": metric, "ours": round(mean, 2),
+            "std": None if std is None else round(std, 2), "seeds": seeds, "paper": number,
+            "source": None if paper is None else paper.source, "comparable": number is not None,
+            "why": None if number is not None else why or "the paper reports no number for this metric",
+        }  # fmt: skip
+        if number is not None:
+            row["difference"] = round(mean - number, 2)
+            row["outside_spread"] = None if not std else abs(mean - number) > SPREAD_STDS * std
+        rows.append(row)
+    return rows
+
+
+def _suite_runs(results: Sequence[ExperimentResult]) -> list[tuple[str, int | None, list[list[dict]]]]:
+    """For each (protocol, shots) whose results cover the protocol's whole suite of datasets (and test on
+    their own data): per seed present in every one, the datasets' exact metrics."""
+    found = []
+    for protocol, shots in dict.fromkeys((r.protocol, r.shots) for r in results if not r.synthetic):
+        suite = get_protocol(protocol).paper_datasets
+        members = {r.dataset: r for r in results if (r.protocol, r.shots) == (protocol, shots)}
+        if not get_protocol(protocol).tests_training_data or not suite or not set(suite) <= set(members):
+            continue
+        by_seed = [{run.seed: run.exact for run in members[dataset].runs} for dataset in suite]
+        common = [seed for seed in by_seed[0] if all(seed in runs for runs in by_seed)]
+        if common:
+            found.append((protocol, shots, [[runs[seed] for runs in by_seed] for seed in common]))
+    return found
+
+
+def _average(metrics: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The average over datasets of one seed's metrics; `hm` as H of the average base and new."""
+    keys = [key for key in metrics[0] if all(key in m for m in metrics)]
+    average = {key: statistics.fmean(m[key] for m in metrics) for key in keys}
+    if {"base", "new"} <= average.keys():
+        average["hm"] = harmonic_mean(average["base"], average["new"])
+    return average
+
+
 def reproduction_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The comparison rows as a markdown table."""
+    """The comparison rows as a markdown table: ours (mean ± std), seeds, the paper's number and whose it is, the
+    difference and whether the paper's number is outside the spread (rows without a paper number say why).
+
+    Args:
+        rows: what `compare_with_paper` returns.
+    """
     lines = [
         f"| dataset | shots | metric | ours (mean ± std) | seeds | paper | whose number | difference | outside ±{SPREAD_STDS:g} std |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -258,7 +337,7 @@ def reproduction_table(rows: Sequence[dict[str, Any]]) -> str:
         ours = f"{row['ours']:.2f}" + ("" if row["std"] is None else f" ± {row['std']:.2f}")
         shots = "all" if row["shots"] is None else row["shots"]
         if row["comparable"]:
-            outside = {None: "n/a (one seed)", True: "**yes**", False: "no"}[row["outside_spread"]]
+            outside = {None: "n/a (no spread)", True: "**yes**", False: "no"}[row["outside_spread"]]
             paper, source, difference = f"{row['paper']:.2f}", row["source"], f"{row['difference']:+.2f}"
         else:
             paper, source, difference, outside = "—", row["why"], "—", "—"
@@ -270,7 +349,12 @@ def reproduction_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def reproduction_markdown(config: ExperimentConfig, rows: Sequence[dict[str, Any]]) -> str:
-    """`reproduction.md`: what ran (method, protocol, recipe, seeds, sampler, base model) and the table."""
+    """`reproduction.md`: what ran (method, protocol, recipe, seeds, sampler, base model) and the table.
+
+    Args:
+        config: the reproduction's configuration (`reproduce`'s, with the recipe set).
+        rows: what `compare_with_paper` returns.
+    """
     info = method_info(config.method)
     recipe = method_recipe(config.method)
     given = ", ".join(config.overrides or ()) or "none"
@@ -286,8 +370,17 @@ def reproduction_markdown(config: ExperimentConfig, rows: Sequence[dict[str, Any
 
 
 def plot_reproduction(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path | None:
-    """Paper (x) against ours (y, ± std) for every comparable row, with the line of equality; `None` (and no
-    file) when no row is comparable."""
+    """Paper (x) against ours (y, ± std) for every comparable row, with the line of equality; red where the
+    paper's number is outside our spread.
+
+    Args:
+        rows: what `compare_with_paper` returns.
+        path: the PNG to write.
+        title: the chart's title.
+
+    Returns:
+        The path, or `None` (and no file: an earlier one is removed) when no row is comparable.
+    """
     points = [row for row in rows if row["comparable"]]
     if not points:
         Path(path).unlink(missing_ok=True)

@@ -79,7 +79,7 @@ from .evaluation import (
     read_data_record,
     results_record,
 )
-from .recipes import RecipeRecord, apply_recipe
+from .recipes import RecipeRecord, apply_recipe, with_global_batch
 from .settings import MAX_SEED, ExperimentConfig, check_protocol, check_seeds, check_setting
 
 __all__ = [
@@ -315,7 +315,7 @@ def publish(adapter: str | Path, repo_id: str, private: bool = False) -> str:
     return url
 
 
-def _accelerator(config: ExperimentConfig, accelerator: Accelerator | None) -> Accelerator:
+def process_accelerator(config: ExperimentConfig, accelerator: Accelerator | None) -> Accelerator:
     """The process's Accelerator: `accelerator`, checked against the run's mixed precision, or a new one."""
     if accelerator is None:
         return Accelerator(mixed_precision=config.training.mixed_precision)
@@ -355,7 +355,8 @@ def run_experiment(
         _check_push_access_on_main(config.push_to_hub)
     if not checked:
         check_before_running(config)
-    accelerator = _accelerator(config, accelerator)
+    accelerator = process_accelerator(config, accelerator)
+    recipe = with_global_batch(recipe, config.training, accelerator.num_processes)
     own_cache = feature_cache is None
     if own_cache:
         feature_cache = ImageFeatureCache(directory=config.feature_cache)
@@ -454,7 +455,7 @@ def run_comparison(
     if config.push_to_hub:
         _check_push_access_on_main(config.push_to_hub)  # before anything trains
     check_before_running(config, runnable, values)  # once for every method: the same data and folder
-    accelerator = _accelerator(config, accelerator)  # one for the process: every method and seed
+    accelerator = process_accelerator(config, accelerator)  # one for the process: every method and seed
     results, pushed = [], None
     # methods, seeds and protocols reading the same frozen features encode them once (on disk with a folder)
     feature_cache = ImageFeatureCache(directory=config.feature_cache)

@@ -67,7 +67,8 @@ class ExperimentConfig:
     source: Source | None = None
     dataset_revision: str | None = None
     shots: int | None = 16  # None: the full training set
-    few_shot_sampler: str = option("numpy", choices=SAMPLERS)  # "dassl": the CoOp authors' draw
+    # "dassl": the CoOp authors' draw; None: "dassl" with the paper's recipe, else "numpy"
+    few_shot_sampler: str | None = option(None, choices=SAMPLERS)
     seeds: Sequence[int] = (1,)
     protocol: str = "base2new"
     targets: Sequence[str] = ()
@@ -83,6 +84,8 @@ class ExperimentConfig:
     overrides: Sequence[str] | None = None
 
     def __post_init__(self):
+        if self.few_shot_sampler is None:  # the papers' draw goes with the papers' recipe
+            self.few_shot_sampler = "dassl" if self.recipe == "paper" else "numpy"
         for name in ("shots", "few_shot_sampler", "seeds", "eval_batch_size", "recipe"):
             check_setting(name, getattr(self, name))
         self.image_dtype = check_setting("image_dtype", self.image_dtype)

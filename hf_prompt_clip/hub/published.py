@@ -128,7 +128,12 @@ def published_config(method: str, adapter: PublishedAdapter):
 
 def published_recipe(method: str, adapter: PublishedAdapter) -> ResolvedRecipe | None:
     """The paper recipe the adapter's command applies (`--recipe paper`, the default on its benchmark), or
-    `None` when it trains nothing or the method declares none."""
+    `None` when it trains nothing or the method declares none.
+
+    Args:
+        method: the adapter's method.
+        adapter: the published adapter (its benchmark, protocol and shots are the cell).
+    """
     recipe = method_info(method).recipe
     if recipe is None or adapter.shots == 0:
         return None

@@ -197,12 +197,22 @@ def settings_used(training: TrainingConfig, stages: Sequence[TrainingStage]) -> 
     if not gradient:
         for name in GRADIENT_SETTINGS:
             settings.pop(name, None)
+    if training.max_steps is None:
+        settings.pop("max_steps", None)
+    else:  # steps decide, not epochs: the epochs setting was not read
+        settings.pop("epochs", None)
     if any(
         stage.epochs is not None or stage.learning_rate is not None or stage.epoch_average is not None
         for stage in gradient
     ):
         settings["stages"] = [
-            f"{stage.name}: {stage.epochs or training.epochs} epochs at learning rate "
+            f"{stage.name}: "
+            + (
+                f"{training.max_steps} steps"
+                if training.max_steps
+                else f"{stage.epochs or training.epochs} epochs"
+            )
+            + " at learning rate "
             f"{stage.learning_rate or training.learning_rate}"
             + ("" if stage.epoch_average is None else f"; result: {stage.epoch_average.describe()}")
             for stage in gradient
@@ -232,4 +242,6 @@ def augment_views_used(training: TrainingConfig, stages: Sequence[TrainingStage]
     epochs = [stage.epochs or training.epochs for stage in stages if stage.kind == "gradient"]
     if training.augment_views is None or not epochs:
         return None
+    if training.max_steps is not None:  # the epochs follow from the steps and the data: no cap known here
+        return training.augment_views
     return min(training.augment_views, max(epochs))

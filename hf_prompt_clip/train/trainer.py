@@ -427,8 +427,10 @@ class PromptTrainer:
         parameters = self._trainable()
         optimizer = self._optimizer(self._parameter_groups(model, stage))
         cached = config.augment_views is not None
-        # Dassl's rule: the last incomplete batch goes, but a set smaller than one batch is kept whole
-        drop_last = config.drop_last and len(self.train_dataset) >= config.batch_size
+        # Dassl's rule: the last incomplete batch goes, but a set smaller than one batch is kept whole; with
+        # several processes Accelerate drops the last incomplete round of batches, so one round is the unit
+        rounds = config.batch_size * accelerator.num_processes
+        drop_last = config.drop_last and len(self.train_dataset) >= rounds
         if cached:  # batches of example indices, in the order the pixel path would load the examples
             examples = ExampleIndices(len(self.train_dataset))
             loader = DataLoader(examples, batch_size=config.batch_size, shuffle=True, drop_last=drop_last)
@@ -444,6 +446,12 @@ class PromptTrainer:
             )
         model_prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"training stage {stage.name!r} has no batch to train on: {len(self.train_dataset)} training "
+                f"examples, batch size {config.batch_size} x {accelerator.num_processes} processes; give a "
+                "smaller batch size or fewer processes."
+            )
         max_steps = config.max_steps  # whole epochs, or a number of steps that ends inside the last epoch
         epochs = (
             stage.epochs or config.epochs if max_steps is None else math.ceil(max_steps / steps_per_epoch)
@@ -515,7 +523,8 @@ class PromptTrainer:
             # start it from the checkpoint's state: nothing to restore)
             restore_rng, resumed_rng = (resumed_rng if done else None), None
             losses = []
-            for batch in accelerator.skip_first_batches(loader, done) if done else loader:
+            batches = accelerator.skip_first_batches(loader, done) if done else loader
+            for batch in batches:
                 if restore_rng is not None:
                     set_torch_rng_state(restore_rng)
                     restore_rng = None
@@ -544,6 +553,10 @@ class PromptTrainer:
                     ):
                         self.save_checkpoint()
                     if stage_steps() >= total_steps:  # max_steps reached inside the last epoch
+                        if hasattr(
+                            batches, "end"
+                        ):  # what finishing its iteration does: Accelerate forgets it
+                            batches.end()
                         break
             mean_loss = accelerator.gather(torch.stack(losses).mean()).mean().item() if losses else None
             self.state.log.append(
