@@ -416,3 +416,17 @@ def test_a_published_adapters_command_never_contradicts_its_recipe():
             for name, value in recipe.options.items():
                 assert adapter.options.get(name, value) == value, (adapter.name, name)
                 assert getattr(config, name) == value, (adapter.name, name, getattr(config, name), value)
+
+
+def test_the_results_table_says_which_recipe_each_trained_method_used():
+    from hf_prompt_clip.evaluate.report import recipe_notes
+
+    paper = {"recipe": "paper", "name": "CoOp", "cell": "few_shot, dtd, 16 shots", "applied": {"epochs": 200}}
+    assert recipe_notes(
+        [{"method": "zeroshot", "shots": 0}, {"method": "coop", "shots": 16, "recipe": paper}]
+    ) == ["- coop, 16 shots: the paper's recipe (CoOp; few_shot, dtd, 16 shots), with no deviation"]
+    none = [{"method": "coop", "shots": 16, "recipe": {"recipe": "none"}}, {"method": "zeroshot", "shots": 0}]
+    assert recipe_notes(none) == [
+        "- every method that trained: the plain defaults (recipe none), not the papers' recipes"
+    ]
+    assert recipe_notes([{"method": "coop", "shots": 16}]) == []  # results of earlier releases record none

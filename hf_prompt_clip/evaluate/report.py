@@ -306,7 +306,7 @@ def recipe_notes(results: Iterable[dict]) -> list[str]:
     """
     recorded = [result for result in results if result.get("recipe")]
     if recorded and all(result["recipe"].get("recipe") == "none" for result in recorded):
-        return ["- every method: the plain defaults (recipe none), not the papers' recipes"]
+        return ["- every method that trained: the plain defaults (recipe none), not the papers' recipes"]
     lines = []
     for result in recorded:
         line = f"- {result['method']}, {shots_setting(result)}: {describe_recipe(result['recipe'])}"
