@@ -300,9 +300,9 @@ def recipe_notes(results: Iterable[dict]) -> list[str]:
     Results of earlier releases record none.
 
     Example:
-        >>> recipe_notes([{"method": "coop", "shots": 16, "recipe": {"recipe": "paper", "name": "CoOp",
+        >>> recipe_notes([{"method": "m", "shots": 16, "recipe": {"recipe": "paper", "name": "M (its repo)",
         ...     "cell": "few_shot, dtd, 16 shots", "deviations": {"epochs": {"recipe": 200, "used": 1}}}}])
-        ["- coop, 16 shots: the paper's recipe (CoOp; few_shot, dtd, 16 shots), except epochs 1 (recipe: 200)"]
+        ["- m, 16 shots: the paper's recipe (M (its repo); few_shot, dtd, 16 shots), except epochs 1 (recipe: 200)"]
     """
     recorded = [result for result in results if result.get("recipe")]
     if recorded and all(result["recipe"].get("recipe") == "none" for result in recorded):

@@ -8,7 +8,7 @@ cells instead of training them again (and refuses a folder whose cells were made
 names a method: the grid comes from the method's `Recipe.protocols` and its paper rows (`paper_results`).
 
 Example:
-    >>> rows = compare_with_paper([result], method="coop")          # doctest: +SKIP
+    >>> rows = compare_with_paper([result], method=config.method)   # doctest: +SKIP
     >>> print(reproduction_table(rows))                             # doctest: +SKIP
     | dataset | shots | metric | ours (mean ± std, 3 seeds) | paper | whose number | difference | outside spread |
 """
@@ -69,7 +69,8 @@ def paper_grid(method: str, protocol: str) -> tuple[list[str], list[int | None],
         SettingError: the method declares no recipe, or its recipe does not cover `protocol`.
 
     Example:
-        >>> paper_grid("coop", "few_shot")[1]
+        >>> datasets, shots, targets = paper_grid(method, "few_shot")   # doctest: +SKIP
+        >>> shots                                                     # doctest: +SKIP
         [1, 2, 4, 8, 16]
     """
     recipe = method_recipe(method)
