@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import PATTERN_NAMES, assert_pipelines_score_like_the_model, compare_on_sketches
-from deep_reference import reference_deep_tower, reference_features
+from deep_reference import perturb_learned, reference_deep_tower, reference_features
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
@@ -51,14 +51,6 @@ def build(parts, names=NAMES, seed=0, **options) -> IVLPModel:
 def learned(model) -> dict[str, torch.Tensor]:
     """The model's learned tensors by short name (the visual ones only where it has visual prompts)."""
     return {name: getattr(model.prompts, name) for name in LEARNED if hasattr(model.prompts, name)}
-
-
-def perturb(model, seed=1, scale=0.5) -> None:
-    """Move every learned tensor away from its initial values (so no value is special)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for tensor in learned(model).values():
-            tensor.add_(scale * torch.randn(tensor.shape, generator=generator))
 
 
 def pixels(batch=3, seed=5):
@@ -120,7 +112,7 @@ SETTINGS = {
 @pytest.mark.parametrize("options", list(SETTINGS.values()), ids=list(SETTINGS))
 def test_logits_and_every_gradient_equal_the_plain_reference(parts, options):
     model = build(parts, **options)
-    perturb(model)
+    perturb_learned(model)
     grads = assert_equals_the_reference(model)
     text_depth, vision_depth = model.config.text_depth, model.config.vision_depth
     assert grads["deep_context"].shape[0] == text_depth - 1
@@ -163,7 +155,7 @@ def test_the_language_only_variant_is_prompted_text_with_the_frozen_image_featur
     assert method_capabilities("ivlp").trains_image_tower
     assert not method_capabilities("ivlp", dict(TEXT_ONLY)).trains_image_tower
     model = build(parts, **TEXT_ONLY)
-    perturb(model)
+    perturb_learned(model)
     assert not model.capabilities.trains_image_tower and model.capabilities.cached_features_problem is None
     assert set(model.saved_adapter_state_dict()) == {"prompts.context", "prompts.deep_context"}
     assert model.config.text_depth == LAYERS and model.prompts.vision_depth == 0
@@ -221,8 +213,8 @@ def test_the_language_only_variant_trains_on_cached_views_and_the_full_one_is_re
 def test_the_straightforward_path_equals_the_fast_one(parts):
     fast = build(parts, text_depth=3)
     slow = build(parts, text_depth=3, fast=False)
-    perturb(fast)
-    perturb(slow)
+    perturb_learned(fast)
+    perturb_learned(slow)
     assert all(torch.equal(a, b) for a, b in zip(learned(fast).values(), learned(slow).values()))
     fast.train()
     slow.train()
@@ -301,7 +293,7 @@ def test_fixed_words_with_the_class_name_elsewhere_than_at_the_end_are_refused(p
     count = len(phrase_token_ids(tokenizer, "a photo of a"))
     for options in ({"n_ctx": count}, {"n_ctx": 2, "ctx_init": None}):
         model = build(parts, class_token_position=position, **options)
-        perturb(model)
+        perturb_learned(model)
         assert_equals_the_reference(model)
 
 
@@ -323,7 +315,7 @@ def test_the_adapter_round_trips_through_the_auto_classes_and_serves_both_pipeli
 ):
     torch.manual_seed(0)
     model = IVLPModel.from_clip(tiny_clip_folder, PATTERN_NAMES, **options)
-    perturb(model)
+    perturb_learned(model)
     assert (model.config.text_depth, model.config.vision_depth) == (2, 2 if not options else 0)  # 2 layers
     with torch.no_grad():
         expected = model.eval()(pixels()).logits
@@ -351,7 +343,7 @@ def test_the_adapter_round_trips_through_the_auto_classes_and_serves_both_pipeli
 
 def test_the_class_list_changes_and_the_text_features_cache_follows_every_prompt_tensor(parts):
     model = build(parts)
-    perturb(model)
+    perturb_learned(model)
     model.eval()
     features = model.class_text_features()
     assert model.class_text_features() is features  # cached in evaluation

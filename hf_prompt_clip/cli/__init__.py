@@ -282,16 +282,15 @@ def default_recipe(spec) -> str:
     return "paper" if spec.key in list_benchmarks() and not spec.synthetic else "none"
 
 
-def training_config(args) -> tuple[TrainingConfig, tuple[str, ...]]:
-    """The `TrainingConfig` of the flags (a setting not given: its default) and the settings given, which win
-    over a recipe (`ExperimentConfig.overrides`).
+def training_config(args) -> TrainingConfig:
+    """The `TrainingConfig` of the flags (a setting not given: its default; which were given, and so win over
+    a recipe, is `given_settings`).
 
     Args:
         args: the parsed `train` or `reproduce` arguments.
     """
-    given = given_settings(args, TrainingConfig)
     values = {name: value for name, value in settings_of(args, TrainingConfig).items() if value is not None}
-    return TrainingConfig(**values, output_dir=args.output_dir), given
+    return TrainingConfig(**values, output_dir=args.output_dir)
 
 
 def base_model_for(args, spec) -> str:
@@ -327,7 +326,7 @@ def train_command(args) -> list[ExperimentResult]:
     recipe = args.recipe or default_recipe(spec)
     overrides = given_settings(args, TrainingConfig)  # before the synthetic world's defaults fill the rest
     fill_defaults(args, methods, spec.synthetic, recipe)
-    training, _ = training_config(args)
+    training = training_config(args)
     given = {
         "recipe": recipe,
         "overrides": overrides,
@@ -501,7 +500,7 @@ def reproduce_command(args):
             f"--base-model is required for real benchmarks; the papers use --base-model {SUGGESTED_BASE}."
         )
     args.output_dir = args.output_dir or f"outputs/reproduce/{args.method}-{args.protocol}"
-    training, overrides = training_config(args)
+    training, overrides = training_config(args), given_settings(args, TrainingConfig)
     config = ExperimentConfig(**{
         **settings_of(args, ExperimentConfig), "method": args.method, "method_options": dict(args.options),
         "base_model": args.base_model, "dataset": datasets[0], "training": training, "recipe": "paper",
@@ -547,20 +546,20 @@ def run(args) -> None:
             raise
         if _is_main_process():
             _print_train_results(results, args.output_dir)
-    elif args.command == "evaluate":
-        evaluate_command(args)
-    elif args.command == "data":
-        export_command(args)
-    elif args.command == "push":
-        push_command(args)
-    elif args.command == "merge":
-        merge_command(args)
-    elif args.command == "recipes":
-        recipes_command(args)
-    elif args.command == "reproduce":
-        reproduce_command(args)
     else:
-        summary_command(args)
+        HANDLERS[args.command](args)
+
+
+#: The commands other than `train`, by name (`data` is `data export`).
+HANDLERS = {
+    "evaluate": evaluate_command,
+    "data": export_command,
+    "data-summary": summary_command,
+    "push": push_command,
+    "merge": merge_command,
+    "recipes": recipes_command,
+    "reproduce": reproduce_command,
+}
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG, command: str | None = None) -> None:

@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ from ..utils.settings import SettingError
 
 #: What `--recipe` takes: the paper's recipe, or none (the plain defaults of `TrainingConfig` and the config).
 RECIPE_CHOICES = ("paper", "none")
+
+#: The few-shot sampler of the papers' code (Dassl's, and the copies of it in the other authors' repositories):
+#: the default draw with the paper's recipe, and a deviation when another is used.
+PAPER_SAMPLER = "dassl"
 
 #: Specificity of an entry's selectors (`RecipeEntry.specificity`): dataset over shots over protocol.
 _WEIGHTS = {"datasets": 4, "shots": 2, "protocols": 1}
@@ -226,15 +230,6 @@ class Recipe:
         """The shot counts of the paper's table for `protocol` (`()`: the paper does not report it)."""
         return tuple(self.protocols.get(protocol, ()))
 
-    def cells(self, datasets: Sequence[str]) -> list[tuple[str, str, int | None]]:
-        """Every (protocol, dataset, shots) of the paper's tables over `datasets`."""
-        return [
-            (protocol, dataset, shots)
-            for protocol, counts in self.protocols.items()
-            for dataset in datasets
-            for shots in counts
-        ]
-
 
 @dataclass(frozen=True)
 class RecipeRecord:
@@ -266,14 +261,6 @@ class RecipeRecord:
                 applied=dict(self.applied), deviations={k: dict(v) for k, v in self.deviations.items()}
             )
         return found
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecipeRecord:
-        """A record as `to_dict` wrote it (`{"recipe": "none"}` included)."""
-        return cls(
-            data.get("recipe", "none"), data.get("name"), data.get("cell"), tuple(data.get("sources", ())),
-            dict(data.get("applied", {})), {k: dict(v) for k, v in data.get("deviations", {}).items()},
-        )  # fmt: skip
 
     def describe(self) -> str:
         """One sentence, e.g. "the paper's recipe (CoOp (KaiyangZhou/CoOp); few_shot, dtd, 16 shots), except

@@ -12,8 +12,8 @@ dicts earlier releases returned keeps working; new code reads attributes (`resul
 
 Example:
     >>> result = ExperimentResult.from_dict(json.load(open("results.json"))[0])
-    >>> result.method, result.mean, result.runs[0].seed
-    ('coop', {'accuracy': 81.25}, 1)
+    >>> result.mean, result.runs[0].seed
+    ({'accuracy': 81.25}, 1)
     >>> result.to_dict() == json.load(open("results.json"))[0]
     True
 """

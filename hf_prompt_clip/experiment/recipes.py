@@ -16,7 +16,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..core.recipes import RECIPE_CHOICES, Recipe, RecipeRecord, ResolvedRecipe, describe_recipe
+from ..core.recipes import (
+    PAPER_SAMPLER,
+    RECIPE_CHOICES,
+    Recipe,
+    RecipeRecord,
+    ResolvedRecipe,
+    describe_recipe,
+)
 from ..core.registry import method_info
 from ..data import get_benchmark
 from ..train import TrainingConfig
@@ -26,9 +33,6 @@ from .settings import ExperimentConfig
 #: `epochs` given, a recipe's `max_steps` (which would win over epochs in the trainer) goes too; `max_steps`
 #: given, a recipe's `epochs` (which the trainer would not read) goes too.
 _REPLACES = {"epochs": ("max_steps",), "max_steps": ("epochs",)}
-
-#: The few-shot sampler of the papers' code (Dassl's, and the copies of it in the other authors' repositories).
-PAPER_SAMPLER = "dassl"
 
 
 def method_recipe(method: str) -> Recipe | None:

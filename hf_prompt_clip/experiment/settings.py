@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.options import option, option_problem
-from ..core.recipes import RECIPE_CHOICES
+from ..core.recipes import PAPER_SAMPLER, RECIPE_CHOICES
 from ..core.registry import default_method
 from ..data import BenchmarkSpec, Source, get_benchmark
 from ..data.fewshot import SAMPLERS
@@ -53,7 +53,7 @@ class ExperimentConfig:
     `method_options` given always win.
 
     Example:
-        >>> ExperimentConfig(method="coop", dataset="dtd", protocol="few_shot", seeds=(1, 2, 3))
+        >>> ExperimentConfig(method=default_method(), dataset="dtd", protocol="few_shot", seeds=(1, 2, 3))
         >>> ExperimentConfig(seeds=(1, 1))
         Traceback (most recent call last):
         SettingError: seed 1 given more than once (1, 1): ... e.g. seeds=(1, 2, 3)
@@ -85,7 +85,7 @@ class ExperimentConfig:
 
     def __post_init__(self):
         if self.few_shot_sampler is None:  # the papers' draw goes with the papers' recipe
-            self.few_shot_sampler = "dassl" if self.recipe == "paper" else "numpy"
+            self.few_shot_sampler = PAPER_SAMPLER if self.recipe == "paper" else "numpy"
         for name in ("shots", "few_shot_sampler", "seeds", "eval_batch_size", "recipe"):
             check_setting(name, getattr(self, name))
         self.image_dtype = check_setting("image_dtype", self.image_dtype)
